@@ -1,0 +1,91 @@
+"""The build: records in, ``{relative path: bytes}`` out. No file is read or written here.
+
+Compilers are pure functions of a :class:`BuildContext`; each returns its artifacts, and
+:class:`Artifacts` refuses two compilers (or two events) claiming the same path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from . import paths
+from .event import Event
+from .load import Site
+from .model import Settings
+from .state import EventState, Manifest, advance, file_digest
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    site: Site
+    history: Mapping[str, EventState]
+    #: the day "upcoming" and the look-back windows are measured from, in the site's zone
+    as_of: date
+
+    @property
+    def settings(self) -> Settings:
+        return self.site.settings
+
+    @property
+    def events(self) -> tuple[Event, ...]:
+        return self.site.events
+
+    def chronological(self) -> list[Event]:
+        return sorted(self.site.events, key=lambda e: e.sort_key)
+
+
+class DuplicatePath(Exception):
+    """Two artifacts claim one path: a bug in a compiler, never a user error."""
+
+
+class Artifacts(Mapping[str, bytes]):
+    def __init__(self) -> None:
+        self._files: dict[str, bytes] = {}
+
+    def add(self, path: str, data: bytes) -> None:
+        if path in self._files:
+            raise DuplicatePath(path)
+        self._files[path] = data
+
+    def update_from(self, other: Mapping[str, bytes]) -> None:
+        for path in sorted(other):
+            self.add(path, other[path])
+
+    def __getitem__(self, path: str) -> bytes:
+        return self._files[path]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._files))
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+
+Compiler = Callable[[BuildContext], Mapping[str, bytes]]
+
+
+def compilers() -> list[Compiler]:
+    """Every compiler, in a fixed order. Imported here to keep the import graph one-way."""
+    return []
+
+
+def as_of_for(now: datetime, settings: Settings) -> date:
+    return now.astimezone(ZoneInfo(settings.timezone)).date()
+
+
+def compile_site(
+    site: Site, previous: Manifest | None, now: datetime, *, as_of: date | None = None
+) -> Artifacts:
+    """Compile every artifact in memory, the manifest last."""
+    history = advance(previous, site.events, now)
+    context = BuildContext(site=site, history=history, as_of=as_of or as_of_for(now, site.settings))
+    artifacts = Artifacts()
+    for compile_step in compilers():
+        artifacts.update_from(compile_step(context))
+    files = {path: file_digest(data) for path, data in artifacts.items()}
+    manifest = Manifest(as_of=context.as_of, events=history, files=files)
+    artifacts.add(paths.MANIFEST, manifest.to_bytes())
+    return artifacts

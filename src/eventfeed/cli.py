@@ -1,0 +1,277 @@
+"""The command line: parse options, call the library, map known errors to messages and exit codes.
+
+Exit codes: 0 success, 1 problems in the input or the output folder, 2 usage errors (click).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .build import compile_site
+from .errors import EventfeedError, ProblemsFound, Severity, errors_in, format_problems
+from .load import display_path, load, load_site
+from .model import record_schema
+from .state import read_manifest
+from .write import write_tree
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EVENTS_OPTION = click.option(
+    "--events",
+    "events_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("events"),
+    show_default=True,
+    help="Folder of event records (with site.yaml).",
+)
+OUT_OPTION = click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("out"),
+    show_default=True,
+    help="Output folder (replaced as a whole by a successful build).",
+)
+
+
+def handle_errors(func: F) -> F:
+    """The one place where known errors become messages and exit code 1."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ProblemsFound as exc:
+            fmt = click.get_current_context().params.get("fmt", "text")
+            _print_problems(exc.problems, fmt)
+            sys.exit(1)
+        except EventfeedError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _print_problems(problems: list[Any], fmt: str) -> None:
+    errors = len(errors_in(problems))
+    warnings = sum(1 for p in problems if p.severity is Severity.WARNING)
+    if fmt == "json":
+        click.echo(format_problems(problems, "json"))
+        return
+    if problems:
+        click.echo(format_problems(problems, fmt), err=fmt == "text")
+    if fmt == "text":
+        summary = f"{errors} error(s), {warnings} warning(s)"
+        click.echo(summary, err=True)
+
+
+def resolve_now(now: datetime | None) -> datetime:
+    """The build's clock: --now, else SOURCE_DATE_EPOCH (reproducible builds), else the time."""
+    if now is not None:
+        return now if now.tzinfo else now.replace(tzinfo=UTC)
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch:
+        try:
+            return datetime.fromtimestamp(int(epoch), tz=UTC)
+        except ValueError:
+            raise click.UsageError(
+                f"SOURCE_DATE_EPOCH={epoch!r} is not a whole number of seconds"
+            ) from None
+    return datetime.now(tz=UTC)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="eventfeed")
+def main() -> None:
+    """Compile event records into calendar subscriptions, news feeds and a static site.
+
+    \b
+    Typical use, from the root of a repository of records:
+      eventfeed check            # report every problem in every record
+      eventfeed build            # write calendars, feeds and pages into out/
+      eventfeed schema > event.schema.json
+    """
+
+
+@main.command()
+@EVENTS_OPTION
+@OUT_OPTION
+@click.option("--strict", is_flag=True, help="Fail on warnings too.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for tools, github for workflow annotations.",
+)
+@handle_errors
+def check(events_dir: Path, out_dir: Path, strict: bool, fmt: str) -> None:
+    """Validate every record and the site settings; report all problems at once.
+
+    Exit code 0 when clean, 1 when there are errors (or warnings with --strict).
+    The previous build in --out is read to warn about published events that disappeared
+    without being cancelled.
+
+    \b
+    Examples:
+      eventfeed check
+      eventfeed check --events path/to/events --strict
+      eventfeed check --format github     # annotations on pull request lines
+    """
+    loaded = load(events_dir, today=resolve_now(None).date())
+    problems = list(loaded.problems)
+    problems.extend(_vanished(loaded.events, out_dir))
+    failing = problems if strict else errors_in(problems)
+    _print_problems(problems, fmt)
+    if fmt == "text" and not failing:
+        click.echo(
+            f"{len(loaded.events)} record(s) checked in {display_path(events_dir)}", err=True
+        )
+    sys.exit(1 if failing else 0)
+
+
+def _vanished(events: Any, out_dir: Path) -> list[Any]:
+    from .errors import Problem
+
+    try:
+        previous = read_manifest(out_dir)
+    except EventfeedError:
+        return []
+    if previous is None:
+        return []
+    present = {e.id for e in events}
+    return [
+        Problem(
+            state.source,
+            0,
+            "",
+            f"event '{key}' was published and has disappeared without "
+            "being cancelled; subscribers will keep the old event",
+            hint="restore the record with 'status: cancelled' so calendars remove it",
+            severity=Severity.WARNING,
+        )
+        for key, state in sorted(previous.events.items())
+        if key not in present and not state.cancelled
+    ]
+
+
+@main.command()
+@EVENTS_OPTION
+@OUT_OPTION
+@click.option(
+    "--check",
+    "check_only",
+    is_flag=True,
+    help="Write nothing; exit 1 and name the files that differ if --out is stale.",
+)
+@click.option("--strict", is_flag=True, help="Fail on warnings too.")
+@click.option(
+    "--now",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
+    default=None,
+    help="The build's clock (UTC), for edits without an 'updated' date. "
+    "Default: SOURCE_DATE_EPOCH, else the current time.",
+)
+@click.option(
+    "--as-of",
+    "as_of",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="The day that splits upcoming from past events. Default: today, "
+    "or with --check the day the existing build was made.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+@handle_errors
+def build(
+    events_dir: Path,
+    out_dir: Path,
+    check_only: bool,
+    strict: bool,
+    now: datetime | None,
+    as_of: datetime | None,
+    quiet: bool,
+) -> None:
+    """Build calendars, feeds and pages from the records into --out.
+
+    Everything is validated and compiled in memory first; then one writer replaces --out as a
+    whole. A build that fails leaves the previous --out exactly as it was.
+
+    \b
+    Examples:
+      eventfeed build
+      eventfeed build --events events --out public
+      eventfeed build --check        # in CI: is the committed out/ fresh?
+    """
+    clock = resolve_now(now)
+    site = load_site(events_dir, strict=strict, today=clock.date())
+    if site.warnings and not quiet:
+        click.echo(format_problems(site.warnings, "text"), err=True)
+    previous = read_manifest(out_dir)
+    day: date | None = as_of.date() if as_of else None
+    if check_only and day is None and previous is not None:
+        day = previous.as_of
+    artifacts = compile_site(site, previous, clock, as_of=day)
+    if check_only:
+        stale = _differences(out_dir, artifacts)
+        if stale:
+            click.echo(
+                f"{display_path(out_dir)} is stale; these files differ from a fresh build:",
+                err=True,
+            )
+            for line in stale[:50]:
+                click.echo(f"  {line}", err=True)
+            if len(stale) > 50:
+                click.echo(f"  ... and {len(stale) - 50} more", err=True)
+            click.echo("fix: run 'eventfeed build' and commit out/", err=True)
+            sys.exit(1)
+        if not quiet:
+            click.echo(f"{display_path(out_dir)} is up to date ({len(artifacts)} files)", err=True)
+        return
+    write_tree(out_dir, artifacts, events_dir=events_dir)
+    if not quiet:
+        click.echo(
+            f"built {len(site.events)} event(s) into {display_path(out_dir)} "
+            f"({len(artifacts)} files)",
+            err=True,
+        )
+
+
+def _differences(out_dir: Path, artifacts: Any) -> list[str]:
+    on_disk: set[str] = set()
+    if out_dir.is_dir():
+        for found in out_dir.rglob("*"):
+            if found.is_file():
+                on_disk.add(found.relative_to(out_dir).as_posix())
+    result = []
+    for path in sorted(set(artifacts) | on_disk):
+        if path not in artifacts:
+            result.append(f"{path} (not built any more)")
+        elif path not in on_disk:
+            result.append(f"{path} (missing)")
+        elif (out_dir / path).read_bytes() != artifacts[path]:
+            result.append(f"{path} (changed)")
+    return result
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of an event record's front matter.
+
+    Point your editor's YAML support at it for completion and checking while you type.
+
+    \b
+    Example:
+      eventfeed schema > event.schema.json
+    """
+    click.echo(json.dumps(record_schema(), indent=2, ensure_ascii=False, sort_keys=True))

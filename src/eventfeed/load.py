@@ -1,0 +1,382 @@
+"""The loader: the only code that reads user files.
+
+``load`` reads the settings and every record, validates them, and returns every problem found
+in one pass. ``load_site`` is the same for callers that need a clean site or nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from . import checks
+from .errors import Problem, ProblemsFound, Severity, errors_in
+from .event import Event
+from .frontmatter import FrontMatterError, KeyPath, read_document, read_yaml_file
+from .model import Record, Settings, is_slug
+
+M = TypeVar("M", bound=BaseModel)
+
+SETTINGS_FILE = "site.yaml"
+#: Files in the events folder that are not records.
+IGNORED_NAMES = frozenset({"README.md"})
+MAX_RECORDS = 200_000
+
+
+@dataclass(frozen=True)
+class Site:
+    """Everything a build needs: valid settings and valid events (sorted by id)."""
+
+    settings: Settings
+    events: tuple[Event, ...]
+    warnings: tuple[Problem, ...] = ()
+
+
+@dataclass
+class Loaded:
+    settings: Settings | None = None
+    events: list[Event] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    lines: dict[str, dict[KeyPath, int]] = field(default_factory=dict)
+
+
+def display_path(path: Path) -> str:
+    """A path as the user would type it: relative to the working directory when inside it."""
+    try:
+        return (
+            Path(os.path.relpath(path)).as_posix()
+            if not os.path.relpath(path).startswith("..")
+            else path.as_posix()
+        )
+    except ValueError:  # another drive on Windows
+        return path.as_posix()
+
+
+def load(events_dir: Path, *, today: date | None = None) -> Loaded:
+    """Read and check everything; ``today`` quiets warnings that only matter for coming events."""
+    result = Loaded()
+    root = events_dir
+    if not root.is_dir():
+        result.problems.append(
+            Problem(
+                display_path(root),
+                0,
+                "",
+                "events folder not found",
+                hint="pass --events DIR or run from the repository root",
+            )
+        )
+        return result
+    result.settings = _load_settings(root / SETTINGS_FILE, result.problems)
+    files = list(_record_files(root, result.problems))
+    if len(files) > MAX_RECORDS:
+        result.problems.append(
+            Problem(
+                display_path(root),
+                0,
+                "",
+                f"{len(files):,} records, over the limit of {MAX_RECORDS:,}",
+                hint="split the events into several sites",
+            )
+        )
+        return result
+    by_id: dict[str, Event] = {}
+    for path in files:
+        loaded = _load_record(path, result.settings, result.problems, today)
+        if loaded is None:
+            continue
+        event, lines = loaded
+        result.lines[event.source] = lines
+        other = by_id.get(event.id)
+        if other is not None:
+            line = lines.get(("id",), 1)
+            result.problems.append(
+                Problem(
+                    event.source,
+                    line,
+                    "id",
+                    f"id '{event.id}' is already used by {other.source}",
+                    hint="give one of the two records another id (or file name)",
+                )
+            )
+            other_line = result.lines[other.source].get(("id",), 1)
+            result.problems.append(
+                Problem(
+                    other.source,
+                    other_line,
+                    "id",
+                    f"id '{event.id}' is also used by {event.source}",
+                    hint="give one of the two records another id (or file name)",
+                )
+            )
+            continue
+        by_id[event.id] = event
+    result.events = sorted(by_id.values(), key=lambda e: e.id)
+    return result
+
+
+def load_site(events_dir: Path, *, strict: bool = False, today: date | None = None) -> Site:
+    loaded = load(events_dir, today=today)
+    failing = loaded.problems if strict else errors_in(loaded.problems)
+    if failing or loaded.settings is None:
+        raise ProblemsFound(loaded.problems)
+    warnings = tuple(p for p in loaded.problems if p.severity is Severity.WARNING)
+    return Site(settings=loaded.settings, events=tuple(loaded.events), warnings=warnings)
+
+
+def _record_files(root: Path, problems: list[Problem]) -> Iterator[Path]:
+    real_root = root.resolve()
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
+        here = Path(dirpath)
+        for d in list(dirnames):
+            if (here / d).is_symlink():
+                problems.append(
+                    Problem(
+                        display_path(here / d),
+                        0,
+                        "",
+                        "symbolic links to folders are not followed",
+                        hint="move the records into the events folder",
+                        severity=Severity.WARNING,
+                    )
+                )
+                dirnames.remove(d)
+        for name in sorted(filenames):
+            if not name.endswith(".md") or name in IGNORED_NAMES or name.startswith((".", "_")):
+                continue
+            path = here / name
+            if path.is_symlink():
+                target = path.resolve()
+                if not target.is_relative_to(real_root):
+                    problems.append(
+                        Problem(
+                            display_path(path),
+                            0,
+                            "",
+                            "symbolic link points outside the events folder",
+                            hint="copy the record into the events folder",
+                        )
+                    )
+                    continue
+            found.append(path)
+    return iter(sorted(found))
+
+
+def _load_settings(path: Path, problems: list[Problem]) -> Settings | None:
+    shown = display_path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        problems.append(
+            Problem(
+                shown,
+                0,
+                "",
+                "site settings file not found",
+                hint=f"create {SETTINGS_FILE} with title, base_url, publisher, timezone and kinds",
+            )
+        )
+        return None
+    except OSError as exc:
+        problems.append(Problem(shown, 0, "", f"cannot read: {exc.strerror}"))
+        return None
+    try:
+        data, lines = read_yaml_file(raw)
+    except FrontMatterError as exc:
+        problems.append(Problem(shown, exc.line, "", exc.message, exc.hint))
+        return None
+    settings = _validate(Settings, data, lines, shown, problems, first_line=1)
+    if settings is not None:
+        before = len(problems)
+
+        def report(where: KeyPath, message: str, *, hint: str = "", warning: bool = False) -> None:
+            problems.append(
+                checks.problem(shown, lines, where, message, hint=hint, warning=warning)
+            )
+
+        checks.check_settings(settings, report)
+        if len(errors_in(problems[before:])):
+            return None
+    return settings
+
+
+def _load_record(
+    path: Path, settings: Settings | None, problems: list[Problem], today: date | None
+) -> tuple[Event, dict[KeyPath, int]] | None:
+    shown = display_path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        problems.append(Problem(shown, 0, "", f"cannot read: {exc.strerror}"))
+        return None
+    try:
+        doc = read_document(raw)
+    except FrontMatterError as exc:
+        problems.append(Problem(shown, exc.line, "", exc.message, exc.hint))
+        return None
+    record = _validate(Record, doc.data, doc.lines, shown, problems, first_line=doc.first_line)
+    stem = path.stem
+    if record is None:
+        return None
+    if record.id is None and not is_slug(stem):
+        problems.append(
+            Problem(
+                shown,
+                doc.first_line,
+                "id",
+                f"file name '{stem}' is not a valid id",
+                hint="rename the file to lowercase-words-with-hyphens.md or add an 'id:' field",
+            )
+        )
+        return None
+    if settings is None:
+        return None  # nothing more can be checked without the settings
+    event = Event(
+        id=record.id or stem, source=shown, record=record, body=doc.body, settings=settings
+    )
+
+    def report(where: KeyPath, message: str, *, hint: str = "", warning: bool = False) -> None:
+        problems.append(
+            checks.problem(
+                shown,
+                doc.lines,
+                where,
+                message,
+                hint=hint,
+                warning=warning,
+                default_line=doc.first_line,
+            )
+        )
+
+    checks.check_event(event, report, today=today)
+    checks.check_references(event, settings, report)
+    return event, doc.lines
+
+
+def _validate(
+    model: type[M],
+    data: dict[str, Any],
+    lines: dict[KeyPath, int],
+    shown: str,
+    problems: list[Problem],
+    *,
+    first_line: int,
+) -> M | None:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_problems_from(exc, model, data, lines, shown, first_line))
+        return None
+
+
+def _problems_from(
+    exc: ValidationError,
+    model: type[BaseModel],
+    data: dict[str, Any],
+    lines: dict[KeyPath, int],
+    shown: str,
+    first_line: int,
+) -> list[Problem]:
+    """Turn pydantic's errors into one problem per field, at the line of that field."""
+    chosen: dict[KeyPath, Any] = {}
+    for error in exc.errors(include_url=False):
+        where = _data_path(error["loc"], data)
+        previous = chosen.get(where)
+        if previous is None or _rank(error) > _rank(previous):
+            chosen[where] = error
+    result = []
+    for where, error in chosen.items():
+        message, hint = _message(error, where, model)
+        line = checks.line_of(lines, where, first_line)
+        result.append(Problem(shown, line, checks.dotted(where), message, hint))
+    return result
+
+
+def _data_path(loc: tuple[int | str, ...], data: Any) -> KeyPath:
+    """Keep the parts of a pydantic location that exist in the data (drop union-member names)."""
+    path: list[str | int] = []
+    node = data
+    for part in loc:
+        in_dict = isinstance(node, dict) and isinstance(part, str) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
+            path.append(part)
+            node = node[part]
+        elif (
+            isinstance(node, dict)
+            and isinstance(part, str)
+            and not part[:1].isupper()
+            and "[" not in part
+            and "-" not in part
+        ):
+            path.append(part)  # a missing or unknown field
+            node = None
+    return tuple(path)
+
+
+def _rank(error: Any) -> int:
+    kind = error["type"]
+    if kind in ("value_error", "extra_forbidden", "missing"):
+        return 3
+    if kind.startswith(("string_", "greater", "less", "enum", "literal")):
+        return 2
+    if kind in ("model_type", "dict_type", "is_instance_of"):
+        return 0
+    return 1
+
+
+_FIELD_NAMES = sorted(
+    {
+        name
+        for m in (Record, Settings)
+        for model in [m, *(f.annotation for f in m.model_fields.values())]
+        for name in getattr(model, "model_fields", {})
+    }
+    | {
+        "venue",
+        "address",
+        "city",
+        "country",
+        "lat",
+        "lon",
+        "url",
+        "platform",
+        "name",
+        "role",
+        "affiliation",
+        "registration",
+        "recording",
+        "page",
+        "documents",
+        "occurrence",
+        "note",
+    }
+)
+
+
+def _message(error: Any, where: KeyPath, model: type[BaseModel]) -> tuple[str, str]:
+    kind = error["type"]
+    msg = str(error["msg"]).removeprefix("Value error, ")
+    if kind == "extra_forbidden":
+        name = str(where[-1]) if where else ""
+        close = difflib.get_close_matches(name, _FIELD_NAMES, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else "remove it, or check its indentation"
+        return "unknown field", hint
+    if kind == "missing":
+        return "required field is missing", "add it to the front matter"
+    if kind == "enum":
+        return msg, ""
+    if kind in ("string_type",):
+        return "must be text", "put the value in quotes"
+    if kind == "int_type":
+        return "must be a whole number", ""
+    return msg, ""

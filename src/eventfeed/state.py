@@ -1,0 +1,210 @@
+"""Build history: what each event looked like in the previous build, and when it changed.
+
+Calendar clients and feed readers decide "is this new?" from SEQUENCE, DTSTAMP, LAST-MODIFIED
+(RFC 5545 sections 3.8.7.2-4, 3.8.7.4) and Atom's ``updated`` (RFC 4287 section 4.2.15). Those
+must follow the record's real history, not the build's clock. The previous build leaves a
+manifest in ``out/``; the next build reads it and moves an event's times only when its content
+hash changed. A change to time, place, status or recurrence (the *schedule*) also raises
+SEQUENCE; a wording fix does not.
+
+"now" is a parameter: it is consulted only for an event that changed without a newer
+``updated`` date in its record, and what it gives is then kept in the manifest, so rebuilding
+gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .errors import StateError
+from .event import Event
+from .paths import MANIFEST
+
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class EventState:
+    content: str
+    schedule: str
+    sequence: int
+    created: datetime
+    last_modified: datetime
+    dtstamp: datetime
+    published: datetime
+    cancelled: bool
+    source: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    as_of: date
+    events: Mapping[str, EventState]
+    files: Mapping[str, str]
+
+    def to_bytes(self) -> bytes:
+        data = {
+            "generator": "eventfeed",
+            "format": FORMAT,
+            "as_of": self.as_of.isoformat(),
+            "events": {
+                key: {k: _iso(v) for k, v in asdict(state).items()}
+                for key, state in sorted(self.events.items())
+            },
+            "files": dict(sorted(self.files.items())),
+        }
+        return (json.dumps(data, indent=1, ensure_ascii=False, sort_keys=False) + "\n").encode()
+
+
+def _iso(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def read_manifest(out_dir: Path) -> Manifest | None:
+    path = out_dir / MANIFEST
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateError(
+            f"{path}: cannot read the previous build's manifest: {exc.strerror}"
+        ) from None
+    try:
+        data = json.loads(raw)
+        if data.get("generator") != "eventfeed" or data.get("format") != FORMAT:
+            raise ValueError("not an eventfeed manifest of a known format")
+        events = {
+            key: EventState(
+                content=str(v["content"]),
+                schedule=str(v["schedule"]),
+                sequence=int(v["sequence"]),
+                created=_parse_time(v["created"]),
+                last_modified=_parse_time(v["last_modified"]),
+                dtstamp=_parse_time(v["dtstamp"]),
+                published=_parse_time(v["published"]),
+                cancelled=bool(v["cancelled"]),
+                source=str(v["source"]),
+            )
+            for key, v in data["events"].items()
+        }
+        files = {str(k): str(v) for k, v in data["files"].items()}
+        return Manifest(as_of=date.fromisoformat(data["as_of"]), events=events, files=files)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise StateError(
+            f"{path}: the previous build's manifest is damaged ({exc}); restore it from git "
+            "(git checkout -- out/manifest.json) so event history is kept"
+        ) from None
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def schedule_fields(event: Event) -> dict[str, Any]:
+    """What a subscriber's calendar must be told about with a raised SEQUENCE."""
+    data = event.record.model_dump(
+        mode="json",
+        include={
+            "start",
+            "end",
+            "duration",
+            "location",
+            "online",
+            "status",
+            "rrule",
+            "exdates",
+            "rdates",
+            "overrides",
+        },
+    )
+    data["timezone"] = event.tzid
+    return data
+
+
+def content_fields(event: Event) -> dict[str, Any]:
+    data = event.record.model_dump(mode="json")
+    data["_body"] = event.body
+    data["_timezone"] = event.tzid
+    data["_language"] = event.language
+    data["_organisations"] = [o.__dict__ for o in (*event.organizers, *event.partners)]
+    return data
+
+
+def _utc(event: Event, value: date | datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return event.aware(value).astimezone(UTC)
+
+
+def advance(
+    previous: Manifest | None, events: Iterable[Event], now: datetime
+) -> dict[str, EventState]:
+    """The history of every event after this build. Pure: ``now`` is a parameter."""
+    now = now.astimezone(UTC).replace(microsecond=0)
+    old = previous.events if previous else {}
+    result: dict[str, EventState] = {}
+    for event in events:
+        content = _digest(content_fields(event))
+        schedule = _digest(schedule_fields(event))
+        updated = _utc(event, event.record.updated)
+        published = _utc(event, event.record.published)
+        prev = old.get(event.id)
+        if prev is None:
+            last_modified = updated or published or now
+            created = min(published or last_modified, last_modified)
+            state = EventState(
+                content=content,
+                schedule=schedule,
+                sequence=0,
+                created=created,
+                last_modified=last_modified,
+                dtstamp=last_modified,
+                published=published or created,
+                cancelled=event.cancelled,
+                source=event.source,
+            )
+        elif prev.content == content:
+            state = prev if prev.source == event.source else _replace(prev, source=event.source)
+        else:
+            moment = updated if updated is not None and updated > prev.last_modified else now
+            last_modified = max(moment, prev.last_modified + timedelta(seconds=1))
+            moved = prev.schedule != schedule
+            state = EventState(
+                content=content,
+                schedule=schedule,
+                sequence=prev.sequence + 1 if moved else prev.sequence,
+                created=prev.created,
+                last_modified=last_modified,
+                dtstamp=last_modified if moved else prev.dtstamp,
+                published=published if published is not None else prev.published,
+                cancelled=event.cancelled,
+                source=event.source,
+            )
+        if event.record.sequence is not None and event.record.sequence != state.sequence:
+            state = _replace(state, sequence=event.record.sequence)
+        result[event.id] = state
+    return result
+
+
+def _replace(state: EventState, **changes: Any) -> EventState:
+    values = asdict(state)
+    values.update(changes)
+    return EventState(**values)
+
+
+def file_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,86 @@
+"""Shared fixtures: a small site folder to write records into, and a CLI runner."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from eventfeed.cli import main
+
+SITE_YAML = """\
+title: Test events
+description: Events for tests.
+base_url: https://events.example.org/sub/
+publisher:
+  name: Test Secretariat
+  email: secretariat@example.org
+timezone: Europe/Zurich
+language: en
+kinds: [webinar, meeting]
+regions: [global, europe]
+organisations:
+  ilo:
+    name: International Labour Organization
+    short: ILO
+    url: https://www.ilo.org/
+collections:
+  webinars:
+    title: Webinars
+    kinds: [webinar]
+"""
+
+MINIMAL = """\
+---
+title: A meeting
+kind: meeting
+start: 2022-12-07T15:00
+end: 2022-12-07T17:00
+online:
+  url: https://example.org/join
+updated: 2022-12-01
+---
+Body.
+"""
+
+
+class SiteDir:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.events = root / "events"
+        self.out = root / "out"
+        self.events.mkdir()
+        (self.events / "site.yaml").write_text(SITE_YAML, encoding="utf-8")
+
+    def record(self, name: str, text: str | bytes) -> Path:
+        path = self.events / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    def shown(self, name: str) -> str:
+        """The path as eventfeed prints it when run from ``root``."""
+        return f"events/{name}"
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SiteDir:
+    monkeypatch.chdir(tmp_path)
+    return SiteDir(tmp_path)
+
+
+Run = Callable[..., Result]
+
+
+@pytest.fixture
+def run() -> Run:
+    def invoke(*args: str) -> Result:
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    return invoke

@@ -1,0 +1,89 @@
+"""`eventfeed build`: the pipeline, the manifest, and an out/ that is never half-written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .conftest import MINIMAL, Run, SiteDir
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_build_writes_manifest_and_is_reproducible(site: SiteDir, run: Run) -> None:
+    site.record("one.md", MINIMAL)
+    result = run("build", "--now", "2023-01-01")
+    assert result.exit_code == 0, result.stderr
+    manifest = json.loads((site.out / "manifest.json").read_text())
+    assert manifest["events"]["one"]["sequence"] == 0
+    assert manifest["events"]["one"]["last_modified"] == "2022-11-30T23:00:00Z"  # updated, Zurich
+    first = snapshot(site.out)
+    assert run("build", "--now", "2030-06-01", "--as-of", "2023-01-01").exit_code == 0
+    assert snapshot(site.out) == first
+    assert run("build", "--check").exit_code == 0
+
+
+def test_failed_build_leaves_out_untouched(site: SiteDir, run: Run) -> None:
+    site.record("one.md", MINIMAL)
+    assert run("build").exit_code == 0
+    before = snapshot(site.out)
+    site.record("two.md", MINIMAL.replace("end: 2022-12-07T17:00", "end: 2022-12-07T10:00"))
+    result = run("build")
+    assert result.exit_code == 1
+    assert "events/two.md:5: end: must be after start" in result.stderr
+    assert snapshot(site.out) == before
+    assert sorted(p.name for p in site.root.iterdir()) == ["events", "out"]
+
+
+def test_check_names_stale_files(site: SiteDir, run: Run) -> None:
+    site.record("one.md", MINIMAL)
+    assert run("build").exit_code == 0
+    site.record("one.md", MINIMAL.replace("Body.", "Body, edited."))
+    result = run("build", "--check")
+    assert result.exit_code == 1
+    assert "  manifest.json (changed)" in result.stderr.splitlines()
+
+
+def test_schedule_change_raises_sequence_and_wording_does_not(site: SiteDir, run: Run) -> None:
+    site.record("one.md", MINIMAL)
+    assert run("build", "--now", "2023-01-01").exit_code == 0
+    site.record("one.md", MINIMAL.replace("Body.", "Body, typo fixed."))
+    assert run("build", "--now", "2023-01-02").exit_code == 0
+    state = json.loads((site.out / "manifest.json").read_text())["events"]["one"]
+    assert (state["sequence"], state["last_modified"], state["dtstamp"]) == (
+        0,
+        "2023-01-02T00:00:00Z",
+        "2022-11-30T23:00:00Z",
+    )
+    site.record("one.md", MINIMAL.replace("T17:00", "T18:00"))
+    assert run("build", "--now", "2023-01-03").exit_code == 0
+    state = json.loads((site.out / "manifest.json").read_text())["events"]["one"]
+    assert (state["sequence"], state["last_modified"], state["dtstamp"]) == (
+        1,
+        "2023-01-03T00:00:00Z",
+        "2023-01-03T00:00:00Z",
+    )
+
+
+@pytest.mark.parametrize("target", ["events", ".", "occupied"])
+def test_refuses_output_folders_it_does_not_own(site: SiteDir, run: Run, target: str) -> None:
+    site.record("one.md", MINIMAL)
+    (site.root / ".git").mkdir()
+    occupied = site.root / "occupied"
+    occupied.mkdir()
+    (occupied / "keep.txt").write_text("mine")
+    before = snapshot(site.root)
+    result = run("build", "--out", target)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"error: refusing to use {target} as the output folder"
+    ) or result.stderr.startswith(f"error: refusing to replace {target}")
+    assert snapshot(site.root) == before
