@@ -69,7 +69,9 @@ Compiler = Callable[[BuildContext], Mapping[str, bytes]]
 
 def compilers() -> list[Compiler]:
     """Every compiler, in a fixed order. Imported here to keep the import graph one-way."""
-    return []
+    from . import feeds, ical, pages
+
+    return [ical.compile_calendars, feeds.compile_feeds, pages.compile_pages]
 
 
 def as_of_for(now: datetime, settings: Settings) -> date:
