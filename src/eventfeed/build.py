@@ -34,7 +34,26 @@ class BuildContext:
         return self.site.events
 
     def chronological(self) -> list[Event]:
+        """Events by start (UTC), ties broken by id."""
         return sorted(self.site.events, key=lambda e: e.sort_key)
+
+    def collection(self, name: str) -> list[Event]:
+        """The events of one collection of the settings, chronological."""
+        return [e for e in self.chronological() if in_collection(e, self.settings, name)]
+
+
+def in_collection(event: Event, settings: Settings, name: str) -> bool:
+    """An event belongs when it matches every filter the collection gives (any value of each)."""
+    spec = settings.collections[name]
+    rec = event.record
+    organisations = {r for r in (*rec.organizers, *rec.partners) if isinstance(r, str)}
+    return (
+        (not spec.kinds or rec.kind in spec.kinds)
+        and (not spec.regions or rec.region in spec.regions)
+        and (not spec.tags or bool(set(spec.tags) & set(rec.tags)))
+        and (not spec.organizers or bool(set(spec.organizers) & organisations))
+        and (not spec.languages or event.language in spec.languages)
+    )
 
 
 class DuplicatePath(Exception):

@@ -1,0 +1,57 @@
+"""Human-readable "when" and "where" lines shared by feeds, pages and listings.
+
+Times are shown in the event's own zone with the zone named, because a reader in another zone
+must be able to tell; calendars (not these texts) convert to the reader's zone.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from .event import Event, Mode
+
+
+def _day(value: date) -> str:
+    return f"{value:%A} {value.day} {value:%B %Y}"
+
+
+def when_text(event: Event) -> str:
+    """``Wednesday 7 December 2022, 15:00–17:00 (Europe/Zurich)`` or an all-day range."""
+    if event.all_day:
+        first, last = event.local_start, event.last_day
+        assert not isinstance(first, datetime)
+        if first == last:
+            return f"{_day(first)} (all day)"
+        return f"{_day(first)} – {_day(last)} (all day)"
+    start, end = event.local_start, event.local_end
+    assert isinstance(start, datetime) and isinstance(end, datetime)
+    if start.date() == end.date():
+        return f"{_day(start.date())}, {start:%H:%M}–{end:%H:%M} ({event.tzid})"
+    return f"{_day(start.date())} {start:%H:%M} – {_day(end.date())} {end:%H:%M} ({event.tzid})"
+
+
+def place_text(event: Event) -> str:
+    """Venue, city and country of an in-person or hybrid event; empty when online only."""
+    loc = event.record.location
+    if loc is None:
+        return ""
+    parts = [p for p in (loc.venue, loc.address, loc.city, loc.country) if p]
+    return ", ".join(dict.fromkeys(parts))
+
+
+def where_text(event: Event) -> str:
+    """``Online (Zoom)``, ``United Nations Headquarters, New York, US`` or both for hybrid."""
+    online = event.record.online
+    label = "Online" + (f" ({online.platform})" if online and online.platform else "")
+    place = place_text(event)
+    if event.mode is Mode.HYBRID:
+        return f"{place} and {label.lower()}" if place else label
+    if event.mode is Mode.IN_PERSON:
+        return place
+    return label
+
+
+def status_label(event: Event) -> str:
+    """``Cancelled`` / ``Postponed`` / ``Tentative`` for marking titles; empty when confirmed."""
+    status = event.record.status.value
+    return "" if status == "confirmed" else status.capitalize()
