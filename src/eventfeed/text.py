@@ -24,7 +24,8 @@ def when_text(event: Event) -> str:
             return f"{_day(first)} (all day)"
         return f"{_day(first)} – {_day(last)} (all day)"
     start, end = event.local_start, event.local_end
-    assert isinstance(start, datetime) and isinstance(end, datetime)
+    assert isinstance(start, datetime)
+    assert isinstance(end, datetime)
     if start.date() == end.date():
         return f"{_day(start.date())}, {start:%H:%M}–{end:%H:%M} ({event.tzid})"
     return f"{_day(start.date())} {start:%H:%M} – {_day(end.date())} {end:%H:%M} ({event.tzid})"
@@ -42,7 +43,11 @@ def place_text(event: Event) -> str:
 def where_text(event: Event) -> str:
     """``Online (Zoom)``, ``United Nations Headquarters, New York, US`` or both for hybrid."""
     online = event.record.online
-    label = "Online" + (f" ({online.platform})" if online and online.platform else "")
+    platform = online.platform if online and online.platform else ""
+    if platform.lower().startswith("online"):
+        label = platform  # "Online meeting" needs no "Online (...)" around it
+    else:
+        label = "Online" + (f" ({platform})" if platform else "")
     place = place_text(event)
     if event.mode is Mode.HYBRID:
         return f"{place} and {label.lower()}" if place else label
