@@ -1,0 +1,349 @@
+#!/usr/bin/env python3
+"""Benchmark the whole build on a deterministic synthetic set of records.
+
+    .venv/bin/python benchmarks/bench.py                      # N = 1,000 and 10,000, 3 runs each
+    .venv/bin/python benchmarks/bench.py --sizes 100000 --runs 3
+    .venv/bin/python benchmarks/bench.py --sizes 1000 --keep /tmp/bench   # keep the generated tree
+
+For each N it measures, in child processes so peak memory is the child's own:
+
+* floor    -- only reading every file and YAML-parsing its front matter (the C loader);
+* cold     -- a full build into an empty output folder;
+* nochange -- a rebuild with nothing changed (the previous out/ and manifest present);
+* oneedit  -- a rebuild after editing one record's wording;
+
+and prints the median wall time, the peak resident memory, records per second and the ratio to
+the floor. It also checks that the one-edit rebuild gives the same bytes as a cold build of the
+edited records from the same previous manifest. Not part of the test suite: timings are figures
+to read, never assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ZONES = [
+    "Europe/Zurich",
+    "Europe/Paris",
+    "Europe/London",
+    "Europe/Berlin",
+    "Europe/Madrid",
+    "Europe/Rome",
+    "Europe/Warsaw",
+    "Europe/Istanbul",
+    "Europe/Moscow",
+    "Africa/Nairobi",
+    "Africa/Lagos",
+    "Africa/Dakar",
+    "Africa/Johannesburg",
+    "Africa/Cairo",
+    "Asia/Bangkok",
+    "Asia/Tokyo",
+    "Asia/Kolkata",
+    "Asia/Jakarta",
+    "Asia/Manila",
+    "Asia/Seoul",
+    "Asia/Dubai",
+    "Asia/Kathmandu",
+    "Australia/Sydney",
+    "Pacific/Auckland",
+    "Pacific/Fiji",
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Los_Angeles",
+    "America/Mexico_City",
+    "America/Bogota",
+    "America/Lima",
+    "America/Santiago",
+    "America/Sao_Paulo",
+    "America/Argentina/Buenos_Aires",
+    "America/Halifax",
+    "America/St_Johns",
+    "Atlantic/Azores",
+    "UTC",
+    "Asia/Tehran",
+]
+KINDS = ["webinar", "meeting", "regional-session", "conference"]
+REGIONS = ["global", "africa", "asia-pacific", "europe", "latin-america-caribbean"]
+WORDS = {
+    "en": [
+        "social",
+        "solidarity",
+        "economy",
+        "cooperative",
+        "network",
+        "policy",
+        "meeting",
+        "members",
+        "decent",
+        "work",
+        "innovation",
+        "regional",
+        "session",
+        "partners",
+        "report",
+        "agenda",
+        "finance",
+        "local",
+        "development",
+    ],
+    "es": [
+        "economía",
+        "social",
+        "solidaria",
+        "cooperativa",
+        "política",
+        "reunión",
+        "miembros",
+        "trabajo",
+        "decente",
+        "innovación",
+        "sesión",
+        "regional",
+        "socios",
+        "informe",
+        "desarrollo",
+        "local",
+    ],
+    "ru": [
+        "социальная",
+        "солидарная",
+        "экономика",
+        "кооператив",
+        "сеть",
+        "политика",
+        "встреча",
+        "участники",
+        "развитие",
+        "доклад",
+    ],
+    "ar": [
+        "الاقتصاد",
+        "الاجتماعي",
+        "التضامني",
+        "التعاونيات",
+        "الشبكة",
+        "السياسات",
+        "الاجتماع",
+        "الأعضاء",
+        "التنمية",
+    ],
+    "zh": ["社会", "团结", "经济", "合作社", "网络", "政策", "会议", "成员", "发展", "报告"],
+    "hi": ["सामाजिक", "एकजुटता", "अर्थव्यवस्था", "सहकारी", "नेटवर्क", "नीति", "बैठक", "सदस्य", "विकास"],
+}
+
+SITE = """\
+title: Benchmark events
+description: Synthetic records for the benchmark.
+base_url: https://bench.example.org/events/
+publisher: {name: Benchmark, email: bench@example.org}
+timezone: Europe/Zurich
+language: en
+kinds: [webinar, meeting, regional-session, conference]
+regions: [global, africa, asia-pacific, europe, latin-america-caribbean]
+organisations:
+  ilo: {name: International Labour Organization, short: ILO, email: ilo@example.org}
+  unctad: {name: United Nations Conference on Trade and Development, short: UNCTAD}
+collections:
+  webinars: {title: Webinars, kinds: [webinar]}
+  africa: {title: Africa, regions: [africa]}
+calendars: {lookback_days: 365}
+"""
+
+
+def body(rng: random.Random) -> str:
+    lang = rng.choice(list(WORDS))
+    target = rng.randint(200, 2000)
+    paragraphs, size = [], 0
+    while size < target:
+        words = [rng.choice(WORDS[lang]) for _ in range(rng.randint(12, 40))]
+        if rng.random() < 0.3:
+            words[3] = f"[{words[3]}](https://example.org/{rng.randint(1, 999)})"
+        if rng.random() < 0.2:
+            words[0] = f"**{words[0]}**"
+        text = " ".join(words) + "."
+        paragraphs.append(text)
+        size += len(text)
+    return "\n\n".join(paragraphs) + "\n"
+
+
+def record(i: int, rng: random.Random) -> str:
+    year = rng.randint(2019, 2027)
+    month, day = rng.randint(1, 12), rng.randint(1, 28)
+    zone = rng.choice(ZONES)
+    lines = [
+        "---",
+        f'title: "Event {i}: {" ".join(rng.choice(WORDS["en"]) for _ in range(4))}"',
+        f"kind: {rng.choice(KINDS)}",
+        f"region: {rng.choice(REGIONS)}",
+        f"timezone: {zone}",
+    ]
+    roll = rng.random()
+    if roll < 0.10:
+        lines.append(f"start: {year}-{month:02d}-{day:02d}")
+        if rng.random() < 0.5:
+            lines.append(f"end: {year}-{month:02d}-{min(28, day + rng.randint(0, 2)):02d}")
+    else:
+        hour = rng.randint(7, 18)
+        lines += [
+            f"start: {year}-{month:02d}-{day:02d}T{hour:02d}:00",
+            f"end: {year}-{month:02d}-{day:02d}T{hour + 1:02d}:30",
+        ]
+    if 0.10 <= roll < 0.15:
+        lines.append(f"rrule: FREQ=WEEKLY;COUNT={rng.randint(3, 20)}")
+    if rng.random() < 0.03:
+        lines.append("status: cancelled")
+    if rng.random() < 0.6:
+        lines += ["online:", f"  url: https://meet.example.org/{i}", "  platform: Video call"]
+    if rng.random() < 0.5:
+        lines += ["location:", f"  venue: Hall {i % 50}", "  city: Geneva", "  country: CH"]
+    lines += [
+        f"organizers: [{rng.choice(['ilo', 'unctad'])}]",
+        f"tags: [tag-{i % 30}, topic-{i % 7}]",
+        f"published: {year - 1 if month == 1 else year}-{max(1, month - 1):02d}-01",
+        f"updated: {year - 1 if month == 1 else year}-{max(1, month - 1):02d}-02",
+        "---",
+    ]
+    return "\n".join(lines) + "\n" + body(rng)
+
+
+def generate(root: Path, n: int, seed: int = 20221207) -> Path:
+    events = root / "events"
+    if events.exists():
+        shutil.rmtree(events)
+    events.mkdir(parents=True)
+    (events / "site.yaml").write_text(SITE, encoding="utf-8")
+    rng = random.Random(seed)
+    for i in range(n):
+        folder = events / f"{i // 1000:03d}"
+        folder.mkdir(exist_ok=True)
+        (folder / f"event-{i:06d}.md").write_text(record(i, rng), encoding="utf-8")
+    return events
+
+
+FLOOR = textwrap.dedent("""
+    import sys, yaml
+    from pathlib import Path
+    for path in sorted(Path(sys.argv[1]).rglob("*.md")):
+        text = path.read_text(encoding="utf-8")
+        front = text.split("\\n---\\n", 1)[0].removeprefix("---\\n")
+        yaml.load(front, Loader=yaml.CSafeLoader)
+""")
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Run a child; return (wall seconds, peak RSS in MB) of that child alone."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        sys.exit(f"command failed: {' '.join(cmd)}\n{err[-2000:]}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def eventfeed() -> list[str]:
+    return [sys.executable, "-m", "eventfeed"]
+
+
+def run_size(n: int, runs: int, keep: Path | None) -> list[tuple[str, float, float]]:
+    root = keep or Path(tempfile.mkdtemp(prefix="eventfeed-bench-"))
+    root.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, SOURCE_DATE_EPOCH="1700000000", CI="true")
+    print(f"\nN = {n:,}: generating ...", flush=True)
+    events = generate(root, n)
+    out = root / "out"
+    build = [
+        *eventfeed(),
+        "build",
+        "--events",
+        str(events),
+        "--out",
+        str(out),
+        "-q",
+        "--as-of",
+        "2023-11-14",
+    ]
+    results: dict[str, list[tuple[float, float]]] = {
+        k: [] for k in ("floor", "cold", "nochange", "oneedit")
+    }
+    edited = next(iter(sorted(events.rglob("event-*.md"))))
+    original = edited.read_text(encoding="utf-8")
+    for run in range(runs):
+        results["floor"].append(timed([sys.executable, "-c", FLOOR, str(events)], env))
+        shutil.rmtree(out, ignore_errors=True)
+        results["cold"].append(timed(build, env))
+        results["nochange"].append(timed(build, env))
+        edited.write_text(original + f"\nEdited in run {run}.\n", encoding="utf-8")
+        results["oneedit"].append(timed(build, env))
+        edited.write_text(original, encoding="utf-8")
+        timed(build, env)  # back to the unedited state for the next run
+    identical = check_identical(events, out, edited, original, build, env)
+    if keep is None:
+        shutil.rmtree(root, ignore_errors=True)
+    floor = statistics.median(w for w, _ in results["floor"])
+    rows = []
+    for name, samples in results.items():
+        wall = statistics.median(w for w, _ in samples)
+        peak = max(m for _, m in samples)
+        rows.append((name, wall, peak))
+        print(
+            f"  {name:9} median {wall:8.2f} s  (runs: {', '.join(f'{w:.2f}' for w, _ in samples)})"
+            f"  peak {peak:7.0f} MB  {n / wall:9.0f} records/s  {wall / floor:5.1f}x floor",
+            flush=True,
+        )
+    print(f"  one-edit rebuild identical to a cold build from the same manifest: {identical}")
+    return rows
+
+
+def check_identical(
+    events: Path, out: Path, edited: Path, original: str, build: list[str], env: dict[str, str]
+) -> bool:
+    """Edit, rebuild incrementally; separately copy the pre-edit manifest and build cold."""
+    cold = out.parent / "out-cold"
+    shutil.rmtree(cold, ignore_errors=True)
+    cold.mkdir()
+    shutil.copy(out / "manifest.json", cold / "manifest.json")
+    edited.write_text(original + "\nEdited for the identity check.\n", encoding="utf-8")
+    timed(build, env)
+    cold_build = [*build[: build.index("--out") + 1], str(cold), *build[build.index("--out") + 2 :]]
+    timed(cold_build, env)
+    edited.write_text(original, encoding="utf-8")
+    same = all(
+        (cold / p.relative_to(out)).read_bytes() == p.read_bytes()
+        for p in out.rglob("*")
+        if p.is_file()
+    ) and sum(1 for p in cold.rglob("*") if p.is_file()) == sum(
+        1 for p in out.rglob("*") if p.is_file()
+    )
+    shutil.rmtree(cold, ignore_errors=True)
+    return same
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1000,10000", help="comma-separated record counts")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="generate into this folder and keep it"
+    )
+    args = parser.parse_args()
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
+    for n in (int(s) for s in args.sizes.split(",")):
+        run_size(n, args.runs, args.keep)
+
+
+if __name__ == "__main__":
+    main()
