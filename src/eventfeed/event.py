@@ -47,7 +47,7 @@ class Event:
     @property
     def uid(self) -> str:
         """RFC 5545 UID: the id at the site's domain; never a position, time or random number."""
-        return f"{self.id}@{self.settings.domain}"
+        return self.record.uid or f"{self.id}@{self.settings.domain}"
 
     # --- time -----------------------------------------------------------------------
     @property

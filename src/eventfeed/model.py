@@ -289,6 +289,10 @@ class Record(Strict):
     rdates: tuple[When, ...] = ()
     overrides: tuple[Override, ...] = ()
     sequence: Count | None = Field(None, description="Overrides the computed SEQUENCE.")
+    uid: Annotated[StrictStr, AfterValidator(_one_line), Field(max_length=1000)] | None = Field(
+        None,
+        description="Calendar UID kept from an imported calendar; defaults to <id>@<site domain>.",
+    )
 
 
 # --- site settings -----------------------------------------------------------------------
