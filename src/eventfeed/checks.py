@@ -13,9 +13,9 @@ from . import recurrence
 from .errors import Problem, Severity
 from .event import Event, Mode
 from .frontmatter import KeyPath
+from .model import MAX_YEAR as MAX_YEAR
+from .model import MIN_YEAR as MIN_YEAR
 from .model import Settings
-
-MIN_YEAR, MAX_YEAR = 1900, 2199
 
 Report = Callable[..., None]
 

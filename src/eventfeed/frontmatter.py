@@ -5,7 +5,12 @@ YAML is read defensively, because records arrive through pull requests from many
 * the C parser composes a node tree (no constructors, so no Python objects from tags);
 * aliases are refused outright, which also makes alias-expansion bombs impossible;
 * duplicate keys are refused (PyYAML would silently keep the last one);
-* nesting depth and file size are bounded;
+* nesting depth and file size are bounded, and depth is measured on the parser's event stream
+  before anything is composed: libyaml's composer recurses once per level, and 100,000 nested
+  ``[`` would otherwise overflow the C stack and kill the process;
+* text is refused if it holds control characters other than tab and line breaks (they are
+  invalid in XML feeds, and YAML reads U+0085, U+2028 and U+2029 as line breaks, which would
+  shift every line number reported after them);
 * plain scalars resolve by the YAML 1.2 core schema, so ``NO`` (Norway) stays a string and
   ``2022-12-07`` stays text for the model to parse, never a YAML 1.1 timestamp;
 * the file must be UTF-8 (a BOM is accepted) and CRLF line endings are accepted.
@@ -26,6 +31,8 @@ except ImportError:  # pragma: no cover
 
 MAX_FILE_BYTES = 1_000_000
 MAX_DEPTH = 12
+#: Longest integer literal read as a number (Python refuses to convert above 4,300 digits).
+MAX_INT_DIGITS = 30
 
 KeyPath = tuple[str | int, ...]
 
@@ -33,6 +40,9 @@ _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
 _TRUE = re.compile(r"^(?:true|True|TRUE)$")
 _FALSE = re.compile(r"^(?:false|False|FALSE)$")
 _INT = re.compile(r"^[-+]?[0-9]+$")
+#: C0 and C1 controls except tab and line breaks, YAML 1.1's extra line breaks, non-characters.
+_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufffe\uffff]")
+_COLLECTION_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "!"})
 _FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
 
 
@@ -75,7 +85,16 @@ def decode(raw: bytes, *, limit: int = MAX_FILE_BYTES) -> str:
             f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
             "re-save the file with UTF-8 encoding",
         ) from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    bad = _FORBIDDEN.search(text)
+    if bad:
+        line = text.count("\n", 0, bad.start()) + 1
+        raise FrontMatterError(
+            line,
+            f"file contains the control character U+{ord(bad.group()):04X}",
+            "remove it: only tabs and line breaks are allowed besides printable text",
+        )
+    return text
 
 
 def split(text: str) -> tuple[str, str, int]:
@@ -104,8 +123,37 @@ def split(text: str) -> tuple[str, str, int]:
     )
 
 
+def _check_depth(text: str, line_offset: int) -> None:
+    """Refuse deep nesting from the event stream, before the recursive composer sees it.
+
+    The parser keeps its own state stack on the heap, so walking events is safe at any depth.
+    Syntax errors are left for :func:`parse_yaml` to report.
+    """
+    loader = _Loader(text)
+    depth = 0
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    raise FrontMatterError(
+                        mark.line + 1 + line_offset if mark else 0,
+                        f"nested more than {MAX_DEPTH} levels deep",
+                        "flatten the value",
+                    )
+            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return
+    finally:
+        loader.dispose()
+
+
 def parse_yaml(text: str, *, line_offset: int = 0) -> tuple[dict[str, Any], dict[KeyPath, int]]:
     """Parse a YAML mapping safely, returning the data and the line of every key path."""
+    _check_depth(text, line_offset)
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
@@ -120,8 +168,11 @@ def parse_yaml(text: str, *, line_offset: int = 0) -> tuple[dict[str, Any], dict
             message,
             "check indentation and quote values that contain ': ' or start with a symbol",
         ) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, max(exc.position, 0)) + 1 + line_offset
+        raise FrontMatterError(line, f"YAML syntax: {exc.reason}") from None
     except yaml.YAMLError as exc:
-        raise FrontMatterError(0, f"YAML syntax: {exc}") from None
+        raise FrontMatterError(0, f"YAML syntax: {str(exc).splitlines()[0]}") from None
     if node is None:
         return {}, {}
     lines: dict[KeyPath, int] = {}
@@ -173,6 +224,12 @@ class _Builder:
                 "write the value out in full",
             )
         self.seen.add(id(node))
+        if not isinstance(node, yaml.ScalarNode) and node.tag not in _COLLECTION_TAGS:
+            raise FrontMatterError(
+                self.line(node),
+                f"YAML tag {node.tag} is not allowed",
+                "remove the '!tag' before the value",
+            )
         if isinstance(node, yaml.MappingNode):
             result: dict[str, Any] = {}
             for key_node, value_node in node.value:
@@ -230,6 +287,12 @@ class _Builder:
         if _FALSE.match(value):
             return False
         if _INT.match(value):
+            if len(value.lstrip("+-")) > MAX_INT_DIGITS:
+                raise FrontMatterError(
+                    self.line(node),
+                    f"number has more than {MAX_INT_DIGITS} digits",
+                    "put it in quotes if it is meant as text",
+                )
             return int(value)
         if _FLOAT.match(value):
             return float(value)

@@ -6,8 +6,10 @@ in one pass. ``load_site`` is the same for callers that need a clean site or not
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -19,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from . import checks
 from .errors import Problem, ProblemsFound, Severity, errors_in
 from .event import Event
-from .frontmatter import FrontMatterError, KeyPath, read_document, read_yaml_file
+from .frontmatter import MAX_FILE_BYTES, FrontMatterError, KeyPath, read_document, read_yaml_file
 from .model import Record, Settings, is_slug
 
 M = TypeVar("M", bound=BaseModel)
@@ -59,8 +61,35 @@ def display_path(path: Path) -> str:
         return path.as_posix()
 
 
+def printable(text: str) -> str:
+    """Text safe to print as one line: controls, line breaks and undecodable bytes escaped.
+
+    File names and values come from records; a name or value holding a line break must not be
+    able to forge another line of the report (``events/x.md:1: ...``).
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _printable(problem: Problem) -> Problem:
+    return dataclasses.replace(
+        problem,
+        path=printable(problem.path),
+        field=printable(problem.field),
+        message=printable(problem.message),
+        hint=printable(problem.hint),
+    )
+
+
 def load(events_dir: Path, *, today: date | None = None) -> Loaded:
     """Read and check everything; ``today`` quiets warnings that only matter for coming events."""
+    result = _load(events_dir, today)
+    result.problems = [_printable(p) for p in result.problems]
+    return result
+
+
+def _load(events_dir: Path, today: date | None) -> Loaded:
     result = Loaded()
     root = events_dir
     if not root.is_dir():
@@ -154,27 +183,76 @@ def _record_files(root: Path, problems: list[Problem]) -> Iterator[Path]:
             if not name.endswith(".md") or name in IGNORED_NAMES or name.startswith((".", "_")):
                 continue
             path = here / name
-            if path.is_symlink():
-                target = path.resolve()
-                if not target.is_relative_to(real_root):
-                    problems.append(
-                        Problem(
-                            display_path(path),
-                            0,
-                            "",
-                            "symbolic link points outside the events folder",
-                            hint="copy the record into the events folder",
-                        )
-                    )
-                    continue
+            problem = _unsafe_file(path, real_root)
+            if problem:
+                problems.append(problem)
+                continue
             found.append(path)
     return iter(sorted(found))
 
 
+def _unsafe_file(path: Path, real_root: Path) -> Problem | None:
+    """A problem if ``path`` leads outside the events folder or is not a regular file."""
+    if path.is_symlink():
+        try:
+            target = path.resolve(strict=True)
+        except (OSError, RuntimeError):  # dangling, or a loop of links
+            return Problem(
+                display_path(path),
+                0,
+                "",
+                "symbolic link leads nowhere (dangling or a loop)",
+                hint="remove the link or copy the record into the events folder",
+            )
+        if not target.is_relative_to(real_root):
+            return Problem(
+                display_path(path),
+                0,
+                "",
+                "symbolic link points outside the events folder",
+                hint="copy the record into the events folder",
+            )
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return Problem(display_path(path), 0, "", f"cannot read: {exc.strerror}")
+    if not stat.S_ISREG(mode):
+        return Problem(
+            display_path(path),
+            0,
+            "",
+            "not a regular file",
+            hint="records are plain text files; remove this one",
+        )
+    return None
+
+
+def _read(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """Read at most one byte past the limit, so a huge file is refused without loading it."""
+    with path.open("rb") as handle:
+        raw = handle.read(limit + 1)
+    if len(raw) > limit:
+        size = max(path.stat().st_size, len(raw))
+        raise FrontMatterError(
+            0,
+            f"file is {size:,} bytes, over the limit of {limit:,}",
+            "move long material to a linked document; records hold a summary",
+        )
+    return raw
+
+
 def _load_settings(path: Path, problems: list[Problem]) -> Settings | None:
     shown = display_path(path)
+    if path.is_symlink() or path.exists():
+        problem = _unsafe_file(path, path.parent.resolve())
+        if problem:
+            problems.append(problem)
+            return None
     try:
-        raw = path.read_bytes()
+        raw = _read(path)
+    except FrontMatterError as exc:
+        problems.append(Problem(shown, exc.line, "", exc.message, exc.hint))
+        return None
     except FileNotFoundError:
         problems.append(
             Problem(
@@ -214,9 +292,12 @@ def _load_record(
 ) -> tuple[Event, dict[KeyPath, int]] | None:
     shown = display_path(path)
     try:
-        raw = path.read_bytes()
+        raw = _read(path)
     except OSError as exc:
         problems.append(Problem(shown, 0, "", f"cannot read: {exc.strerror}"))
+        return None
+    except FrontMatterError as exc:
+        problems.append(Problem(shown, exc.line, "", exc.message, exc.hint))
         return None
     try:
         doc = read_document(raw)

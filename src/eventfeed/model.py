@@ -29,6 +29,14 @@ from pydantic import (
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 _SLUG = re.compile(SLUG_PATTERN)
 MAX_SLUG = 80
+#: Device names Windows reserves in every folder: a file ``con.html`` breaks checkouts there.
+WINDOWS_DEVICES = frozenset(
+    {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+)
+#: Years a date may have: far enough for archives and long series, near enough that every
+#: computed end, exclusive all-day end and UTC conversion stays inside Python's date range.
+MIN_YEAR, MAX_YEAR = 1900, 2199
+MAX_DURATION = timedelta(days=366)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2})?$")
@@ -38,7 +46,13 @@ _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 
 
 def is_slug(value: str) -> bool:
-    return bool(_SLUG.match(value)) and len(value) <= MAX_SLUG
+    # fullmatch: ``$`` in match() also accepts a trailing newline ("meeting\n")
+    return bool(_SLUG.fullmatch(value)) and len(value) <= MAX_SLUG
+
+
+def shown(value: str) -> str:
+    """A user's value quoted for a message, with line breaks and controls made visible."""
+    return f"'{value}'" if value.isprintable() else repr(value)
 
 
 @cache
@@ -66,8 +80,13 @@ def _text(value: str) -> str:
 def _slug(value: str) -> str:
     if not is_slug(value):
         raise ValueError(
-            f"'{value}' is not a slug: use lowercase letters, digits and single hyphens "
+            f"{shown(value)} is not a slug: use lowercase letters, digits and single hyphens "
             f"(at most {MAX_SLUG} characters)"
+        )
+    if value in WINDOWS_DEVICES:
+        raise ValueError(
+            f"'{value}' is a device name reserved on Windows, so files named after it "
+            "cannot be checked out there; choose another name"
         )
     return value
 
@@ -77,7 +96,7 @@ def _url(value: str) -> str:
         raise ValueError("URL must not contain spaces or control characters")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"'{value}' is not an http(s) URL")
+        raise ValueError(f"{shown(value)} is not an http(s) URL")
     if '"' in value or "<" in value or ">" in value or "\\" in value:
         raise ValueError("URL contains characters that must be percent-encoded")
     return value
@@ -85,24 +104,33 @@ def _url(value: str) -> str:
 
 def _zone(value: str) -> str:
     if value not in known_zones():
-        raise ValueError(f"'{value}' is not an IANA time zone")
+        raise ValueError(f"{shown(value)} is not an IANA time zone")
     return value
 
 
 def _language(value: str) -> str:
-    if not _LANGUAGE.match(value):
-        raise ValueError(f"'{value}' is not a BCP 47 language tag such as 'en' or 'es-419'")
+    if not _LANGUAGE.fullmatch(value):
+        raise ValueError(f"{shown(value)} is not a BCP 47 language tag such as 'en' or 'es-419'")
     return value
 
 
 def _country(value: str) -> str:
     if not re.fullmatch(r"[A-Z]{2}", value):
-        raise ValueError(f"'{value}' is not a two-letter ISO 3166 country code such as 'US'")
+        raise ValueError(f"{shown(value)} is not a two-letter ISO 3166 country code such as 'US'")
     return value
 
 
 def parse_when(value: Any) -> Any:
-    """A date (all-day) or a local date-time without offset; anything else is refused."""
+    """A date (all-day) or a local date-time without offset, in the supported years."""
+    result = _parse_when(value)
+    if not MIN_YEAR <= result.year <= MAX_YEAR:
+        raise ValueError(
+            f"{result.isoformat()} is outside the supported years {MIN_YEAR}-{MAX_YEAR}"
+        )
+    return result
+
+
+def _parse_when(value: Any) -> date | datetime:
     if isinstance(value, datetime | date):
         return value
     if not isinstance(value, str):
@@ -114,17 +142,20 @@ def parse_when(value: Any) -> Any:
         try:
             return date.fromisoformat(text)
         except ValueError:
-            raise ValueError(f"'{text}' is not a calendar date") from None
+            raise ValueError(f"{shown(text)} is not a calendar date") from None
     if _DATETIME.match(text):
         try:
             return datetime.fromisoformat(text.replace(" ", "T"))
         except ValueError:
-            raise ValueError(f"'{text}' is not a valid date and time") from None
+            raise ValueError(f"{shown(text)} is not a valid date and time") from None
     if _OFFSET.search(text):
         raise ValueError(
-            f"'{text}' has a UTC offset; write the local time (2022-12-07T15:00) and set 'timezone'"
+            f"{shown(text)} has a UTC offset; write the local time (2022-12-07T15:00) "
+            "and set 'timezone'"
         )
-    raise ValueError(f"'{text}' is neither a date (2022-12-07) nor a local time (2022-12-07T15:00)")
+    raise ValueError(
+        f"{shown(text)} is neither a date (2022-12-07) nor a local time (2022-12-07T15:00)"
+    )
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -133,11 +164,16 @@ def parse_duration(value: Any) -> timedelta:
         or not (m := _DURATION.match(value.strip()))
         or value.strip() in ("P", "PT")
     ):
-        raise ValueError(f"'{value}' is not an ISO 8601 duration such as PT1H30M or P2D")
+        raise ValueError(f"{shown(str(value))} is not an ISO 8601 duration such as PT1H30M or P2D")
+    too_long = f"duration is longer than {MAX_DURATION.days} days"
+    if any(g and len(g) > 7 for g in m.groups()):
+        raise ValueError(too_long)  # before timedelta() can overflow
     weeks, days, hours, minutes = (int(g) if g else 0 for g in m.groups())
     result = timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes)
     if result <= timedelta(0):
         raise ValueError("duration must be longer than zero")
+    if result > MAX_DURATION:
+        raise ValueError(too_long)
     return result
 
 
@@ -176,6 +212,11 @@ Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
     WithJsonSchema({"type": "string", "description": "ISO 8601 duration, e.g. PT1H30M or P2D"}),
+]
+# No spaces, controls, quotes or the separators of iCalendar and of address lists.
+_EMAIL_PART = r'[^@\s<>"\x00-\x1f\x7f-\x9f;:,]+'
+Email = Annotated[
+    StrictStr, Field(pattern=rf"^{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}$", max_length=254)
 ]
 Count = Annotated[StrictInt, Field(ge=0, le=10_000_000)]
 
@@ -302,16 +343,12 @@ class Organisation(Strict):
     name: OneLine
     short: OneLine | None = None
     url: Url | None = None
-    email: Annotated[StrictStr, Field(pattern=r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")] | None = (
-        None
-    )
+    email: Email | None = None
 
 
 class Publisher(Strict):
     name: OneLine
-    email: Annotated[StrictStr, Field(pattern=r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")] | None = (
-        None
-    )
+    email: Email | None = None
     url: Url | None = None
 
 
