@@ -1,11 +1,260 @@
-"""iCalendar subscriptions, per-event files and jCal (RFC 5545, RFC 7986, RFC 7265)."""
+"""iCalendar subscriptions, per-event files and jCal (RFC 5545, RFC 7986, RFC 7265).
+
+What is written (paths from :mod:`eventfeed.paths`):
+
+* ``calendar.ics``: every event that ended within ``calendars.lookback_days`` before the
+  build's day, and every coming one; ``calendar.json``: the same calendar as jCal.
+* ``calendars/<collection>.ics`` per collection of the settings, and with ``by_kind``,
+  ``by_region``, ``by_language`` one calendar per value that occurs in any record (so a
+  subscription keeps working while its events age into the archive).
+* ``calendars/archive/<year>.ics``: events that ended before the look-back window, by the
+  year of their last day (for a series: of its last occurrence). A series without end never
+  goes there.
+* ``events/<id>.ics``: one event (a whole series with its overrides) for "add to my calendar".
+
+Each event is in exactly the calendars it belongs to; overrides travel with their master.
+
+**Size.** When ``calendar.ics`` (which holds every event of every subscription calendar) would
+be larger than ``calendars.max_bytes``, the events that ended longest ago move to the archive
+of their year, one at a time, until it fits; every subscription calendar uses that same
+boundary. Nothing is dropped: moved events are in the archive and in their own file. When
+the coming events alone are too large, the build fails and says so. Archives and per-event
+files have no limit.
+
+**Assembly.** Each event's components are built and serialised once per build, each
+VTIMEZONE once per zone and range of years (:mod:`eventfeed.vtimezone`); a calendar is its
+serialised header with those serialised components placed before ``END:VCALENDAR``. Every
+byte is still written by icalendar, which escapes and folds content lines (CRLF, at most 75
+octets, never inside a UTF-8 sequence).
+
+**Calendar properties.** PRODID is a fixed string without a version, so that upgrading
+eventfeed does not change every published byte (clients never interpret it). There is no
+METHOD: these are published calendars, not scheduling messages (RFC 5546), and Outlook treats
+a METHOD as an invitation. NAME (RFC 7986) and X-WR-CALNAME give the name, DESCRIPTION and
+X-WR-CALDESC the description, REFRESH-INTERVAL and X-PUBLISHED-TTL how often to reload, SOURCE
+where to reload from and URL the site. X-WR-TIMEZONE is written only when every event with a
+time in that calendar uses one zone: clients take it as the calendar's zone, and it could
+only mislead in a calendar of several zones. Per-event files carry none of the subscription
+properties: Outlook opens a file that has a calendar name as a new calendar instead of adding
+the event to the reader's own.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
 
-from .build import BuildContext
+from icalendar import Calendar
+from icalendar.prop import vDuration, vText
+
+from . import paths
+from .build import BuildContext, in_collection
+from .errors import EventfeedError
+from .vevent import Compiled, compile_event
+from .vtimezone import vtimezone, vtimezone_bytes
+
+PRODID = "-//eventfeed//eventfeed calendars//EN"
+_END = b"END:VCALENDAR\r\n"
+
+
+class CalendarTooLarge(EventfeedError):
+    """A subscription calendar exceeds ``calendars.max_bytes`` with coming events alone."""
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a subscription calendar says about itself."""
+
+    path: str
+    name: str
+    description: str
+    url: str
 
 
 def compile_calendars(context: BuildContext) -> Mapping[str, bytes]:
-    return {}
+    settings = context.settings
+    compiled = {e.id: compile_event(e, context.history[e.id]) for e in context.chronological()}
+    order = list(compiled.values())  # chronological
+    cutoff = context.as_of - timedelta(days=settings.calendars.lookback_days)
+    current = [c for c in order if not _ended_before(c, cutoff)]
+    current = _fit(context, current)
+    kept = {c.event.id for c in current}
+    archived = [c for c in order if c.event.id not in kept]
+
+    out: dict[str, bytes] = {}
+    for header, members in _subscriptions(context, order, current):
+        data = _calendar(context, header, members)
+        if len(data) > settings.calendars.max_bytes:
+            raise CalendarTooLarge(_too_large(header.path, len(data), settings.calendars.max_bytes))
+        out[header.path] = data
+    years = sorted({c.last_day.year for c in archived if c.last_day is not None})
+    for year in years:
+        header = _header(
+            context,
+            paths.archive_calendar(year),
+            f"{settings.title}: archive {year}",
+            f"Events of {settings.title} that ended in {year}.",
+        )
+        members = [c for c in archived if c.last_day is not None and c.last_day.year == year]
+        out[header.path] = _calendar(context, header, members)
+    for c in order:
+        out[paths.event_ics(c.event.id)] = _calendar(context, None, [c])
+    out[paths.JCAL] = _jcal(context, _main_header(context), current)
+    return out
+
+
+# --- membership --------------------------------------------------------------------------
+
+
+def _ended_before(c: Compiled, day: date) -> bool:
+    return c.last_day is not None and c.last_day < day
+
+
+def _main_header(context: BuildContext) -> Header:
+    s = context.settings
+    return _header(context, paths.CALENDAR, s.title, s.description or s.title)
+
+
+def _subscriptions(
+    context: BuildContext, order: Sequence[Compiled], current: Sequence[Compiled]
+) -> Iterable[tuple[Header, list[Compiled]]]:
+    s = context.settings
+    yield _main_header(context), list(current)
+    for name in sorted(s.collections):
+        spec = s.collections[name]
+        header = _header(
+            context,
+            paths.collection_calendar(name),
+            f"{s.title}: {spec.title}",
+            spec.description or f"{spec.title} from {s.title}.",
+            url=s.site_url + paths.collection_page(name),
+        )
+        yield header, [c for c in current if in_collection(c.event, s, name)]
+    facets: tuple[tuple[str, bool, Callable[[Compiled], str | None]], ...] = (
+        ("kind", s.calendars.by_kind, lambda c: c.event.record.kind),
+        ("region", s.calendars.by_region, lambda c: c.event.record.region),
+        ("language", s.calendars.by_language, lambda c: c.event.language),
+    )
+    for facet, enabled, value_of in facets:
+        if not enabled:
+            continue
+        values = sorted({str(v).lower() for v in map(value_of, order) if v})
+        for value in values:
+            label = value.replace("-", " ").capitalize() if facet != "language" else value
+            header = _header(
+                context,
+                paths.facet_calendar(facet, value),
+                f"{s.title}: {label}",
+                f"Events of {s.title} with {facet} {value}.",
+            )
+            members = [c for c in current if str(value_of(c) or "").lower() == value]
+            yield header, members
+
+
+def _fit(context: BuildContext, current: list[Compiled]) -> list[Compiled]:
+    """Move the events that ended longest ago to the archive until calendar.ics fits."""
+    limit = context.settings.calendars.max_bytes
+    header = _main_header(context)
+    if len(_calendar(context, header, current)) <= limit:
+        return current
+    movable = sorted(
+        (c for c in current if c.last_day is not None and c.last_day < context.as_of),
+        key=lambda c: (c.last_day, c.event.id),
+    )
+
+    def without(count: int) -> list[Compiled]:
+        gone = {c.event.id for c in movable[:count]}
+        return [c for c in current if c.event.id not in gone]
+
+    low, high = 0, len(movable)  # size(without(high)) is the smallest possible
+    if len(_calendar(context, header, without(high))) > limit:
+        size = len(_calendar(context, header, without(high)))
+        raise CalendarTooLarge(_too_large(header.path, size, limit))
+    while low < high:
+        middle = (low + high) // 2
+        if len(_calendar(context, header, without(middle))) <= limit:
+            high = middle
+        else:
+            low = middle + 1
+    return without(low)
+
+
+def _too_large(path: str, size: int, limit: int) -> str:
+    return (
+        f"{path} would be {size:,} bytes with the coming events alone, over "
+        f"calendars.max_bytes ({limit:,}) in the site settings; raise the limit, or publish "
+        "smaller calendars through collections"
+    )
+
+
+# --- assembly ----------------------------------------------------------------------------
+
+
+def _header(
+    context: BuildContext, path: str, name: str, description: str, url: str | None = None
+) -> Header:
+    return Header(path, name, description.strip(), url or context.settings.site_url)
+
+
+def _calendar_object(
+    context: BuildContext, header: Header | None, members: Sequence[Compiled]
+) -> Calendar:
+    cal = Calendar()
+    cal.add("prodid", PRODID)
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    if header is None:
+        return cal
+    refresh = timedelta(hours=context.settings.calendars.refresh_hours)
+    # Non-standard (X-) and newer (RFC 7986) properties are typed explicitly, so their text
+    # is escaped and their duration written as one (icalendar does not know them all).
+    cal.add("name", vText(header.name))
+    cal.add("x-wr-calname", vText(header.name))
+    cal.add("description", vText(header.description))
+    cal.add("x-wr-caldesc", vText(header.description))
+    cal.add("refresh-interval", vDuration(refresh), parameters={"VALUE": "DURATION"})
+    cal.add("x-published-ttl", vDuration(refresh))
+    cal.add("source", context.settings.site_url + header.path, parameters={"VALUE": "URI"})
+    cal.add("url", header.url)
+    zones = {z for c in members if not c.event.all_day for z in _tzids(c)}
+    timed = [c for c in members if not c.event.all_day]
+    if len(zones) == 1 and all(_tzids(c) for c in timed):
+        cal.add("x-wr-timezone", vText(next(iter(zones))))
+    return cal
+
+
+def _tzids(c: Compiled) -> list[str]:
+    return [tzid for tzid, _, _ in c.zones]
+
+
+def _zone_ranges(members: Sequence[Compiled]) -> list[tuple[str, int, int]]:
+    ranges: dict[str, tuple[int, int]] = {}
+    for c in members:
+        for tzid, first, last in c.zones:
+            low, high = ranges.get(tzid, (first, last))
+            ranges[tzid] = (min(low, first), max(high, last))
+    return [(tzid, *ranges[tzid]) for tzid in sorted(ranges)]
+
+
+def _calendar(context: BuildContext, header: Header | None, members: Sequence[Compiled]) -> bytes:
+    head = _calendar_object(context, header, members).to_ical()
+    assert head.endswith(_END)
+    parts = [head[: -len(_END)]]
+    parts += [vtimezone_bytes(*r) for r in _zone_ranges(members)]
+    parts += [c.data for c in members]
+    parts.append(_END)
+    return b"".join(parts)
+
+
+def _jcal(context: BuildContext, header: Header, members: Sequence[Compiled]) -> bytes:
+    """The calendar as jCal (RFC 7265), JSON with sorted keys and no insignificant space."""
+    cal = _calendar_object(context, header, members)
+    for r in _zone_ranges(members):
+        cal.add_component(vtimezone(*r))
+    for c in members:
+        for component in c.components:
+            cal.add_component(component)
+    text = json.dumps(cal.to_jcal(), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return (text + "\n").encode()
