@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import json
 import os
 import re
 import shutil
@@ -63,11 +64,23 @@ def check_target(out_dir: Path, *, events_dir: Path | None) -> None:
     if out.exists():
         if not out.is_dir():
             raise OutputError(f"refusing to replace {out_dir}: it is a file, not a folder")
-        if any(out.iterdir()) and not (out / MANIFEST).is_file():
+        if any(out.iterdir()) and not _made_by_eventfeed(out / MANIFEST):
             raise OutputError(
                 f"refusing to replace {out_dir}: it is not empty and was not made by eventfeed "
-                f"(no {MANIFEST}); choose another --out or empty it yourself"
+                f"(no eventfeed {MANIFEST}); choose another --out or empty it yourself"
             )
+
+
+def _made_by_eventfeed(manifest: Path) -> bool:
+    """True when ``manifest`` is a regular file that eventfeed wrote (another tool's
+    ``manifest.json`` does not make a folder ours to delete)."""
+    try:
+        if manifest.is_symlink() or not manifest.is_file():
+            return False
+        data = json.loads(manifest.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and data.get("generator") == "eventfeed"
 
 
 @contextlib.contextmanager
@@ -112,6 +125,17 @@ def _exchange(a: Path, b: Path) -> bool:
     return True
 
 
+def _discard(folder: Path) -> None:
+    """Remove a folder of ours, best effort: a read-only leftover must not fail a build."""
+    shutil.rmtree(folder, ignore_errors=True)
+    if not folder.exists():
+        return
+    for dirpath, _dirnames, _filenames in os.walk(folder):
+        with contextlib.suppress(OSError):
+            os.chmod(dirpath, 0o755)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def _recover(out: Path) -> None:
     """Finish or undo what a killed build left: stale temporaries, a half-done swap."""
     parent = out.parent
@@ -120,7 +144,8 @@ def _recover(out: Path) -> None:
         os.rename(olds[-1], out)
         olds = olds[:-1]
     for leftover in [*olds, *parent.glob(f".{out.name}.tmp-*")]:
-        shutil.rmtree(leftover, ignore_errors=True)
+        if leftover.is_dir() and not leftover.is_symlink():
+            _discard(leftover)
 
 
 def write_tree(out_dir: Path, artifacts: Mapping[str, bytes], *, events_dir: Path | None) -> None:
@@ -143,16 +168,18 @@ def write_tree(out_dir: Path, artifacts: Mapping[str, bytes], *, events_dir: Pat
                 os.chmod(tmp, 0o755)
                 if not out.exists():
                     os.rename(tmp, out)
-                elif _exchange(tmp, out):
-                    shutil.rmtree(tmp)  # now holds the old build
+                    return
+                if _exchange(tmp, out):
+                    old = tmp  # now holds the old build
                 else:
                     old = parent / f".{out.name}.old-{os.getpid()}"
                     os.rename(out, old)
                     os.rename(tmp, out)
-                    shutil.rmtree(old, ignore_errors=True)
             except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
+                _discard(tmp)
                 raise
+            # The new build is in place: whatever happens now, the build succeeded.
+            _discard(old)
     except OSError as exc:
         where = exc.filename or out_dir
         raise OutputError(
