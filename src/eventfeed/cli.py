@@ -275,3 +275,11 @@ def schema() -> None:
       eventfeed schema > event.schema.json
     """
     click.echo(json.dumps(record_schema(), indent=2, ensure_ascii=False, sort_keys=True))
+
+
+# Editors' tools: each defined in its own module, registered here.
+from .importer import import_command  # noqa: E402
+from .new import new_command  # noqa: E402
+
+main.add_command(new_command)
+main.add_command(import_command)
