@@ -279,7 +279,9 @@ def schema() -> None:
 
 # Editors' tools: each defined in its own module, registered here.
 from .importer import import_command  # noqa: E402
+from .listing import list_command  # noqa: E402
 from .new import new_command  # noqa: E402
 
 main.add_command(new_command)
 main.add_command(import_command)
+main.add_command(list_command)
