@@ -127,26 +127,35 @@ class Feed:
 def compile_feeds(context: BuildContext) -> Mapping[str, bytes]:
     """Every feed in every format: ``feeds/atom.xml`` ... and ``feeds/<collection>/...``."""
     settings = context.settings
-    entries = {event.id: entry_for(event, context) for event in context.events}
+    limit = settings.feeds.max_entries
+    rendered: dict[str, Entry] = {}
+
+    def entries(events: Iterable[Event]) -> tuple[Entry, ...]:
+        # Only the entries a feed shows are rendered: a large archive costs a sort, not HTML.
+        chosen = newest(events, context)[:limit]
+        for event in chosen:
+            if event.id not in rendered:
+                rendered[event.id] = entry_for(event, context)
+        return tuple(rendered[event.id] for event in chosen)
+
     feeds = [
         Feed(
             collection=None,
             title=settings.title,
             subtitle=settings.description.strip(),
             home_page_url=settings.site_url,
-            entries=newest(entries[e.id] for e in context.events)[: settings.feeds.max_entries],
+            entries=entries(context.events),
         )
     ]
     for name in sorted(settings.collections):
         spec = settings.collections[name]
-        members = newest(entries[e.id] for e in context.collection(name))
         feeds.append(
             Feed(
                 collection=name,
                 title=f"{settings.title}: {spec.title}",
                 subtitle=(spec.description or settings.description).strip(),
                 home_page_url=settings.site_url + paths.collection_page(name),
-                entries=members[: settings.feeds.max_entries],
+                entries=entries(context.collection(name)),
             )
         )
     files: dict[str, bytes] = {}
@@ -157,10 +166,10 @@ def compile_feeds(context: BuildContext) -> Mapping[str, bytes]:
     return files
 
 
-def newest(entries: Iterable[Entry]) -> tuple[Entry, ...]:
+def newest(events: Iterable[Event], context: BuildContext) -> list[Event]:
     """Newest first by published; the same moment falls back to the id, ascending."""
-    by_id = sorted(entries, key=lambda e: e.id)
-    return tuple(sorted(by_id, key=lambda e: e.published, reverse=True))
+    by_id = sorted(events, key=lambda e: e.id)
+    return sorted(by_id, key=lambda e: context.history[e.id].published, reverse=True)
 
 
 # --- one entry -----------------------------------------------------------------------------
