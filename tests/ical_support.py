@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
 from unittest import mock
@@ -31,6 +32,15 @@ def build(
     site = load_site(events)
     with mock.patch.object(build_module, "compilers", return_value=[ical.compile_calendars]):
         return dict(compile_site(site, previous, now, as_of=as_of).items())
+
+
+def copy_fixture(root: Path, settings_extra: str = "") -> Path:
+    """A copy of the fixture events under ``root``, with lines added to its calendars block."""
+    events = root / "events"
+    shutil.copytree(FIXTURE, events)
+    site = events / "site.yaml"
+    site.write_text(site.read_text(encoding="utf-8") + settings_extra, encoding="utf-8")
+    return events
 
 
 def calendar_files(artifacts: dict[str, bytes]) -> dict[str, bytes]:

@@ -24,9 +24,9 @@ from eventfeed.vtimezone import vtimezone
 
 from .conftest import Run
 from .ical_support import (
-    FIXTURE,
     build,
     calendar_files,
+    copy_fixture,
     name_of,
     prop,
     split_line,
@@ -476,14 +476,6 @@ def test_per_event_files_are_not_subscriptions(files: dict[str, bytes]) -> None:
 
 
 # --- size limit ----------------------------------------------------------------------------
-
-
-def copy_fixture(root: Path, settings_extra: str = "") -> Path:
-    events = root / "events"
-    shutil.copytree(FIXTURE, events)
-    site = events / "site.yaml"
-    site.write_text(site.read_text(encoding="utf-8") + settings_extra, encoding="utf-8")
-    return events
 
 
 def test_oversized_subscription_moves_the_oldest_past_events_to_the_archive(
