@@ -278,10 +278,14 @@ def schema() -> None:
 
 
 # Editors' tools: each defined in its own module, registered here.
+from .diff import diff_command  # noqa: E402
 from .importer import import_command  # noqa: E402
 from .listing import list_command  # noqa: E402
 from .new import new_command  # noqa: E402
+from .serve import serve_command  # noqa: E402
 
 main.add_command(new_command)
 main.add_command(import_command)
 main.add_command(list_command)
+main.add_command(diff_command)
+main.add_command(serve_command)
