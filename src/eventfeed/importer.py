@@ -315,6 +315,9 @@ class _Event:
     def convert(self) -> dict[str, Any] | None:
         summary = self.get("SUMMARY")
         title = _one_line(str(summary)) if summary is not None else ""
+        if str(self.c.get("STATUS", "")).upper() == "CANCELLED":
+            for prefix in ("Cancelled: ", "Canceled: "):  # eventfeed's and Outlook's habit
+                title = title.removeprefix(prefix)
         if not title:
             title = "Untitled event"
             self.notes.append("no SUMMARY; titled 'Untitled event'")

@@ -198,6 +198,11 @@ def _duration(value: str | None) -> timedelta | None:
         raise click.BadParameter(str(exc), param_hint="--duration") from None
 
 
+def stdin_is_terminal() -> bool:
+    """Whether values may be asked for (a function, so tests can pretend)."""
+    return sys.stdin.isatty()
+
+
 def _ask(interactive: bool, value: str | None, prompt: str, **kwargs: Any) -> str | None:
     if value is not None or not interactive:
         return value
@@ -273,7 +278,7 @@ def new_command(
             f"error: {shown}: the site settings cannot be read; run 'eventfeed check'", err=True
         )
         sys.exit(1)
-    interactive = sys.stdin.isatty() and (title is None or start is None or kind is None)
+    interactive = stdin_is_terminal() and (title is None or start is None or kind is None)
     title = _ask(interactive, title, "Title")
     start = _ask(interactive, start, "Start (2022-12-07 or 2022-12-07T15:00)")
     if interactive and end is None and duration is None:
