@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 from unittest import mock
+
+import vobject
 
 from eventfeed import build as build_module
 from eventfeed import ical, paths
@@ -41,6 +45,19 @@ def copy_fixture(root: Path, settings_extra: str = "") -> Path:
     site = events / "site.yaml"
     site.write_text(site.read_text(encoding="utf-8") + settings_extra, encoding="utf-8")
     return events
+
+
+def read_vobject(data: bytes | str, *, validate: bool = False) -> Any:
+    """Parse one calendar with vobject as a client reading only this file would.
+
+    vobject keeps the first VTIMEZONE it meets for a TZID for the rest of the process, and our
+    VTIMEZONEs are clipped to the years each calendar needs: forget the zones this file
+    defines, so its own definitions are the ones used.
+    """
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    for tzid in re.findall(r"^TZID:(.+?)\r?$", text, flags=re.MULTILINE):
+        vobject.icalendar.registerTzid(tzid, None)
+    return vobject.readOne(text, validate=validate)
 
 
 def calendar_files(artifacts: dict[str, bytes]) -> dict[str, bytes]:

@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import recurring_ical_events
-import vobject
 from icalendar import Calendar
 
 from eventfeed import paths
@@ -29,6 +28,7 @@ from .ical_support import (
     copy_fixture,
     name_of,
     prop,
+    read_vobject,
     split_line,
     unfold,
     vevents,
@@ -230,7 +230,7 @@ ZONES = [
 def test_vtimezone_agrees_with_the_zone_database(tzid: str, first: int, last: int) -> None:
     """vobject turns the VTIMEZONE into a tzinfo; it must match zoneinfo every day."""
     data = vtimezone(tzid, first, last).to_ical().decode()
-    parsed = vobject.readOne(f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{data}END:VCALENDAR\r\n")
+    parsed = read_vobject(f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{data}END:VCALENDAR\r\n")
     tz = parsed.vtimezone.gettzinfo()
     zone = ZoneInfo(tzid)
     day = datetime(first, 1, 1, 12)  # noqa: DTZ001 - a wall-clock time in both zones
@@ -241,7 +241,7 @@ def test_vtimezone_agrees_with_the_zone_database(tzid: str, first: int, last: in
 
 def test_open_ended_rules_stay_right_after_the_range() -> None:
     data = vtimezone("Europe/Zurich", 2023, 2023).to_ical().decode()
-    tz = vobject.readOne(
+    tz = read_vobject(
         f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{data}END:VCALENDAR\r\n"
     ).vtimezone.gettzinfo()
     for moment in (datetime(2024, 3, 31, 12), datetime(2026, 3, 29, 12)):  # noqa: DTZ001
@@ -254,7 +254,7 @@ def test_open_ended_rules_stay_right_after_the_range() -> None:
 
 def test_vobject_parses_and_validates_every_file(files: dict[str, bytes]) -> None:
     for path, data in ics_files(files).items():
-        calendar = vobject.readOne(data.decode("utf-8"), validate=True)
+        calendar = read_vobject(data, validate=True)
         calendar.validate()
         assert len(calendar.contents.get("vevent", [])) == len(vevents(data)), path
 
@@ -431,7 +431,7 @@ def test_spanish_text_keeps_its_accents_and_language(files: dict[str, bytes]) ->
     )
     description = prop(lines, "DESCRIPTION")[0]
     assert "¡Inscríbase! Año\\, niño\\, señal\\, acción." in description
-    calendar = vobject.readOne(files[paths.event_ics(ESS)].decode())
+    calendar = read_vobject(files[paths.event_ics(ESS)])
     assert calendar.vevent.summary.params["LANGUAGE"] == ["es"]
 
 
