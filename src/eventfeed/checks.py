@@ -202,8 +202,13 @@ def _check_recurrence(event: Event, report: Report) -> None:
         recurrence.naive(o)
         for o in recurrence.occurrences(rec.rrule, rec.start, event.zone, rdates=rec.rdates)
     }
+    # Expansion stops at MAX_OCCURRENCES: beyond the last start examined nothing can be judged.
+    limit = recurrence.MAX_OCCURRENCES
+    exdates_until = max(all_occurrences) if len(all_occurrences) >= limit else None
+    known_until = max(known) if len(known) >= limit else None
     for index, value in enumerate(rec.exdates):
-        if recurrence.naive(value) not in all_occurrences:
+        moment = recurrence.naive(value)
+        if moment not in all_occurrences and (exdates_until is None or moment <= exdates_until):
             report(
                 ("exdates", index),
                 f"{describe(value, event.tzid)} is not an occurrence of the series",
@@ -219,7 +224,7 @@ def _check_recurrence(event: Event, report: Report) -> None:
                 f"overrides the same occurrence as overrides[{seen[key]}]",
             )
         seen[key] = index
-        if key not in known:
+        if key not in known and (known_until is None or key <= known_until):
             report(
                 ("overrides", index, "occurrence"),
                 f"{describe(override.occurrence, event.tzid)} is not an occurrence of the series",

@@ -22,7 +22,7 @@ from . import checks
 from .errors import Problem, ProblemsFound, Severity, errors_in
 from .event import Event
 from .frontmatter import MAX_FILE_BYTES, FrontMatterError, KeyPath, read_document, read_yaml_file
-from .model import Record, Settings, is_slug
+from .model import WINDOWS_DEVICES, Record, Settings, is_slug
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -319,6 +319,17 @@ def _load_record(
             )
         )
         return None
+    if record.id is None and stem in WINDOWS_DEVICES:
+        problems.append(
+            Problem(
+                shown,
+                doc.first_line,
+                "id",
+                f"file name '{stem}' is a device name reserved on Windows",
+                hint="rename the file: it cannot be checked out on Windows, nor published there",
+            )
+        )
+        return None
     if settings is None:
         return None  # nothing more can be checked without the settings
     event = Event(
@@ -374,12 +385,20 @@ def _problems_from(
         previous = chosen.get(where)
         if previous is None or _rank(error) > _rank(previous):
             chosen[where] = error
+    # A value that fits no member of a union (a slug or a mapping) gets one error per member;
+    # when the mapping member explains the problem deeper down, its type error is noise.
+    deeper = {where[:cut] for where in chosen for cut in range(len(where))}
+    for where in [w for w, e in chosen.items() if w in deeper and e["type"] in _TYPE_ERRORS]:
+        del chosen[where]
     result = []
     for where, error in chosen.items():
         message, hint = _message(error, where, model)
         line = checks.line_of(lines, where, first_line)
         result.append(Problem(shown, line, checks.dotted(where), message, hint))
     return result
+
+
+_TYPE_ERRORS = frozenset({"string_type", "model_type", "dict_type", "is_instance_of"})
 
 
 def _data_path(loc: tuple[int | str, ...], data: Any) -> KeyPath:

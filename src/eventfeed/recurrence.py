@@ -203,14 +203,16 @@ def occurrences(
     produced = 0
     rule_iter: Iterator[datetime] = iter(build_rule(rule, start, zone)) if rule else iter(())
     pending = sorted(set(candidates))
+    position = 0  # next unused entry of pending (popping the head of a list is linear)
     seen: set[datetime] = set()
     next_rule = next(rule_iter, None)
     while produced < limit:
-        if next_rule is not None and (not pending or next_rule <= pending[0]):
+        if next_rule is not None and (position == len(pending) or next_rule <= pending[position]):
             current = next_rule
             next_rule = next(rule_iter, None)
-        elif pending:
-            current = pending.pop(0)
+        elif position < len(pending):
+            current = pending[position]
+            position += 1
         else:
             return
         if until is not None and current > until:
