@@ -22,6 +22,7 @@ import pytest
 from lxml import etree
 
 from eventfeed.build import Artifacts, compile_site
+from eventfeed.feeds import hex_references
 from eventfeed.load import load_site
 from eventfeed.state import Manifest, read_manifest
 
@@ -585,3 +586,33 @@ def test_entry_id_survives_a_corrected_published_date(events: Path, tmp_path: Pa
     items = {i["id"]: i for i in json.loads(second["feeds/feed.json"])["items"]}
     assert items[tag("seminario-web-ess")]["date_published"] == "2022-12-20T05:00:00+00:00"
     assert tag("seminario-web-ess").startswith("tag:events.example.org,2023:")
+
+
+def test_rss_plain_text_uses_hexadecimal_references_without_changing_the_xml(
+    built: dict[str, bytes],
+) -> None:
+    rss = built["feeds/rss.xml"]
+    lines = [line.strip() for line in rss.splitlines()]
+    assert b"<title>Report: regional meeting &#x3C;Europe&#x3E; &#x26; partners</title>" in lines
+    assert parse(rss).entries[3].title == "Report: regional meeting <Europe> & partners"
+    assert b"<description>&lt;p&gt;Read the &lt;a href=" in rss  # escaped HTML keeps its form
+    named = rss.replace(b"&#x26;", b"&amp;").replace(b"&#x3C;", b"&lt;").replace(b"&#x3E;", b"&gt;")
+    assert canonical(named) == canonical(rss)
+
+
+def test_hex_references_spares_only_item_descriptions() -> None:
+    document = (
+        b"<rss><channel><title>A &amp; B</title><description>x &lt;y&gt;</description>"
+        b"<item><title>&lt;t&gt;</title><description>&lt;p&gt;&amp;</description>"
+        b"<link>https://e.org/?a=1&amp;b=2</link></item></channel></rss>"
+    )
+    assert hex_references(document) == (
+        b"<rss><channel><title>A &#x26; B</title><description>x &#x3C;y&#x3E;</description>"
+        b"<item><title>&#x3C;t&#x3E;</title><description>&lt;p&gt;&amp;</description>"
+        b"<link>https://e.org/?a=1&#x26;b=2</link></item></channel></rss>"
+    )
+    assert canonical(hex_references(document)) == canonical(document)
+
+
+def canonical(data: bytes) -> bytes:
+    return bytes(etree.tostring(etree.fromstring(data), method="c14n"))
