@@ -21,7 +21,6 @@ from icalendar import Calendar
 from eventfeed import paths
 from eventfeed.vtimezone import vtimezone
 
-from .conftest import Run
 from .ical_support import (
     build,
     calendar_files,
@@ -494,19 +493,30 @@ def test_oversized_subscription_moves_the_oldest_past_events_to_the_archive(
     assert len(every) == len(ALL) + 2  # only the series repeats its UID (two overrides)
 
 
-def test_coming_events_too_large_for_the_limit_fail_the_build(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Run
-) -> None:
-    copy_fixture(tmp_path, "  max_bytes: 10000\n")
-    monkeypatch.chdir(tmp_path)
-    result = run("build", "--now", "2023-06-01", "--as-of", "2023-06-01")
-    assert result.exit_code == 1
-    assert result.stderr.splitlines()[-1].startswith("error: calendar.ics would be 1")
-    assert result.stderr.splitlines()[-1].endswith(
-        "bytes with the coming events alone, over calendars.max_bytes (10,000) in the site "
-        "settings; raise the limit, or publish smaller calendars through collections"
-    )
-    assert not (tmp_path / "out").exists()
+def test_coming_events_too_large_go_to_later_calendars_by_year(tmp_path: Path) -> None:
+    events = copy_fixture(tmp_path, "  max_bytes: 10000\n")
+    files = calendar_files(build(events))
+    assert len(files["calendar.ics"]) <= 10000
+    coming = [*SERIES, DAY, ESS, CAFE, CANCELLED, POSTPONED, DAKAR]  # the series has no end
+    kept = uids(files["calendar.ics"])
+    later = uids(files["calendars/later/2023.ics"])
+    assert kept + later == [f"{i}@{DOMAIN}" for i in coming]
+    assert kept == [f"{i}@{DOMAIN}" for i in coming[: len(kept)]]  # the earliest stay
+    assert 3 <= len(kept) < len(coming)
+    assert uids(files["calendars/archive/2022.ics"]) == [
+        f"{i}@{DOMAIN}" for i in (NY_NIGHT, BANGKOK)
+    ]
+    assert uids(files["calendars/archive/2023.ics"]) == [
+        f"{i}@{DOMAIN}" for i in (BRIEFINGS, ZURICH)
+    ]
+    split = [p for p in files if p.startswith(("calendars/archive/", "calendars/later/"))]
+    every = kept + [uid for path in split for uid in uids(files[path])]
+    assert sorted(every) == sorted([f"{i}@{DOMAIN}" for i in ALL] + [f"{CALLS}@{DOMAIN}"] * 2)
+    for path in set(files) - set(split) - {paths.JCAL}:
+        if not path.startswith("events/"):
+            assert len(files[path]) <= 10000, path
+    header = unfold(files["calendars/later/2023.ics"])
+    assert prop(header, "X-WR-CALNAME") == ["SSE test events: more in 2023"]
 
 
 # --- reproducibility -------------------------------------------------------------------------

@@ -16,10 +16,12 @@ Each event is in exactly the calendars it belongs to; overrides travel with thei
 
 **Size.** When ``calendar.ics`` (which holds every event of every subscription calendar) would
 be larger than ``calendars.max_bytes``, the events that ended longest ago move to the archive
-of their year, one at a time, until it fits; every subscription calendar uses that same
-boundary. Nothing is dropped: moved events are in the archive and in their own file. When
-the coming events alone are too large, the build fails and says so. Archives and per-event
-files have no limit.
+of their year until it fits. When the coming events alone are too large, all past events go
+to the archive and calendar.ics keeps the earliest coming events that fit; the others go to
+``calendars/later/<year>.ics`` by the year they start. Every subscription calendar uses the
+same split, so none is larger than calendar.ics. Nothing is dropped: every event is in exactly
+one of calendar.ics, an archive or a later calendar, and always in its own file. Archives,
+later calendars and per-event files are not split further.
 
 **Assembly.** Each event's components are built and serialised once per build, each
 VTIMEZONE once per zone and range of years (:mod:`eventfeed.vtimezone`); a calendar is its
@@ -60,7 +62,7 @@ _END = b"END:VCALENDAR\r\n"
 
 
 class CalendarTooLarge(EventfeedError):
-    """A subscription calendar exceeds ``calendars.max_bytes`` with coming events alone."""
+    """A collection calendar exceeds ``calendars.max_bytes`` though calendar.ics fits."""
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,8 @@ def compile_calendars(context: BuildContext) -> Mapping[str, bytes]:
     order = list(compiled.values())  # chronological
     cutoff = context.as_of - timedelta(days=settings.calendars.lookback_days)
     current = [c for c in order if not _ended_before(c, cutoff)]
-    current = _fit(context, current)
-    kept = {c.event.id for c in current}
+    current, later = _fit(context, current)
+    kept = {c.event.id for c in (*current, *later)}
     archived = [c for c in order if c.event.id not in kept]
 
     out: dict[str, bytes] = {}
@@ -99,6 +101,14 @@ def compile_calendars(context: BuildContext) -> Mapping[str, bytes]:
         )
         members = [c for c in archived if c.last_day is not None and c.last_day.year == year]
         out[header.path] = _calendar(context, header, members)
+    for year in sorted({_start_year(c) for c in later}):
+        header = _header(
+            context,
+            paths.later_calendar(year),
+            f"{settings.title}: more in {year}",
+            f"Coming events of {settings.title} in {year} that the main calendar has no room for.",
+        )
+        out[header.path] = _calendar(context, header, [c for c in later if _start_year(c) == year])
     for c in order:
         out[paths.event_ics(c.event.id)] = _calendar(context, None, [c])
     out[paths.JCAL] = _jcal(context, _main_header(context), current)
@@ -153,12 +163,20 @@ def _subscriptions(
             yield header, members
 
 
-def _fit(context: BuildContext, current: list[Compiled]) -> list[Compiled]:
-    """Move the events that ended longest ago to the archive until calendar.ics fits."""
+def _fit(context: BuildContext, current: list[Compiled]) -> tuple[list[Compiled], list[Compiled]]:
+    """Split ``current`` so that calendar.ics fits: (kept, coming events for later calendars).
+
+    Past events go to the archive first, those that ended longest ago first; when the coming
+    events alone are too large, the earliest that fit are kept.
+    """
     limit = context.settings.calendars.max_bytes
     header = _main_header(context)
-    if len(_calendar(context, header, current)) <= limit:
-        return current
+
+    def fits(members: list[Compiled]) -> bool:
+        return len(_calendar(context, header, members)) <= limit
+
+    if fits(current):
+        return current, []
     movable = sorted(
         (c for c in current if c.last_day is not None and c.last_day < context.as_of),
         key=lambda c: (c.last_day, c.event.id),
@@ -168,24 +186,35 @@ def _fit(context: BuildContext, current: list[Compiled]) -> list[Compiled]:
         gone = {c.event.id for c in movable[:count]}
         return [c for c in current if c.event.id not in gone]
 
-    low, high = 0, len(movable)  # size(without(high)) is the smallest possible
-    if len(_calendar(context, header, without(high))) > limit:
-        size = len(_calendar(context, header, without(high)))
-        raise CalendarTooLarge(_too_large(header.path, size, limit))
+    coming = without(len(movable))
+    if fits(coming):  # the fewest past events to move: binary search, sizes only shrink
+        low, high = 0, len(movable)
+        while low < high:
+            middle = (low + high) // 2
+            if fits(without(middle)):
+                high = middle
+            else:
+                low = middle + 1
+        return without(low), []
+    low, high = 0, len(coming)  # the most coming events, in order, that fit
     while low < high:
-        middle = (low + high) // 2
-        if len(_calendar(context, header, without(middle))) <= limit:
-            high = middle
+        middle = (low + high + 1) // 2
+        if fits(coming[:middle]):
+            low = middle
         else:
-            low = middle + 1
-    return without(low)
+            high = middle - 1
+    return coming[:low], coming[low:]
+
+
+def _start_year(c: Compiled) -> int:
+    return c.event.local_start.year
 
 
 def _too_large(path: str, size: int, limit: int) -> str:
     return (
-        f"{path} would be {size:,} bytes with the coming events alone, over "
-        f"calendars.max_bytes ({limit:,}) in the site settings; raise the limit, or publish "
-        "smaller calendars through collections"
+        f"{path} would be {size:,} bytes, over calendars.max_bytes ({limit:,}) in the site "
+        "settings, though calendar.ics fits; raise the limit, or shorten the collection's "
+        "description"
     )
 
 

@@ -14,6 +14,7 @@ safe on case-insensitive file systems (ids are lowercase by construction).
 ``calendars/region/<region>.ics``     one per region that occurs
 ``calendars/language/<lang>.ics``     one per language that occurs
 ``calendars/archive/<year>.ics``      events that ended before the look-back window, by year
+``calendars/later/<year>.ics``        coming events beyond what ``calendars.max_bytes`` allows
 ``collections/<collection>.html``     a page per collection with its subscribe links
 ``feeds/atom.xml`` ``rss.xml``        site news feeds (Atom 1.0, RSS 2.0)
 ``feeds/feed.json``                   JSON Feed 1.1
@@ -51,6 +52,10 @@ def facet_calendar(facet: str, value: str) -> str:
 
 def archive_calendar(year: int) -> str:
     return f"calendars/archive/{year}.ics"
+
+
+def later_calendar(year: int) -> str:
+    return f"calendars/later/{year}.ics"
 
 
 def collection_page(name: str) -> str:
