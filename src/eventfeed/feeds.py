@@ -30,7 +30,7 @@ One entry per event. The decisions that make readers behave:
 * **Content.** The body as sanitised HTML with absolute links (:func:`markdown.to_html`), then a
   short block with status, when, where and the links (join, registration, recording, page,
   documents, the event's page and its ``.ics``), built with escaping and sanitised once more
-  with the same allow-list.
+  with the same allow-list. Characters XML cannot carry are dropped, so no record breaks a feed.
 """
 
 from __future__ import annotations
