@@ -35,7 +35,7 @@ from .errors import EventfeedError, ProblemsFound, format_problems
 from .load import display_path, load_site
 from .pages import content_type
 from .state import read_manifest
-from .write import write_tree
+from .write import check_target, write_tree
 
 Snapshot = dict[str, tuple[int, int]]
 
@@ -47,6 +47,7 @@ def rebuild(events_dir: Path, out_dir: Path, now: datetime | None = None) -> str
     """
     clock = now or _clock()
     site = load_site(events_dir, today=clock.date())
+    check_target(out_dir, events_dir=events_dir)  # before reading a manifest that is not ours
     previous = read_manifest(out_dir)
     artifacts = compile_site(site, previous, clock)
     write_tree(out_dir, artifacts, events_dir=events_dir)
