@@ -22,7 +22,7 @@ from .errors import EventfeedError, ProblemsFound, Severity, errors_in, format_p
 from .load import display_path, load, load_site
 from .model import record_schema
 from .state import read_manifest
-from .write import write_tree
+from .write import check_target, write_tree
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -217,6 +217,8 @@ def build(
     site = load_site(events_dir, strict=strict, today=clock.date())
     if site.warnings and not quiet:
         click.echo(format_problems(site.warnings, "text"), err=True)
+    if not check_only:
+        check_target(out_dir, events_dir=events_dir)  # before reading a manifest that is not ours
     previous = read_manifest(out_dir)
     day: date | None = as_of.date() if as_of else None
     if check_only and day is None and previous is not None:
