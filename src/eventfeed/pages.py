@@ -41,6 +41,8 @@ from .recurrence import naive, occurrences
 from .text import place_text, status_label, when_text, where_text
 
 NOJEKYLL = ".nojekyll"
+#: The site icon; without one, browsers log a failed request for /favicon.ico.
+ICON = "icon.svg"
 HEADERS = "_headers"
 
 #: Media types by file name, shared by ``_headers`` and ``eventfeed serve``.
@@ -57,6 +59,7 @@ _BY_SUFFIX = {
     ".json": "application/json",
     ".xml": "application/xml",
     ".png": "image/png",
+    ".svg": "image/svg+xml",
     ".txt": "text/plain; charset=utf-8",
 }
 
@@ -362,8 +365,12 @@ def _environment() -> Environment:
     return env
 
 
+def _static(name: str) -> bytes:
+    return resources.files("eventfeed").joinpath("static", name).read_bytes()
+
+
 def _stylesheet() -> bytes:
-    return resources.files("eventfeed").joinpath("static/style.css").read_bytes()
+    return _static("style.css")
 
 
 @dataclass(frozen=True)
@@ -484,6 +491,7 @@ class Renderer:
             "event_page": paths.event_page,
             "iso": _iso,
             "inline_style": None,
+            "icon": ICON,
         }
 
     def render(self, template: str, **values: Any) -> bytes:
@@ -595,6 +603,7 @@ def compile_pages(context: BuildContext) -> Mapping[str, bytes]:
         paths.INDEX: renderer.index(),
         paths.NOT_FOUND: renderer.not_found(),
         paths.STYLESHEET: _stylesheet(),
+        ICON: _static(ICON),
         NOJEKYLL: b"",
         HEADERS: headers_file(context),
     }
