@@ -7,11 +7,11 @@ Compilers are pure functions of a :class:`BuildContext`; each returns its artifa
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from . import paths
+from . import markdown, paths
 from .event import Event
 from .load import Site
 from .model import Settings
@@ -24,6 +24,11 @@ class BuildContext:
     history: Mapping[str, EventState]
     #: the day "upcoming" and the look-back windows are measured from, in the site's zone
     as_of: date
+    #: orders and memberships computed once per build (every compiler asks for them, and the
+    #: site asks once per page); the context is frozen, so they cannot go stale
+    _memo: dict[str, tuple[Event, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def settings(self) -> Settings:
@@ -35,11 +40,21 @@ class BuildContext:
 
     def chronological(self) -> list[Event]:
         """Events by start (UTC), ties broken by id."""
-        return sorted(self.site.events, key=lambda e: e.sort_key)
+        order = self._memo.get("")
+        if order is None:
+            order = self._memo[""] = tuple(sorted(self.site.events, key=lambda e: e.sort_key))
+        return list(order)
 
     def collection(self, name: str) -> list[Event]:
         """The events of one collection of the settings, chronological."""
-        return [e for e in self.chronological() if in_collection(e, self.settings, name)]
+        key = "collection:" + name
+        members = self._memo.get(key)
+        if members is None:
+            members = tuple(
+                e for e in self.chronological() if in_collection(e, self.settings, name)
+            )
+            self._memo[key] = members
+        return list(members)
 
 
 def in_collection(event: Event, settings: Settings, name: str) -> bool:
@@ -104,8 +119,9 @@ def compile_site(
     history = advance(previous, site.events, now)
     context = BuildContext(site=site, history=history, as_of=as_of or as_of_for(now, site.settings))
     artifacts = Artifacts()
-    for compile_step in compilers():
-        artifacts.update_from(compile_step(context))
+    with markdown.memoised():  # each body is rendered once, whichever compilers show it
+        for compile_step in compilers():
+            artifacts.update_from(compile_step(context))
     files = {path: file_digest(data) for path, data in artifacts.items()}
     manifest = Manifest(as_of=context.as_of, events=history, files=files)
     artifacts.add(paths.MANIFEST, manifest.to_bytes())

@@ -8,6 +8,9 @@ the site.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
 from urllib.parse import urljoin, urlsplit
 
@@ -79,8 +82,52 @@ def absolute(url: str, base_url: str) -> str:
     return urljoin(base_url, url)
 
 
+#: Renderings of the current build, by (function, body, base URL); None outside a build.
+_MEMO: ContextVar[dict[tuple[str, str, str], str] | None] = ContextVar(
+    "eventfeed_markdown_memo", default=None
+)
+
+
+@contextmanager
+def memoised() -> Iterator[None]:
+    """Within the block, render each (body, base URL) once.
+
+    The calendars, feeds and pages all show the same bodies; rendering is pure, so the second
+    request gets the first result. The memo lives for one build only, so a long-running
+    process (``eventfeed serve``) does not keep the renderings of every build it made.
+    """
+    token = _MEMO.set({})
+    try:
+        yield
+    finally:
+        _MEMO.reset(token)
+
+
 def to_html(body: str, base_url: str) -> str:
     """Render Markdown to sanitised HTML with absolute links."""
+    memo = _MEMO.get()
+    if memo is None:
+        return _to_html(body, base_url)
+    key = ("html", body, base_url)
+    found = memo.get(key)
+    if found is None:
+        found = memo[key] = _to_html(body, base_url)
+    return found
+
+
+def to_text(body: str, base_url: str) -> str:
+    """Plain text for calendar DESCRIPTION: paragraphs, list bullets, links as ``text (URL)``."""
+    memo = _MEMO.get()
+    if memo is None:
+        return _to_text(body, base_url)
+    key = ("text", body, base_url)
+    found = memo.get(key)
+    if found is None:
+        found = memo[key] = _to_text(body, base_url)
+    return found
+
+
+def _to_html(body: str, base_url: str) -> str:
     raw = _parser().render(body)
 
     def rewrite(tag: str, attribute: str, value: str) -> str | None:
@@ -102,8 +149,7 @@ def to_html(body: str, base_url: str) -> str:
     return cleaned.strip() + "\n" if cleaned.strip() else ""
 
 
-def to_text(body: str, base_url: str) -> str:
-    """Plain text for calendar DESCRIPTION: paragraphs, list bullets, links as ``text (URL)``."""
+def _to_text(body: str, base_url: str) -> str:
     tokens = _parser().parse(body)
     out: list[str] = []
     prefix: list[str] = []
