@@ -265,7 +265,8 @@ def assert_event_file(data: bytes, event_id: str, record: dict[str, Any]) -> Non
     uids = {str(e["UID"]) for e in events}
     assert uids == {record.get("uid") or f"{event_id}@events.example.org"}, uids
     master = next(e for e in events if "RECURRENCE-ID" not in e)
-    assert str(master["SUMMARY"]) == record["title"]
+    prefix = {"cancelled": "Cancelled: ", "postponed": "Postponed: "}.get(record.get("status"), "")
+    assert str(master["SUMMARY"]) == prefix + record["title"]
     for override in record.get("overrides", []):
         if override.get("note"):
             # Markdown joins soft line breaks; the words must all arrive, as text
