@@ -539,3 +539,26 @@ def test_two_builds_at_once_never_mix(tmp_path: Path) -> None:
         assert len(tags_of(out)) == 1
         assert len(snapshot(out)) == 801
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+# --- a damaged manifest in out/ ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        b"[" * 100_000,
+        b'{"generator": "eventfeed", "format": 1, "as_of": "2023-01-01", "files": {},'
+        b' "events": {"one": {"sequence": 1e999}}}',
+    ],
+    ids=["deeply-nested", "infinite-sequence"],
+)
+def test_damaged_manifest_is_reported_without_traceback(repo: Path, damage: bytes) -> None:
+    assert invoke("build").exit_code == 0
+    (repo / "out" / "manifest.json").write_bytes(damage)
+    checked = invoke("build", "--check")
+    assert checked.exit_code == 1
+    assert checked.stderr.startswith(
+        "error: out/manifest.json: the previous build's manifest is damaged ("
+    ), checked.stderr
+    assert invoke("check").exit_code == 0  # check still reports on the records

@@ -102,7 +102,7 @@ def read_manifest(out_dir: Path) -> Manifest | None:
         }
         files = {str(k): str(v) for k, v in data["files"].items()}
         return Manifest(as_of=date.fromisoformat(data["as_of"]), events=events, files=files)
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError) as exc:
         raise StateError(
             f"{path}: the previous build's manifest is damaged ({exc}); restore it from git "
             "(git checkout -- out/manifest.json) so event history is kept"
