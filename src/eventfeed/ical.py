@@ -170,10 +170,15 @@ def _fit(context: BuildContext, current: list[Compiled]) -> tuple[list[Compiled]
     events alone are too large, the earliest that fit are kept.
     """
     limit = context.settings.calendars.max_bytes
-    header = _main_header(context)
 
     def fits(members: list[Compiled]) -> bool:
-        return len(_calendar(context, header, members)) <= limit
+        # Every subscription calendar takes its share of ``members``; a facet calendar that
+        # holds them all (one language) has a longer header than calendar.ics, so each is
+        # measured, by size alone: nothing is joined while searching.
+        return all(
+            _size(context, header, subset) <= limit
+            for header, subset in _subscriptions(context, members, members)
+        )
 
     if fits(current):
         return current, []
@@ -265,6 +270,13 @@ def _zone_ranges(members: Sequence[Compiled]) -> list[tuple[str, int, int]]:
             low, high = ranges.get(tzid, (first, last))
             ranges[tzid] = (min(low, first), max(high, last))
     return [(tzid, *ranges[tzid]) for tzid in sorted(ranges)]
+
+
+def _size(context: BuildContext, header: Header | None, members: Sequence[Compiled]) -> int:
+    """``len(_calendar(context, header, members))``, without joining the calendar."""
+    head = len(_calendar_object(context, header, members).to_ical())
+    zones = sum(len(vtimezone_bytes(*r)) for r in _zone_ranges(members))
+    return head + zones + sum(len(c.data) for c in members)
 
 
 def _calendar(context: BuildContext, header: Header | None, members: Sequence[Compiled]) -> bytes:
