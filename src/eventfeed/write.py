@@ -15,8 +15,10 @@ import ctypes.util
 import errno
 import json
 import os
+import posixpath
 import re
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -148,6 +150,75 @@ def _recover(out: Path) -> None:
             _discard(leftover)
 
 
+def _read_manifest(out: Path) -> bytes | None:
+    try:
+        return (out / MANIFEST).read_bytes()
+    except OSError:
+        return None
+
+
+def _manifest_files(data: bytes | None) -> dict[str, str] | None:
+    """The ``files`` digests of an eventfeed manifest; None when there are none to trust."""
+    if data is None:
+        return None
+    try:
+        files = json.loads(data).get("files")
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        return None
+    return files
+
+
+def _unchanged(out: Path, artifacts: Mapping[str, bytes]) -> bool:
+    """True when out/ holds exactly these paths, as regular files of these sizes, and the
+    same manifest (whose digests, compared by the caller, name the content)."""
+    if _read_manifest(out) != artifacts.get(MANIFEST):
+        return False
+    folders: set[str] = set()
+    for key in artifacts:
+        parent = posixpath.dirname(key)
+        while parent and parent not in folders:
+            folders.add(parent)
+            parent = posixpath.dirname(parent)
+    found = 0
+    for dirpath, dirnames, filenames in os.walk(out):
+        for name in dirnames:  # a link, or a folder no artifact needs, is not ours
+            path = Path(dirpath, name)
+            if path.is_symlink() or path.relative_to(out).as_posix() not in folders:
+                return False
+        for name in filenames:
+            path = Path(dirpath, name)
+            key = path.relative_to(out).as_posix()
+            data = artifacts.get(key)
+            try:
+                info = path.lstat()
+            except OSError:
+                return False
+            if data is None or not stat.S_ISREG(info.st_mode) or info.st_size != len(data):
+                return False
+            found += 1
+    return found == len(artifacts)
+
+
+def _link(out: Path, path: str, target: Path, size: int) -> bool:
+    """Hard-link an unchanged file of the previous build into the new tree; False when the
+    file is not there as it should be, or the file system cannot link (then it is written).
+
+    The previous tree is only ever renamed and then removed as a whole, so the shared file
+    keeps its bytes: linking instead of writing saves the data copy of every unchanged file.
+    """
+    source = out.joinpath(*path.split("/"))
+    try:
+        info = source.lstat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size != size:
+            return False
+        os.link(source, target, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
+
+
 def write_tree(out_dir: Path, artifacts: Mapping[str, bytes], *, events_dir: Path | None) -> None:
     """Replace ``out_dir`` with exactly ``artifacts``, all at once, or leave it untouched."""
     for path in artifacts:
@@ -159,12 +230,26 @@ def write_tree(out_dir: Path, artifacts: Mapping[str, bytes], *, events_dir: Pat
         parent.mkdir(parents=True, exist_ok=True)
         with build_lock(parent, out.name):
             _recover(out)
+            new_files = _manifest_files(artifacts.get(MANIFEST))
+            old_files = _manifest_files(_read_manifest(out)) if new_files is not None else None
+            if old_files == new_files and _unchanged(out, artifacts):
+                return  # the same bytes are already in place: nothing to swap
             tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
             try:
+                made: set[Path] = set()
                 for path in sorted(artifacts):
                     target = tmp.joinpath(*path.split("/"))
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(artifacts[path])
+                    if target.parent not in made:
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        made.add(target.parent)
+                    same = (
+                        old_files is not None
+                        and new_files is not None
+                        and path in new_files
+                        and old_files.get(path) == new_files[path]
+                    )
+                    if not (same and _link(out, path, target, len(artifacts[path]))):
+                        target.write_bytes(artifacts[path])
                 os.chmod(tmp, 0o755)
                 if not out.exists():
                     os.rename(tmp, out)
