@@ -18,6 +18,7 @@ import click
 
 from . import __version__
 from .build import compile_site
+from .cache import Fingerprint
 from .errors import EventfeedError, ProblemsFound, Severity, errors_in, format_problems
 from .load import display_path, load, load_site
 from .model import record_schema
@@ -214,9 +215,21 @@ def build(
       eventfeed build --check        # in CI: is the committed out/ fresh?
     """
     clock = resolve_now(now)
+    day_given = as_of.date() if as_of else None
+    fingerprint = (
+        None if check_only else Fingerprint.of(events_dir, out_dir, clock, day_given, strict)
+    )
+    done = fingerprint.lookup(out_dir) if fingerprint is not None else None
+    if done is not None:  # out/ already holds this very build: nothing to parse or write
+        if not quiet:
+            if done:
+                click.echo(done, err=True)
+            click.echo(f"{display_path(out_dir)} is up to date (nothing changed)", err=True)
+        return
     site = load_site(events_dir, strict=strict, today=clock.date())
+    warned = format_problems(site.warnings, "text") if site.warnings else ""
     if site.warnings and not quiet:
-        click.echo(format_problems(site.warnings, "text"), err=True)
+        click.echo(warned, err=True)
     if not check_only:
         check_target(out_dir, events_dir=events_dir)  # before reading a manifest that is not ours
     previous = read_manifest(out_dir)
@@ -241,6 +254,8 @@ def build(
             click.echo(f"{display_path(out_dir)} is up to date ({len(artifacts)} files)", err=True)
         return
     write_tree(out_dir, artifacts, events_dir=events_dir)
+    if fingerprint is not None:
+        fingerprint.save(out_dir, warned)
     if not quiet:
         click.echo(
             f"built {len(site.events)} event(s) into {display_path(out_dir)} "

@@ -1,0 +1,127 @@
+"""However a build is made, the bytes are those of a cold build.
+
+A few hundred records from the benchmark's generator (zones, all-day, series, cancelled,
+several scripts) are built cold, rebuilt with nothing changed (the fingerprint in the cache
+says so, nothing is parsed or written), and rebuilt after one edit (unchanged files
+hard-linked from the previous tree); each result is compared, byte for byte, with a cold
+build of the same records from the same previous manifest into an empty folder.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from eventfeed.cli import main
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+RECORDS = 200
+AS_OF = "2023-11-14"
+
+Build = Callable[[Path, Path], Result]
+
+
+def _generate(root: Path, n: int) -> Path:
+    spec = importlib.util.spec_from_file_location("eventfeed_bench", BENCH)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    events: Path = module.generate(root, n)
+    return events
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def stamps(folder: Path) -> dict[str, tuple[int, int]]:
+    return {
+        p.relative_to(folder).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns)
+        for p in folder.rglob("*")
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def events(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _generate(tmp_path_factory.mktemp("records"), RECORDS)
+
+
+@pytest.fixture
+def build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Build:
+    monkeypatch.setenv("EVENTFEED_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+
+    def run(events: Path, out: Path) -> Result:
+        args = ["build", "--events", str(events), "--out", str(out), "--as-of", AS_OF]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        return result
+
+    return run
+
+
+def cold(events: Path, out: Path, previous: Path | None, build: Build) -> dict[str, bytes]:
+    """A build into an empty folder that holds only the given previous manifest."""
+    out.mkdir()
+    if previous is not None:
+        shutil.copy(previous, out / "manifest.json")
+    build(events, out)
+    return snapshot(out)
+
+
+def test_no_change_and_one_edit_rebuilds_equal_cold_builds(
+    events: Path, tmp_path: Path, build: Build
+) -> None:
+    work = tmp_path / "work"
+    shutil.copytree(events, work / "events")
+    out = work / "out"
+    first = build(work / "events", out)
+    assert "built" in first.stderr
+    built = snapshot(out)
+    assert len([p for p in built if p.startswith("events/") and p.endswith(".ics")]) == RECORDS
+
+    before = stamps(out)
+    again = build(work / "events", out)
+    assert "is up to date (nothing changed)" in again.stderr
+    assert stamps(out) == before  # nothing rewritten, nothing replaced
+
+    manifest = tmp_path / "manifest-before-edit.json"
+    shutil.copy(out / "manifest.json", manifest)
+    edited = sorted((work / "events").rglob("event-*.md"))[7]
+    edited.write_text(edited.read_text(encoding="utf-8") + "\nOne more sentence.\n", "utf-8")
+    build(work / "events", out)
+    incremental = snapshot(out)
+    assert incremental != built
+    changed = {p for p in incremental if incremental[p] != built.get(p)}
+    assert f"events/{edited.stem}.html" in changed
+    assert f"events/{edited.stem}.ics" in changed
+    assert cold(work / "events", tmp_path / "cold", manifest, build) == incremental
+
+
+def test_a_file_changed_in_out_is_rebuilt(events: Path, tmp_path: Path, build: Build) -> None:
+    out = tmp_path / "out"
+    build(events, out)
+    expected = snapshot(out)
+    (out / "calendar.ics").write_bytes(b"not a calendar\r\n")
+    result = build(events, out)
+    assert "nothing changed" not in result.stderr
+    assert snapshot(out) == expected
+
+
+def test_cold_build_equals_a_build_without_cache(
+    events: Path, tmp_path: Path, build: Build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = cold(events, tmp_path / "one", None, build)
+    monkeypatch.setenv("EVENTFEED_CACHE_DIR", str(tmp_path / "other-cache"))
+    assert cold(events, tmp_path / "two", None, build) == first
