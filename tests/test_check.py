@@ -295,3 +295,17 @@ def test_usage_error_exits_2(site: SiteDir, run: Run) -> None:
     result = run("check", "--format", "xml")
     assert result.exit_code == 2
     assert "Invalid value for '--format'" in result.stderr
+
+
+def test_an_imported_uid_may_not_collide_with_another_record(site: SiteDir, run: Run) -> None:
+    site.record("first.md", MINIMAL)
+    site.record(
+        "second.md", MINIMAL.replace("title: A meeting", "title: B\nuid: FIRST@events.example.org")
+    )
+    result = run("check")
+    assert result.exit_code == 1
+    lines = [line for line in result.stderr.splitlines() if line.startswith("events/")]
+    assert lines == [
+        "events/second.md:3: uid: calendar UID 'FIRST@events.example.org' is already used by "
+        "events/first.md"
+    ]

@@ -117,6 +117,7 @@ def _load(events_dir: Path, today: date | None) -> Loaded:
         )
         return result
     by_id: dict[str, Event] = {}
+    by_uid: dict[str, Event] = {}
     for path in files:
         loaded = _load_record(path, result.settings, result.problems, today)
         if loaded is None:
@@ -146,7 +147,22 @@ def _load(events_dir: Path, today: date | None) -> Loaded:
                 )
             )
             continue
+        # An imported uid may equal another record's uid (imported or derived): clients would
+        # merge the two events into one. Compared without case, as some clients do.
+        twin = by_uid.get(event.uid.casefold())
+        if twin is not None:
+            result.problems.append(
+                Problem(
+                    event.source,
+                    lines.get(("uid",), lines.get(("id",), 1)),
+                    "uid",
+                    f"calendar UID '{event.uid}' is already used by {twin.source}",
+                    hint="remove 'uid' from one of the two records, or give it another value",
+                )
+            )
+            continue
         by_id[event.id] = event
+        by_uid[event.uid.casefold()] = event
     result.events = sorted(by_id.values(), key=lambda e: e.id)
     return result
 
