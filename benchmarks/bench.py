@@ -3,7 +3,8 @@
 
     .venv/bin/python benchmarks/bench.py                      # N = 1,000 and 10,000, 3 runs each
     .venv/bin/python benchmarks/bench.py --sizes 100000 --runs 3
-    .venv/bin/python benchmarks/bench.py --sizes 1000 --keep /tmp/bench   # keep the generated tree
+    .venv/bin/python benchmarks/bench.py --sizes 1000 --keep /tmp/bench  # keep, reuse the tree
+    .venv/bin/python benchmarks/bench.py --sizes 10000 --runs 1 --stages --profile /tmp/p.prof
 
 For each N it measures, in child processes so peak memory is the child's own:
 
@@ -13,7 +14,9 @@ For each N it measures, in child processes so peak memory is the child's own:
 * oneedit  -- a rebuild after editing one record's wording;
 
 and prints the median wall time, the peak resident memory, records per second and the ratio to
-the floor. It also checks that the one-edit rebuild gives the same bytes as a cold build of the
+the floor. With ``--stages`` it also times one cold build stage by stage (load, history, each
+compiler, manifest, write), and with ``--profile FILE`` writes that build's cProfile. It also
+checks that the one-edit rebuild gives the same bytes as a cold build of the
 edited records from the same previous manifest. Not part of the test suite: timings are figures
 to read, never assertions.
 """
@@ -164,6 +167,14 @@ def record(i: int, rng: random.Random) -> str:
     return "\n".join(lines) + "\n" + body(rng)
 
 
+def _generated(events: Path, n: int) -> bool:
+    """True when ``events`` holds exactly the n records this script generates (kept trees)."""
+    if not (events / "site.yaml").is_file():
+        return False
+    count = sum(1 for _ in events.rglob("event-*.md"))
+    return count == n and (events / f"{(n - 1) // 1000:03d}" / f"event-{n - 1:06d}.md").is_file()
+
+
 def generate(root: Path, n: int, seed: int = 20221207) -> Path:
     events = root / "events"
     if events.exists():
@@ -188,6 +199,62 @@ FLOOR = textwrap.dedent("""
 """)
 
 
+# One cold build in one process, timed stage by stage with the library's own functions.
+STAGES = textwrap.dedent("""
+    import cProfile, sys, time
+    from datetime import UTC, date, datetime
+    from pathlib import Path
+    from eventfeed import markdown, paths
+    from eventfeed.build import Artifacts, BuildContext, compilers
+    from eventfeed.load import load_site
+    from eventfeed.state import Manifest, advance, file_digest
+    from eventfeed.write import write_tree
+
+    events, out, profile = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+    now, as_of = datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC), date(2023, 11, 14)
+    profiler = cProfile.Profile() if profile else None
+    if profiler:
+        profiler.enable()
+    times = []
+    def stage(name, start):
+        times.append((name, time.perf_counter() - start))
+    t = time.perf_counter(); site = load_site(events, today=now.date()); stage("load", t)
+    t = time.perf_counter(); history = advance(None, site.events, now); stage("history", t)
+    context = BuildContext(site=site, history=history, as_of=as_of)
+    artifacts = Artifacts()
+    with markdown.memoised():
+        for step in compilers():
+            t = time.perf_counter(); artifacts.update_from(step(context))
+            stage(step.__module__.rpartition(".")[2], t)
+    t = time.perf_counter()
+    files = {p: file_digest(d) for p, d in artifacts.items()}
+    artifacts.add(paths.MANIFEST, Manifest(as_of, history, files).to_bytes()); stage("manifest", t)
+    t = time.perf_counter(); write_tree(out, artifacts, events_dir=events); stage("write", t)
+    if profiler:
+        profiler.disable(); profiler.dump_stats(profile)
+    for name, seconds in times:
+        print(f"{name} {seconds:.3f}")
+""")
+
+
+def stages(events: Path, out: Path, env: dict[str, str], profile: Path | None) -> None:
+    """Print where one cold build spends its time; with a profile file, cProfile it too."""
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [sys.executable, "-c", STAGES, str(events), str(out), str(profile or "")]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.exit(f"stage timing failed:\n{done.stderr[-2000:]}")
+    rows = [line.split() for line in done.stdout.splitlines()]
+    total = sum(float(seconds) for _, seconds in rows)
+    print("  cold build by stage (one run, in one process):")
+    for name, seconds in rows:
+        share = float(seconds) / total if total else 0.0
+        print(f"    {name:9} {float(seconds):8.2f} s  {share:6.1%}")
+    if profile:
+        print(f"  profile written to {profile} (python -m pstats {profile})")
+    shutil.rmtree(out, ignore_errors=True)
+
+
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Run a child; return (wall seconds, peak RSS in MB) of that child alone."""
     start = time.perf_counter()
@@ -204,12 +271,27 @@ def eventfeed() -> list[str]:
     return [sys.executable, "-m", "eventfeed"]
 
 
-def run_size(n: int, runs: int, keep: Path | None) -> list[tuple[str, float, float]]:
+def run_size(
+    n: int, runs: int, keep: Path | None, *, by_stage: bool = False, profile: Path | None = None
+) -> list[tuple[str, float, float]]:
     root = keep or Path(tempfile.mkdtemp(prefix="eventfeed-bench-"))
     root.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, SOURCE_DATE_EPOCH="1700000000", CI="true")
-    print(f"\nN = {n:,}: generating ...", flush=True)
-    events = generate(root, n)
+    # The fingerprints of no-change rebuilds go beside the generated tree, not to the user's.
+    env = dict(
+        os.environ,
+        SOURCE_DATE_EPOCH="1700000000",
+        CI="true",
+        EVENTFEED_CACHE_DIR=str(root / "cache"),
+    )
+    shutil.rmtree(root / "cache", ignore_errors=True)
+    events = root / "events"
+    if keep is not None and _generated(events, n):
+        print(f"\nN = {n:,}: reusing {events}", flush=True)
+    else:
+        print(f"\nN = {n:,}: generating ...", flush=True)
+        events = generate(root, n)
+    if by_stage or profile:
+        stages(events, root / "out-stages", env, profile)
     out = root / "out"
     build = [
         *eventfeed(),
@@ -285,10 +367,17 @@ def main() -> None:
     parser.add_argument(
         "--keep", type=Path, default=None, help="generate into this folder and keep it"
     )
+    parser.add_argument(
+        "--stages", action="store_true", help="also time one cold build stage by stage"
+    )
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="cProfile that build into this file"
+    )
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
     for n in (int(s) for s in args.sizes.split(",")):
-        run_size(n, args.runs, args.keep)
+        keep = args.keep / str(n) if args.keep and "," in args.sizes else args.keep
+        run_size(n, args.runs, keep, by_stage=args.stages, profile=args.profile)
 
 
 if __name__ == "__main__":
