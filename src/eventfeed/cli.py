@@ -22,27 +22,14 @@ from .cache import Fingerprint
 from .errors import EventfeedError, ProblemsFound, Severity, errors_in, format_problems
 from .load import display_path, load, load_site
 from .model import record_schema
+from .options import events_option, out_option
 from .state import read_manifest
 from .write import check_target, write_tree
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EVENTS_OPTION = click.option(
-    "--events",
-    "events_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("events"),
-    show_default=True,
-    help="Folder of event records (with site.yaml).",
-)
-OUT_OPTION = click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("out"),
-    show_default=True,
-    help="Output folder (replaced as a whole by a successful build).",
-)
+EVENTS_OPTION = events_option()
+OUT_OPTION = out_option()
 
 
 def handle_errors(func: F) -> F:

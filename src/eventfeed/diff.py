@@ -29,6 +29,7 @@ from . import paths
 from .build import compile_site
 from .errors import EventfeedError, ProblemsFound, errors_in, format_problems
 from .load import display_path, load_site
+from .options import events_option
 from .state import Manifest, read_manifest
 
 # --- reading one event's calendar file -------------------------------------------------------
@@ -400,14 +401,7 @@ def _clock() -> datetime:
     show_default=True,
     help="markdown for a pull-request comment.",
 )
-@click.option(
-    "--events",
-    "events_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("events"),
-    show_default=True,
-    help="Folder of event records (with site.yaml).",
-)
+@events_option()
 def diff_command(against: Path, fmt: str, events_dir: Path) -> None:
     """Say what subscribers will see when the current records are built and published.
 

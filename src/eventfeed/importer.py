@@ -48,6 +48,7 @@ from .event import Event
 from .load import display_path, load
 from .model import Record, Settings, is_slug, known_zones
 from .new import check_record, duration_text, event_id, record_path, render_record, slugify
+from .options import events_option
 from .progress import Progress
 
 #: icalendar's components and property values are typed as wide unions; shapes are checked here.
@@ -789,14 +790,7 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 @click.command("import")
 @click.argument("source", metavar="FILE.ics|-", type=click.File("rb"))
-@click.option(
-    "--events",
-    "events_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("events"),
-    show_default=True,
-    help="Folder of event records (with site.yaml) to write into.",
-)
+@events_option("Folder of event records (with site.yaml) to write into.")
 @click.option(
     "--kind",
     help="Kind of events whose categories name no kind. Default: the first kind in site.yaml.",

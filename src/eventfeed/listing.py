@@ -23,6 +23,7 @@ from .errors import ProblemsFound, errors_in, format_problems
 from .event import Event
 from .load import load_site
 from .model import Override, Status
+from .options import events_option
 from .text import where_text
 
 #: Default length of the window for --upcoming and --past.
@@ -197,14 +198,7 @@ def _midnight(day: date, zone: ZoneInfo) -> datetime:
     type=click.DateTime(["%Y-%m-%d"]),
     help="The day that splits upcoming from past. Default: today in the site's zone.",
 )
-@click.option(
-    "--events",
-    "events_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("events"),
-    show_default=True,
-    help="Folder of event records (with site.yaml).",
-)
+@events_option()
 def list_command(
     mode: str,
     collection: str | None,

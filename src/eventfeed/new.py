@@ -29,6 +29,7 @@ from .event import Event
 from .frontmatter import FrontMatterError, read_document
 from .load import SETTINGS_FILE, display_path, load
 from .model import MAX_SLUG, Record, Settings, Status, is_slug, parse_duration, parse_when
+from .options import events_option
 
 # --- ids and paths -------------------------------------------------------------------------
 
@@ -231,14 +232,7 @@ def _ask(interactive: bool, value: str | None, prompt: str, **kwargs: Any) -> st
 @click.option("--region", help="One of the regions in site.yaml.")
 @click.option("--tag", "tags", multiple=True, help="A tag (slug); repeat for several.")
 @click.option("--updated", "updated", help="Date written as 'updated'. Default: today.")
-@click.option(
-    "--events",
-    "events_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("events"),
-    show_default=True,
-    help="Folder of event records (with site.yaml).",
-)
+@events_option()
 def new_command(
     title: str | None,
     start: str | None,

@@ -33,6 +33,7 @@ from . import paths
 from .build import compile_site
 from .errors import EventfeedError, ProblemsFound, format_problems
 from .load import display_path, load_site
+from .options import events_option, out_option
 from .pages import content_type
 from .state import read_manifest
 from .write import check_target, write_tree
@@ -237,22 +238,8 @@ def make_server(
 
 
 @click.command("serve")
-@click.option(
-    "--events",
-    "events_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("events"),
-    show_default=True,
-    help="Folder of event records (with site.yaml).",
-)
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("out"),
-    show_default=True,
-    help="Output folder to build into and serve.",
-)
+@events_option()
+@out_option("Output folder to build into and serve.")
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
