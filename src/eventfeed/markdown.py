@@ -82,19 +82,20 @@ def absolute(url: str, base_url: str) -> str:
     return urljoin(base_url, url)
 
 
-#: Renderings of the current build, by (function, body, base URL); None outside a build.
-_MEMO: ContextVar[dict[tuple[str, str, str], str] | None] = ContextVar(
+#: Renderings of the current build, (HTML, text) by (body, base URL); None outside a build.
+_MEMO: ContextVar[dict[tuple[str, str], tuple[str, str]] | None] = ContextVar(
     "eventfeed_markdown_memo", default=None
 )
 
 
 @contextmanager
 def memoised() -> Iterator[None]:
-    """Within the block, render each (body, base URL) once.
+    """Within the block, render each (body, base URL) once, to HTML and to text together.
 
-    The calendars, feeds and pages all show the same bodies; rendering is pure, so the second
-    request gets the first result. The memo lives for one build only, so a long-running
-    process (``eventfeed serve``) does not keep the renderings of every build it made.
+    The calendars, feeds and pages all show the same bodies; rendering is pure, so a second
+    request gets the first result, and both forms come from one parse. The memo lives for one
+    build only, so a long-running process (``eventfeed serve``) does not keep the renderings
+    of every build it made.
     """
     token = _MEMO.set({})
     try:
@@ -103,32 +104,36 @@ def memoised() -> Iterator[None]:
         _MEMO.reset(token)
 
 
-def to_html(body: str, base_url: str) -> str:
-    """Render Markdown to sanitised HTML with absolute links."""
+def _both(body: str, base_url: str) -> tuple[str, str]:
     memo = _MEMO.get()
-    if memo is None:
-        return _to_html(body, base_url)
-    key = ("html", body, base_url)
+    assert memo is not None
+    key = (body, base_url)
     found = memo.get(key)
     if found is None:
-        found = memo[key] = _to_html(body, base_url)
+        env: dict[str, object] = {}
+        tokens = _parser().parse(body, env)
+        text = _text_of(tokens, base_url)  # first: rendering HTML sets attributes on images
+        raw = _parser().renderer.render(tokens, _parser().options, env)
+        found = memo[key] = (_clean(raw, base_url), text)
     return found
+
+
+def to_html(body: str, base_url: str) -> str:
+    """Render Markdown to sanitised HTML with absolute links."""
+    if _MEMO.get() is None:
+        return _clean(_parser().render(body), base_url)
+    return _both(body, base_url)[0]
 
 
 def to_text(body: str, base_url: str) -> str:
     """Plain text for calendar DESCRIPTION: paragraphs, list bullets, links as ``text (URL)``."""
-    memo = _MEMO.get()
-    if memo is None:
-        return _to_text(body, base_url)
-    key = ("text", body, base_url)
-    found = memo.get(key)
-    if found is None:
-        found = memo[key] = _to_text(body, base_url)
-    return found
+    if _MEMO.get() is None:
+        return _text_of(_parser().parse(body), base_url)
+    return _both(body, base_url)[1]
 
 
-def _to_html(body: str, base_url: str) -> str:
-    raw = _parser().render(body)
+def _clean(raw: str, base_url: str) -> str:
+    """Sanitise rendered HTML; relative links become absolute, unsafe ones are dropped."""
 
     def rewrite(tag: str, attribute: str, value: str) -> str | None:
         if attribute in ("href", "src"):
@@ -149,8 +154,7 @@ def _to_html(body: str, base_url: str) -> str:
     return cleaned.strip() + "\n" if cleaned.strip() else ""
 
 
-def _to_text(body: str, base_url: str) -> str:
-    tokens = _parser().parse(body)
+def _text_of(tokens: list[Token], base_url: str) -> str:
     out: list[str] = []
     prefix: list[str] = []
     counters: list[int] = []

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,10 @@ class EventState:
     source: str
 
 
+#: EventState's fields in order; ``asdict`` would deep-copy every value of every event
+_FIELDS = tuple(f.name for f in fields(EventState))
+
+
 @dataclass(frozen=True)
 class Manifest:
     as_of: date
@@ -54,7 +58,7 @@ class Manifest:
             "format": FORMAT,
             "as_of": self.as_of.isoformat(),
             "events": {
-                key: {k: _iso(v) for k, v in asdict(state).items()}
+                key: {name: _iso(getattr(state, name)) for name in _FIELDS}
                 for key, state in sorted(self.events.items())
             },
             "files": dict(sorted(self.files.items())),
