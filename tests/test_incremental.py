@@ -12,16 +12,21 @@ from __future__ import annotations
 import importlib.util
 import shutil
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
+from eventfeed.build import compile_site
 from eventfeed.cli import main
+from eventfeed.ical import CalendarTooLarge
+from eventfeed.load import Site, load_site
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
 RECORDS = 200
 AS_OF = "2023-11-14"
+NOW = datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
 
 Build = Callable[[Path, Path], Result]
 
@@ -125,3 +130,33 @@ def test_cold_build_equals_a_build_without_cache(
     first = cold(events, tmp_path / "one", None, build)
     monkeypatch.setenv("EVENTFEED_CACHE_DIR", str(tmp_path / "other-cache"))
     assert cold(events, tmp_path / "two", None, build) == first
+
+
+def test_parallel_build_equals_a_sequential_one(events: Path) -> None:
+    site = load_site(events, today=NOW.date())
+    sequential = compile_site(site, None, NOW, as_of=date(2023, 11, 14), jobs=1)
+    parallel = compile_site(site, None, NOW, as_of=date(2023, 11, 14), jobs=2)
+    assert list(parallel) == list(sequential)
+    assert all(parallel[path] == sequential[path] for path in sequential)
+
+
+def test_a_failure_in_the_forked_compiler_is_the_build_failure(events: Path) -> None:
+    """An error in the calendars (here: a calendar over its limit) reaches the caller."""
+    site = load_site(events, today=NOW.date())
+    with pytest.raises(CalendarTooLarge) as sequential:
+        compile_site(_limited(site), None, NOW, as_of=date(2023, 11, 14), jobs=1)
+    with pytest.raises(CalendarTooLarge) as parallel:
+        compile_site(_limited(site), None, NOW, as_of=date(2023, 11, 14), jobs=2)
+    assert str(parallel.value) == str(sequential.value)
+
+
+def _limited(site: Site) -> Site:
+    """The site with a collection whose description alone is over calendars.max_bytes."""
+    settings = site.settings
+    name = sorted(settings.collections)[0]
+    spec = settings.collections[name].model_copy(update={"description": "x" * 20_000})
+    calendars = settings.calendars.model_copy(update={"max_bytes": 10_000})
+    changed = settings.model_copy(
+        update={"collections": {**settings.collections, name: spec}, "calendars": calendars}
+    )
+    return Site(settings=changed, events=site.events)

@@ -6,9 +6,12 @@ Compilers are pure functions of a :class:`BuildContext`; each returns its artifa
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from multiprocessing.connection import Connection
 from zoneinfo import ZoneInfo
 
 from . import markdown, paths
@@ -112,17 +115,75 @@ def as_of_for(now: datetime, settings: Settings) -> date:
     return now.astimezone(ZoneInfo(settings.timezone)).date()
 
 
+#: Below this many events a second process costs more than it saves.
+PARALLEL_MIN_EVENTS = 1000
+
+
 def compile_site(
-    site: Site, previous: Manifest | None, now: datetime, *, as_of: date | None = None
+    site: Site,
+    previous: Manifest | None,
+    now: datetime,
+    *,
+    as_of: date | None = None,
+    jobs: int | None = None,
 ) -> Artifacts:
-    """Compile every artifact in memory, the manifest last."""
+    """Compile every artifact in memory, the manifest last.
+
+    With ``jobs`` of 2 or more (by default when there are two cores and enough events), the
+    first compiler (the calendars, the largest) runs in a forked process while this one runs
+    the others. Compilers are pure functions of the context, so the bytes are the same either
+    way; only the wall time changes.
+    """
     history = advance(previous, site.events, now)
     context = BuildContext(site=site, history=history, as_of=as_of or as_of_for(now, site.settings))
+    steps = compilers()
+    if jobs is None:
+        enough = len(site.events) >= PARALLEL_MIN_EVENTS and (os.cpu_count() or 1) >= 2
+        jobs = 2 if enough else 1
+    forked = jobs > 1 and "fork" in multiprocessing.get_all_start_methods()
+    results = _compile_forked(steps, context) if forked else _compile(steps, context)
     artifacts = Artifacts()
-    with markdown.memoised():  # each body is rendered once, whichever compilers show it
-        for compile_step in compilers():
-            artifacts.update_from(compile_step(context))
+    for result in results:
+        artifacts.update_from(result)
     files = {path: file_digest(data) for path, data in artifacts.items()}
     manifest = Manifest(as_of=context.as_of, events=history, files=files)
     artifacts.add(paths.MANIFEST, manifest.to_bytes())
     return artifacts
+
+
+def _compile(steps: list[Compiler], context: BuildContext) -> list[Mapping[str, bytes]]:
+    with markdown.memoised():  # each body is rendered once, whichever compilers show it
+        return [step(context) for step in steps]
+
+
+def _compile_forked(steps: list[Compiler], context: BuildContext) -> list[Mapping[str, bytes]]:
+    """The first step in a forked child (which inherits the context), the rest here."""
+    fork = multiprocessing.get_context("fork")
+    receiver, sender = fork.Pipe(duplex=False)
+    child = fork.Process(target=_child, args=(steps[0], context, sender), daemon=True)
+    child.start()
+    sender.close()
+    try:
+        rest = _compile(steps[1:], context)
+        try:
+            ok, value = receiver.recv()
+        except EOFError:  # the child died without a word (killed, out of memory)
+            ok, value = True, None
+    finally:
+        receiver.close()
+        child.join()
+    if not ok:
+        raise value
+    if value is None:  # do it here after all: a build must not depend on the child
+        return _compile(steps, context)
+    return [value, *rest]
+
+
+def _child(step: Compiler, context: BuildContext, sender: Connection) -> None:
+    try:
+        with markdown.memoised():
+            result: tuple[bool, object] = (True, dict(step(context)))
+    except Exception as exc:  # handed to the parent, which raises it as its own
+        result = (False, exc)
+    sender.send(result)
+    sender.close()
