@@ -292,6 +292,8 @@ def run_size(
         events = generate(root, n)
     if by_stage or profile:
         stages(events, root / "out-stages", env, profile)
+    if runs < 1:  # --runs 0: the stages only
+        return []
     out = root / "out"
     build = [
         *eventfeed(),
