@@ -33,7 +33,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from . import paths
-from .build import BuildContext
+from .build import BuildContext, in_collection
 from .event import Event, Mode, Org
 from .markdown import to_html, to_text
 from .model import Settings, Status
@@ -545,7 +545,7 @@ class Renderer:
         collections = [
             (name, self.settings.collections[name])
             for name in sorted(self.settings.collections)
-            if event in self.context.collection(name)
+            if in_collection(event, self.settings, name)
         ]
         return self.render(
             "event.html",
