@@ -20,9 +20,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
+import zoneinfo
 from dataclasses import dataclass
 from datetime import date, datetime
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -51,9 +53,43 @@ def cache_file(out_dir: Path) -> Path:
     return cache_dir() / f"{name}.json"
 
 
+#: Libraries whose upgrade can change output bytes (serialisers, renderers, zone data).
+_LIBRARIES = (
+    "icalendar",
+    "feedgen",
+    "lxml",
+    "markdown-it-py",
+    "nh3",
+    "Jinja2",
+    "MarkupSafe",
+    "pydantic",
+    "PyYAML",
+    "tzdata",
+)
+
+
+def _environment() -> str:
+    """The versions of the libraries and of the system's time zone data in use."""
+    parts = [sys.version]
+    for name in _LIBRARIES:
+        try:
+            parts.append(f"{name}={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            parts.append(f"{name}=-")
+    for folder in zoneinfo.TZPATH:
+        try:
+            info = os.stat(os.path.join(folder, "tzdata.zi"))
+        except OSError:
+            continue
+        parts.append(f"{folder}:{info.st_size}:{info.st_mtime_ns}")
+        break
+    return "\n".join(parts)
+
+
 def _code_digest() -> str:
-    """eventfeed's own code and templates: a changed compiler must never reuse a build."""
-    digest = hashlib.sha256(__version__.encode())
+    """eventfeed's own code and templates, and what it runs on: a changed compiler or
+    library must never reuse a build."""
+    digest = hashlib.sha256(__version__.encode() + b"\0" + _environment().encode())
     root = resources.files("eventfeed")
     stack = [root]
     found = []
