@@ -9,7 +9,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,14 +17,14 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
-from .build import compile_site
 from .cache import Fingerprint
 from .errors import EventfeedError, ProblemsFound, Severity, errors_in, format_problems
-from .load import display_path, load, load_site
+from .load import Site, display_path, load
 from .model import record_schema
 from .options import events_option, out_option
+from .pipeline import compile_into
 from .state import read_manifest
-from .write import check_target, write_tree
+from .write import write_tree
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -213,17 +213,23 @@ def build(
                 click.echo(done, err=True)
             click.echo(f"{display_path(out_dir)} is up to date (nothing changed)", err=True)
         return
-    site = load_site(events_dir, strict=strict, today=clock.date())
-    warned = format_problems(site.warnings, "text") if site.warnings else ""
-    if site.warnings and not quiet:
-        click.echo(warned, err=True)
-    if not check_only:
-        check_target(out_dir, events_dir=events_dir)  # before reading a manifest that is not ours
-    previous = read_manifest(out_dir)
-    day: date | None = as_of.date() if as_of else None
-    if check_only and day is None and previous is not None:
-        day = previous.as_of
-    artifacts = compile_site(site, previous, clock, as_of=day)
+    warned = ""
+
+    def show_warnings(site: Site) -> None:
+        nonlocal warned
+        warned = format_problems(site.warnings, "text") if site.warnings else ""
+        if warned and not quiet:
+            click.echo(warned, err=True)
+
+    site, artifacts = compile_into(
+        events_dir,
+        out_dir,
+        clock,
+        strict=strict,
+        as_of=day_given,
+        writing=not check_only,
+        loaded=show_warnings,
+    )
     if check_only:
         stale = _differences(out_dir, artifacts)
         if stale:

@@ -30,13 +30,12 @@ from urllib.parse import unquote, urlsplit
 import click
 
 from . import paths
-from .build import compile_site
 from .errors import EventfeedError, ProblemsFound, format_problems
-from .load import display_path, load_site
+from .load import display_path
 from .options import events_option, out_option
 from .pages import content_type
-from .state import read_manifest
-from .write import check_target, write_tree
+from .pipeline import compile_into
+from .write import write_tree
 
 Snapshot = dict[str, tuple[int, int]]
 
@@ -47,10 +46,7 @@ def rebuild(events_dir: Path, out_dir: Path, now: datetime | None = None) -> str
     Raises :class:`~eventfeed.errors.EventfeedError` (problems in records, output refused).
     """
     clock = now or _clock()
-    site = load_site(events_dir, today=clock.date())
-    check_target(out_dir, events_dir=events_dir)  # before reading a manifest that is not ours
-    previous = read_manifest(out_dir)
-    artifacts = compile_site(site, previous, clock)
+    site, artifacts = compile_into(events_dir, out_dir, clock)
     write_tree(out_dir, artifacts, events_dir=events_dir)
     where = display_path(out_dir)
     return f"built {len(site.events)} event(s) into {where} ({len(artifacts)} files)"

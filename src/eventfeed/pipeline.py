@@ -1,0 +1,43 @@
+"""Load, check the target, read the previous build and compile: the steps every builder shares.
+
+``eventfeed build`` and ``eventfeed serve`` both go through :func:`compile_into`, so a change to
+the order of these steps (the target is checked before a manifest in it is trusted) is made once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+
+from .build import Artifacts, compile_site
+from .load import Site, load_site
+from .state import read_manifest
+from .write import check_target
+
+
+def compile_into(
+    events_dir: Path,
+    out_dir: Path,
+    clock: datetime,
+    *,
+    strict: bool = False,
+    as_of: date | None = None,
+    writing: bool = True,
+    loaded: Callable[[Site], None] | None = None,
+) -> tuple[Site, Artifacts]:
+    """Compile the records for ``out_dir`` in memory; nothing is written.
+
+    ``writing`` is False for ``build --check``: the target is only read, and without an explicit
+    ``as_of`` the day of the existing build is reused, so a day passing does not make it stale.
+    ``loaded`` is called with the site as soon as it is valid (to print its warnings).
+    """
+    site = load_site(events_dir, strict=strict, today=clock.date())
+    if loaded is not None:
+        loaded(site)
+    if writing:
+        check_target(out_dir, events_dir=events_dir)  # before reading a manifest that is not ours
+    previous = read_manifest(out_dir)
+    if not writing and as_of is None and previous is not None:
+        as_of = previous.as_of
+    return site, compile_site(site, previous, clock, as_of=as_of)
