@@ -25,9 +25,11 @@ later calendars and per-event files are not split further.
 
 **Assembly.** Each event's components are built and serialised once per build, each
 VTIMEZONE once per zone and range of years (:mod:`eventfeed.vtimezone`); a calendar is its
-serialised header with those serialised components placed before ``END:VCALENDAR``. Every
-byte is still written by icalendar, which escapes and folds content lines (CRLF, at most 75
-octets, never inside a UTF-8 sequence).
+serialised header with those serialised components placed before ``END:VCALENDAR``. Events
+are written by :class:`eventfeed.serialise.Writer`, which gives icalendar's bytes (icalendar
+writes the first property of each shape, and is the reference the tests compare with) at a
+fraction of its cost; headers and VTIMEZONEs by icalendar. Content lines are CRLF, folded at
+75 octets, never inside a UTF-8 sequence.
 
 **Calendar properties.** PRODID is a fixed string without a version, so that upgrading
 eventfeed does not change every published byte (clients never interpret it). There is no
@@ -54,7 +56,8 @@ from icalendar.prop import vDuration, vText
 from . import paths
 from .build import BuildContext, in_collection
 from .errors import EventfeedError
-from .vevent import Compiled, compile_event
+from .serialise import component_bytes
+from .vevent import Compiled, compile_event, components
 from .vtimezone import vtimezone, vtimezone_bytes
 
 PRODID = "-//eventfeed//eventfeed calendars//EN"
@@ -232,13 +235,21 @@ def _header(
     return Header(path, name, description.strip(), url or context.settings.site_url)
 
 
-def _calendar_object(
-    context: BuildContext, header: Header | None, members: Sequence[Compiled]
-) -> Calendar:
+def _bare() -> Calendar:
     cal = Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
+    return cal
+
+
+_EVENT_HEAD = component_bytes(_bare())[: -len(_END)]
+
+
+def _calendar_object(
+    context: BuildContext, header: Header | None, members: Sequence[Compiled]
+) -> Calendar:
+    cal = _bare()
     if header is None:
         return cal
     refresh = timedelta(hours=context.settings.calendars.refresh_hours)
@@ -272,17 +283,25 @@ def _zone_ranges(members: Sequence[Compiled]) -> list[tuple[str, int, int]]:
     return [(tzid, *ranges[tzid]) for tzid in sorted(ranges)]
 
 
+def _head(context: BuildContext, header: Header | None, members: Sequence[Compiled]) -> bytes:
+    """The calendar's own lines, without END:VCALENDAR. A per-event file's are the same for
+    every event, so they are serialised once."""
+    if header is None:
+        return _EVENT_HEAD
+    data = component_bytes(_calendar_object(context, header, members))
+    assert data.endswith(_END)
+    return data[: -len(_END)]
+
+
 def _size(context: BuildContext, header: Header | None, members: Sequence[Compiled]) -> int:
     """``len(_calendar(context, header, members))``, without joining the calendar."""
-    head = len(_calendar_object(context, header, members).to_ical())
+    head = len(_head(context, header, members)) + len(_END)
     zones = sum(len(vtimezone_bytes(*r)) for r in _zone_ranges(members))
     return head + zones + sum(len(c.data) for c in members)
 
 
 def _calendar(context: BuildContext, header: Header | None, members: Sequence[Compiled]) -> bytes:
-    head = _calendar_object(context, header, members).to_ical()
-    assert head.endswith(_END)
-    parts = [head[: -len(_END)]]
+    parts = [_head(context, header, members)]
     parts += [vtimezone_bytes(*r) for r in _zone_ranges(members)]
     parts += [c.data for c in members]
     parts.append(_END)
@@ -295,7 +314,7 @@ def _jcal(context: BuildContext, header: Header, members: Sequence[Compiled]) ->
     for r in _zone_ranges(members):
         cal.add_component(vtimezone(*r))
     for c in members:
-        for component in c.components:
+        for component in components(c.event, context.history[c.event.id]):
             cal.add_component(component)
     text = json.dumps(cal.to_jcal(), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return (text + "\n").encode()

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import dataclasses
 import html
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol, TypeVar
 
 from icalendar import Event as VEvent
 from icalendar.prop import vRecur, vText
@@ -33,6 +34,7 @@ from icalendar.prop import vRecur, vText
 from . import markdown, paths, recurrence
 from .event import Event, Mode
 from .model import Override, Status
+from .serialise import Writer, tzid_param
 from .state import EventState
 from .text import when_text, where_text
 
@@ -55,13 +57,20 @@ _OCCURRENCE_NEWS = {
 }
 
 
+class _Adds(Protocol):
+    def add(self, name: str, value: Any, parameters: Any = None) -> Any: ...
+
+
+#: an icalendar component, or a :class:`~eventfeed.serialise.Writer` that writes one
+Target = TypeVar("Target", bound=_Adds)
+
+
 @dataclass(frozen=True)
 class Compiled:
     """An event's components, their bytes, and what calendars need to know about them."""
 
     event: Event
-    components: tuple[VEvent, ...]
-    #: the serialisation of :attr:`components`, master first
+    #: the serialised components, master first (:func:`components` builds them as objects)
     data: bytes
     #: zones written as TZID, with the first and last year of the local times they cover
     zones: tuple[tuple[str, int, int], ...]
@@ -74,22 +83,33 @@ def page_url(event: Event) -> str:
 
 
 def compile_event(event: Event, state: EventState) -> Compiled:
-    master = _component(event, state, event.record.title, None, series=_is_series(event))
-    _add_recurrence(master, event)
-    components = [master]
-    for override in sorted(event.record.overrides, key=lambda o: recurrence.naive(o.occurrence)):
-        components.append(_override(event, state, override))
+    """The event's serialised components (master first) and what calendars need to know."""
+    data = b"".join(w.to_bytes() for w in _build(event, state, lambda: Writer(VEvent)))
     last = _last_end(event)
     years = [v.year for v in _local_values(event)]
     if last is not None:
         years.append(last.year)
     zones: tuple[tuple[str, int, int], ...] = ()
-    tzid = master["DTSTART"].params.get("TZID")
-    if tzid:
-        zones = ((str(tzid), min(years), max(years)),)
-    data = b"".join(c.to_ical() for c in components)
+    if not event.all_day:
+        tzid = tzid_param(event.aware(event.local_start))
+        if tzid:
+            zones = ((tzid, min(years), max(years)),)
     last_day = None if last is None else _last_day(event, last)
-    return Compiled(event, tuple(components), data, zones, last_day)
+    return Compiled(event, data, zones, last_day)
+
+
+def components(event: Event, state: EventState) -> list[VEvent]:
+    """The same components as icalendar objects (for jCal, and to check :class:`Writer`)."""
+    return _build(event, state, VEvent)
+
+
+def _build(event: Event, state: EventState, kind: Callable[[], Target]) -> list[Target]:
+    master = _component(kind(), event, state, event.record.title, None, series=_is_series(event))
+    _add_recurrence(master, event)
+    built = [master]
+    for override in sorted(event.record.overrides, key=lambda o: recurrence.naive(o.occurrence)):
+        built.append(_override(kind(), event, state, override))
+    return built
 
 
 # --- properties --------------------------------------------------------------------------
@@ -103,17 +123,17 @@ def _value(event: Event, local: date | datetime) -> date | datetime:
 
 
 def _component(
+    c: Target,
     event: Event,
     state: EventState,
     title: str,
     occurrence: Override | None,
     *,
     series: bool,
-) -> VEvent:
+) -> Target:
     rec = event.record
     status = rec.status
     lang = {"LANGUAGE": event.language}
-    c = VEvent()
     c.add("uid", event.uid)
     c.add("dtstamp", state.dtstamp.astimezone(UTC))
     c.add("created", state.created.astimezone(UTC))
@@ -213,7 +233,7 @@ def _is_series(event: Event) -> bool:
     return event.record.rrule is not None or bool(event.record.rdates)
 
 
-def _add_recurrence(component: VEvent, event: Event) -> None:
+def _add_recurrence(component: Target, event: Event) -> None:
     """RRULE with UNTIL in UTC for zoned series (RFC 5545 section 3.3.10), EXDATE, RDATE."""
     rec = event.record
     if rec.rrule is not None:
@@ -244,7 +264,7 @@ def _override_span(event: Event, override: Override) -> tuple[date | datetime, d
     return start, recurrence.naive(start) + length
 
 
-def _override(event: Event, state: EventState, override: Override) -> VEvent:
+def _override(c: Target, event: Event, state: EventState, override: Override) -> Target:
     """A changed occurrence: the event as it is on that day, named by RECURRENCE-ID."""
     start, end = _override_span(event, override)
     record = event.record.model_copy(
@@ -260,7 +280,9 @@ def _override(event: Event, state: EventState, override: Override) -> VEvent:
         }
     )
     changed = dataclasses.replace(event, record=record)
-    return _component(changed, state, override.title or event.record.title, override, series=False)
+    return _component(
+        c, changed, state, override.title or event.record.title, override, series=False
+    )
 
 
 def _local_values(event: Event) -> Iterator[date | datetime]:

@@ -36,6 +36,8 @@ from zoneinfo import ZoneInfo
 from icalendar import Timezone, TimezoneDaylight, TimezoneStandard
 from icalendar.prop import vRecur, vUTCOffset
 
+from .serialise import component_bytes
+
 _DAY = timedelta(days=1)
 _WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 
@@ -222,5 +224,4 @@ def _observance(
 @lru_cache(maxsize=1024)
 def vtimezone_bytes(tzid: str, first_year: int, last_year: int) -> bytes:
     """The serialised component, for calendars assembled from serialised parts."""
-    data: bytes = vtimezone(tzid, first_year, last_year).to_ical()
-    return data
+    return component_bytes(vtimezone(tzid, first_year, last_year))

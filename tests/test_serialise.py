@@ -1,0 +1,132 @@
+"""Our folding and our component writer against icalendar's own: the same bytes."""
+
+from __future__ import annotations
+
+import importlib.util
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from icalendar import Event
+from icalendar.parser.content_line import Contentline
+from icalendar.prop import vText
+
+from eventfeed.load import load_site
+from eventfeed.serialise import Writer, component_bytes, fold
+from eventfeed.state import advance
+from eventfeed.vevent import compile_event, components
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks" / "bench.py"
+
+# Letters of one, two, three and four octets, and the characters the fold treats specially.
+ALPHABET = st.sampled_from(list('ab ,;:\\^"é€ßж中文字😀ñ\t'))
+
+
+def reference(line: str) -> bytes:
+    return bytes(Contentline(line).to_ical()) + b"\r\n"
+
+
+@settings(derandomize=True, max_examples=300, deadline=None)
+@given(st.text(alphabet=ALPHABET, min_size=0, max_size=400))
+def test_fold_matches_icalendar(text: str) -> None:
+    line = "DESCRIPTION:" + text
+    assert fold(line) == reference(line)
+
+
+def test_fold_at_the_edges() -> None:
+    for size in range(60, 160):
+        for filler in ("x", "é", "中", "😀", "\\", "^", "x\\", "é^"):
+            line = ("SUMMARY:" + filler * size)[:size]
+            assert fold(line) == reference(line), (size, filler)
+
+
+def test_pieces_are_short_and_whole() -> None:
+    folded = fold("DESCRIPTION:" + "中文\\n" * 300)
+    for piece in folded.split(b"\r\n")[:-1]:
+        assert len(piece) <= 75
+        piece.decode("utf-8")  # never cut inside a character
+
+
+def test_component_bytes_match_to_ical() -> None:
+    event = Event()
+    event.add("uid", "a@example.org")
+    event.add("dtstamp", datetime(2023, 1, 1, tzinfo=UTC))
+    event.add("summary", "Réunion régionale; 中文 " * 9, parameters={"LANGUAGE": "fr"})
+    event.add("description", "Line one\nLine two, with \\ and ^ " * 20)
+    assert component_bytes(event) == event.to_ical()
+
+
+# --- the Writer against icalendar's own components ------------------------------------------
+
+
+def _bench_records(root: Path, n: int) -> Path:
+    spec = importlib.util.spec_from_file_location("eventfeed_bench_serialise", BENCH)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    events: Path = module.generate(root, n)
+    return events
+
+
+def _assert_same_as_icalendar(events: Path) -> int:
+    site = load_site(events, today=date(2023, 11, 14))
+    history = advance(None, site.events, datetime(2023, 11, 14, 12, tzinfo=UTC))
+    for event in site.events:
+        state = history[event.id]
+        expected = b"".join(component_bytes(c) for c in components(event, state))
+        assert compile_event(event, state).data == expected, event.id
+    return len(site.events)
+
+
+def test_writer_matches_icalendar_on_generated_records(tmp_path: Path) -> None:
+    # many zones (UTC among them), all-day, recurring, cancelled, bodies in six scripts
+    assert _assert_same_as_icalendar(_bench_records(tmp_path, 400)) == 400
+
+
+def test_writer_matches_icalendar_on_the_shipped_records() -> None:
+    # overrides, exclusions, a moved and a cancelled occurrence, organisers with e-mail
+    assert _assert_same_as_icalendar(ROOT / "events") >= 7
+
+
+TRICKY = st.text(alphabet=st.sampled_from(list('ab ,;:"\\^\nNé中😀\r\t')), max_size=40)
+
+
+@settings(derandomize=True, max_examples=150, deadline=None)
+@given(TRICKY, TRICKY, TRICKY, st.sampled_from(["Europe/Paris", "UTC", "Etc/GMT-14"]))
+def test_writer_matches_icalendar_on_awkward_text(
+    text: str, label: str, name: str, zone: str
+) -> None:
+    start = datetime(2024, 3, 31, 2, 30, tzinfo=ZoneInfo(zone))
+
+    def fill(target: Any) -> Any:
+        target.add("summary", text, parameters={"LANGUAGE": "en"})
+        target.add("description", text)
+        target.add("x-alt-desc", vText(text), parameters={"FMTTYPE": "text/html"})
+        target.add("dtstart", start)
+        target.add("exdate", date(2024, 4, 1))
+        target.add("exdate", start)
+        target.add("categories", [text, label])
+        target.add(
+            "conference",
+            "https://x.example/" + quote(text, safe=";,:^\\"),
+            parameters={"VALUE": "URI", "LABEL": label},
+        )
+        target.add("organizer", "mailto:a@example.org", parameters={"CN": name})
+        target.add("sequence", len(text))
+        return target
+
+    assert fill(Writer(Event)).to_bytes() == component_bytes(fill(Event()))
+
+
+def test_writer_refuses_a_uri_with_a_line_break_as_icalendar_does() -> None:
+    with pytest.raises(ValueError, match="may not contain CR or LF"):
+        Event().add("url", "https://x.example/\nX-INJECTED:1")
+    with pytest.raises(ValueError, match="may not contain CR or LF"):
+        Writer(Event).add("url", "https://x.example/\nX-INJECTED:1")
