@@ -201,7 +201,7 @@ FLOOR = textwrap.dedent("""
 
 # One cold build in one process, timed stage by stage with the library's own functions.
 STAGES = textwrap.dedent("""
-    import cProfile, sys, time
+    import cProfile, dataclasses, sys, time
     from datetime import UTC, date, datetime
     from pathlib import Path
     from eventfeed import markdown, paths
@@ -222,10 +222,28 @@ STAGES = textwrap.dedent("""
     t = time.perf_counter(); history = advance(None, site.events, now); stage("history", t)
     context = BuildContext(site=site, history=history, as_of=as_of)
     artifacts = Artifacts()
+    notes = {}
+    steps = compilers()
+    order = context.chronological()
+    t = time.perf_counter()
     with markdown.memoised():
-        for step in compilers():
-            t = time.perf_counter(); artifacts.update_from(step(context))
-            stage(step.__module__.rpartition(".")[2], t)
+        for e in order:
+            markdown.to_text(e.body, site.settings.site_url)
+    stage("markdown", t)
+    with markdown.memoised():  # one process, each body rendered once (the stage above)
+        for e in order:
+            markdown.to_text(e.body, site.settings.site_url)
+        for step in (s for s in steps if s.each is not None):
+            t = time.perf_counter()
+            notes[step.name] = {}
+            for e in order:
+                own, notes[step.name][e.id] = step.each(context, e)
+                artifacts.update_from(own)
+            stage(step.name + ":each", t)
+        context = dataclasses.replace(context, notes=notes)
+        for step in steps:
+            t = time.perf_counter(); artifacts.update_from(step.whole(context))
+            stage(step.name, t)
     t = time.perf_counter()
     files = {p: file_digest(d) for p, d in artifacts.items()}
     artifacts.add(paths.MANIFEST, Manifest(as_of, history, files).to_bytes()); stage("manifest", t)

@@ -34,7 +34,8 @@ def build(
     calendar compiler alone, so these tests judge calendars and nothing else.
     """
     site = load_site(events)
-    with mock.patch.object(build_module, "compilers", return_value=[ical.compile_calendars]):
+    calendars = build_module.Compiler("ical", ical.compile_calendars, ical.compile_event_files)
+    with mock.patch.object(build_module, "compilers", return_value=[calendars]):
         return dict(compile_site(site, previous, now, as_of=as_of).items())
 
 

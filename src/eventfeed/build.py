@@ -6,12 +6,14 @@ Compilers are pure functions of a :class:`BuildContext`; each returns its artifa
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from multiprocessing.connection import Connection
 from zoneinfo import ZoneInfo
 
 from . import markdown, paths
@@ -32,6 +34,12 @@ class BuildContext:
     _memo: dict[str, tuple[Event, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    #: the notes the per-event steps left, by compiler name and event id
+    notes: Mapping[str, Mapping[str, object]] = field(default_factory=dict, compare=False)
+
+    def note(self, compiler: str, event: Event) -> object | None:
+        """What ``compiler``'s per-event step noted for ``event``; None before that step."""
+        return self.notes.get(compiler, {}).get(event.id)
 
     @property
     def settings(self) -> Settings:
@@ -101,14 +109,35 @@ class Artifacts(Mapping[str, bytes]):
         return len(self._files)
 
 
-Compiler = Callable[[BuildContext], Mapping[str, bytes]]
+#: What a compiler makes of one event: its own files, and a note for the compiler's whole step.
+EventPart = tuple[Mapping[str, bytes], object]
+
+
+@dataclass(frozen=True)
+class Compiler:
+    """One kind of output, in up to two steps.
+
+    ``each`` (optional) runs once per event and depends on nothing but that event, its
+    history and the settings, so events can be compiled in any order, in several processes,
+    or taken from an earlier build. ``whole`` runs once, after every ``each``, and makes the
+    files that gather many events; it finds the notes of ``each`` with
+    :meth:`BuildContext.note`.
+    """
+
+    name: str
+    whole: Callable[[BuildContext], Mapping[str, bytes]]
+    each: Callable[[BuildContext, Event], EventPart] | None = None
 
 
 def compilers() -> list[Compiler]:
     """Every compiler, in a fixed order. Imported here to keep the import graph one-way."""
     from . import feeds, ical, pages
 
-    return [ical.compile_calendars, feeds.compile_feeds, pages.compile_pages]
+    return [
+        Compiler("ical", ical.compile_calendars, ical.compile_event_files),
+        Compiler("feeds", feeds.compile_feeds),
+        Compiler("pages", pages.compile_pages),
+    ]
 
 
 def as_of_for(now: datetime, settings: Settings) -> date:
@@ -129,61 +158,77 @@ def compile_site(
 ) -> Artifacts:
     """Compile every artifact in memory, the manifest last.
 
-    With ``jobs`` of 2 or more (by default when there are two cores and enough events), the
-    first compiler (the calendars, the largest) runs in a forked process while this one runs
-    the others. Compilers are pure functions of the context, so the bytes are the same either
-    way; only the wall time changes.
+    First every compiler's per-event step runs for every event; with ``jobs`` of 2 or more
+    (by default when there are two cores and enough events) the events are shared out among
+    that many forked processes. Then each compiler's whole step runs here. Steps are pure
+    functions of the context, so the bytes are the same however they were shared out.
     """
     history = advance(previous, site.events, now)
     context = BuildContext(site=site, history=history, as_of=as_of or as_of_for(now, site.settings))
     steps = compilers()
     if jobs is None:
         enough = len(site.events) >= PARALLEL_MIN_EVENTS and (os.cpu_count() or 1) >= 2
-        jobs = 2 if enough else 1
-    forked = jobs > 1 and "fork" in multiprocessing.get_all_start_methods()
-    results = _compile_forked(steps, context) if forked else _compile(steps, context)
+        jobs = min(os.cpu_count() or 1, 2) if enough else 1
+    order = context.chronological()
+    parts = _each_forked(steps, context, order, jobs) if jobs > 1 else None
+    if parts is None:
+        parts = _each(steps, context, order)
     artifacts = Artifacts()
-    for result in results:
-        artifacts.update_from(result)
+    notes: dict[str, dict[str, object]] = {step.name: {} for step in steps}
+    for event, made in zip(order, parts, strict=True):
+        for name, (own, note) in made.items():
+            artifacts.update_from(own)
+            notes[name][event.id] = note
+    context = dataclasses.replace(context, notes=notes)
+    with markdown.memoised():
+        for step in steps:
+            artifacts.update_from(step.whole(context))
     files = {path: file_digest(data) for path, data in artifacts.items()}
     manifest = Manifest(as_of=context.as_of, events=history, files=files)
     artifacts.add(paths.MANIFEST, manifest.to_bytes())
     return artifacts
 
 
-def _compile(steps: list[Compiler], context: BuildContext) -> list[Mapping[str, bytes]]:
-    with markdown.memoised():  # each body is rendered once, whichever compilers show it
-        return [step(context) for step in steps]
+#: What the per-event steps made of one event, by compiler name.
+Made = dict[str, EventPart]
 
 
-def _compile_forked(steps: list[Compiler], context: BuildContext) -> list[Mapping[str, bytes]]:
-    """The first step in a forked child (which inherits the context), the rest here."""
-    fork = multiprocessing.get_context("fork")
-    receiver, sender = fork.Pipe(duplex=False)
-    child = fork.Process(target=_child, args=(steps[0], context, sender), daemon=True)
-    child.start()
-    sender.close()
+def _each(steps: list[Compiler], context: BuildContext, events: list[Event]) -> list[Made]:
+    made = []
+    for event in events:
+        with markdown.memoised():  # each body is rendered once, whichever steps show it
+            made.append({s.name: s.each(context, event) for s in steps if s.each is not None})
+    return made
+
+
+#: The build a forked worker serves: set before the workers are forked, which inherit it.
+_SHARED: tuple[list[Compiler], BuildContext, list[Event]] | None = None
+
+
+def _each_forked(
+    steps: list[Compiler], context: BuildContext, events: list[Event], jobs: int
+) -> list[Made] | None:
+    """The per-event steps shared out among ``jobs`` forked workers, in chunks; None when
+    the workers cannot run (no fork here, a worker killed): then the caller does it alone."""
+    global _SHARED
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    size = max(50, -(-len(events) // (jobs * 8)))
+    chunks = [(start, min(start + size, len(events))) for start in range(0, len(events), size)]
+    _SHARED = (steps, context, events)
     try:
-        rest = _compile(steps[1:], context)
-        try:
-            ok, value = receiver.recv()
-        except EOFError:  # the child died without a word (killed, out of memory)
-            ok, value = True, None
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            made: list[Made] = []
+            for part in pool.map(_each_chunk, chunks):
+                made.extend(part)
+            return made
+    except BrokenProcessPool:  # a worker died without a word (killed, out of memory)
+        return None
     finally:
-        receiver.close()
-        child.join()
-    if not ok:
-        raise value
-    if value is None:  # do it here after all: a build must not depend on the child
-        return _compile(steps, context)
-    return [value, *rest]
+        _SHARED = None
 
 
-def _child(step: Compiler, context: BuildContext, sender: Connection) -> None:
-    try:
-        with markdown.memoised():
-            result: tuple[bool, object] = (True, dict(step(context)))
-    except Exception as exc:  # handed to the parent, which raises it as its own
-        result = (False, exc)
-    sender.send(result)
-    sender.close()
+def _each_chunk(bounds: tuple[int, int]) -> list[Made]:
+    assert _SHARED is not None
+    steps, context, events = _SHARED
+    return _each(steps, context, events[bounds[0] : bounds[1]])

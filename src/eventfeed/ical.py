@@ -49,13 +49,15 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import cast
 
 from icalendar import Calendar
 from icalendar.prop import vDuration, vText
 
 from . import paths
-from .build import BuildContext, in_collection
+from .build import BuildContext, EventPart, in_collection
 from .errors import EventfeedError
+from .event import Event
 from .serialise import component_bytes
 from .vevent import Compiled, compile_event, components
 from .vtimezone import vtimezone, vtimezone_bytes
@@ -78,10 +80,25 @@ class Header:
     url: str
 
 
+def compile_event_files(context: BuildContext, event: Event) -> EventPart:
+    """One event's own file, and (as the note) its serialised components for the calendars."""
+    compiled = compile_event(event, context.history[event.id])
+    note = (compiled.data, compiled.zones, compiled.last_day)
+    return {paths.event_ics(event.id): _calendar(context, None, [compiled])}, note
+
+
+def _compiled(context: BuildContext, event: Event) -> Compiled:
+    note = context.note("ical", event)
+    if note is None:  # the per-event step has not run (a test of this step alone)
+        return compile_event(event, context.history[event.id])
+    data, zones, last_day = cast(tuple[bytes, tuple[tuple[str, int, int], ...], date | None], note)
+    return Compiled(event, data, zones, last_day)
+
+
 def compile_calendars(context: BuildContext) -> Mapping[str, bytes]:
+    """Every calendar but the per-event files (:func:`compile_event_files`)."""
     settings = context.settings
-    compiled = {e.id: compile_event(e, context.history[e.id]) for e in context.chronological()}
-    order = list(compiled.values())  # chronological
+    order = [_compiled(context, e) for e in context.chronological()]
     cutoff = context.as_of - timedelta(days=settings.calendars.lookback_days)
     current = [c for c in order if not _ended_before(c, cutoff)]
     current, later = _fit(context, current)
@@ -112,8 +129,6 @@ def compile_calendars(context: BuildContext) -> Mapping[str, bytes]:
             f"Coming events of {settings.title} in {year} that the main calendar has no room for.",
         )
         out[header.path] = _calendar(context, header, [c for c in later if _start_year(c) == year])
-    for c in order:
-        out[paths.event_ics(c.event.id)] = _calendar(context, None, [c])
     out[paths.JCAL] = _jcal(context, _main_header(context), current)
     return out
 
