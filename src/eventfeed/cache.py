@@ -2,40 +2,96 @@
 
 A build is a pure function of the record files, the settings, the previous manifest, the day
 (``as_of``), the day that quiets warnings, ``--strict`` and eventfeed itself. After a build,
-:meth:`Fingerprint.save` keeps a digest of all of them, together with what the writer left in
-out/ (the manifest's bytes, every file's path, size and modification time). The next build
-computes the same digest from the raw bytes of the files alone; when it is equal, compiling
+:meth:`Fingerprint.save` keeps a digest of all of them, together with the state of what the
+writer left in out/. The next build computes the same digest; when it is equal, compiling
 would give the bytes already in out/ (an unchanged event keeps its history, so the manifest is
 its own successor) and the build stops there.
 
-The digest (a few hundred bytes per output folder) lives in the user's cache folder
-(:func:`cache_dir`), not in out/ and not in the working tree: out/ is committed and must stay
-byte-for-byte what a cold build writes, a build must leave nothing else beside it (nothing to
-ignore in git, nothing a static host could upload), and a cache describes one machine's out/,
-so it must not travel through git. Deleting it is always safe: the next build is a full one.
+The fingerprint is kept in the user's cache folder (:func:`cache_dir`), not in out/ and not in
+the working tree: out/ is committed and must stay byte-for-byte what a cold build writes, a
+build must leave nothing else beside it (nothing to ignore in git, nothing a static host could
+upload), and a cache describes one machine's files, so it must not travel through git.
+Deleting it is always safe: the next build is a full one.
+
+Reading every record at every build would cost as much as parsing them, so, as git does for
+its index, the records are trusted by their file-system metadata. They are taken in chunks
+(one folder's records, cut where a file name's checksum says so, so that adding a record
+changes one chunk, not all that follow); a chunk's *signature* is every record's name, size,
+modification and change times (nanoseconds), inode and device, and the cache maps signatures
+to digests of the records' bytes. A chunk whose signature is known is not read again.
+
+What this can and cannot see:
+
+* any write to a record (also one that keeps its size and puts its modification time back
+  with ``touch -r`` or ``os.utime``): writing sets the change time (ctime), which no program
+  can set back, and a replaced file has a new inode;
+* a record added, removed or renamed: the names are in the signature;
+* the "racy" case: a record written again within the file-system's timestamp granularity of
+  the moment it was last looked at keeps all its metadata. A chunk with a file changed less
+  than :data:`RACY_NS` before the scan (or than the newest file seen, should the file
+  system's clock lag) is never remembered, so it is read again at the next build;
+* not seen: bytes changed without the kernel knowing (a disk edited underneath, a network
+  file system that reports no change times), and changes made while a build runs. Delete
+  the cache file (or build with another ``EVENTFEED_CACHE_DIR``) to force a full build.
+
+out/ is checked the same way, whole: every entry's path, type, size, times and inode (the
+writer swaps in a new folder at each build, so its inode changes too). A file changed, added
+or removed there by hand, in place or by replacing it, changes the signature. Files written
+within the timestamp granularity of the moment the signature was taken (:data:`FINE_RACY_NS`
+where the file system keeps sub-second times, else :data:`RACY_NS`) are compared with the
+build's bytes when it is saved and read again at every lookup.
+
+Files are examined with ``os.scandir`` and a few threads for the ``lstat`` calls (which leave
+the interpreter lock); nothing here imports the parser, the compilers or their libraries, so
+that a no-change build stays short.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import stat
 import sys
+import time
+import zlib
 import zoneinfo
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
-from importlib import metadata, resources
+from importlib import resources
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from typing import Any
 
 from . import __version__
-from .errors import Problem
-from .frontmatter import read_yaml_file
-from .load import SETTINGS_FILE, _record_files
 
-FORMAT = 1
+FORMAT = 2
 #: where the fingerprints are kept, instead of the user's cache folder
 CACHE_DIR_VARIABLE = "EVENTFEED_CACHE_DIR"
+
+#: The loader's names (load.py, kept equal by a test); not imported from there, because the
+#: loader brings the validation library with it.
+SETTINGS_FILE = "site.yaml"
+IGNORED_NAMES = frozenset({"README.md"})
+
+#: A file changed less than this before its metadata was taken is "racy": the metadata may
+#: not show a second change within the same timestamp tick. Two seconds and then some: the
+#: coarsest file systems (FAT) keep modification times in steps of two seconds.
+RACY_NS = 3_000_000_000
+#: The same for out/ when its files have sub-second times (the kernel's clock ticks in a few
+#: milliseconds at most); this keeps small the number of files re-read after a build.
+FINE_RACY_NS = 100_000_000
+#: a chunk of records ends after a name whose CRC-32 has these bits clear (about 64 records)
+CHUNK_MASK = 0x3F
+#: ``lstat`` calls in one batch for one thread
+BATCH = 2048
+
+#: (name or path, mode, size, mtime_ns, ctime_ns, inode, device)
+Row = tuple[str, int, int, int, int, int, int]
+
+#: the clock that file times are compared with
+_now = time.time_ns
 
 
 def cache_dir() -> Path:
@@ -53,29 +109,23 @@ def cache_file(out_dir: Path) -> Path:
     return cache_dir() / f"{name}.json"
 
 
-#: Libraries whose upgrade can change output bytes (serialisers, renderers, zone data).
-_LIBRARIES = (
-    "icalendar",
-    "feedgen",
-    "lxml",
-    "markdown-it-py",
-    "nh3",
-    "Jinja2",
-    "MarkupSafe",
-    "pydantic",
-    "PyYAML",
-    "tzdata",
-)
-
-
 def _environment() -> str:
-    """The versions of the libraries and of the system's time zone data in use."""
+    """What eventfeed runs on: the interpreter, every installed distribution with its version
+    (a serialiser, renderer or the zone data upgraded must never reuse a build; installing
+    anything at all is merely a full build), and the system's time zone data."""
     parts = [sys.version]
-    for name in _LIBRARIES:
+    for folder in sys.path:
         try:
-            parts.append(f"{name}={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            parts.append(f"{name}=-")
+            with os.scandir(folder or ".") as entries:
+                parts.extend(
+                    sorted(
+                        f"{folder}:{e.name}"
+                        for e in entries
+                        if e.name.endswith((".dist-info", ".egg-info"))
+                    )
+                )
+        except OSError:
+            continue
     for folder in zoneinfo.TZPATH:
         try:
             info = os.stat(os.path.join(folder, "tzdata.zi"))
@@ -106,46 +156,240 @@ def _code_digest() -> str:
     return digest.hexdigest()
 
 
-def _out_state(out: Path) -> list[tuple[str, int, int]] | None:
-    """Every file of out/ with its size and modification time; None if anything is odd."""
-    files = []
-    for dirpath, dirnames, filenames in os.walk(out):
-        for name in dirnames:
-            if os.path.islink(os.path.join(dirpath, name)):
-                return None
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            info = os.lstat(path)
-            files.append((os.path.relpath(path, out), info.st_size, info.st_mtime_ns))
-    return sorted(files)
+def _lstat_batch(paths: list[str]) -> list[os.stat_result]:
+    return [os.lstat(path) for path in paths]
 
 
-@dataclass(frozen=True)
+def _lstat_all(paths: list[str]) -> list[os.stat_result]:
+    """``lstat`` of every path, in order, by a few threads when there are many."""
+    workers = min(4, os.cpu_count() or 1)
+    if workers < 2 or len(paths) < 2 * BATCH:
+        return _lstat_batch(paths)
+    batches = [paths[i : i + BATCH] for i in range(0, len(paths), BATCH)]
+    with ThreadPoolExecutor(workers) as pool:
+        return [info for part in pool.map(_lstat_batch, batches) for info in part]
+
+
+def _row(name: str, info: os.stat_result) -> Row:
+    return (
+        name,
+        info.st_mode,
+        info.st_size,
+        info.st_mtime_ns,
+        info.st_ctime_ns,
+        info.st_ino,
+        info.st_dev,
+    )
+
+
+def _is_record(name: str) -> bool:
+    """The loader's rule for the files it reads."""
+    return name.endswith(".md") and name not in IGNORED_NAMES and not name.startswith((".", "_"))
+
+
+class _Odd(Exception):
+    """Something the loader would report (or that cannot be told apart): no fingerprint."""
+
+
+class _Chunk:
+    """Consecutive records of one folder, with their metadata."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.paths: list[str] = []
+        self.rows: list[Row] = []
+
+    def signature(self) -> str:
+        text = repr((self.folder, self.rows))
+        return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+    def newest(self) -> int:
+        return max(max(row[3], row[4]) for row in self.rows)
+
+    def digest(self) -> str:
+        """The records' names and bytes, whatever their metadata."""
+        digest = hashlib.sha256(self.folder.encode("utf-8", "surrogateescape") + b"\0")
+        for path, row in zip(self.paths, self.rows, strict=True):
+            with open(path, "rb") as handle:
+                data = handle.read()
+            digest.update(row[0].encode("utf-8", "surrogateescape") + b"\0")
+            digest.update(len(data).to_bytes(8, "big") + data)
+        return digest.hexdigest()
+
+
+def _folders(root: str, *, hidden: bool) -> Iterator[tuple[str, list[os.DirEntry[str]]]]:
+    """(relative path, entries) of every folder under ``root`` (not followed through links;
+    without ``hidden``, as the loader walks: none named with a leading dot or underscore),
+    in a fixed order."""
+    pending = [("", root)]
+    while pending:
+        rel, path = pending.pop()
+        with os.scandir(path) as found:
+            entries = sorted(found, key=lambda e: e.name)
+        yield rel, entries
+        for entry in reversed(entries):
+            if entry.is_dir(follow_symlinks=False) and (
+                hidden or not entry.name.startswith((".", "_"))
+            ):
+                pending.append((f"{rel}{entry.name}/", entry.path))
+
+
+def _linked_record(entry: os.DirEntry[str], real_root: str) -> os.stat_result | None:
+    """The target of a symbolic link in the events folder, when the loader reads it as a
+    record; None when it ignores it; _Odd when it reports it."""
+    try:
+        info = os.stat(entry.path)
+        target = os.path.realpath(entry.path)
+    except (OSError, ValueError):  # dangling, a loop: the loader reports a record's
+        if _is_record(entry.name):
+            raise _Odd from None
+        return None
+    if stat.S_ISDIR(info.st_mode):
+        raise _Odd  # the loader warns that it does not follow it
+    if not _is_record(entry.name):
+        return None
+    if os.path.commonpath([real_root, target]) != real_root or not stat.S_ISREG(info.st_mode):
+        raise _Odd
+    return info
+
+
+def _record_chunks(events_dir: Path) -> list[_Chunk]:
+    """Every record the loader would read, in chunks; _Odd when it would report a file."""
+    root = str(events_dir)
+    real_root = os.path.realpath(root)
+    found: list[tuple[str, str, str, os.stat_result | None]] = []  # folder, name, path, link
+    for rel, entries in _folders(root, hidden=False):
+        for entry in entries:
+            if entry.name.startswith((".", "_")):
+                continue
+            linked = None
+            if entry.is_symlink():
+                linked = _linked_record(entry, real_root)
+                if linked is None:
+                    continue
+            elif not _is_record(entry.name) or entry.is_dir(follow_symlinks=False):
+                continue
+            found.append((rel, entry.name, entry.path, linked))
+    infos = iter(_lstat_all([path for _, _, path, linked in found if linked is None]))
+    chunks: list[_Chunk] = []
+    chunk = _Chunk("")
+    for rel, name, path, linked in found:
+        info = linked or next(infos)
+        if not stat.S_ISREG(info.st_mode):
+            raise _Odd  # the loader: "not a regular file"
+        if rel != chunk.folder:
+            if chunk.rows:
+                chunks.append(chunk)
+            chunk = _Chunk(rel)
+        chunk.paths.append(path)
+        chunk.rows.append(_row(name, info))
+        if zlib.crc32(name.encode("utf-8", "surrogateescape")) & CHUNK_MASK == 0:
+            chunks.append(chunk)
+            chunk = _Chunk(rel)
+    if chunk.rows:
+        chunks.append(chunk)
+    return chunks
+
+
+class _OutState:
+    """The signature of out/ and the files in it too fresh for their metadata alone."""
+
+    def __init__(self, signature: str, racy: list[str]) -> None:
+        self.signature = signature
+        self.racy = racy
+
+
+def _out_state(out: Path) -> _OutState | None:
+    """Every entry of out/ with its type, size, times and inode; None if anything is odd
+    (a link, a device, a folder that cannot be read)."""
+    started = _now()
+    try:
+        top = os.lstat(out)
+        if not stat.S_ISDIR(top.st_mode):
+            return None
+        folders: list[str] = []
+        files: list[str] = []
+        for rel, entries in _folders(str(out), hidden=True):
+            for entry in entries:
+                if entry.is_symlink():
+                    return None
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(rel + entry.name)
+                else:
+                    files.append(rel + entry.name)
+        infos = _lstat_all([os.path.join(out, f) for f in files])
+    except OSError:
+        return None
+    rows = [_row(f, info) for f, info in zip(files, infos, strict=True)]
+    if not all(stat.S_ISREG(row[1]) for row in rows):
+        return None
+    fine = any(row[3] % 1_000_000_000 for row in rows)
+    cut = started - (FINE_RACY_NS if fine else RACY_NS)
+    racy = [row[0] for row in rows if row[3] >= cut or row[4] >= cut]
+    text = repr(((top.st_ino, top.st_dev), folders, rows))
+    signature = hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+    return _OutState(signature, racy)
+
+
+def _file_digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 class Fingerprint:
-    """The inputs of one build, digested; ``None`` fields mean "cannot tell": build."""
+    """The inputs of one build, digested, and what the cache remembers of the last one."""
 
-    path: Path
-    inputs: str
-    settings: str
+    def __init__(
+        self,
+        path: Path,
+        inputs: str,
+        settings: str,
+        zone: str | None,
+        chunks: dict[str, str],
+        stored: dict[str, Any],
+    ) -> None:
+        self.path = path
+        self.inputs = inputs
+        self.settings = settings
+        self._zone = zone
+        self._chunks = chunks
+        self._stored = stored
 
     @classmethod
     def of(
         cls, events_dir: Path, out_dir: Path, clock: datetime, as_of: date | None, strict: bool
     ) -> Fingerprint | None:
-        """Digest the raw inputs; None when the folder holds something the loader reports."""
-        problems: list[Problem] = []
-        files = list(_record_files(events_dir, problems)) if events_dir.is_dir() else []
-        if problems or not files:
-            return None
+        """Digest the inputs; None when the folder holds something the loader reports."""
+        path = cache_file(out_dir)
+        stored = _read_cache(path)
+        saved = stored.get("chunks")
+        known: dict[str, object] = saved if isinstance(saved, dict) else {}
+        started = _now()
         try:
+            if not events_dir.is_dir():
+                return None
+            chunks = _record_chunks(events_dir)
+            if not chunks:
+                return None
             raw_settings = (events_dir / SETTINGS_FILE).read_bytes()
             settings = hashlib.sha256(raw_settings).hexdigest()
+            cut = started - RACY_NS
+            remembered: dict[str, str] = {}
             digest = hashlib.sha256()
-            for path in files:
-                name = path.relative_to(events_dir).as_posix()
-                digest.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
-        except OSError:
+            for chunk in chunks:
+                signature = chunk.signature()
+                content = known.get(signature)
+                if not isinstance(content, str):
+                    content = chunk.digest()
+                if chunk.newest() < cut:
+                    remembered[signature] = content
+                digest.update(f"{content}\n".encode())
+        except (_Odd, OSError):
             return None
+        zone = _zone(raw_settings, settings, stored.get("zone"))
+        day = as_of or _site_day(clock, zone)
         parts = [
             str(FORMAT),
             _code_digest(),
@@ -154,53 +398,108 @@ class Fingerprint:
             digest.hexdigest(),
             clock.date().isoformat(),  # the day that quiets warnings
             "strict" if strict else "",
-            (as_of or _site_day(clock, raw_settings)).isoformat(),
+            day.isoformat(),
         ]
         inputs = hashlib.sha256("\n".join(parts).encode()).hexdigest()
-        return cls(cache_file(out_dir), inputs, settings)
+        return cls(path, inputs, settings, zone, remembered, stored)
 
-    def _key(self, out_dir: Path) -> str | None:
-        out = out_dir.resolve()
-        state = _out_state(out) if out.is_dir() else None
-        if state is None:
-            return None
-        try:
-            manifest = hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()
-        except OSError:
-            return None
-        text = json.dumps([self.inputs, manifest, state], separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()
+    def _key(self, state: _OutState) -> str:
+        return hashlib.sha256(f"{self.inputs}\n{state.signature}".encode()).hexdigest()
 
     def lookup(self, out_dir: Path) -> str | None:
-        """The warnings text of the build already in out/, when it is this build; else None."""
-        try:
-            data = json.loads(self.path.read_bytes())
-            key, warnings = data["key"], data["warnings"]
-        except (OSError, ValueError, KeyError, TypeError):
+        """The warnings text of the build already in out/, when it is this build; else None.
+
+        When it is, what has become old enough since to be trusted by its metadata is
+        remembered, so that it is not read again at the next build."""
+        key, warnings, racy = (self._stored.get(k) for k in ("key", "warnings", "racy"))
+        if not isinstance(key, str) or not isinstance(warnings, str) or not isinstance(racy, dict):
             return None
-        if not isinstance(warnings, str) or key != self._key(out_dir):
+        out = out_dir.resolve()
+        state = _out_state(out)
+        if state is None or key != self._key(state):
             return None
+        # The metadata is the same as when saved, and so the files that were too fresh then:
+        # each is read, however old it is now.
+        for name, digest in racy.items():
+            if _file_digest(out.joinpath(name)) != digest:
+                return None
+        if set(state.racy) != set(racy) or self._chunks != self._stored.get("chunks"):
+            fresh = {name: racy[name] for name in state.racy if name in racy}
+            if len(fresh) == len(state.racy):
+                self._store(key, warnings, fresh)
         return warnings
 
-    def save(self, out_dir: Path, warnings: str) -> None:
-        """Remember the build now in out/; a cache that cannot be written is no failure."""
-        key = self._key(out_dir)
-        if key is None:
+    def save(self, out_dir: Path, warnings: str, written: Mapping[str, bytes]) -> None:
+        """Remember the build now in out/ (``written``: its files' bytes); a cache that
+        cannot be written is no failure, but a stale one is removed."""
+        out = out_dir.resolve()
+        state = _out_state(out)
+        racy: dict[str, str] = {}
+        for name in state.racy if state is not None else ():
+            data = written.get(name)
+            if data is None or _file_digest(out.joinpath(name)) != _digest(data):
+                state = None  # changed by someone else while the build ran
+                break
+            racy[name] = _digest(data)
+        if state is None:
+            with contextlib.suppress(OSError):
+                self.path.unlink(missing_ok=True)
             return
+        self._store(self._key(state), warnings, racy)
+
+    def _store(self, key: str, warnings: str, racy: dict[str, str]) -> None:
+        saved = {
+            "format": FORMAT,
+            "key": key,
+            "warnings": warnings,
+            "racy": racy,
+            "zone": [self.settings, self._zone],
+            "chunks": self._chunks,
+        }
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(f".tmp-{os.getpid()}")
-            tmp.write_text(json.dumps({"key": key, "warnings": warnings}), encoding="utf-8")
+            tmp.write_text(json.dumps(saved, separators=(",", ":")), encoding="utf-8")
             os.replace(tmp, self.path)
         except OSError:
             pass
 
 
-def _site_day(clock: datetime, raw_settings: bytes) -> date | datetime:
-    """The build's day in the site's zone, as the build computes it; the clock itself when
-    the settings do not say (the build then reports them, or uses the default)."""
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read_cache(path: Path) -> dict[str, Any]:
+    """The saved fingerprint; empty when there is none or it is not one of ours."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return {}
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        return {}
+    return data
+
+
+def _zone(raw_settings: bytes, settings: str, known: object) -> str | None:
+    """The site's time zone named in the settings (remembered with the settings' digest, so
+    that unchanged settings are not parsed); None when the settings do not say."""
+    if isinstance(known, list) and len(known) == 2 and known[0] == settings:
+        return known[1] if isinstance(known[1], str) else None
+    from .frontmatter import read_yaml_file  # only when the settings changed
+
     try:
         data, _ = read_yaml_file(raw_settings)
-        return clock.astimezone(ZoneInfo(str(data["timezone"]))).date()
+        return str(data["timezone"])
+    except Exception:  # any trouble here only means: the build reports it, or uses a default
+        return None
+
+
+def _site_day(clock: datetime, zone: str | None) -> date | datetime:
+    """The build's day in the site's zone, as the build computes it; the clock itself when
+    the settings do not say (the build then reports them, or uses the default)."""
+    if zone is None:
+        return clock
+    try:
+        return clock.astimezone(zoneinfo.ZoneInfo(zone)).date()
     except Exception:  # any trouble here only means: do not trust the cache
         return clock

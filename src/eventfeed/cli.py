@@ -5,26 +5,27 @@ Exit codes: 0 success, 1 problems in the input or the output folder, 2 usage err
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from . import __version__
 from .cache import Fingerprint
 from .errors import EventfeedError, ProblemsFound, Severity, errors_in, format_problems
-from .load import Site, display_path, load
-from .model import record_schema
 from .options import events_option, out_option
-from .pipeline import compile_into
-from .state import read_manifest
-from .write import write_tree
+
+# What parsing and compiling need (the validation, calendar and template libraries) is
+# imported where it is used, so a no-change build, which needs none of it, starts quickly.
+if TYPE_CHECKING:
+    from .load import Site
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -78,7 +79,40 @@ def resolve_now(now: datetime | None) -> datetime:
     return datetime.now(tz=UTC)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    """A group whose commands defined in other modules are imported when first used."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._lazy: dict[str, tuple[str, str]] = {}
+        super().__init__(*args, **kwargs)
+
+    @property
+    def commands(self) -> MutableMapping[str, click.Command]:
+        for name in list(self._lazy):
+            self._load(name)
+        return self._commands
+
+    @commands.setter
+    def commands(self, value: MutableMapping[str, click.Command]) -> None:
+        self._commands = value
+
+    def add_lazy_command(self, name: str, module: str, attribute: str) -> None:
+        self._lazy[name] = (module, attribute)
+
+    def _load(self, name: str) -> None:
+        module, attribute = self._lazy.pop(name)
+        self._commands[name] = getattr(importlib.import_module(module, __package__), attribute)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self._lazy:
+            self._load(cmd_name)
+        return self._commands.get(cmd_name)
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="eventfeed")
 def main() -> None:
     """Compile event records into calendar subscriptions, news feeds and a static site.
@@ -117,6 +151,8 @@ def check(events_dir: Path, out_dir: Path, strict: bool, fmt: str) -> None:
       eventfeed check --events path/to/events --strict
       eventfeed check --format github     # annotations on pull request lines
     """
+    from .load import display_path, load
+
     loaded = load(events_dir, today=resolve_now(None).date())
     problems = list(loaded.problems)
     problems.extend(_vanished(loaded.events, out_dir))
@@ -131,6 +167,7 @@ def check(events_dir: Path, out_dir: Path, strict: bool, fmt: str) -> None:
 
 def _vanished(events: Any, out_dir: Path) -> list[Any]:
     from .errors import Problem
+    from .state import read_manifest
 
     try:
         previous = read_manifest(out_dir)
@@ -209,10 +246,16 @@ def build(
     done = fingerprint.lookup(out_dir) if fingerprint is not None else None
     if done is not None:  # out/ already holds this very build: nothing to parse or write
         if not quiet:
+            from .load import display_path
+
             if done:
                 click.echo(done, err=True)
             click.echo(f"{display_path(out_dir)} is up to date (nothing changed)", err=True)
         return
+    from .load import display_path
+    from .pipeline import compile_into
+    from .write import write_tree
+
     warned = ""
 
     def show_warnings(site: Site) -> None:
@@ -248,7 +291,7 @@ def build(
         return
     write_tree(out_dir, artifacts, events_dir=events_dir)
     if fingerprint is not None:
-        fingerprint.save(out_dir, warned)
+        fingerprint.save(out_dir, warned, artifacts)
     if not quiet:
         click.echo(
             f"built {len(site.events)} event(s) into {display_path(out_dir)} "
@@ -284,18 +327,16 @@ def schema() -> None:
     Example:
       eventfeed schema > event.schema.json
     """
+    from .model import record_schema
+
     click.echo(json.dumps(record_schema(), indent=2, ensure_ascii=False, sort_keys=True))
 
 
-# Editors' tools: each defined in its own module, registered here.
-from .diff import diff_command  # noqa: E402
-from .importer import import_command  # noqa: E402
-from .listing import list_command  # noqa: E402
-from .new import new_command  # noqa: E402
-from .serve import serve_command  # noqa: E402
-
-main.add_command(new_command)
-main.add_command(import_command)
-main.add_command(list_command)
-main.add_command(diff_command)
-main.add_command(serve_command)
+# Editors' tools: each defined in its own module, registered here and imported when used
+# (main.add_command would import every one of them at start-up).
+assert isinstance(main, LazyGroup)
+main.add_lazy_command("new", ".new", "new_command")
+main.add_lazy_command("import", ".importer", "import_command")
+main.add_lazy_command("list", ".listing", "list_command")
+main.add_lazy_command("diff", ".diff", "diff_command")
+main.add_lazy_command("serve", ".serve", "serve_command")
