@@ -10,7 +10,6 @@ import dataclasses
 import difflib
 import os
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -46,7 +45,26 @@ class Loaded:
     settings: Settings | None = None
     events: list[Event] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    lines: dict[str, dict[KeyPath, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFile:
+    """One record file read, parsed and validated: what it says on its own.
+
+    It depends on the file's bytes and name only (and the zone database the model checks zones
+    against), never on the settings, so it can be kept across builds while the file is unchanged.
+    """
+
+    #: the path as the user names it, for messages (``events/2022/x.md``)
+    source: str
+    #: the record's id: its ``id`` field, else the file name without ``.md``
+    id: str
+    record: Record
+    body: str
+    #: line of every key path, for messages
+    lines: dict[KeyPath, int]
+    #: line of the opening ``---``
+    first_line: int
 
 
 def display_path(path: Path) -> str:
@@ -118,12 +136,18 @@ def _load(events_dir: Path, today: date | None) -> Loaded:
         return result
     by_id: dict[str, Event] = {}
     by_uid: dict[str, Event] = {}
-    for path in files:
-        loaded = _load_record(path, result.settings, result.problems, today)
-        if loaded is None:
+    #: line of 'id' (or of the front matter) in each kept record, for the clash messages
+    id_lines: dict[str, int] = {}
+    settings = result.settings
+    for path, shown in files:
+        parsed = read_record(path, shown)
+        if isinstance(parsed, list):
+            result.problems.extend(parsed)
             continue
-        event, lines = loaded
-        result.lines[event.source] = lines
+        if settings is None:
+            continue  # nothing more can be checked without the settings
+        event = check_record(parsed, settings, result.problems, today)
+        lines = parsed.lines
         other = by_id.get(event.id)
         if other is not None:
             line = lines.get(("id",), 1)
@@ -136,11 +160,10 @@ def _load(events_dir: Path, today: date | None) -> Loaded:
                     hint="give one of the two records another id (or file name)",
                 )
             )
-            other_line = result.lines[other.source].get(("id",), 1)
             result.problems.append(
                 Problem(
                     other.source,
-                    other_line,
+                    id_lines[other.source],
                     "id",
                     f"id '{event.id}' is also used by {event.source}",
                     hint="give one of the two records another id (or file name)",
@@ -163,6 +186,7 @@ def _load(events_dir: Path, today: date | None) -> Loaded:
             continue
         by_id[event.id] = event
         by_uid[event.uid.casefold()] = event
+        id_lines[event.source] = lines.get(("id",), 1)
     result.events = sorted(by_id.values(), key=lambda e: e.id)
     return result
 
@@ -176,17 +200,38 @@ def load_site(events_dir: Path, *, strict: bool = False, today: date | None = No
     return Site(settings=loaded.settings, events=tuple(loaded.events), warnings=warnings)
 
 
-def _record_files(root: Path, problems: list[Problem]) -> Iterator[Path]:
+def _record_files(root: Path, problems: list[Problem]) -> list[tuple[Path, str]]:
+    """Every record file under ``root`` with its name as shown, sorted by path.
+
+    Folders are visited top-down in name order, as ``os.walk`` would; names come from one
+    directory listing each, so a plain file costs no system call of its own until it is read.
+    """
     real_root = root.resolve()
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
-        here = Path(dirpath)
-        for d in list(dirnames):
-            if (here / d).is_symlink():
+    base = display_path(root)
+    found: list[tuple[tuple[str, ...], Path, str]] = []
+
+    def visit(folder: Path, parts: tuple[str, ...]) -> None:
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError:
+            return  # an unreadable folder is skipped, as os.walk skips it
+        folders: list[os.DirEntry[str]] = []
+        files: list[os.DirEntry[str]] = []
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            (folders if is_dir else files).append(entry)
+        folders = sorted(
+            (d for d in folders if not d.name.startswith((".", "_"))), key=lambda d: d.name
+        )
+        for entry in list(folders):
+            if entry.is_symlink():
                 problems.append(
                     Problem(
-                        display_path(here / d),
+                        display_path(folder / entry.name),
                         0,
                         "",
                         "symbolic links to folders are not followed",
@@ -194,17 +239,33 @@ def _record_files(root: Path, problems: list[Problem]) -> Iterator[Path]:
                         severity=Severity.WARNING,
                     )
                 )
-                dirnames.remove(d)
-        for name in sorted(filenames):
+                folders.remove(entry)
+        for entry in sorted(files, key=lambda f: f.name):
+            name = entry.name
             if not name.endswith(".md") or name in IGNORED_NAMES or name.startswith((".", "_")):
                 continue
-            path = here / name
-            problem = _unsafe_file(path, real_root)
-            if problem:
-                problems.append(problem)
-                continue
-            found.append(path)
-    return iter(sorted(found))
+            path = folder / name
+            if entry.is_symlink() or not _is_plain_file(entry):
+                problem = _unsafe_file(path, real_root)
+                if problem:
+                    problems.append(problem)
+                    continue
+            relative = "/".join((*parts, name))
+            shown = relative if base == "." else f"{base.rstrip('/')}/{relative}"
+            found.append(((*parts, name), path, shown))
+        for entry in folders:
+            visit(folder / entry.name, (*parts, entry.name))
+
+    visit(root, ())
+    found.sort(key=lambda item: item[0])
+    return [(path, shown) for _, path, shown in found]
+
+
+def _is_plain_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def _unsafe_file(path: Path, real_root: Path) -> Problem | None:
@@ -244,9 +305,16 @@ def _unsafe_file(path: Path, real_root: Path) -> Problem | None:
 
 
 def _read(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
-    """Read at most one byte past the limit, so a huge file is refused without loading it."""
-    with path.open("rb") as handle:
-        raw = handle.read(limit + 1)
+    """Read at most one byte past the limit, so a huge file is refused without loading it.
+
+    The first read asks for the size the file has (plus one byte, to notice growth), so a small
+    record does not cost a buffer of the whole limit.
+    """
+    with open(path, "rb") as handle:
+        wanted = min(os.fstat(handle.fileno()).st_size, limit) + 1
+        raw = handle.read(wanted)
+        if len(raw) == wanted and wanted <= limit:  # the file grew since it was measured
+            raw += handle.read(limit + 1 - wanted)
     if len(raw) > limit:
         size = max(path.stat().st_size, len(raw))
         raise FrontMatterError(
@@ -303,29 +371,28 @@ def _load_settings(path: Path, problems: list[Problem]) -> Settings | None:
     return settings
 
 
-def _load_record(
-    path: Path, settings: Settings | None, problems: list[Problem], today: date | None
-) -> tuple[Event, dict[KeyPath, int]] | None:
-    shown = display_path(path)
+def read_record(path: Path, shown: str) -> RecordFile | list[Problem]:
+    """Read, parse and validate one record file, or say what is wrong with it.
+
+    The settings play no part here (see :class:`RecordFile`); :func:`check_record` adds them.
+    """
+    problems: list[Problem] = []
     try:
         raw = _read(path)
     except OSError as exc:
-        problems.append(Problem(shown, 0, "", f"cannot read: {exc.strerror}"))
-        return None
+        return [Problem(shown, 0, "", f"cannot read: {exc.strerror}")]
     except FrontMatterError as exc:
-        problems.append(Problem(shown, exc.line, "", exc.message, exc.hint))
-        return None
+        return [Problem(shown, exc.line, "", exc.message, exc.hint)]
     try:
         doc = read_document(raw)
     except FrontMatterError as exc:
-        problems.append(Problem(shown, exc.line, "", exc.message, exc.hint))
-        return None
+        return [Problem(shown, exc.line, "", exc.message, exc.hint)]
     record = _validate(Record, doc.data, doc.lines, shown, problems, first_line=doc.first_line)
-    stem = path.stem
     if record is None:
-        return None
+        return problems
+    stem = path.stem
     if record.id is None and not is_slug(stem):
-        problems.append(
+        return [
             Problem(
                 shown,
                 doc.first_line,
@@ -333,10 +400,9 @@ def _load_record(
                 f"file name '{stem}' is not a valid id",
                 hint="rename the file to lowercase-words-with-hyphens.md or add an 'id:' field",
             )
-        )
-        return None
+        ]
     if record.id is None and stem in WINDOWS_DEVICES:
-        problems.append(
+        return [
             Problem(
                 shown,
                 doc.first_line,
@@ -344,30 +410,45 @@ def _load_record(
                 f"file name '{stem}' is a device name reserved on Windows",
                 hint="rename the file: it cannot be checked out on Windows, nor published there",
             )
-        )
-        return None
-    if settings is None:
-        return None  # nothing more can be checked without the settings
+        ]
+    return RecordFile(
+        source=shown,
+        id=record.id or stem,
+        record=record,
+        body=doc.body,
+        lines=doc.lines,
+        first_line=doc.first_line,
+    )
+
+
+def check_record(
+    parsed: RecordFile, settings: Settings, problems: list[Problem], today: date | None
+) -> Event:
+    """The record as an event of this site, reporting what the settings and the date make wrong."""
     event = Event(
-        id=record.id or stem, source=shown, record=record, body=doc.body, settings=settings
+        id=parsed.id,
+        source=parsed.source,
+        record=parsed.record,
+        body=parsed.body,
+        settings=settings,
     )
 
     def report(where: KeyPath, message: str, *, hint: str = "", warning: bool = False) -> None:
         problems.append(
             checks.problem(
-                shown,
-                doc.lines,
+                parsed.source,
+                parsed.lines,
                 where,
                 message,
                 hint=hint,
                 warning=warning,
-                default_line=doc.first_line,
+                default_line=parsed.first_line,
             )
         )
 
     checks.check_event(event, report, today=today)
     checks.check_references(event, settings, report)
-    return event, doc.lines
+    return event
 
 
 def _validate(

@@ -1,0 +1,136 @@
+"""Which files the loader reads, in which order, and how it names them in messages.
+
+The loader lists each folder once and builds every record's shown name from the events
+folder's; these tests hold it to what ``os.walk``, ``sorted`` on paths and ``display_path``
+say for the same tree, with the events folder given relative, absolute, as ``.`` and from
+outside the working directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import pytest
+
+from eventfeed import load
+from eventfeed.errors import Problem
+
+NAMES = [
+    "a.md",
+    "a-b.md",
+    "b.md",
+    "README.md",
+    "notes.txt",
+    ".hidden.md",
+    "_draft.md",
+    "x.y.md",
+    "a/b.md",
+    "a/z/c.md",
+    "a-c/d.md",
+    "a-c/_e.md",
+    "_drafts/f.md",
+    ".git/g.md",
+    "Z/h.md",
+    "dir.md/i.md",
+]
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    events = tmp_path / "work" / "events"
+    for name in NAMES:
+        (events / name).parent.mkdir(parents=True, exist_ok=True)
+        (events / name).write_text("---\n---\n", encoding="utf-8")
+    return events
+
+
+def walked(root: Path) -> list[Path]:
+    """The record files as a plain os.walk finds them (no links in this tree)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith((".", "_"))]
+        for name in filenames:
+            if name.endswith(".md") and name != "README.md" and not name.startswith((".", "_")):
+                found.append(Path(dirpath) / name)
+    return sorted(found)
+
+
+@pytest.mark.parametrize("where", ["inside", "root", "above", "outside", "absolute"])
+def test_files_are_sorted_by_path_and_shown_as_display_path(tree: Path, where: str) -> None:
+    cwd, root = {
+        "inside": (tree.parent, Path("events")),
+        "root": (tree, Path(".")),
+        "above": (tree.parent.parent, Path("work/events")),
+        "outside": (tree.parent.parent / "elsewhere", Path("../work/events")),
+        "absolute": (tree.parent.parent / "elsewhere", tree),
+    }[where]
+    cwd.mkdir(exist_ok=True)
+    with contextlib.chdir(cwd):
+        problems: list[Problem] = []
+        files = load._record_files(root, problems)
+        expected = walked(root)
+        assert [path for path, _ in files] == expected
+        assert [shown for _, shown in files] == [load.display_path(p) for p in expected]
+    assert problems == []
+    assert [shown for _, shown in files][:3] == {
+        "inside": ["events/Z/h.md", "events/a/b.md", "events/a/z/c.md"],
+        "root": ["Z/h.md", "a/b.md", "a/z/c.md"],
+        "above": ["work/events/Z/h.md", "work/events/a/b.md", "work/events/a/z/c.md"],
+        "outside": ["../work/events/Z/h.md", "../work/events/a/b.md", "../work/events/a/z/c.md"],
+        "absolute": [f"{tree.as_posix()}/{n}" for n in ("Z/h.md", "a/b.md", "a/z/c.md")],
+    }[where]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links and FIFOs need POSIX")
+def test_links_and_special_files_are_reported_in_walk_order(tree: Path) -> None:
+    (tree / "a" / "link.md").symlink_to(tree / "b.md")
+    (tree / "a" / "out.md").symlink_to(tree.parent / "secret.md")
+    (tree.parent / "secret.md").write_text("---\n---\n", encoding="utf-8")
+    (tree / "a" / "linked-folder").symlink_to(tree / "a-c", target_is_directory=True)
+    (tree / "b-dangling.md").symlink_to(tree / "missing")
+    os.mkfifo(tree / "a-c" / "pipe.md")
+    with contextlib.chdir(tree.parent):
+        problems: list[Problem] = []
+        files = load._record_files(Path("events"), problems)
+    assert [(p.path, p.message) for p in problems] == [
+        ("events/b-dangling.md", "symbolic link leads nowhere (dangling or a loop)"),
+        ("events/a/linked-folder", "symbolic links to folders are not followed"),
+        ("events/a/out.md", "symbolic link points outside the events folder"),
+        ("events/a-c/pipe.md", "not a regular file"),
+    ]
+    assert "events/a/link.md" in [shown for _, shown in files]
+
+
+def test_a_record_read_on_its_own(tree: Path) -> None:
+    (tree / "a.md").write_text(
+        "\n---\ntitle: A\nkind: meeting\nstart: 2022-12-07\n---\n\nBody.\n", encoding="utf-8"
+    )
+    parsed = load.read_record(tree / "a.md", "events/a.md")
+    assert isinstance(parsed, load.RecordFile)
+    assert (parsed.id, parsed.source, parsed.body, parsed.first_line) == (
+        "a",
+        "events/a.md",
+        "Body.\n",
+        2,
+    )
+    assert parsed.lines == {("title",): 3, ("kind",): 4, ("start",): 5}
+    (tree / "b.md").write_text("---\ntitle: B\nkind: meeting\n---\n", encoding="utf-8")
+    assert load.read_record(tree / "b.md", "events/b.md") == [
+        Problem(
+            "events/b.md", 1, "start", "required field is missing", "add it to the front matter"
+        )
+    ]
+
+
+@pytest.mark.parametrize("size", [0, 1, 100, 1000])
+def test_reading_stops_one_byte_past_the_limit(tmp_path: Path, size: int) -> None:
+    path = tmp_path / "r.md"
+    path.write_bytes(b"x" * size)
+    if size <= 100:
+        assert load._read(path, limit=100) == b"x" * size
+    else:
+        with pytest.raises(load.FrontMatterError) as raised:
+            load._read(path, limit=100)
+        assert raised.value.message == f"file is {size:,} bytes, over the limit of 100"
