@@ -19,24 +19,29 @@ the clock, so the same records and day give the same bytes.
 from __future__ import annotations
 
 import json
+import math
+import operator
 import posixpath
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from importlib import resources
+from json.encoder import encode_basestring
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import Environment, PackageLoader, StrictUndefined, Template, nodes
+from jinja2.ext import Extension
+from jinja2.parser import Parser
 from markupsafe import Markup
 
 from . import paths
 from .build import BuildContext, in_collection
 from .event import Event, Mode, Org
 from .markdown import to_html, to_text
-from .model import Settings, Status
+from .model import Collection, Settings, Status
 from .recurrence import naive, occurrences
 from .text import place_text, status_label, when_text, where_text
 
@@ -181,12 +186,15 @@ class Listed:
 def listed(event: Event, context: BuildContext) -> Listed:
     """Upcoming when some occurrence lasts until ``as_of`` or later; shown at the next one."""
     zone = ZoneInfo(context.settings.timezone)
-    all_occurrences = occurrences_of(event)
+    return _listed(event, occurrences_of(event), zone, context.as_of)
+
+
+def _listed(event: Event, all_occurrences: list[Occurrence], zone: ZoneInfo, as_of: date) -> Listed:
     series = bool(event.record.rrule or event.record.rdates)
     coming = [
         o
         for o in all_occurrences
-        if _last_day_in(o.event, zone) >= context.as_of and not (series and o.cancelled)
+        if _last_day_in(o.event, zone) >= as_of and not (series and o.cancelled)
     ]
     if coming:
         return Listed(event, min(coming, key=lambda o: o.event.sort_key), True, series)
@@ -200,6 +208,92 @@ def relative(target: str, page: str) -> str:
     """``target`` (a path in out/) as seen from ``page`` (another path in out/)."""
     start = posixpath.dirname(page) or "."
     return posixpath.relpath(target, start)
+
+
+_NOT_PLAIN = frozenset({"", ".", ".."})
+
+
+def _is_plain(path: str) -> bool:
+    """A relative path without empty, ``.`` or ``..`` parts, which needs no normalising."""
+    return _NOT_PLAIN.isdisjoint(path.split("/"))
+
+
+class Links(dict[str, str]):
+    """The link to each path of out/ from one folder of it, worked out once per path.
+
+    Templates write ``link['style.css']``: a dictionary look-up, where a call through Jinja
+    costs several times more, and pages are rendered by the ten thousand. The result is
+    :func:`relative`'s, which the plain paths of :mod:`paths` reach without ``relpath``.
+    """
+
+    def __init__(self, folder: str) -> None:
+        super().__init__()
+        self.folder = folder
+        self._up = "../" * (folder.count("/") + 1) if folder else ""
+        self._plain = folder == "" or _is_plain(folder)
+
+    def __missing__(self, target: str) -> str:
+        self[target] = found = self._find(target)
+        return found
+
+    def _find(self, target: str) -> str:
+        if not (self._plain and _is_plain(target)):
+            return relative(target, self.folder + "/" if self.folder else "")
+        if not self.folder:
+            return target
+        inside = self.folder + "/"
+        if target.startswith(inside):
+            return target[len(inside) :]
+        common = posixpath.commonpath([self.folder, target])
+        if not common:
+            return self._up + target
+        return relative(target, inside)
+
+
+class AbsoluteLinks(dict[str, str]):
+    """Links of a page served at any depth (``404.html``): absolute, the index as the site."""
+
+    def __init__(self, site_url: str) -> None:
+        super().__init__()
+        self.site_url = site_url
+
+    def __missing__(self, target: str) -> str:
+        self[target] = found = self.site_url + ("" if target == paths.INDEX else target)
+        return found
+
+
+#: What ``urllib.parse.quote`` never escapes (the unreserved characters of RFC 3986).
+_UNRESERVED = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~"
+#: Each byte as itself when unreserved, space as ``+``, any other as ``%`` (marking the place
+#: of its ``%XX``).
+_FORM_MARKS = bytes(b if b in _UNRESERVED else 0x2B if b == 0x20 else 0x25 for b in range(256))
+_FORM_KEPT = _UNRESERVED + b" "
+
+
+def quote_plus(text: str) -> str:
+    """:func:`urllib.parse.quote_plus` with nothing safe, as ``urlencode`` applies it.
+
+    The same result built from whole-string operations: the UTF-8 bytes with every byte to
+    escape marked ``%``, and the hex of those bytes, in order, put after each mark. The record
+    body goes into three links per page, where the standard library's byte-by-byte loop
+    showed in profiles.
+    """
+    data = text.encode("utf-8")
+    pieces = data.translate(_FORM_MARKS).decode("ascii").split("%")
+    if len(pieces) == 1:
+        return pieces[0]
+    escaped = data.translate(None, _FORM_KEPT).hex(" ").upper().split(" ")
+    return pieces[0] + "%" + "%".join(map(operator.add, escaped, pieces[1:]))
+
+
+def _joined(query: list[tuple[str, str]]) -> str:
+    """A query string of names (safe as they are) and values already form-encoded."""
+    return "&".join(name + "=" + value for name, value in query)
+
+
+def urlencode(query: Iterable[tuple[str, str]]) -> str:
+    """:func:`urllib.parse.urlencode` of string pairs, byte for byte."""
+    return "&".join(quote_plus(key) + "=" + quote_plus(value) for key, value in query)
 
 
 def webcal(url: str) -> str:
@@ -233,7 +327,24 @@ def _link_details(event: Event, url: str, limit: int = 900) -> str:
     return "\n\n".join(lines)
 
 
-def google_calendar_url(event: Event, url: str) -> str:
+@dataclass(frozen=True)
+class _LinkFields:
+    """The form-encoded fields every "add to calendar" link of one event repeats."""
+
+    title: str
+    details: str
+    location: str
+
+    @classmethod
+    def of(cls, event: Event, url: str) -> _LinkFields:
+        return cls(
+            quote_plus(event.record.title),
+            quote_plus(_link_details(event, url)),
+            quote_plus(_link_location(event)),
+        )
+
+
+def google_calendar_url(event: Event, url: str, fields: _LinkFields | None = None) -> str:
     """Google Calendar's event template: UTC times (or dates, end exclusive) and the zone."""
     if event.all_day:
         start, end = event.local_start, event.local_end
@@ -243,32 +354,52 @@ def google_calendar_url(event: Event, url: str) -> str:
     else:
         dates = f"{_utc_stamp(event.aware(event.local_start))}/"
         dates += _utc_stamp(event.aware(event.local_end))
-    query = {
-        "action": "TEMPLATE",
-        "text": event.record.title,
-        "dates": dates,
-        "details": _link_details(event, url),
-        "location": _link_location(event),
-        "ctz": event.tzid,
-    }
-    return "https://calendar.google.com/calendar/render?" + urlencode(query)
+    f = fields or _LinkFields.of(event, url)
+    query = [
+        ("action", "TEMPLATE"),
+        ("text", f.title),
+        ("dates", quote_plus(dates)),
+        ("details", f.details),
+        ("location", f.location),
+        ("ctz", quote_plus(event.tzid)),
+    ]
+    return "https://calendar.google.com/calendar/render?" + _joined(query)
+
+
+def _outlook_query(event: Event, fields: _LinkFields) -> str:
+    query = [("path", quote_plus("/calendar/action/compose")), ("rru", "addevent")]
+    query.append(("subject", fields.title))
+    if event.all_day:
+        query.append(("startdt", quote_plus(event.local_start.isoformat())))
+        query.append(("enddt", quote_plus(event.local_end.isoformat())))
+        query.append(("allday", "true"))
+    else:
+        query.append(("startdt", quote_plus(event.aware(event.local_start).isoformat())))
+        query.append(("enddt", quote_plus(event.aware(event.local_end).isoformat())))
+    query.append(("body", fields.details))
+    query.append(("location", fields.location))
+    return _joined(query)
+
+
+def _outlook_url(host: str, query: str) -> str:
+    return f"https://{host}/calendar/0/deeplink/compose?" + query
 
 
 def outlook_url(event: Event, url: str, host: str = "outlook.office.com") -> str:
     """Outlook on the web's compose deeplink: times with their UTC offset, or dates (all day)."""
-    query: dict[str, str] = {"path": "/calendar/action/compose", "rru": "addevent"}
-    query["subject"] = event.record.title
-    if event.all_day:
-        start, end = event.local_start, event.local_end
-        query["startdt"] = start.isoformat()
-        query["enddt"] = end.isoformat()
-        query["allday"] = "true"
-    else:
-        query["startdt"] = event.aware(event.local_start).isoformat()
-        query["enddt"] = event.aware(event.local_end).isoformat()
-    query["body"] = _link_details(event, url)
-    query["location"] = _link_location(event)
-    return f"https://{host}/calendar/0/deeplink/compose?" + urlencode(query)
+    return _outlook_url(host, _outlook_query(event, _LinkFields.of(event, url)))
+
+
+def add_links(event: Event, url: str) -> tuple[str, str, str]:
+    """Google Calendar, Outlook (Microsoft 365) and Outlook.com links: the body and place are
+    encoded once for all three, and both Outlooks take the same query."""
+    fields = _LinkFields.of(event, url)
+    outlook = _outlook_query(event, fields)
+    return (
+        google_calendar_url(event, url, fields),
+        _outlook_url("outlook.office.com", outlook),
+        _outlook_url("outlook.live.com", outlook),
+    )
 
 
 # --- structured data -----------------------------------------------------------------------
@@ -340,15 +471,109 @@ def json_ld(event: Event, url: str) -> dict[str, Any]:
     return data
 
 
+class _NotPlainJson(Exception):
+    """A value :func:`json_text` leaves to :func:`json.dumps`."""
+
+
+def _float_json(value: float) -> str:
+    if value != value:
+        return "NaN"
+    if value in (math.inf, -math.inf):
+        return "Infinity" if value > 0 else "-Infinity"
+    return float.__repr__(value)
+
+
+def _json_parts(value: Any, level: int, out: list[str]) -> None:
+    if isinstance(value, str):
+        out.append(encode_basestring(value))
+    elif value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, int):
+        out.append(int.__repr__(value))
+    elif isinstance(value, float):
+        out.append(_float_json(value))
+    elif isinstance(value, dict):
+        if not value:
+            out.append("{}")
+            return
+        inner = "\n" + " " * (level + 1)
+        separator = "{" + inner
+        for key, item in sorted(value.items()):
+            if not isinstance(key, str):
+                raise _NotPlainJson
+            out += (separator, encode_basestring(key), ": ")
+            _json_parts(item, level + 1, out)
+            separator = "," + inner
+        out.append("\n" + " " * level + "}")
+    elif isinstance(value, (list, tuple)):
+        if not value:
+            out.append("[]")
+            return
+        inner = "\n" + " " * (level + 1)
+        separator = "[" + inner
+        for item in value:
+            out.append(separator)
+            _json_parts(item, level + 1, out)
+            separator = "," + inner
+        out.append("\n" + " " * level + "]")
+    else:
+        raise _NotPlainJson
+
+
+def json_text(data: Any) -> str:
+    """``json.dumps(data, ensure_ascii=False, sort_keys=True, indent=1)``, the same text.
+
+    With an indent the standard library encodes in Python, one generator step per token; this
+    walks dictionaries, lists and scalars directly (strings through the same C encoder) and
+    leaves anything else to :func:`json.dumps`.
+    """
+    out: list[str] = []
+    try:
+        _json_parts(data, 0, out)
+    except _NotPlainJson:
+        return json.dumps(data, ensure_ascii=False, sort_keys=True, indent=1)
+    return "".join(out)
+
+
 def script_json(data: Any) -> Markup:
     """JSON for a ``<script>`` element: ``<``, ``>`` and ``&`` escaped, so nothing in the data
     can close the element or open a comment (the JSON parses back to the same value)."""
-    text = json.dumps(data, ensure_ascii=False, sort_keys=True, indent=1)
+    text = json_text(data)
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return Markup(text)  # escaped just above
 
 
 # --- rendering -----------------------------------------------------------------------------
+
+
+class Once(Extension):
+    """``{% once key %}...{% endonce %}``: the enclosed markup is rendered for the first page
+    that reaches it and reused by the next ones, from the ``fragments`` dictionary the page is
+    given (one per folder of out/ and build, see :class:`Shell`).
+
+    Only for markup that is the same for every page sharing that dictionary whenever the key
+    is the same: the site's header and footer, which depend on the settings and the folder.
+    """
+
+    tags = {"once"}  # noqa: RUF012 -- Jinja declares it a plain set attribute
+
+    def parse(self, parser: Parser) -> nodes.Node:
+        lineno = next(parser.stream).lineno
+        key = parser.parse_expression()
+        body = parser.parse_statements(("name:endonce",), drop_needle=True)
+        call = self.call_method("_once", [nodes.Name("fragments", "load"), key])
+        return nodes.CallBlock(call, [], [], body).set_lineno(lineno)
+
+    @staticmethod
+    def _once(fragments: dict[object, str], key: object, caller: Callable[[], str]) -> str:
+        found = fragments.get(key)
+        if found is None:
+            found = fragments[key] = caller()
+        return found
 
 
 @cache
@@ -360,9 +585,15 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        extensions=[Once],
+        auto_reload=False,  # the templates ship with the package; no stat() per page
     )
-    env.filters["label"] = lambda slug: str(slug).replace("-", " ").capitalize()
+    env.filters["label"] = _label
     return env
+
+
+def _label(slug: object) -> str:
+    return str(slug).replace("-", " ").capitalize()
 
 
 def _static(name: str) -> bytes:
@@ -389,8 +620,8 @@ class Feed:
     media_type: str
 
 
-def _calendar(context: BuildContext, title: str, path: str) -> Calendar:
-    url = context.settings.site_url + path
+def _calendar(settings: Settings, title: str, path: str) -> Calendar:
+    url = settings.site_url + path
     return Calendar(title, path, url, webcal(url))
 
 
@@ -420,7 +651,7 @@ def _facet_calendars(context: BuildContext) -> list[tuple[str, list[Calendar]]]:
         values = sorted({str(v).lower() for v in map(value_of, context.events) if v})
         calendars = [
             _calendar(
-                context,
+                s,
                 value if facet == "language" else value.replace("-", " ").capitalize(),
                 paths.facet_calendar(facet, value),
             )
@@ -429,28 +660,6 @@ def _facet_calendars(context: BuildContext) -> list[tuple[str, list[Calendar]]]:
         if calendars:
             groups.append((heading, calendars))
     return groups
-
-
-def _by_month(items: Iterable[Listed]) -> list[tuple[str, list[Listed]]]:
-    groups: dict[str, list[Listed]] = {}
-    for item in items:
-        start = item.shown.event.local_start
-        groups.setdefault(f"{start:%B %Y}", []).append(item)
-    return list(groups.items())
-
-
-def _by_year(items: Iterable[Listed]) -> list[tuple[str, list[Listed]]]:
-    groups: dict[str, list[Listed]] = {}
-    for item in items:
-        groups.setdefault(str(item.shown.event.local_start.year), []).append(item)
-    return list(groups.items())
-
-
-def _split(events: Iterable[Event], context: BuildContext) -> tuple[list[Listed], list[Listed]]:
-    items = [listed(e, context) for e in events]
-    upcoming = sorted((i for i in items if i.upcoming), key=lambda i: i.sort_key)
-    past = sorted((i for i in items if not i.upcoming), key=lambda i: i.sort_key, reverse=True)
-    return upcoming, past
 
 
 def summary(event: Event, limit: int = 280) -> str:
@@ -462,116 +671,281 @@ def summary(event: Event, limit: int = 280) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class Facts:
+    """What the pages say of one event, worked out once per build, as text to escape."""
+
+    summary: str
+    status: str
+    mode: str
+    where: str
+    kind: str
+    organisers: str
+    #: the event's own page, a path in out/
+    page: str
+    has_body: bool
+
+
+def facts_of(event: Event) -> Facts:
+    return Facts(
+        summary=summary(event),
+        status=status_label(event),
+        mode=_MODE_LABELS[event.mode],
+        where=where_text(event),
+        kind=_label(event.record.kind),
+        organisers=", ".join(o.short or o.name for o in event.organizers),
+        page=paths.event_page(event.id),
+        has_body=bool(event.body.strip()),
+    )
+
+
+@dataclass(frozen=True)
+class Card:
+    """An event in a listing: its facts, and the occurrence it is shown at."""
+
+    item: Listed
+    facts: Facts
+    when: str
+    start: str
+    end: str
+
+    @property
+    def event(self) -> Event:
+        return self.item.event
+
+
+def _by_month(cards: Iterable[Card]) -> list[tuple[str, list[Card]]]:
+    groups: dict[str, list[Card]] = {}
+    for card in cards:
+        start = card.item.shown.event.local_start
+        groups.setdefault(f"{start:%B %Y}", []).append(card)
+    return list(groups.items())
+
+
+def _by_year(cards: Iterable[Card]) -> list[tuple[str, list[Card]]]:
+    groups: dict[str, list[Card]] = {}
+    for card in cards:
+        groups.setdefault(str(card.item.shown.event.local_start.year), []).append(card)
+    return list(groups.items())
+
+
+@dataclass(frozen=True)
+class Shell:
+    """What every page in one folder of out/ shares: derived from the settings alone."""
+
+    settings: Settings
+    folder: str
+    link: Mapping[str, str]
+    site_feeds: list[Feed]
+    #: markup rendered once for all these pages (``{% once %}`` in the templates)
+    fragments: dict[object, str] = field(default_factory=dict)
+
+    def values(self, page: str, feeds: list[Feed]) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "settings": s,
+            "link": self.link,
+            "canonical": s.site_url + ("" if page == paths.INDEX else page),
+            "feeds": feeds,
+            "site_feeds": self.site_feeds,
+            "inline_style": None,
+            "icon": ICON,
+            "fragments": self.fragments,
+        }
+
+
+def shell(settings: Settings, folder: str) -> Shell:
+    return Shell(settings, folder, Links(folder), _feeds(settings, None))
+
+
+@dataclass(frozen=True)
+class EventPages:
+    """Renders event pages: each a function of the event, how it is listed and the settings.
+
+    Nothing here depends on other events or on the build's day except through the
+    :class:`Listed` passed in, so a page could be kept between builds while its event, its
+    listed state and the settings stay the same.
+    """
+
+    shell: Shell
+    template: Template
+    #: the collections in name order, with their titles and pages
+    collections: tuple[tuple[str, Collection], ...]
+
+    def render(self, event: Event, item: Listed, facts: Facts, series: list[Occurrence]) -> bytes:
+        s = self.shell.settings
+        page = facts.page
+        url = s.site_url + page
+        link = self.shell.link
+        google, outlook, outlook_live = add_links(item.shown.event, url)
+        values = self.shell.values(page, self.shell.site_feeds)
+        values.update(
+            title=event.record.title,
+            description=facts.summary or event.record.title,
+            event=event,
+            rec=event.record,
+            item=item,
+            facts=facts,
+            when=when_text(event),
+            start=_iso(event, event.local_start),
+            end=_iso(event, event.local_end, end=True),
+            body=Markup(to_html(event.body, s.site_url)),  # sanitised by to_html
+            ics=link[paths.event_ics(event.id)],
+            google=google,
+            outlook=outlook,
+            outlook_live=outlook_live,
+            series=series if item.series else [],
+            json_ld=script_json(json_ld(event, url)),
+            collections=[
+                (link[paths.collection_page(name)], spec)
+                for name, spec in self.collections
+                if in_collection(event, s, name)
+            ],
+        )
+        return self.template.render(values).encode("utf-8")
+
+
+def event_pages(settings: Settings) -> EventPages:
+    env = _environment()
+    names = sorted(settings.collections)
+    return EventPages(
+        shell(settings, posixpath.dirname(paths.event_page("x"))),
+        env.get_template("event.html"),
+        tuple((name, settings.collections[name]) for name in names),
+    )
+
+
 class Renderer:
-    """Renders pages for one build; every page knows its own path for relative links."""
+    """Renders the pages of one build; what several pages show of an event is worked out once.
+
+    Every page knows its own folder for relative links.
+    """
 
     def __init__(self, context: BuildContext) -> None:
         self.context = context
         self.settings = context.settings
         self.env = _environment()
+        self.zone = ZoneInfo(self.settings.timezone)
+        self._occurrences: dict[str, list[Occurrence]] = {}
+        self._listed: dict[str, Listed] = {}
+        self._facts: dict[str, Facts] = {}
+        self._cards: dict[str, Card] = {}
+        self._event_pages: EventPages | None = None
+        self._shells: dict[str, Shell] = {}
 
-    def common(self, page: str, feeds: list[Feed]) -> dict[str, Any]:
-        s = self.settings
+    def shell(self, folder: str) -> Shell:
+        found = self._shells.get(folder)
+        if found is None:
+            found = self._shells[folder] = shell(self.settings, folder)
+        return found
 
-        def link(target: str) -> str:
-            return relative(target, page)
+    # --- per-build memory, by event id (ids are unique in a build) ----------------------
 
-        return {
-            "settings": s,
-            "page": page,
-            "link": link,
-            "canonical": s.site_url + ("" if page == paths.INDEX else page),
-            "feeds": feeds,
-            "site_feeds": _feeds(s, None),
-            "mode_label": lambda e: _MODE_LABELS[e.mode],
-            "status_label": status_label,
-            "where_text": where_text,
-            "when_text": when_text,
-            "summary": summary,
-            "event_page": paths.event_page,
-            "iso": _iso,
-            "inline_style": None,
-            "icon": ICON,
-        }
+    def occurrences(self, event: Event) -> list[Occurrence]:
+        found = self._occurrences.get(event.id)
+        if found is None:
+            found = self._occurrences[event.id] = occurrences_of(event)
+        return found
 
-    def render(self, template: str, **values: Any) -> bytes:
-        return self.env.get_template(template).render(**values).encode("utf-8")
+    def listed(self, event: Event) -> Listed:
+        found = self._listed.get(event.id)
+        if found is None:
+            found = _listed(event, self.occurrences(event), self.zone, self.context.as_of)
+            self._listed[event.id] = found
+        return found
+
+    def facts(self, event: Event) -> Facts:
+        found = self._facts.get(event.id)
+        if found is None:
+            found = self._facts[event.id] = facts_of(event)
+        return found
+
+    def card(self, event: Event) -> Card:
+        found = self._cards.get(event.id)
+        if found is None:
+            item = self.listed(event)
+            shown = item.shown.event
+            found = Card(
+                item,
+                self.facts(event),
+                when_text(shown),
+                _iso(shown, shown.local_start),
+                _iso(shown, shown.local_end, end=True),
+            )
+            self._cards[event.id] = found
+        return found
+
+    def split(self, events: Iterable[Event]) -> tuple[list[Card], list[Card]]:
+        """Upcoming events soonest first, then past ones latest first."""
+        cards = [self.card(e) for e in events]
+        upcoming = sorted((c for c in cards if c.item.upcoming), key=lambda c: c.item.sort_key)
+        past = sorted(
+            (c for c in cards if not c.item.upcoming), key=lambda c: c.item.sort_key, reverse=True
+        )
+        return upcoming, past
+
+    # --- pages --------------------------------------------------------------------------
 
     def index(self) -> bytes:
-        upcoming, past = _split(self.context.events, self.context)
+        upcoming, past = self.split(self.context.events)
         s = self.settings
         collections = [
             (
                 name,
                 s.collections[name],
-                _calendar(self.context, s.collections[name].title, paths.collection_calendar(name)),
+                _calendar(s, s.collections[name].title, paths.collection_calendar(name)),
             )
             for name in sorted(s.collections)
         ]
-        return self.render(
-            "index.html",
-            **self.common(paths.INDEX, _feeds(s, None)),
+        values = self.shell("").values(paths.INDEX, _feeds(s, None))
+        values.update(
             title=s.title,
             upcoming=_by_month(upcoming),
             past=_by_year(past),
-            main_calendar=_calendar(self.context, f"All events of {s.title}", paths.CALENDAR),
+            main_calendar=_calendar(s, f"All events of {s.title}", paths.CALENDAR),
             collections=collections,
             facets=_facet_calendars(self.context),
             jcal=paths.JCAL,
         )
+        return self.render("index.html", values)
 
     def collection(self, name: str) -> bytes:
-        spec = self.settings.collections[name]
+        s = self.settings
+        spec = s.collections[name]
         page = paths.collection_page(name)
-        upcoming, past = _split(self.context.collection(name), self.context)
-        return self.render(
-            "collection.html",
-            **self.common(page, _feeds(self.settings, name) + _feeds(self.settings, None)),
+        upcoming, past = self.split(self.context.collection(name))
+        values = self.shell(posixpath.dirname(page)).values(page, _feeds(s, name) + _feeds(s, None))
+        values.update(
             title=spec.title,
             spec=spec,
             name=name,
             upcoming=_by_month(upcoming),
             past=_by_year(past),
-            calendar=_calendar(self.context, spec.title, paths.collection_calendar(name)),
-            collection_feeds=_feeds(self.settings, name),
+            calendar=_calendar(s, spec.title, paths.collection_calendar(name)),
+            collection_feeds=_feeds(s, name),
         )
+        return self.render("collection.html", values)
 
     def event(self, event: Event) -> bytes:
-        page = paths.event_page(event.id)
-        url = self.settings.site_url + page
-        item = listed(event, self.context)
-        target = item.shown.event  # the next occurrence of a series, else the event itself
-        series = occurrences_of(event) if item.series else []
-        collections = [
-            (name, self.settings.collections[name])
-            for name in sorted(self.settings.collections)
-            if in_collection(event, self.settings, name)
-        ]
-        return self.render(
-            "event.html",
-            **self.common(page, _feeds(self.settings, None)),
-            title=event.record.title,
-            event=event,
-            rec=event.record,
-            item=item,
-            body=Markup(to_html(event.body, self.settings.site_url)),  # sanitised by to_html
-            ics=paths.event_ics(event.id),
-            google=google_calendar_url(target, url),
-            outlook=outlook_url(target, url),
-            outlook_live=outlook_url(target, url, host="outlook.live.com"),
-            series=series,
-            json_ld=script_json(json_ld(event, url)),
-            collections=collections,
+        if self._event_pages is None:
+            self._event_pages = event_pages(self.settings)
+        return self._event_pages.render(
+            event, self.listed(event), self.facts(event), self.occurrences(event)
         )
 
     def not_found(self) -> bytes:
-        values = self.common(paths.NOT_FOUND, _feeds(self.settings, None))
+        s = self.settings
+        values = Shell(s, "", AbsoluteLinks(s.site_url), _feeds(s, None)).values(
+            paths.NOT_FOUND, _feeds(s, None)
+        )
         values["canonical"] = None
-        site = self.settings.site_url
         # A host serves this page at any depth: absolute links, and the style inline.
-        values["link"] = lambda target: site + ("" if target == paths.INDEX else target)
         values["inline_style"] = Markup(_stylesheet().decode("utf-8"))  # our own file
-        return self.render("404.html", **values, title="Page not found")
+        values["title"] = "Page not found"
+        return self.render("404.html", values)
+
+    def render(self, template: str, values: dict[str, Any]) -> bytes:
+        return self.env.get_template(template).render(values).encode("utf-8")
 
 
 def headers_file(context: BuildContext) -> bytes:

@@ -1,0 +1,100 @@
+"""The site's own encoders against the standard library they stand in for, byte for byte."""
+
+from __future__ import annotations
+
+import json
+import math
+import posixpath
+import urllib.parse
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from eventfeed.pages import AbsoluteLinks, Links, json_text, quote_plus, urlencode
+
+FAST = settings(derandomize=True, max_examples=300, deadline=None)
+
+
+def test_quote_plus_of_every_character() -> None:
+    """Each code point (one to four UTF-8 bytes), beside the characters ``urlencode`` treats
+    specially: space, ``+``, ``%`` and the unreserved ones."""
+    for point in range(0x110000):
+        if 0xD800 <= point < 0xE000:  # surrogates do not encode to UTF-8
+            continue
+        text = chr(point) + " a+%~" + chr(point)
+        assert quote_plus(text) == urllib.parse.quote_plus(text, safe=""), hex(point)
+
+
+@FAST
+@given(st.text())
+def test_quote_plus_matches_the_standard_library(text: str) -> None:
+    assert quote_plus(text) == urllib.parse.quote_plus(text, safe="")
+
+
+@FAST
+@given(st.lists(st.tuples(st.text(), st.text()), max_size=6))
+def test_urlencode_matches_the_standard_library(pairs: list[tuple[str, str]]) -> None:
+    assert urlencode(pairs) == urllib.parse.urlencode(pairs)
+
+
+def test_quote_plus_of_long_mixed_text() -> None:
+    text = "Réunion régionale: 社会 团结 (https://example.org/a?b=c&d=e)\n\n" * 40 + "100% done"
+    assert quote_plus(text) == urllib.parse.quote_plus(text, safe="")
+
+
+SEGMENT = st.sampled_from(["events", "feeds", "calendars", "a", "kind", ".", "..", "", "x.ics"])
+PATH = st.lists(SEGMENT, min_size=1, max_size=4).map("/".join)
+
+
+@FAST
+@given(folder=st.lists(SEGMENT.filter(bool), max_size=3).map("/".join), target=PATH)
+def test_links_match_relpath(folder: str, target: str) -> None:
+    page = (folder + "/" if folder else "") + "page.html"
+    expected = posixpath.relpath(target, posixpath.dirname(page) or ".") if target else None
+    if expected is None:  # relpath refuses an empty path; so does a link to nothing
+        return
+    links = Links(folder)
+    assert links[target] == expected
+    assert links[target] == expected  # the remembered answer too
+
+
+def test_links_of_the_site_layout() -> None:
+    assert Links("")["index.html"] == "index.html"
+    assert Links("events")["index.html"] == "../index.html"
+    assert Links("events")["events/a.ics"] == "a.ics"
+    assert Links("events")["feeds/atom.xml"] == "../feeds/atom.xml"
+    assert Links("collections")["events/a.html"] == "../events/a.html"
+    assert Links("events/x")["events/a.ics"] == "../a.ics"
+    site = AbsoluteLinks("https://example.org/repo/")
+    assert site["index.html"] == "https://example.org/repo/"
+    assert site["style.css"] == "https://example.org/repo/style.css"
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, sort_keys=True, indent=1)
+
+
+@FAST
+@given(JSON)
+def test_json_text_matches_json_dumps(data: Any) -> None:
+    assert json_text(data) == dumps(data)
+
+
+def test_json_text_of_edge_values() -> None:
+    for data in (
+        {},
+        [],
+        {"a": {}, "b": [], "c": [[]], "d": ({"e": None},)},
+        [math.nan, math.inf, -math.inf, -0.0, 1e300, True, False, 10**30],
+        {"<script>": "</script> & \u2028 \x00 é 社会"},
+        {1: "a key that is not a string is left to json.dumps"},
+    ):
+        assert json_text(data) == dumps(data), data
