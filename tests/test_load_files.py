@@ -69,7 +69,7 @@ def test_files_are_sorted_by_path_and_shown_as_display_path(tree: Path, where: s
     cwd.mkdir(exist_ok=True)
     with contextlib.chdir(cwd):
         problems: list[Problem] = []
-        files = load._record_files(root, problems)
+        files = load._record_files_shown(root, problems)
         expected = walked(root)
         assert [path for path, _ in files] == expected
         assert [shown for _, shown in files] == [load.display_path(p) for p in expected]
@@ -93,7 +93,7 @@ def test_links_and_special_files_are_reported_in_walk_order(tree: Path) -> None:
     os.mkfifo(tree / "a-c" / "pipe.md")
     with contextlib.chdir(tree.parent):
         problems: list[Problem] = []
-        files = load._record_files(Path("events"), problems)
+        files = load._record_files_shown(Path("events"), problems)
     assert [(p.path, p.message) for p in problems] == [
         ("events/b-dangling.md", "symbolic link leads nowhere (dangling or a loop)"),
         ("events/a/linked-folder", "symbolic links to folders are not followed"),

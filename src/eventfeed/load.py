@@ -122,7 +122,7 @@ def _load(events_dir: Path, today: date | None) -> Loaded:
         )
         return result
     result.settings = _load_settings(root / SETTINGS_FILE, result.problems)
-    files = list(_record_files(root, result.problems))
+    files = _record_files_shown(root, result.problems)
     if len(files) > MAX_RECORDS:
         result.problems.append(
             Problem(
@@ -200,7 +200,12 @@ def load_site(events_dir: Path, *, strict: bool = False, today: date | None = No
     return Site(settings=loaded.settings, events=tuple(loaded.events), warnings=warnings)
 
 
-def _record_files(root: Path, problems: list[Problem]) -> list[tuple[Path, str]]:
+def _record_files(root: Path, problems: list[Problem]) -> list[Path]:
+    """Every record file under ``root``, sorted by path."""
+    return [path for path, _ in _record_files_shown(root, problems)]
+
+
+def _record_files_shown(root: Path, problems: list[Problem]) -> list[tuple[Path, str]]:
     """Every record file under ``root`` with its name as shown, sorted by path.
 
     Folders are visited top-down in name order, as ``os.walk`` would; names come from one
