@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-from functools import cached_property
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from .model import InlineOrganisation, Record, Settings, Status
@@ -32,10 +32,24 @@ class Org:
 
 
 DEFAULT_DURATION = timedelta(hours=1)
+_UTC = ZoneInfo("UTC")
+T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+def _keep(event: Event, slot: str, value: T) -> T:
+    object.__setattr__(event, slot, value)  # the event is frozen; its slots of memos are not
+    return value
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
+    """An event; each derived value is computed on first use and kept.
+
+    Compilers ask for the same values hundreds of thousands of times in a large build. Record
+    and settings are frozen, so a value once derived stays right; it is kept in a slot of its
+    own (no per-event ``__dict__``), and ``dataclasses.replace`` starts a new event afresh.
+    """
+
     id: str
     #: the record's path as the user names it, for messages (``events/2022/x.md``)
     source: str
@@ -43,20 +57,39 @@ class Event:
     body: str
     settings: Settings = field(repr=False)
 
+    # derived values, kept once computed (None: not yet)
+    _uid: str | None = field(default=None, init=False, repr=False, compare=False)
+    _zone: ZoneInfo | None = field(default=None, init=False, repr=False, compare=False)
+    _local_end: date | datetime | None = field(default=None, init=False, repr=False, compare=False)
+    _last_day: date | None = field(default=None, init=False, repr=False, compare=False)
+    _start: date | datetime | None = field(default=None, init=False, repr=False, compare=False)
+    _end: date | datetime | None = field(default=None, init=False, repr=False, compare=False)
+    _sort_key: tuple[datetime, str] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    _mode: Mode | None = field(default=None, init=False, repr=False, compare=False)
+    _organizers: tuple[Org, ...] | None = field(default=None, init=False, repr=False, compare=False)
+    _partners: tuple[Org, ...] | None = field(default=None, init=False, repr=False, compare=False)
+    _categories: tuple[str, ...] | None = field(default=None, init=False, repr=False, compare=False)
+
     # --- identity -------------------------------------------------------------------
     @property
     def uid(self) -> str:
         """RFC 5545 UID: the id at the site's domain; never a position, time or random number."""
-        return self.record.uid or f"{self.id}@{self.settings.domain}"
+        if self._uid is None:
+            return _keep(self, "_uid", self.record.uid or f"{self.id}@{self.settings.domain}")
+        return self._uid
 
     # --- time -----------------------------------------------------------------------
     @property
     def tzid(self) -> str:
         return self.record.timezone or self.settings.timezone
 
-    @cached_property
+    @property
     def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.tzid)
+        if self._zone is None:
+            return _keep(self, "_zone", ZoneInfo(self.tzid))
+        return self._zone
 
     @property
     def all_day(self) -> bool:
@@ -70,6 +103,11 @@ class Event:
     @property
     def local_end(self) -> date | datetime:
         """Exclusive end: for all-day events the day after the record's inclusive end date."""
+        if self._local_end is None:
+            return _keep(self, "_local_end", self._compute_local_end())
+        return self._local_end
+
+    def _compute_local_end(self) -> date | datetime:
         rec = self.record
         if self.all_day:
             if rec.duration is not None:
@@ -86,6 +124,11 @@ class Event:
     @property
     def last_day(self) -> date:
         """The last day the event takes place on (inclusive), for display."""
+        if self._last_day is None:
+            return _keep(self, "_last_day", self._compute_last_day())
+        return self._last_day
+
+    def _compute_last_day(self) -> date:
         end = self.local_end
         if self.all_day:
             return end - timedelta(days=1)
@@ -101,16 +144,26 @@ class Event:
     @property
     def start(self) -> date | datetime:
         """Start for compilers: a date (all-day) or an aware datetime in the event's zone."""
-        return self.local_start if self.all_day else self.aware(self.local_start)
+        if self._start is None:
+            value = self.local_start if self.all_day else self.aware(self.local_start)
+            return _keep(self, "_start", value)
+        return self._start
 
     @property
     def end(self) -> date | datetime:
-        return self.local_end if self.all_day else self.aware(self.local_end)
+        if self._end is None:
+            return _keep(
+                self, "_end", self.local_end if self.all_day else self.aware(self.local_end)
+            )
+        return self._end
 
     @property
     def sort_key(self) -> tuple[datetime, str]:
         """Chronological order with a stable tie-break on id."""
-        return (self.aware(self.local_start).astimezone(ZoneInfo("UTC")), self.id)
+        if self._sort_key is None:
+            value = (self.aware(self.local_start).astimezone(_UTC), self.id)
+            return _keep(self, "_sort_key", value)
+        return self._sort_key
 
     # --- what and where -----------------------------------------------------------------
     @property
@@ -123,6 +176,11 @@ class Event:
 
     @property
     def mode(self) -> Mode:
+        if self._mode is None:
+            return _keep(self, "_mode", self._compute_mode())
+        return self._mode
+
+    def _compute_mode(self) -> Mode:
         online = self.record.online is not None
         loc = self.record.location
         in_person = loc is not None and any((loc.venue, loc.address, loc.city))
@@ -155,14 +213,20 @@ class Event:
 
     @property
     def organizers(self) -> tuple[Org, ...]:
-        return self._orgs(self.record.organizers)
+        if self._organizers is None:
+            return _keep(self, "_organizers", self._orgs(self.record.organizers))
+        return self._organizers
 
     @property
     def partners(self) -> tuple[Org, ...]:
-        return self._orgs(self.record.partners)
+        if self._partners is None:
+            return _keep(self, "_partners", self._orgs(self.record.partners))
+        return self._partners
 
     @property
     def categories(self) -> tuple[str, ...]:
         """Kind, region and tags, in that order, without repeats."""
-        values = [self.record.kind, self.record.region, *self.record.tags]
-        return tuple(dict.fromkeys(v for v in values if v))
+        if self._categories is None:
+            values = [self.record.kind, self.record.region, *self.record.tags]
+            return _keep(self, "_categories", tuple(dict.fromkeys(v for v in values if v)))
+        return self._categories
