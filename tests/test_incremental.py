@@ -10,14 +10,17 @@ build of the same records from the same previous manifest into an empty folder.
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
+from eventfeed import build as build_module
 from eventfeed.build import compile_site
 from eventfeed.cli import main
 from eventfeed.ical import CalendarTooLarge
@@ -160,3 +163,57 @@ def _limited(site: Site) -> Site:
         update={"collections": {**settings.collections, name: spec}, "calendars": calendars}
     )
     return Site(settings=changed, events=site.events)
+
+
+def test_an_edit_compiles_only_the_edited_event(
+    events: Path, tmp_path: Path, build: Build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The per-event store: unchanged events are taken from the last build, not compiled."""
+    compiled: list[str] = []
+    real = build_module._each
+
+    def counting(steps: Any, context: Any, todo: list[Any]) -> Any:
+        compiled.extend(e.id for e in todo)
+        return real(steps, context, todo)
+
+    monkeypatch.setattr(build_module, "_each", counting)
+    work = tmp_path / "work"
+    shutil.copytree(events, work / "events")
+    out = work / "out"
+    build(work / "events", out)
+    assert len(compiled) == RECORDS
+    manifest = tmp_path / "manifest-before-edit.json"
+    shutil.copy(out / "manifest.json", manifest)
+
+    compiled.clear()
+    edited = sorted((work / "events").rglob("event-*.md"))[3]
+    edited.write_text(edited.read_text(encoding="utf-8") + "\nA new closing line.\n", "utf-8")
+    build(work / "events", out)
+    assert compiled == [edited.stem]
+    incremental = snapshot(out)
+    assert cold(work / "events", tmp_path / "cold", manifest, build) == incremental
+
+    # A damaged store is no store: everything is compiled, to the same bytes.
+    compiled.clear()
+    for store in (tmp_path / "cache").glob("*.events.sqlite"):
+        store.write_bytes(b"not a database")
+    edited.write_text(edited.read_text(encoding="utf-8") + "\nAnd another.\n", "utf-8")
+    build(work / "events", out)
+    assert len(compiled) == RECORDS
+
+
+def test_a_stored_file_that_out_no_longer_holds_is_made_again(
+    events: Path, tmp_path: Path, build: Build
+) -> None:
+    """The store names a file by digest; when out/ was replaced by other bytes (here: the
+    manifest of another build), the event is compiled again, not linked."""
+    out = tmp_path / "out"
+    build(events, out)
+    expected = snapshot(out)
+    page = next(p for p in sorted(expected) if p.startswith("events/") and p.endswith(".ics"))
+    manifest = json.loads((out / "manifest.json").read_bytes())
+    manifest["files"][page] = "0" * 64
+    (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    (out / page).write_bytes(b"stale bytes\r\n")
+    build(events, out)
+    assert snapshot(out) == expected

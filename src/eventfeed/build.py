@@ -7,6 +7,7 @@ Compilers are pure functions of a :class:`BuildContext`; each returns its artifa
 from __future__ import annotations
 
 import dataclasses
+import functools
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -14,10 +15,12 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from . import markdown, paths
 from .event import Event
+from .eventcache import Entry, EventCache, event_key
 from .load import Site
 from .model import Settings
 from .state import EventState, Manifest, advance, file_digest
@@ -86,21 +89,57 @@ class DuplicatePath(Exception):
     """Two artifacts claim one path: a bug in a compiler, never a user error."""
 
 
+@dataclass(frozen=True)
+class _Known:
+    """A file of the previous build that this build makes again, byte for byte."""
+
+    digest: str
+    size: int
+    source: Path
+    again: Callable[[], bytes]
+
+    def data(self) -> bytes:
+        try:
+            data = self.source.read_bytes()
+        except OSError:
+            data = b""
+        if len(data) != self.size or file_digest(data) != self.digest:
+            data = self.again()  # the previous out/ changed under us: make it again
+        return data
+
+
 class Artifacts(Mapping[str, bytes]):
+    """The build's files by path. A file taken from the previous build is known by its digest
+    and size, and read (or made again) only when its bytes are asked for."""
+
     def __init__(self) -> None:
-        self._files: dict[str, bytes] = {}
+        self._files: dict[str, bytes | _Known] = {}
 
     def add(self, path: str, data: bytes) -> None:
         if path in self._files:
             raise DuplicatePath(path)
         self._files[path] = data
 
+    def add_known(self, path: str, known: _Known) -> None:
+        if path in self._files:
+            raise DuplicatePath(path)
+        self._files[path] = known
+
     def update_from(self, other: Mapping[str, bytes]) -> None:
         for path in sorted(other):
             self.add(path, other[path])
 
+    def digest(self, path: str) -> str:
+        value = self._files[path]
+        return value.digest if isinstance(value, _Known) else file_digest(value)
+
+    def size(self, path: str) -> int:
+        value = self._files[path]
+        return value.size if isinstance(value, _Known) else len(value)
+
     def __getitem__(self, path: str) -> bytes:
-        return self._files[path]
+        value = self._files[path]
+        return value.data() if isinstance(value, _Known) else value
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._files))
@@ -127,6 +166,9 @@ class Compiler:
     name: str
     whole: Callable[[BuildContext], Mapping[str, bytes]]
     each: Callable[[BuildContext, Event], EventPart] | None = None
+    #: what ``each`` depends on besides the event, its history and the settings (say, whether
+    #: the event is still coming on the build's day); part of the event's cache key
+    key: Callable[[BuildContext, Event], str] | None = None
 
 
 def compilers() -> list[Compiler]:
@@ -155,6 +197,8 @@ def compile_site(
     *,
     as_of: date | None = None,
     jobs: int | None = None,
+    reuse: EventCache | None = None,
+    previous_out: Path | None = None,
 ) -> Artifacts:
     """Compile every artifact in memory, the manifest last.
 
@@ -162,31 +206,90 @@ def compile_site(
     (by default when there are two cores and enough events) the events are shared out among
     that many forked processes. Then each compiler's whole step runs here. Steps are pure
     functions of the context, so the bytes are the same however they were shared out.
+
+    With ``reuse`` (the store of the last build into ``previous_out``, whose manifest is
+    ``previous``), an event whose key is unchanged is not compiled: its notes come from the
+    store and its files from ``previous_out`` (:mod:`eventfeed.eventcache`).
     """
     history = advance(previous, site.events, now)
     context = BuildContext(site=site, history=history, as_of=as_of or as_of_for(now, site.settings))
     steps = compilers()
-    if jobs is None:
-        enough = len(site.events) >= PARALLEL_MIN_EVENTS and (os.cpu_count() or 1) >= 2
-        jobs = min(os.cpu_count() or 1, 2) if enough else 1
     order = context.chronological()
-    parts = _each_forked(steps, context, order, jobs) if jobs > 1 else None
+    keys = _keys(context, steps, order) if reuse is not None else {}
+    hits: dict[str, Entry] = {}
+    if reuse is not None and previous is not None and previous_out is not None:
+        for event in order:
+            entry = reuse.get(event.id, keys[event.id])
+            if entry is not None and all(
+                previous.files.get(path) == digest for path, (digest, _) in entry.files.items()
+            ):
+                hits[event.id] = entry
+    todo = [e for e in order if e.id not in hits]
+    if jobs is None:
+        enough = len(todo) >= PARALLEL_MIN_EVENTS and (os.cpu_count() or 1) >= 2
+        jobs = min(os.cpu_count() or 1, 2) if enough else 1
+    parts = _each_forked(steps, context, todo, jobs) if jobs > 1 else None
     if parts is None:
-        parts = _each(steps, context, order)
+        parts = _each(steps, context, todo)
+    made = dict(zip((e.id for e in todo), parts, strict=True))
     artifacts = Artifacts()
     notes: dict[str, dict[str, object]] = {step.name: {} for step in steps}
-    for event, made in zip(order, parts, strict=True):
-        for name, (own, note) in made.items():
-            artifacts.update_from(own)
-            notes[name][event.id] = note
+    entries: dict[str, Entry] = {}
+    for event in order:
+        entry = hits.get(event.id)
+        if entry is not None:
+            for path, (digest, size) in sorted(entry.files.items()):
+                assert previous_out is not None
+                again = functools.partial(_again, steps, context, event, path)
+                source = previous_out.joinpath(*path.split("/"))
+                artifacts.add_known(path, _Known(digest, size, source, again))
+            for name, note in entry.notes.items():
+                notes[name][event.id] = note
+        else:
+            files: dict[str, tuple[str, int]] = {}
+            for name, (own, note) in made[event.id].items():
+                artifacts.update_from(own)
+                notes[name][event.id] = note
+                files.update((p, (file_digest(d), len(d))) for p, d in own.items())
+            entry = Entry(
+                keys.get(event.id, ""),
+                files,
+                {n: notes[n][event.id] for n in notes if event.id in notes[n]},
+            )
+        entries[event.id] = entry
+    if reuse is not None:
+        reuse.save(entries)
     context = dataclasses.replace(context, notes=notes)
     with markdown.memoised():
         for step in steps:
             artifacts.update_from(step.whole(context))
-    files = {path: file_digest(data) for path, data in artifacts.items()}
-    manifest = Manifest(as_of=context.as_of, events=history, files=files)
+    digests = {path: artifacts.digest(path) for path in artifacts}
+    manifest = Manifest(as_of=context.as_of, events=history, files=digests)
     artifacts.add(paths.MANIFEST, manifest.to_bytes())
     return artifacts
+
+
+def _keys(context: BuildContext, steps: list[Compiler], order: list[Event]) -> dict[str, str]:
+    """Each event's cache key: eventfeed and its libraries, the settings, the event's history
+    (whose content digest covers the whole record) and what each compiler's ``key`` adds."""
+    from .cache import _code_digest
+
+    base = "\0".join([_code_digest(), context.settings.model_dump_json(), *(s.name for s in steps)])
+    keys = {}
+    for event in order:
+        state = context.history[event.id]
+        parts = [event.id, *(str(getattr(state, f.name)) for f in dataclasses.fields(state))]
+        parts += [s.key(context, event) for s in steps if s.key is not None]
+        keys[event.id] = event_key(base, parts)
+    return keys
+
+
+def _again(steps: list[Compiler], context: BuildContext, event: Event, path: str) -> bytes:
+    """One file of one event, compiled again."""
+    for own, _ in _each(steps, context, [event])[0].values():
+        if path in own:
+            return own[path]
+    raise KeyError(path)
 
 
 #: What the per-event steps made of one event, by compiler name.

@@ -11,6 +11,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from .build import Artifacts, compile_site
+from .eventcache import EventCache
 from .load import Site, load_site
 from .state import read_manifest
 from .write import check_target
@@ -40,4 +41,10 @@ def compile_into(
     previous = read_manifest(out_dir)
     if not writing and as_of is None and previous is not None:
         as_of = previous.as_of
-    return site, compile_site(site, previous, clock, as_of=as_of)
+    # A build that writes keeps what each event made, so the next one compiles only the
+    # events that changed; ``--check`` neither uses nor changes that store.
+    reuse = EventCache.for_out(out_dir) if writing else None
+    artifacts = compile_site(
+        site, previous, clock, as_of=as_of, reuse=reuse, previous_out=out_dir.resolve()
+    )
+    return site, artifacts

@@ -190,15 +190,22 @@ def _unchanged(out: Path, artifacts: Mapping[str, bytes]) -> bool:
         for name in filenames:
             path = Path(dirpath, name)
             key = path.relative_to(out).as_posix()
-            data = artifacts.get(key)
             try:
                 info = path.lstat()
             except OSError:
                 return False
-            if data is None or not stat.S_ISREG(info.st_mode) or info.st_size != len(data):
+            if key not in artifacts or not stat.S_ISREG(info.st_mode):
+                return False
+            if info.st_size != _size(artifacts, key):
                 return False
             found += 1
     return found == len(artifacts)
+
+
+def _size(artifacts: Mapping[str, bytes], path: str) -> int:
+    """A file's size, without reading a file the build took from the previous one."""
+    size = getattr(artifacts, "size", None)
+    return int(size(path)) if size is not None else len(artifacts[path])
 
 
 def _link(out: Path, path: str, target: Path, size: int) -> bool:
@@ -248,7 +255,7 @@ def write_tree(out_dir: Path, artifacts: Mapping[str, bytes], *, events_dir: Pat
                         and path in new_files
                         and old_files.get(path) == new_files[path]
                     )
-                    if not (same and _link(out, path, target, len(artifacts[path]))):
+                    if not (same and _link(out, path, target, _size(artifacts, path))):
                         target.write_bytes(artifacts[path])
                 os.chmod(tmp, 0o755)
                 if not out.exists():

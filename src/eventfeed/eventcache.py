@@ -1,0 +1,103 @@
+"""What the per-event steps made of each event in the last build, so an edit rebuilds one event.
+
+A compiler's per-event step (:class:`eventfeed.build.Compiler`) is a pure function of the
+event, its history, the settings, eventfeed itself and what the compiler's ``key`` names. The
+build digests all of these into one key per event. This store keeps, per event id, the key of
+the last build and what the steps made with it: the digest and size of each file, and each
+compiler's note. When the key is the same, the build takes the notes from here and the files
+from the previous out/ (the writer links them into the new tree), instead of compiling the
+event again.
+
+A file is reused only when the previous build's manifest, still in out/, names it with the
+same digest; otherwise the event is compiled as if it were new. So the store can never put
+bytes into out/ that a build would not make: it only says which files of the out/ in place
+are already right, and the manifest in that out/ must agree. Entries are written at the end
+of the build's compile step, whether or not the write that follows succeeds; they stay true
+either way, because each says only what a key produces.
+
+The store is one SQLite file per output folder in the user's cache folder, beside the
+no-change fingerprints (:mod:`eventfeed.cache`); deleting it is always safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import pickle
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What one event's per-event steps made, under one key."""
+
+    key: str
+    #: path -> (digest as in the manifest, size in bytes)
+    files: Mapping[str, tuple[str, int]]
+    #: compiler name -> its note
+    notes: Mapping[str, object]
+
+
+class EventCache:
+    """Entries by event id; read whole when opened, replaced whole by :meth:`save`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.entries: dict[str, Entry] = {}
+        try:
+            with contextlib.closing(sqlite3.connect(path)) as db:
+                rows = db.execute("SELECT id, data FROM events WHERE format = ?", (FORMAT,))
+                for event_id, data in rows:
+                    entry = pickle.loads(data)
+                    if isinstance(entry, Entry):
+                        self.entries[event_id] = entry
+        except (sqlite3.Error, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
+            self.entries = {}  # missing or damaged: every event is compiled
+
+    @classmethod
+    def for_out(cls, out_dir: Path) -> EventCache:
+        from .cache import cache_file
+
+        return cls(cache_file(out_dir).with_suffix(".events.sqlite"))
+
+    def get(self, event_id: str, key: str) -> Entry | None:
+        entry = self.entries.get(event_id)
+        return entry if entry is not None and entry.key == key else None
+
+    def save(self, entries: Mapping[str, Entry]) -> None:
+        """Keep exactly ``entries``; a store that cannot be written is no failure.
+
+        Only rows whose entry changed are written, so a one-edit build writes one row.
+        """
+        changed = [(i, e) for i, e in entries.items() if self.entries.get(i) != e]
+        gone = [i for i in self.entries if i not in entries]
+        if not changed and not gone:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.closing(sqlite3.connect(self.path)) as db, db:
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS events"
+                    " (id TEXT PRIMARY KEY, format INTEGER, data BLOB)"
+                )
+                db.executemany("DELETE FROM events WHERE id = ?", ((i,) for i in gone))
+                db.executemany(
+                    "INSERT OR REPLACE INTO events VALUES (?, ?, ?)",
+                    ((i, FORMAT, pickle.dumps(e, pickle.HIGHEST_PROTOCOL)) for i, e in changed),
+                )
+        except (OSError, sqlite3.Error):
+            return
+        self.entries = dict(entries)
+
+
+def event_key(base: str, parts: Iterable[str]) -> str:
+    """One event's key: the build's base (code, settings) and the event's own parts."""
+    digest = hashlib.sha256(base.encode())
+    for part in parts:
+        digest.update(b"\0" + part.encode())
+    return digest.hexdigest()
