@@ -6,12 +6,26 @@ import json
 import math
 import posixpath
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from markupsafe import escape
 
-from eventfeed.pages import AbsoluteLinks, Links, json_text, quote_plus, urlencode
+from eventfeed import paths
+from eventfeed.load import load_site
+from eventfeed.markdown import memoised
+from eventfeed.pages import (
+    AbsoluteLinks,
+    Links,
+    add_links,
+    google_calendar_url,
+    json_text,
+    outlook_url,
+    quote_plus,
+    urlencode,
+)
 
 FAST = settings(derandomize=True, max_examples=300, deadline=None)
 
@@ -98,3 +112,15 @@ def test_json_text_of_edge_values() -> None:
         {1: "a key that is not a string is left to json.dumps"},
     ):
         assert json_text(data) == dumps(data), data
+
+
+def test_add_links_are_the_escaped_urls() -> None:
+    """``add_links`` joins fields with ``&amp;``: the same text as escaping each URL."""
+    site = load_site(Path(__file__).resolve().parents[1] / "events")
+    with memoised():
+        for event in site.events:
+            url = site.settings.site_url + paths.event_page(event.id)
+            google, outlook, live = add_links(event, url)
+            assert google == escape(google_calendar_url(event, url))
+            assert outlook == escape(outlook_url(event, url))
+            assert live == escape(outlook_url(event, url, host="outlook.live.com"))
