@@ -134,3 +134,23 @@ def test_reading_stops_one_byte_past_the_limit(tmp_path: Path, size: int) -> Non
         with pytest.raises(load.FrontMatterError) as raised:
             load._read(path, limit=100)
         assert raised.value.message == f"file is {size:,} bytes, over the limit of 100"
+
+
+@pytest.mark.parametrize(("size", "limit"), [(200_000, 1_000_000), (200_000, 150_000)])
+def test_a_file_that_grew_since_it_was_measured_is_read_to_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int, limit: int
+) -> None:
+    path = tmp_path / "r.md"
+    path.write_bytes(bytes(range(256)) * (size // 256) + b"x" * (size % 256))
+    measured = os.fstat
+
+    class Small:
+        st_size = 10
+
+    monkeypatch.setattr(os, "fstat", lambda fd: Small() if fd > 2 else measured(fd))
+    if size <= limit:
+        assert load._read(path, limit=limit) == path.read_bytes()
+    else:
+        with pytest.raises(load.FrontMatterError) as raised:
+            load._read(path, limit=limit)
+        assert raised.value.message == f"file is {size:,} bytes, over the limit of {limit:,}"

@@ -6,10 +6,13 @@ in one pass. ``load_site`` is the same for callers that need a clean site or not
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
+import gc
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -102,9 +105,27 @@ def _printable(problem: Problem) -> Problem:
 
 def load(events_dir: Path, *, today: date | None = None) -> Loaded:
     """Read and check everything; ``today`` quiets warnings that only matter for coming events."""
-    result = _load(events_dir, today)
+    with _collector_paused():
+        result = _load(events_dir, today)
     result.problems = [_printable(p) for p in result.problems]
     return result
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cycle collector while records load.
+
+    Loading makes millions of small objects and keeps most of them, so the collector would walk
+    the growing heap again and again and find nothing (about a tenth of the load's time at
+    10,000 records). Reference counting frees everything as usual; the collector resumes after.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _load(events_dir: Path, today: date | None) -> Loaded:
@@ -312,14 +333,24 @@ def _unsafe_file(path: Path, real_root: Path) -> Problem | None:
 def _read(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
     """Read at most one byte past the limit, so a huge file is refused without loading it.
 
-    The first read asks for the size the file has (plus one byte, to notice growth), so a small
-    record does not cost a buffer of the whole limit.
+    The first read asks for the size the file has plus one byte (which shows the end, or that
+    the file grew), so a small record does not cost a buffer the size of the limit.
     """
-    with open(path, "rb") as handle:
-        wanted = min(os.fstat(handle.fileno()).st_size, limit) + 1
-        raw = handle.read(wanted)
-        if len(raw) == wanted and wanted <= limit:  # the file grew since it was measured
-            raw += handle.read(limit + 1 - wanted)
+    handle = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        chunks = []
+        got = 0
+        wanted = min(os.fstat(handle).st_size, limit) + 1
+        while got <= limit:
+            chunk = os.read(handle, wanted)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+            wanted = min(limit + 1 - got, 1 << 16)
+    finally:
+        os.close(handle)
+    raw = b"".join(chunks)
     if len(raw) > limit:
         size = max(path.stat().st_size, len(raw))
         raise FrontMatterError(
