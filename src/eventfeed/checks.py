@@ -198,10 +198,15 @@ def _check_recurrence(event: Event, report: Report) -> None:
             warning=True,
         )
     known = {recurrence.naive(o) for o in originals}
-    all_occurrences = {
-        recurrence.naive(o)
-        for o in recurrence.occurrences(rec.rrule, rec.start, event.zone, rdates=rec.rdates)
-    }
+    # without exdates the series is what was just expanded: no need to expand it again
+    all_occurrences = (
+        {
+            recurrence.naive(o)
+            for o in recurrence.occurrences(rec.rrule, rec.start, event.zone, rdates=rec.rdates)
+        }
+        if rec.exdates
+        else known
+    )
     # Expansion stops at MAX_OCCURRENCES: beyond the last start examined nothing can be judged.
     limit = recurrence.MAX_OCCURRENCES
     exdates_until = max(all_occurrences) if len(all_occurrences) >= limit else None
