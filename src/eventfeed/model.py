@@ -91,12 +91,18 @@ def _slug(value: str) -> str:
     return value
 
 
+#: An http(s) URL with a plain host name, in printable ASCII: it passes the checks of :func:`_url`
+#: up to the characters that must be percent-encoded (urlsplit would find this scheme and host).
+_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?:[/?#][!-~]*)?")
+
+
 def _url(value: str) -> str:
-    if _CONTROL.search(value) or any(c.isspace() for c in value):
-        raise ValueError("URL must not contain spaces or control characters")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"{shown(value)} is not an http(s) URL")
+    if not _PLAIN_URL.fullmatch(value):
+        if _CONTROL.search(value) or any(c.isspace() for c in value):
+            raise ValueError("URL must not contain spaces or control characters")
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{shown(value)} is not an http(s) URL")
     if '"' in value or "<" in value or ">" in value or "\\" in value:
         raise ValueError("URL contains characters that must be percent-encoded")
     return value
@@ -405,7 +411,13 @@ class Settings(Strict):
 
     @property
     def domain(self) -> str:
-        return urlsplit(self.base_url).hostname or "localhost"
+        return _hostname(self.base_url)
+
+
+@cache
+def _hostname(url: str) -> str:
+    """The host of the site's URL (every event's UID ends in it: asked once per event)."""
+    return urlsplit(url).hostname or "localhost"
 
 
 def record_schema() -> dict[str, Any]:
