@@ -193,7 +193,8 @@ def _load(events_dir: Path, today: date | None) -> Loaded:
             continue
         # An imported uid may equal another record's uid (imported or derived): clients would
         # merge the two events into one. Compared without case, as some clients do.
-        twin = by_uid.get(event.uid.casefold())
+        uid_key = event.uid.casefold()
+        twin = by_uid.get(uid_key)
         if twin is not None:
             result.problems.append(
                 Problem(
@@ -206,7 +207,7 @@ def _load(events_dir: Path, today: date | None) -> Loaded:
             )
             continue
         by_id[event.id] = event
-        by_uid[event.uid.casefold()] = event
+        by_uid[uid_key] = event
         id_lines[event.source] = lines.get(("id",), 1)
     result.events = sorted(by_id.values(), key=lambda e: e.id)
     return result
