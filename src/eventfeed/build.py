@@ -16,6 +16,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from . import markdown, paths
@@ -24,6 +25,8 @@ from .eventcache import Entry, EventCache, event_key
 from .load import Site
 from .model import Settings
 from .state import EventState, Manifest, advance, file_digest
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -34,11 +37,16 @@ class BuildContext:
     as_of: date
     #: orders and memberships computed once per build (every compiler asks for them, and the
     #: site asks once per page); the context is frozen, so they cannot go stale
-    _memo: dict[str, tuple[Event, ...]] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
+    _memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
     #: the notes the per-event steps left, by compiler name and event id
     notes: Mapping[str, Mapping[str, object]] = field(default_factory=dict, compare=False)
+
+    def shared(self, name: str, make: Callable[[BuildContext], T]) -> T:
+        """One value per build and process, made on first use (a compiler's renderer)."""
+        found = self._memo.get("shared:" + name)
+        if found is None:
+            found = self._memo["shared:" + name] = make(self)
+        return cast(T, found)
 
     def note(self, compiler: str, event: Event) -> object | None:
         """What ``compiler``'s per-event step noted for ``event``; None before that step."""
@@ -178,7 +186,7 @@ def compilers() -> list[Compiler]:
     return [
         Compiler("ical", ical.compile_calendars, ical.compile_event_files),
         Compiler("feeds", feeds.compile_feeds),
-        Compiler("pages", pages.compile_pages),
+        Compiler("pages", pages.compile_pages, pages.compile_event_page, pages.event_key),
     ]
 
 

@@ -38,7 +38,7 @@ from jinja2.parser import Parser
 from markupsafe import Markup
 
 from . import paths
-from .build import BuildContext, in_collection
+from .build import BuildContext, EventPart, in_collection
 from .event import Event, Mode, Org
 from .markdown import to_html, to_text
 from .model import Collection, Settings, Status
@@ -862,6 +862,10 @@ class Renderer:
             self._listed[event.id] = found
         return found
 
+    def seed_facts(self, event: Event, facts: Facts) -> None:
+        """What the per-event step worked out (in another process, or an earlier build)."""
+        self._facts[event.id] = facts
+
     def facts(self, event: Event) -> Facts:
         found = self._facts.get(event.id)
         if found is None:
@@ -979,8 +983,34 @@ def headers_file(context: BuildContext) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
+def _renderer(context: BuildContext) -> Renderer:
+    return context.shared("pages", Renderer)
+
+
+def compile_event_page(context: BuildContext, event: Event) -> EventPart:
+    """One event's page; the note is what listings show of it (its summary needs the body
+    rendered, which is done here, once, with the page)."""
+    renderer = _renderer(context)
+    return {paths.event_page(event.id): renderer.event(event)}, renderer.facts(event)
+
+
+def event_key(context: BuildContext, event: Event) -> str:
+    """The build's day changes an event page only through how the event is listed."""
+    item = _renderer(context).listed(event)
+    shown = item.shown
+    return f"{item.upcoming}|{item.series}|{shown.event.sort_key}|{shown.cancelled}"
+
+
 def compile_pages(context: BuildContext) -> Mapping[str, bytes]:
-    renderer = Renderer(context)
+    """Every page but the event pages, which :func:`compile_event_page` made (all pages when
+    that step did not run)."""
+    renderer = _renderer(context)
+    noted = "pages" in context.notes
+    if noted:
+        for event in context.events:
+            facts = context.note("pages", event)
+            if isinstance(facts, Facts):
+                renderer.seed_facts(event, facts)
     out: dict[str, bytes] = {
         paths.INDEX: renderer.index(),
         paths.NOT_FOUND: renderer.not_found(),
@@ -989,8 +1019,9 @@ def compile_pages(context: BuildContext) -> Mapping[str, bytes]:
         NOJEKYLL: b"",
         HEADERS: headers_file(context),
     }
-    for event in context.chronological():
-        out[paths.event_page(event.id)] = renderer.event(event)
+    if not noted:
+        for event in context.chronological():
+            out[paths.event_page(event.id)] = renderer.event(event)
     for name in sorted(context.settings.collections):
         out[paths.collection_page(name)] = renderer.collection(name)
     return out
