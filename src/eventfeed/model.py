@@ -8,6 +8,7 @@ settings live in :mod:`eventfeed.checks`, where they can name the exact field th
 from __future__ import annotations
 
 import re
+import sys
 import zoneinfo
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -77,6 +78,12 @@ def _text(value: str) -> str:
     return value
 
 
+def _shared(value: str) -> str:
+    """One copy of a value many records share (slugs, zones, languages, countries name kinds,
+    regions, tags and organisations): kept once by sys.intern, not once per record."""
+    return sys.intern(value) if type(value) is str else value
+
+
 def _slug(value: str) -> str:
     if not is_slug(value):
         raise ValueError(
@@ -88,7 +95,7 @@ def _slug(value: str) -> str:
             f"'{value}' is a device name reserved on Windows, so files named after it "
             "cannot be checked out there; choose another name"
         )
-    return value
+    return _shared(value)
 
 
 #: An http(s) URL with a plain host name, in printable ASCII: it passes the checks of :func:`_url`
@@ -111,19 +118,19 @@ def _url(value: str) -> str:
 def _zone(value: str) -> str:
     if value not in known_zones():
         raise ValueError(f"{shown(value)} is not an IANA time zone")
-    return value
+    return _shared(value)
 
 
 def _language(value: str) -> str:
     if not _LANGUAGE.fullmatch(value):
         raise ValueError(f"{shown(value)} is not a BCP 47 language tag such as 'en' or 'es-419'")
-    return value
+    return _shared(value)
 
 
 def _country(value: str) -> str:
     if not re.fullmatch(r"[A-Z]{2}", value):
         raise ValueError(f"{shown(value)} is not a two-letter ISO 3166 country code such as 'US'")
-    return value
+    return _shared(value)
 
 
 def parse_when(value: Any) -> Any:
