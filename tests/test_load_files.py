@@ -9,6 +9,7 @@ outside the working directory.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from pathlib import Path
 
@@ -154,3 +155,25 @@ def test_a_file_that_grew_since_it_was_measured_is_read_to_its_end(
         with pytest.raises(load.FrontMatterError) as raised:
             load._read(path, limit=limit)
         assert raised.value.message == f"file is {size:,} bytes, over the limit of {limit:,}"
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_loading_leaves_the_cycle_collector_as_it_found_it(tree: Path, enabled: bool) -> None:
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        load.load(tree)
+        assert gc.isenabled() is enabled
+        inside = []
+
+        def interrupted() -> None:
+            with load._collector_paused():
+                inside.append(gc.isenabled())
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            interrupted()
+        assert inside == [False]
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
