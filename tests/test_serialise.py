@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from icalendar import Event
+from icalendar import Calendar, Event
 from icalendar.parser.content_line import Contentline
 from icalendar.prop import vText
 
+from eventfeed import paths
+from eventfeed.build import compile_site
 from eventfeed.load import load_site
 from eventfeed.serialise import Writer, component_bytes, fold
 from eventfeed.state import advance
@@ -130,3 +133,25 @@ def test_writer_refuses_a_uri_with_a_line_break_as_icalendar_does() -> None:
         Event().add("url", "https://x.example/\nX-INJECTED:1")
     with pytest.raises(ValueError, match="may not contain CR or LF"):
         Writer(Event).add("url", "https://x.example/\nX-INJECTED:1")
+
+
+def test_jcal_spliced_from_events_matches_icalendar(tmp_path: Path) -> None:
+    """calendar.json holds icalendar's conversion of each event's components, though each
+    event's part was converted on its own (the calendar's own part: the golden files)."""
+    events = _bench_records(tmp_path, 150)
+    site = load_site(events, today=date(2023, 11, 14))
+    now = datetime(2023, 11, 14, 12, tzinfo=UTC)
+    artifacts = compile_site(site, None, now, as_of=date(2023, 11, 14), jobs=1)
+    history = advance(None, site.events, now)
+    calendar = Calendar.from_ical(artifacts[paths.CALENDAR])
+    by_uid = {e.uid: e for e in site.events}
+    masters = [str(c["UID"]) for c in calendar.walk("VEVENT") if "RECURRENCE-ID" not in c]
+    assert len(masters) > 20
+    expected = [
+        component.to_jcal()
+        for uid in masters
+        for component in components(by_uid[uid], history[by_uid[uid].id])
+    ]
+    jcal = json.loads(artifacts[paths.JCAL])
+    assert [c for c in jcal[2] if c[0] == "vevent"] == expected
+    assert [c[0] for c in jcal[2]] == sorted(c[0] for c in jcal[2])[::-1]  # zones first

@@ -59,6 +59,7 @@ from .build import BuildContext, EventPart, in_collection
 from .errors import EventfeedError
 from .event import Event
 from .serialise import component_bytes
+from .state import EventState
 from .vevent import Compiled, compile_event, components
 from .vtimezone import vtimezone, vtimezone_bytes
 
@@ -82,8 +83,9 @@ class Header:
 
 def compile_event_files(context: BuildContext, event: Event) -> EventPart:
     """One event's own file, and (as the note) its serialised components for the calendars."""
-    compiled = compile_event(event, context.history[event.id])
-    note = (compiled.data, compiled.zones, compiled.last_day)
+    state = context.history[event.id]
+    compiled = compile_event(event, state)
+    note = (compiled.data, compiled.zones, compiled.last_day, jcal_components(event, state))
     return {paths.event_ics(event.id): _calendar(context, None, [compiled])}, note
 
 
@@ -91,8 +93,10 @@ def _compiled(context: BuildContext, event: Event) -> Compiled:
     note = context.note("ical", event)
     if note is None:  # the per-event step has not run (a test of this step alone)
         return compile_event(event, context.history[event.id])
-    data, zones, last_day = cast(tuple[bytes, tuple[tuple[str, int, int], ...], date | None], note)
-    return Compiled(event, data, zones, last_day)
+    data, zones, last_day, jcal = cast(
+        tuple[bytes, tuple[tuple[str, int, int], ...], date | None, str], note
+    )
+    return Compiled(event, data, zones, last_day, jcal)
 
 
 def compile_calendars(context: BuildContext) -> Mapping[str, bytes]:
@@ -323,13 +327,28 @@ def _calendar(context: BuildContext, header: Header | None, members: Sequence[Co
     return b"".join(parts)
 
 
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def jcal_components(event: Event, state: EventState) -> str:
+    """The event's components as jCal (RFC 7265), comma-separated, for :func:`_jcal`."""
+    return ",".join(_json(c.to_jcal()) for c in components(event, state))
+
+
 def _jcal(context: BuildContext, header: Header, members: Sequence[Compiled]) -> bytes:
-    """The calendar as jCal (RFC 7265), JSON with sorted keys and no insignificant space."""
+    """The calendar as jCal (RFC 7265), JSON with sorted keys and no insignificant space.
+
+    icalendar converts the calendar's own properties and zones; each event's components were
+    converted by its per-event step and are placed after the zones, as icalendar would place
+    them (the tests compare with icalendar's conversion of the whole calendar).
+    """
     cal = _calendar_object(context, header, members)
     for r in _zone_ranges(members):
         cal.add_component(vtimezone(*r))
-    for c in members:
-        for component in components(c.event, context.history[c.event.id]):
-            cal.add_component(component)
-    text = json.dumps(cal.to_jcal(), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    text = _json(cal.to_jcal())
+    assert text.endswith("]]")
+    events = [c.jcal or jcal_components(c.event, context.history[c.event.id]) for c in members]
+    if events:
+        text = text[:-2] + ("," if not text.endswith("[]]") else "") + ",".join(events) + "]]"
     return (text + "\n").encode()

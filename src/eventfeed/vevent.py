@@ -76,6 +76,8 @@ class Compiled:
     zones: tuple[tuple[str, int, int], ...]
     #: the last day the event (or series) takes place on; None for a series without end
     last_day: date | None
+    #: the components as jCal text, when already converted (:func:`eventfeed.ical._jcal`)
+    jcal: str = ""
 
 
 def page_url(event: Event) -> str:
