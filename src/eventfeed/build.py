@@ -10,6 +10,9 @@ import dataclasses
 import functools
 import multiprocessing
 import os
+import shutil
+import tempfile
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -116,38 +119,57 @@ class _Known:
         return data
 
 
+@dataclass(frozen=True)
+class Spilled:
+    """A file a forked worker made and wrote to its spill file, so that the bytes of every
+    event page and event calendar are not all held in memory until the writer runs."""
+
+    digest: str
+    size: int
+    spill: Path
+    offset: int
+
+    def data(self) -> bytes:
+        with open(self.spill, "rb") as handle:
+            return os.pread(handle.fileno(), self.size, self.offset)
+
+
 class Artifacts(Mapping[str, bytes]):
     """The build's files by path. A file taken from the previous build is known by its digest
     and size, and read (or made again) only when its bytes are asked for."""
 
     def __init__(self) -> None:
-        self._files: dict[str, bytes | _Known] = {}
+        self._files: dict[str, bytes | _Known | Spilled] = {}
 
     def add(self, path: str, data: bytes) -> None:
         if path in self._files:
             raise DuplicatePath(path)
         self._files[path] = data
 
-    def add_known(self, path: str, known: _Known) -> None:
+    def add_known(self, path: str, known: _Known | Spilled) -> None:
         if path in self._files:
             raise DuplicatePath(path)
         self._files[path] = known
 
-    def update_from(self, other: Mapping[str, bytes]) -> None:
+    def update_from(self, other: Mapping[str, bytes | Spilled]) -> None:
         for path in sorted(other):
-            self.add(path, other[path])
+            value = other[path]
+            if isinstance(value, Spilled):
+                self.add_known(path, value)
+            else:
+                self.add(path, value)
 
     def digest(self, path: str) -> str:
         value = self._files[path]
-        return value.digest if isinstance(value, _Known) else file_digest(value)
+        return file_digest(value) if isinstance(value, bytes) else value.digest
 
     def size(self, path: str) -> int:
         value = self._files[path]
-        return value.size if isinstance(value, _Known) else len(value)
+        return len(value) if isinstance(value, bytes) else value.size
 
     def __getitem__(self, path: str) -> bytes:
         value = self._files[path]
-        return value.data() if isinstance(value, _Known) else value
+        return value if isinstance(value, bytes) else value.data()
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._files))
@@ -236,11 +258,11 @@ def compile_site(
     if jobs is None:
         enough = len(todo) >= PARALLEL_MIN_EVENTS and (os.cpu_count() or 1) >= 2
         jobs = min(os.cpu_count() or 1, 2) if enough else 1
-    parts = _each_forked(steps, context, todo, jobs) if jobs > 1 else None
+    artifacts = Artifacts()
+    parts = _each_forked(steps, context, todo, jobs, artifacts) if jobs > 1 else None
     if parts is None:
         parts = _each(steps, context, todo)
     made = dict(zip((e.id for e in todo), parts, strict=True))
-    artifacts = Artifacts()
     notes: dict[str, dict[str, object]] = {step.name: {} for step in steps}
     entries: dict[str, Entry] = {}
     for event in order:
@@ -258,7 +280,7 @@ def compile_site(
             for name, (own, note) in made[event.id].items():
                 artifacts.update_from(own)
                 notes[name][event.id] = note
-                files.update((p, (file_digest(d), len(d))) for p, d in own.items())
+                files.update((p, _sized(d)) for p, d in own.items())
             entry = Entry(
                 keys.get(event.id, ""),
                 files,
@@ -313,33 +335,68 @@ def _each(steps: list[Compiler], context: BuildContext, events: list[Event]) -> 
 
 
 #: The build a forked worker serves: set before the workers are forked, which inherit it.
-_SHARED: tuple[list[Compiler], BuildContext, list[Event]] | None = None
+_SHARED: tuple[list[Compiler], BuildContext, list[Event], str] | None = None
 
 
 def _each_forked(
-    steps: list[Compiler], context: BuildContext, events: list[Event], jobs: int
+    steps: list[Compiler],
+    context: BuildContext,
+    events: list[Event],
+    jobs: int,
+    artifacts: Artifacts,
 ) -> list[Made] | None:
     """The per-event steps shared out among ``jobs`` forked workers, in chunks; None when
-    the workers cannot run (no fork here, a worker killed): then the caller does it alone."""
+    the workers cannot run (no fork here, a worker killed): then the caller does it alone.
+
+    Workers write the files they make to spill files in a temporary folder of the user's
+    cache folder (a disk, where the system's temporary folder may be memory), which lives as
+    long as ``artifacts``.
+    """
     global _SHARED
     if "fork" not in multiprocessing.get_all_start_methods():
         return None
+    from .cache import cache_dir
+
+    try:
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        folder = tempfile.mkdtemp(prefix="spill-", dir=cache_dir())
+    except OSError:
+        folder = tempfile.mkdtemp(prefix="eventfeed-spill-")
+    weakref.finalize(artifacts, shutil.rmtree, folder, True)  # gone with the artifacts
     size = max(50, -(-len(events) // (jobs * 8)))
     chunks = [(start, min(start + size, len(events))) for start in range(0, len(events), size)]
-    _SHARED = (steps, context, events)
+    _SHARED = (steps, context, events, folder)
     try:
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
             made: list[Made] = []
             for part in pool.map(_each_chunk, chunks):
                 made.extend(part)
             return made
-    except BrokenProcessPool:  # a worker died without a word (killed, out of memory)
+    except (BrokenProcessPool, OSError):  # a worker died (killed, out of memory), a full disk
         return None
     finally:
         _SHARED = None
 
 
 def _each_chunk(bounds: tuple[int, int]) -> list[Made]:
+    """A chunk of events, their files written to this worker's spill file as they come."""
     assert _SHARED is not None
-    steps, context, events = _SHARED
-    return _each(steps, context, events[bounds[0] : bounds[1]])
+    steps, context, events, folder = _SHARED
+    spill = Path(folder, f"{os.getpid()}.spill")
+    made = _each(steps, context, events[bounds[0] : bounds[1]])
+    with open(spill, "ab") as handle:
+        for parts in made:
+            for name, (own, note) in parts.items():
+                spilled: dict[str, bytes | Spilled] = {}
+                for path, data in own.items():
+                    offset = handle.tell()
+                    handle.write(data)
+                    spilled[path] = Spilled(file_digest(data), len(data), spill, offset)
+                parts[name] = (cast(Mapping[str, bytes], spilled), note)
+    return made
+
+
+def _sized(value: bytes | Spilled) -> tuple[str, int]:
+    if isinstance(value, Spilled):
+        return value.digest, value.size
+    return file_digest(value), len(value)
