@@ -139,7 +139,7 @@ class Event:
         """A local value as an aware datetime in the event's zone (dates at midnight)."""
         if not isinstance(value, datetime):
             value = datetime.combine(value, time())
-        return value.replace(tzinfo=self.zone)
+        return value.replace(tzinfo=self._zone or self.zone)  # the kept zone, else computed
 
     @property
     def start(self) -> date | datetime:
