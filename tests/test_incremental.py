@@ -9,7 +9,6 @@ build of the same records from the same previous manifest into an empty folder.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from collections.abc import Callable
@@ -26,22 +25,13 @@ from eventfeed.cli import main
 from eventfeed.ical import CalendarTooLarge
 from eventfeed.load import Site, load_site
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+from .bench_records import generate
+
 RECORDS = 200
 AS_OF = "2023-11-14"
 NOW = datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
 
 Build = Callable[[Path, Path], Result]
-
-
-def _generate(root: Path, n: int) -> Path:
-    spec = importlib.util.spec_from_file_location("eventfeed_bench", BENCH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    events: Path = module.generate(root, n)
-    return events
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -62,7 +52,7 @@ def stamps(folder: Path) -> dict[str, tuple[int, int]]:
 
 @pytest.fixture(scope="module")
 def events(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _generate(tmp_path_factory.mktemp("records"), RECORDS)
+    return generate(tmp_path_factory.mktemp("records"), RECORDS)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -24,8 +23,9 @@ from eventfeed.serialise import Writer, component_bytes, fold
 from eventfeed.state import advance
 from eventfeed.vevent import compile_event, components
 
+from .bench_records import generate
+
 ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "benchmarks" / "bench.py"
 
 # Letters of one, two, three and four octets, and the characters the fold treats specially.
 ALPHABET = st.sampled_from(list('ab ,;:\\^"é€ßж中文字😀ñ\t'))
@@ -68,16 +68,6 @@ def test_component_bytes_match_to_ical() -> None:
 # --- the Writer against icalendar's own components ------------------------------------------
 
 
-def _bench_records(root: Path, n: int) -> Path:
-    spec = importlib.util.spec_from_file_location("eventfeed_bench_serialise", BENCH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    events: Path = module.generate(root, n)
-    return events
-
-
 def _assert_same_as_icalendar(events: Path) -> int:
     site = load_site(events, today=date(2023, 11, 14))
     history = advance(None, site.events, datetime(2023, 11, 14, 12, tzinfo=UTC))
@@ -90,7 +80,7 @@ def _assert_same_as_icalendar(events: Path) -> int:
 
 def test_writer_matches_icalendar_on_generated_records(tmp_path: Path) -> None:
     # many zones (UTC among them), all-day, recurring, cancelled, bodies in six scripts
-    assert _assert_same_as_icalendar(_bench_records(tmp_path, 400)) == 400
+    assert _assert_same_as_icalendar(generate(tmp_path, 400)) == 400
 
 
 def test_writer_matches_icalendar_on_the_shipped_records() -> None:
@@ -138,7 +128,7 @@ def test_writer_refuses_a_uri_with_a_line_break_as_icalendar_does() -> None:
 def test_jcal_spliced_from_events_matches_icalendar(tmp_path: Path) -> None:
     """calendar.json holds icalendar's conversion of each event's components, though each
     event's part was converted on its own (the calendar's own part: the golden files)."""
-    events = _bench_records(tmp_path, 150)
+    events = generate(tmp_path, 150)
     site = load_site(events, today=date(2023, 11, 14))
     now = datetime(2023, 11, 14, 12, tzinfo=UTC)
     artifacts = compile_site(site, None, now, as_of=date(2023, 11, 14), jobs=1)
