@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from eventfeed import cache, load
+from eventfeed import cache, frontmatter, load
 from eventfeed.cache import Fingerprint, _Chunk, _Odd, _record_chunks
 from eventfeed.cli import main
 from eventfeed.errors import Problem
@@ -100,20 +100,33 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     digest = _Chunk.digest
 
     def counted(self: _Chunk) -> str:
-        read.append(self.folder + self.rows[0][0])
+        read.append(self.folder + self.names[0])
         return digest(self)
 
     monkeypatch.setattr(_Chunk, "digest", counted)
     return read
 
 
-def cold(tree: Tree) -> dict[str, bytes]:
-    """A build of the same records into an empty folder with the same previous manifest."""
-    other = tree.root / "cold"
-    other.mkdir()
-    shutil.copy(tree.out / "manifest.json", other / "manifest.json")
-    tree.build(other)
-    return snapshot(other)
+def freeze(monkeypatch: pytest.MonkeyPatch, stamp: int, *, records: bool) -> None:
+    """Metadata that never moves, for the records or for out/: both times at ``stamp``, one
+    inode and device for all; only the type and size are real."""
+    real = cache._lstat_all
+
+    def frozen(paths: list[str]) -> list[os.stat_result]:
+        infos = real(paths)
+        return [
+            _frozen(info, stamp) if path.endswith(".md") == records else info
+            for path, info in zip(paths, infos, strict=True)
+        ]
+
+    monkeypatch.setattr(cache, "_lstat_all", frozen)
+
+
+def _frozen(info: os.stat_result, stamp: int) -> os.stat_result:
+    fields = list(info)
+    fields[1:3] = [1, 1]  # inode, device
+    fields[8:10] = [stamp // 10**9] * 2  # whole-second modification and change times
+    return os.stat_result(fields, {"st_mtime_ns": stamp, "st_ctime_ns": stamp})
 
 
 def rebuilt(
@@ -220,15 +233,7 @@ def test_a_racy_edit_is_read_again(
     monkeypatch.setattr(cache, "RACY_NS", 3_000_000_000)
     frozen = 1_600_000_000_000_000_000
     monkeypatch.setattr(cache, "_now", lambda: frozen + 1_000_000_000)  # a second later
-    real_row = cache._row
-
-    def coarse(name: str, info: os.stat_result) -> cache.Row:
-        row = real_row(name, info)
-        if not name.endswith(".md"):  # out/ keeps its real metadata
-            return row
-        return (row[0], row[1], row[2], frozen, frozen, 1, 1)
-
-    monkeypatch.setattr(cache, "_row", coarse)
+    freeze(monkeypatch, frozen, records=True)  # out/ keeps its real metadata
     path = tree.record(3)
     tree.build()
     reads.clear()
@@ -244,7 +249,7 @@ def test_a_racy_edit_is_read_again(
     assert UP_TO_DATE in tree.build().stderr
 
 
-@pytest.mark.parametrize("change", ["same-size", "appended", "added", "removed", "folder"])
+@pytest.mark.parametrize("change", ["same-size", "appended", "added", "removed", "folder", "link"])
 def test_a_change_made_by_hand_in_out_is_built(tree: Tree, change: str) -> None:
     tree.build()
     expected = snapshot(tree.out)
@@ -262,8 +267,10 @@ def test_a_change_made_by_hand_in_out_is_built(tree: Tree, change: str) -> None:
         (tree.out / "events" / "extra.html").write_bytes(b"extra")
     elif change == "removed":
         (tree.out / "events" / "meeting-003.html").unlink()
-    else:
+    elif change == "folder":
         (tree.out / "extra").mkdir()
+    else:
+        (tree.out / "events" / "link.html").symlink_to(tree.out / "index.html")
     result = tree.build()
     assert UP_TO_DATE not in result.stderr
     assert "built 45 event(s)" in result.stderr
@@ -277,15 +284,7 @@ def test_a_racy_file_in_out_is_read_again(tree: Tree, monkeypatch: pytest.Monkey
     monkeypatch.setattr(cache, "RACY_NS", 3_000_000_000)
     frozen = 1_600_000_000_000_000_000
     monkeypatch.setattr(cache, "_now", lambda: frozen + 1_000_000_000)
-    real_row = cache._row
-
-    def coarse(name: str, info: os.stat_result) -> cache.Row:
-        row = real_row(name, info)
-        if name.endswith(".md"):
-            return row
-        return (row[0], row[1], row[2], frozen, frozen, 1, 1)
-
-    monkeypatch.setattr(cache, "_row", coarse)
+    freeze(monkeypatch, frozen, records=False)
     tree.build()
     assert UP_TO_DATE in tree.build().stderr
     saved = json.loads(next(tree.cache.glob("*.json")).read_bytes())
@@ -323,6 +322,7 @@ def test_a_cache_not_ours_means_a_build(tree: Tree) -> None:
 def test_the_loaders_names_are_the_caches() -> None:
     assert cache.SETTINGS_FILE == load.SETTINGS_FILE
     assert cache.IGNORED_NAMES == load.IGNORED_NAMES
+    assert cache.MAX_FILE_BYTES == frontmatter.MAX_FILE_BYTES
 
 
 def _loader_files(events: Path) -> tuple[list[str], list[Problem]]:
@@ -423,3 +423,10 @@ def test_every_command_is_still_there() -> None:
     assert result.exit_code == 0
     for name in names:
         assert f"\n  {name} " in result.output
+
+
+def test_a_record_over_the_loaders_limit_means_a_build(tree: Tree) -> None:
+    tree.build()
+    tree.record(3).write_bytes(b"---\n" + b"x" * frontmatter.MAX_FILE_BYTES)
+    clock = datetime(2022, 12, 10, tzinfo=UTC)
+    assert Fingerprint.of(tree.events, tree.out, clock, None, strict=False) is None

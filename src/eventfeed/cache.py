@@ -41,9 +41,8 @@ within the timestamp granularity of the moment the signature was taken (:data:`F
 where the file system keeps sub-second times, else :data:`RACY_NS`) are compared with the
 build's bytes when it is saved and read again at every lookup.
 
-Files are examined with ``os.scandir`` and a few threads for the ``lstat`` calls (which leave
-the interpreter lock); nothing here imports the parser, the compilers or their libraries, so
-that a no-change build stays short.
+Folders are listed with ``os.scandir`` and each file costs one ``lstat``; nothing here imports
+the parser, the compilers or their libraries, so that a no-change build stays short.
 """
 
 from __future__ import annotations
@@ -53,14 +52,15 @@ import hashlib
 import json
 import os
 import stat
+import struct
 import sys
 import time
 import zlib
 import zoneinfo
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from importlib import resources
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,7 @@ CACHE_DIR_VARIABLE = "EVENTFEED_CACHE_DIR"
 #: loader brings the validation library with it.
 SETTINGS_FILE = "site.yaml"
 IGNORED_NAMES = frozenset({"README.md"})
+MAX_FILE_BYTES = 1_000_000  # frontmatter.py: a longer record is refused
 
 #: A file changed less than this before its metadata was taken is "racy": the metadata may
 #: not show a second change within the same timestamp tick. Two seconds and then some: the
@@ -84,11 +85,6 @@ RACY_NS = 3_000_000_000
 FINE_RACY_NS = 100_000_000
 #: a chunk of records ends after a name whose CRC-32 has these bits clear (about 64 records)
 CHUNK_MASK = 0x3F
-#: ``lstat`` calls in one batch for one thread
-BATCH = 2048
-
-#: (name or path, mode, size, mtime_ns, ctime_ns, inode, device)
-Row = tuple[str, int, int, int, int, int, int]
 
 #: the clock that file times are compared with
 _now = time.time_ns
@@ -156,30 +152,39 @@ def _code_digest() -> str:
     return digest.hexdigest()
 
 
-def _lstat_batch(paths: list[str]) -> list[os.stat_result]:
+def _lstat_all(paths: list[str]) -> list[os.stat_result]:
+    """``lstat`` of every path, in order. (Threads were measured: with the interpreter lock
+    taken back after every call they made it slower, not faster.)"""
     return [os.lstat(path) for path in paths]
 
 
-def _lstat_all(paths: list[str]) -> list[os.stat_result]:
-    """``lstat`` of every path, in order, by a few threads when there are many."""
-    workers = min(4, os.cpu_count() or 1)
-    if workers < 2 or len(paths) < 2 * BATCH:
-        return _lstat_batch(paths)
-    batches = [paths[i : i + BATCH] for i in range(0, len(paths), BATCH)]
-    with ThreadPoolExecutor(workers) as pool:
-        return [info for part in pool.map(_lstat_batch, batches) for info in part]
+_PACK = struct.Struct("<6q").pack
 
 
-def _row(name: str, info: os.stat_result) -> Row:
-    return (
-        name,
-        info.st_mode,
-        info.st_size,
-        info.st_mtime_ns,
-        info.st_ctime_ns,
-        info.st_ino,
-        info.st_dev,
-    )
+def _signature(prefix: str, names: list[str], infos: list[os.stat_result]) -> str:
+    """A digest of files' names and metadata: type, size, modification and change times in
+    nanoseconds, inode and device (what changes when a file is written or replaced)."""
+    digest = hashlib.sha256(f"{prefix}\0{len(names)}\0".encode("utf-8", "surrogateescape"))
+    digest.update("\0".join(names).encode("utf-8", "surrogateescape"))
+    try:
+        packed = b"S" + b"".join(
+            [
+                _PACK(i.st_mode, i.st_size, i.st_mtime_ns, i.st_ctime_ns, i.st_ino, i.st_dev)
+                for i in infos
+            ]
+        )
+    except struct.error:  # a number beyond 64 bits (an inode on some network file systems)
+        rows = [
+            (i.st_mode, i.st_size, i.st_mtime_ns, i.st_ctime_ns, i.st_ino, i.st_dev) for i in infos
+        ]
+        packed = b"R" + repr(rows).encode()
+    digest.update(packed)
+    return digest.hexdigest()
+
+
+def _changed_since(infos: list[os.stat_result], cut: int) -> list[bool]:
+    """Whether each file was written (or its metadata changed) at ``cut`` or later."""
+    return [i.st_mtime_ns >= cut or i.st_ctime_ns >= cut for i in infos]
 
 
 def _is_record(name: str) -> bool:
@@ -196,23 +201,22 @@ class _Chunk:
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
+        self.names: list[str] = []
         self.paths: list[str] = []
-        self.rows: list[Row] = []
+        self.infos: list[os.stat_result] = []
 
     def signature(self) -> str:
-        text = repr((self.folder, self.rows))
-        return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
-
-    def newest(self) -> int:
-        return max(max(row[3], row[4]) for row in self.rows)
+        return _signature(self.folder, self.names, self.infos)
 
     def digest(self) -> str:
         """The records' names and bytes, whatever their metadata."""
         digest = hashlib.sha256(self.folder.encode("utf-8", "surrogateescape") + b"\0")
-        for path, row in zip(self.paths, self.rows, strict=True):
+        for path, name in zip(self.paths, self.names, strict=True):
             with open(path, "rb") as handle:
-                data = handle.read()
-            digest.update(row[0].encode("utf-8", "surrogateescape") + b"\0")
+                data = handle.read(MAX_FILE_BYTES + 1)
+            if len(data) > MAX_FILE_BYTES:
+                raise _Odd  # the loader refuses it
+            digest.update(name.encode("utf-8", "surrogateescape") + b"\0")
             digest.update(len(data).to_bytes(8, "big") + data)
         return digest.hexdigest()
 
@@ -225,7 +229,7 @@ def _folders(root: str, *, hidden: bool) -> Iterator[tuple[str, list[os.DirEntry
     while pending:
         rel, path = pending.pop()
         with os.scandir(path) as found:
-            entries = sorted(found, key=lambda e: e.name)
+            entries = sorted(found, key=attrgetter("name"))
         yield rel, entries
         for entry in reversed(entries):
             if entry.is_dir(follow_symlinks=False) and (
@@ -278,15 +282,16 @@ def _record_chunks(events_dir: Path) -> list[_Chunk]:
         if not stat.S_ISREG(info.st_mode):
             raise _Odd  # the loader: "not a regular file"
         if rel != chunk.folder:
-            if chunk.rows:
+            if chunk.names:
                 chunks.append(chunk)
             chunk = _Chunk(rel)
+        chunk.names.append(name)
         chunk.paths.append(path)
-        chunk.rows.append(_row(name, info))
+        chunk.infos.append(info)
         if zlib.crc32(name.encode("utf-8", "surrogateescape")) & CHUNK_MASK == 0:
             chunks.append(chunk)
             chunk = _Chunk(rel)
-    if chunk.rows:
+    if chunk.names:
         chunks.append(chunk)
     return chunks
 
@@ -309,26 +314,26 @@ def _out_state(out: Path) -> _OutState | None:
             return None
         folders: list[str] = []
         files: list[str] = []
+        paths: list[str] = []
         for rel, entries in _folders(str(out), hidden=True):
             for entry in entries:
-                if entry.is_symlink():
-                    return None
-                if entry.is_dir(follow_symlinks=False):
+                if entry.is_file(follow_symlinks=False):
+                    files.append(rel + entry.name)
+                    paths.append(entry.path)
+                elif entry.is_dir(follow_symlinks=False):
                     folders.append(rel + entry.name)
                 else:
-                    files.append(rel + entry.name)
-        infos = _lstat_all([os.path.join(out, f) for f in files])
+                    return None  # a link, a device: not what the writer makes
+        infos = _lstat_all(paths)
     except OSError:
         return None
-    rows = [_row(f, info) for f, info in zip(files, infos, strict=True)]
-    if not all(stat.S_ISREG(row[1]) for row in rows):
+    if not all(stat.S_ISREG(info.st_mode) for info in infos):
         return None
-    fine = any(row[3] % 1_000_000_000 for row in rows)
+    fine = any(info.st_mtime_ns % 1_000_000_000 for info in infos)
     cut = started - (FINE_RACY_NS if fine else RACY_NS)
-    racy = [row[0] for row in rows if row[3] >= cut or row[4] >= cut]
-    text = repr(((top.st_ino, top.st_dev), folders, rows))
-    signature = hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
-    return _OutState(signature, racy)
+    racy = [f for f, fresh in zip(files, _changed_since(infos, cut), strict=True) if fresh]
+    place = f"{top.st_ino}:{top.st_dev}\0" + "\0".join(folders)
+    return _OutState(_signature(place, files, infos), racy)
 
 
 def _file_digest(path: Path) -> str | None:
@@ -383,7 +388,7 @@ class Fingerprint:
                 content = known.get(signature)
                 if not isinstance(content, str):
                     content = chunk.digest()
-                if chunk.newest() < cut:
+                if not any(_changed_since(chunk.infos, cut)):
                     remembered[signature] = content
                 digest.update(f"{content}\n".encode())
         except (_Odd, OSError):
