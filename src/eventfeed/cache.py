@@ -26,20 +26,21 @@ What this can and cannot see:
   with ``touch -r`` or ``os.utime``): writing sets the change time (ctime), which no program
   can set back, and a replaced file has a new inode;
 * a record added, removed or renamed: the names are in the signature;
-* the "racy" case: a record written again within the file-system's timestamp granularity of
+* the "racy" case: a record written again within the file system's timestamp granularity of
   the moment it was last looked at keeps all its metadata. A chunk with a file changed less
-  than :data:`RACY_NS` before the scan (or than the newest file seen, should the file
-  system's clock lag) is never remembered, so it is read again at the next build;
+  than :data:`RACY_NS` before the scan (by the system clock) is not remembered, so it is read
+  again at the next build, and remembered by the first one that finds it old enough;
 * not seen: bytes changed without the kernel knowing (a disk edited underneath, a network
-  file system that reports no change times), and changes made while a build runs. Delete
-  the cache file (or build with another ``EVENTFEED_CACHE_DIR``) to force a full build.
+  file system that reports no change times or whose clock is behind the system's by more
+  than the racy margin), and changes made while a build runs. Delete the cache file (or
+  build with another ``EVENTFEED_CACHE_DIR``) to force a full build.
 
 out/ is checked the same way, whole: every entry's path, type, size, times and inode (the
 writer swaps in a new folder at each build, so its inode changes too). A file changed, added
 or removed there by hand, in place or by replacing it, changes the signature. Files written
-within the timestamp granularity of the moment the signature was taken (:data:`FINE_RACY_NS`
-where the file system keeps sub-second times, else :data:`RACY_NS`) are compared with the
-build's bytes when it is saved and read again at every lookup.
+within the racy margin of the moment the signature was taken (:data:`FINE_RACY_NS` where the
+file system keeps sub-second times, else :data:`RACY_NS`) are compared with the build's bytes
+when it is saved, and read again by every lookup until one finds them old enough.
 
 Folders are listed with ``os.scandir`` and each file costs one ``lstat``; nothing here imports
 the parser, the compilers or their libraries, so that a no-change build stays short.
