@@ -289,7 +289,11 @@ def compile_site(
         entries[event.id] = entry
     if reuse is not None:
         reuse.save(entries)
+    keyed = context
     context = dataclasses.replace(context, notes=notes)
+    # What was worked out for the keys (orders, the pages' listed states) holds for the same
+    # site and day; the whole steps use it instead of working it out again.
+    context._memo.update(keyed._memo)
     with markdown.memoised():
         for step in steps:
             artifacts.update_from(step.whole(context))
