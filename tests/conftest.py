@@ -69,6 +69,12 @@ class SiteDir:
         return f"events/{name}"
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test keeps its build caches in a folder of its own, never in the user's."""
+    monkeypatch.setenv("EVENTFEED_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture
 def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SiteDir:
     monkeypatch.chdir(tmp_path)

@@ -25,6 +25,7 @@ from .errors import Problem, ProblemsFound, Severity, errors_in
 from .event import Event
 from .frontmatter import MAX_FILE_BYTES, FrontMatterError, KeyPath, read_document, read_yaml_file
 from .model import WINDOWS_DEVICES, Record, Settings, is_slug
+from .recordstore import RecordStore
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -103,10 +104,16 @@ def _printable(problem: Problem) -> Problem:
     )
 
 
-def load(events_dir: Path, *, today: date | None = None) -> Loaded:
-    """Read and check everything; ``today`` quiets warnings that only matter for coming events."""
+def load(
+    events_dir: Path, *, today: date | None = None, store: RecordStore | None = None
+) -> Loaded:
+    """Read and check everything; ``today`` quiets warnings that only matter for coming events.
+
+    With ``store``, records parsed by an earlier load from the same bytes are taken from it,
+    and the records parsed now are kept in it (:mod:`eventfeed.recordstore`).
+    """
     with _collector_paused():
-        result = _load(events_dir, today)
+        result = _load(events_dir, today, store)
     result.problems = [_printable(p) for p in result.problems]
     return result
 
@@ -128,7 +135,7 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _load(events_dir: Path, today: date | None) -> Loaded:
+def _load(events_dir: Path, today: date | None, store: RecordStore | None) -> Loaded:
     result = Loaded()
     root = events_dir
     if not root.is_dir():
@@ -161,7 +168,7 @@ def _load(events_dir: Path, today: date | None) -> Loaded:
     id_lines: dict[str, int] = {}
     settings = result.settings
     for path, shown in files:
-        parsed = read_record(path, shown)
+        parsed = read_record(path, shown) if store is None else _read_stored(path, shown, store)
         if isinstance(parsed, list):
             result.problems.extend(parsed)
             continue
@@ -209,12 +216,20 @@ def _load(events_dir: Path, today: date | None) -> Loaded:
         by_id[event.id] = event
         by_uid[uid_key] = event
         id_lines[event.source] = lines.get(("id",), 1)
+    if store is not None:
+        store.save()
     result.events = sorted(by_id.values(), key=lambda e: e.id)
     return result
 
 
-def load_site(events_dir: Path, *, strict: bool = False, today: date | None = None) -> Site:
-    loaded = load(events_dir, today=today)
+def load_site(
+    events_dir: Path,
+    *,
+    strict: bool = False,
+    today: date | None = None,
+    store: RecordStore | None = None,
+) -> Site:
+    loaded = load(events_dir, today=today, store=store)
     failing = loaded.problems if strict else errors_in(loaded.problems)
     if failing or loaded.settings is None:
         raise ProblemsFound(loaded.problems)
@@ -413,13 +428,36 @@ def read_record(path: Path, shown: str) -> RecordFile | list[Problem]:
 
     The settings play no part here (see :class:`RecordFile`); :func:`check_record` adds them.
     """
-    problems: list[Problem] = []
     try:
         raw = _read(path)
     except OSError as exc:
         return [Problem(shown, 0, "", f"cannot read: {exc.strerror}")]
     except FrontMatterError as exc:
         return [Problem(shown, exc.line, "", exc.message, exc.hint)]
+    return parse_record(raw, path, shown)
+
+
+def _read_stored(path: Path, shown: str, store: RecordStore) -> RecordFile | list[Problem]:
+    """:func:`read_record`, taking the parsed record from ``store`` when the bytes match."""
+    try:
+        raw = _read(path)
+    except OSError as exc:
+        return [Problem(shown, 0, "", f"cannot read: {exc.strerror}")]
+    except FrontMatterError as exc:
+        return [Problem(shown, exc.line, "", exc.message, exc.hint)]
+    key = store.key(raw)
+    found = store.get(shown, key)
+    if found is not None:
+        return found
+    parsed = parse_record(raw, path, shown)
+    if isinstance(parsed, RecordFile):
+        store.put(shown, key, parsed)
+    return parsed
+
+
+def parse_record(raw: bytes, path: Path, shown: str) -> RecordFile | list[Problem]:
+    """Parse and validate the bytes of the record file ``path``."""
+    problems: list[Problem] = []
     try:
         doc = read_document(raw)
     except FrontMatterError as exc:

@@ -13,6 +13,7 @@ from pathlib import Path
 from .build import Artifacts, compile_site
 from .eventcache import EventCache
 from .load import Site, load_site
+from .recordstore import RecordStore
 from .state import read_manifest
 from .write import check_target
 
@@ -33,7 +34,10 @@ def compile_into(
     ``as_of`` the day of the existing build is reused, so a day passing does not make it stale.
     ``loaded`` is called with the site as soon as it is valid (to print its warnings).
     """
-    site = load_site(events_dir, strict=strict, today=clock.date())
+    # A build that writes keeps the records it parsed, so the next one parses only those
+    # whose bytes changed; ``--check`` neither uses nor changes that store.
+    store = RecordStore.for_events(events_dir) if writing else None
+    site = load_site(events_dir, strict=strict, today=clock.date(), store=store)
     if loaded is not None:
         loaded(site)
     if writing:

@@ -1,0 +1,143 @@
+"""The store of parsed records: a rebuild parses only the records whose bytes changed, and
+what it loads is equal to what a load without the store gives."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from eventfeed import load as load_module
+from eventfeed.load import load, load_site
+from eventfeed.recordstore import RecordStore
+
+from .conftest import MINIMAL, Run, SiteDir
+
+
+@pytest.fixture
+def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The records the loader parses, by the name shown."""
+    seen: list[str] = []
+    real = load_module.parse_record
+
+    def counting(raw: bytes, path: Path, shown: str) -> object:
+        seen.append(shown)
+        return real(raw, path, shown)
+
+    monkeypatch.setattr(load_module, "parse_record", counting)
+    return seen
+
+
+def _three(site: SiteDir) -> None:
+    for name in ("a.md", "b.md", "2023/c.md"):
+        site.record(name, MINIMAL.replace("A meeting", f"Meeting {name}"))
+
+
+def test_second_load_parses_nothing_and_equals_a_plain_load(
+    site: SiteDir, parses: list[str]
+) -> None:
+    _three(site)
+    store_file = site.root / "store.sqlite"
+    first = load_site(site.events, store=RecordStore(store_file))
+    assert sorted(parses) == ["events/2023/c.md", "events/a.md", "events/b.md"]
+    parses.clear()
+    second = load_site(site.events, store=RecordStore(store_file))
+    assert parses == []
+    assert second == first == load_site(site.events)
+    assert [e.record.title for e in second.events] == [
+        "Meeting a.md",
+        "Meeting b.md",
+        "Meeting 2023/c.md",
+    ]
+
+
+def test_an_edit_parses_that_record_only(site: SiteDir, parses: list[str]) -> None:
+    _three(site)
+    store_file = site.root / "store.sqlite"
+    load_site(site.events, store=RecordStore(store_file))
+    site.record("b.md", MINIMAL.replace("A meeting", "Renamed"))
+    parses.clear()
+    edited = load_site(site.events, store=RecordStore(store_file))
+    assert parses == ["events/b.md"]
+    assert {e.id: e.record.title for e in edited.events}["b"] == "Renamed"
+    assert edited == load_site(site.events)
+
+
+def test_a_record_with_problems_is_parsed_and_reported_every_time(
+    site: SiteDir, parses: list[str]
+) -> None:
+    _three(site)
+    site.record("bad.md", MINIMAL.replace("title: A meeting\n", ""))
+    store_file = site.root / "store.sqlite"
+    for _ in range(2):
+        parses.clear()
+        loaded = load(site.events, store=RecordStore(store_file))
+        assert [(p.path, p.field) for p in loaded.problems] == [("events/bad.md", "title")]
+    assert parses == ["events/bad.md"]
+
+
+def test_a_removed_record_leaves_the_store(site: SiteDir, parses: list[str]) -> None:
+    _three(site)
+    store_file = site.root / "store.sqlite"
+    load_site(site.events, store=RecordStore(store_file))
+    (site.events / "a.md").unlink()
+    load_site(site.events, store=RecordStore(store_file))
+    site.record("a.md", MINIMAL.replace("A meeting", "Meeting a.md"))
+    parses.clear()
+    assert len(load_site(site.events, store=RecordStore(store_file)).events) == 3
+    assert parses == ["events/a.md"]
+
+
+def test_the_same_bytes_under_another_name_are_parsed_again(
+    site: SiteDir, parses: list[str]
+) -> None:
+    site.record("a.md", MINIMAL)
+    store_file = site.root / "store.sqlite"
+    load_site(site.events, store=RecordStore(store_file))
+    (site.events / "a.md").rename(site.events / "renamed.md")
+    parses.clear()
+    loaded = load_site(site.events, store=RecordStore(store_file))
+    assert parses == ["events/renamed.md"]
+    assert [(e.id, e.source) for e in loaded.events] == [("renamed", "events/renamed.md")]
+
+
+@pytest.mark.parametrize("damage", [b"", b"not a database at all" * 100])
+def test_a_damaged_store_is_no_failure(site: SiteDir, parses: list[str], damage: bytes) -> None:
+    _three(site)
+    store_file = site.root / "store.sqlite"
+    store_file.write_bytes(damage)
+    loaded = load_site(site.events, store=RecordStore(store_file))
+    assert loaded == load_site(site.events)
+    assert len(parses) == 6  # everything parsed, with the store and without
+
+
+def test_a_row_that_does_not_unpickle_is_parsed_again(site: SiteDir, parses: list[str]) -> None:
+    _three(site)
+    store_file = site.root / "store.sqlite"
+    load_site(site.events, store=RecordStore(store_file))
+    with sqlite3.connect(store_file) as db:
+        db.execute("UPDATE records SET data = ? WHERE source = ?", (b"garbage", "events/a.md"))
+    db.close()
+    parses.clear()
+    assert load_site(site.events, store=RecordStore(store_file)) == load_site(site.events)
+    assert parses == ["events/a.md", "events/2023/c.md", "events/a.md", "events/b.md"]
+
+
+def test_builds_keep_the_store_beside_the_other_caches(
+    site: SiteDir, run: Run, parses: list[str]
+) -> None:
+    _three(site)
+    assert run("build", "-q").exit_code == 0
+    assert len(parses) == 3
+    stores = list(Path(os.environ["EVENTFEED_CACHE_DIR"]).glob("*.records.sqlite"))
+    assert len(stores) == 1
+    site.record("a.md", MINIMAL.replace("A meeting", "Edited"))
+    parses.clear()
+    assert run("build", "-q").exit_code == 0
+    assert parses == ["events/a.md"]
+    assert b"Edited" in (site.out / "events" / "a.ics").read_bytes()
+    parses.clear()
+    assert run("build", "--check").exit_code == 0
+    assert len(parses) == 3  # --check reads the records itself and keeps nothing
