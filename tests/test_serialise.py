@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import astuple
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from icalendar import Calendar, Event
 from icalendar.parser.content_line import Contentline
 from icalendar.prop import vText
 
-from eventfeed import paths
+from eventfeed import paths, serialise
 from eventfeed.build import compile_site
 from eventfeed.load import load_site
 from eventfeed.serialise import Writer, component_bytes, fold
@@ -68,19 +69,40 @@ def test_component_bytes_match_to_ical() -> None:
 # --- the Writer against icalendar's own components ------------------------------------------
 
 
+def jcal_reference(component: Any) -> str:
+    """icalendar's own jCal conversion, as JSON the way calendar.json writes it."""
+    return json.dumps(
+        component.to_jcal(), ensure_ascii=False, sort_keys=True, separators=(",", ":")
+    )
+
+
 def _assert_same_as_icalendar(events: Path) -> int:
     site = load_site(events, today=date(2023, 11, 14))
     history = advance(None, site.events, datetime(2023, 11, 14, 12, tzinfo=UTC))
     for event in site.events:
         state = history[event.id]
-        expected = b"".join(component_bytes(c) for c in components(event, state))
-        assert compile_event(event, state).data == expected, event.id
+        built = components(event, state)
+        compiled = compile_event(event, state)
+        assert compiled.data == b"".join(component_bytes(c) for c in built), event.id
+        assert compiled.jcal == ",".join(jcal_reference(c) for c in built), event.id
     return len(site.events)
 
 
 def test_writer_matches_icalendar_on_generated_records(tmp_path: Path) -> None:
     # many zones (UTC among them), all-day, recurring, cancelled, bodies in six scripts
     assert _assert_same_as_icalendar(generate(tmp_path, 400)) == 400
+
+
+def test_every_shape_of_the_generated_records_takes_the_fast_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # icalendar renders each shape once; a shape the Writer cannot reuse is still right (the
+    # tests above) but slow, so a change in icalendar that breaks the reuse must show here.
+    monkeypatch.setattr(serialise, "_FRAMES", {})
+    _assert_same_as_icalendar(generate(tmp_path, 100))
+    assert len(serialise._FRAMES) > 20
+    slow = {key[1:]: frame for key, frame in serialise._FRAMES.items() if None in astuple(frame)}
+    assert slow == {}
 
 
 def test_writer_matches_icalendar_on_the_shipped_records() -> None:
@@ -116,6 +138,9 @@ def test_writer_matches_icalendar_on_awkward_text(
         return target
 
     assert fill(Writer(Event)).to_bytes() == component_bytes(fill(Event()))
+    written, reference = fill(Writer(Event, jcal=True)), fill(Event())
+    assert written.to_bytes() == component_bytes(reference)
+    assert written.jcal() == jcal_reference(reference)
 
 
 def test_writer_refuses_a_uri_with_a_line_break_as_icalendar_does() -> None:

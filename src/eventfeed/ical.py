@@ -85,7 +85,7 @@ def compile_event_files(context: BuildContext, event: Event) -> EventPart:
     """One event's own file, and (as the note) its serialised components for the calendars."""
     state = context.history[event.id]
     compiled = compile_event(event, state)
-    note = (compiled.data, compiled.zones, compiled.last_day, jcal_components(event, state))
+    note = (compiled.data, compiled.zones, compiled.last_day, compiled.jcal)
     return {paths.event_ics(event.id): _calendar(context, None, [compiled])}, note
 
 

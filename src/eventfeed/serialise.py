@@ -16,6 +16,8 @@ both on generated text):
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from icalendar import Event
@@ -114,30 +116,41 @@ class Writer:
     name in the order added.
     """
 
-    def __init__(self, kind: type[Component]) -> None:
+    def __init__(self, kind: type[Component], *, jcal: bool = False) -> None:
         self._kind = kind
         self._lines: list[tuple[str, str]] = []
+        #: jCal text of each property by name, names in the order first added (as icalendar
+        #: keeps them); None when only the iCalendar text is wanted
+        self._jcal: dict[str, list[str]] | None = {} if jcal else None
 
     def add(self, name: str, value: object, parameters: dict[str, str] | None = None) -> None:
         name = name.upper()
         core = _core(name, value)
-        if core is None:
-            self._lines.extend(
-                (name, line) for line in _icalendar_lines(self._kind, name, value, parameters)
-            )
+        frame = None
+        if core is not None:
+            text, shape = core
+            key = (self._kind, name, shape, tuple(sorted((parameters or {}).items())))
+            if key in _FRAMES:
+                frame = _FRAMES[key]
+            else:
+                frame = _FRAMES[key] = _frame(self._kind, name, value, parameters, text)
+        if (
+            frame is not None
+            and frame.text is not None
+            and (frame.jcal is not None or self._jcal is None)
+        ):
+            assert core is not None
+            self._lines.append((name, frame.text[0] + core[0] + frame.text[1]))
+            if self._jcal is not None and frame.jcal is not None:
+                prefix, suffix = frame.jcal
+                self._jcal.setdefault(name, []).append(prefix + _jcal_values(value, suffix) + "]")
             return
-        text, shape = core
-        key = (self._kind, name, shape, tuple(sorted((parameters or {}).items())))
-        if key in _FRAMES:
-            frame = _FRAMES[key]
-        else:
-            frame = _FRAMES[key] = _frame(self._kind, name, value, parameters, text)
-        if frame is None:
-            self._lines.extend(
-                (name, line) for line in _icalendar_lines(self._kind, name, value, parameters)
+        component = _icalendar_component(self._kind, name, value, parameters)
+        self._lines.extend((name, line) for line in _lines_of(component))
+        if self._jcal is not None:
+            self._jcal.setdefault(name, []).extend(
+                jcal_text(item) for item in component.to_jcal()[1]
             )
-        else:
-            self._lines.append((name, frame[0] + text + frame[1]))
 
     def to_bytes(self) -> bytes:
         order = _ORDER.get(self._kind)
@@ -153,6 +166,12 @@ class Writer:
         end = f"END:{self._kind.name}"
         return fold(begin) + b"".join(fold(line) for _, line in ranked) + fold(end)
 
+    def jcal(self) -> str:
+        """The component as icalendar's ``to_jcal()`` gives it, as :func:`jcal_text`."""
+        assert self._jcal is not None, "a Writer made without jcal=True"
+        props = ",".join(text for texts in self._jcal.values() for text in texts)
+        return f"[{jcal_text(str(self._kind.name).lower())},[{props}],[]]"
+
 
 def tzid_param(value: datetime) -> str | None:
     """The TZID icalendar gives a DATE-TIME in ``value``'s zone (None: written in UTC)."""
@@ -167,33 +186,85 @@ def _tzid_of(value: datetime) -> str | None:
     return found
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """What icalendar writes around a value of one shape.
+
+    ``text``: the content line before and after the value as written here (None: icalendar
+    writes every value of the shape); ``jcal``: the jCal text of the property up to its first
+    value, and what icalendar appends to a date-time's value ("Z" for UTC), or None.
+    """
+
+    text: tuple[str, str] | None
+    jcal: tuple[str, str] | None
+
+
 _tzids: dict[object, str | None] = {}
-_FRAMES: dict[tuple[object, ...], tuple[str, str] | None] = {}
+_FRAMES: dict[tuple[object, ...], _Frame] = {}
 _ORDER: dict[type[Component], dict[str, int]] = {}
 
+#: JSON as the calendars write it: sorted keys, no insignificant space, UTF-8 as is
+jcal_text = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
 
-def _icalendar_lines(
+
+def _jcal_values(value: object, suffix: str) -> str:
+    """The values of a property of a shape :func:`_core` knows, as icalendar's jCal gives them."""
+    if isinstance(value, datetime):
+        return jcal_text(value.strftime("%Y-%m-%dT%H:%M:%S") + suffix)
+    if isinstance(value, date):
+        return jcal_text(value.strftime("%Y-%m-%d"))
+    if isinstance(value, list):
+        return ",".join(jcal_text(str(v)) for v in value) if value else jcal_text("")
+    return jcal_text(value)
+
+
+def _icalendar_component(
     kind: type[Component], name: str, value: object, parameters: dict[str, str] | None
-) -> list[str]:
+) -> Component:
+    """A component of ``kind`` holding only this property, added by icalendar."""
     component = kind()
     if parameters:
-        component.add(name, value, parameters=parameters)
+        component.add(name, value, parameters=dict(parameters))
     else:
         component.add(name, value)
+    return component
+
+
+def _lines_of(component: Component) -> list[str]:
     lines = [str(line) for line in component.content_lines() if line]
     return lines[1:-1]  # without BEGIN and END
 
 
 def _frame(
     kind: type[Component], name: str, value: object, parameters: dict[str, str] | None, text: str
-) -> tuple[str, str] | None:
-    """What icalendar writes around ``text`` for this shape; None when it is not one line
-    that holds ``text`` as written here (then icalendar writes every value of the shape)."""
-    lines = _icalendar_lines(kind, name, value, dict(parameters) if parameters else None)
+) -> _Frame:
+    """What icalendar writes around ``text`` and around the value in jCal, for this shape.
+
+    Each is None when icalendar's output for this value is not the form assumed here (one
+    line that holds ``text`` as written here; one jCal property whose values are those of
+    :func:`_jcal_values`); then icalendar writes every value of the shape.
+    """
+    component = _icalendar_component(kind, name, value, parameters)
+    return _Frame(_text_frame(_lines_of(component), text), _jcal_frame(component, value))
+
+
+def _text_frame(lines: list[str], text: str) -> tuple[str, str] | None:
     if len(lines) != 1:
         return None
     line = lines[0]
     for suffix in ("", "Z"):
         if line.endswith(":" + text + suffix):
             return line[: len(line) - len(text) - len(suffix)], suffix
+    return None
+
+
+def _jcal_frame(component: Component, value: object) -> tuple[str, str] | None:
+    items = component.to_jcal()[1]
+    if len(items) != 1 or len(items[0]) < 4:
+        return None
+    head = jcal_text(items[0][:3])
+    values = jcal_text(items[0][3:])[1:-1]
+    for suffix in ("", "Z") if isinstance(value, datetime) else ("",):
+        if values == _jcal_values(value, suffix):
+            return head[:-1] + ",", suffix
     return None

@@ -76,7 +76,8 @@ class Compiled:
     zones: tuple[tuple[str, int, int], ...]
     #: the last day the event (or series) takes place on; None for a series without end
     last_day: date | None
-    #: the components as jCal text, when already converted (:func:`eventfeed.ical._jcal`)
+    #: the components as jCal text, comma-separated (:func:`eventfeed.ical._jcal`); empty when
+    #: not converted
     jcal: str = ""
 
 
@@ -85,8 +86,11 @@ def page_url(event: Event) -> str:
 
 
 def compile_event(event: Event, state: EventState) -> Compiled:
-    """The event's serialised components (master first) and what calendars need to know."""
-    data = b"".join(w.to_bytes() for w in _build(event, state, lambda: Writer(VEvent)))
+    """The event's serialised components (master first), as iCalendar and as jCal, and what
+    calendars need to know."""
+    written = _build(event, state, lambda: Writer(VEvent, jcal=True))
+    data = b"".join(w.to_bytes() for w in written)
+    jcal = ",".join(w.jcal() for w in written)
     last = _last_end(event)
     years = [v.year for v in _local_values(event)]
     if last is not None:
@@ -97,11 +101,11 @@ def compile_event(event: Event, state: EventState) -> Compiled:
         if tzid:
             zones = ((tzid, min(years), max(years)),)
     last_day = None if last is None else _last_day(event, last)
-    return Compiled(event, data, zones, last_day)
+    return Compiled(event, data, zones, last_day, jcal)
 
 
 def components(event: Event, state: EventState) -> list[VEvent]:
-    """The same components as icalendar objects (for jCal, and to check :class:`Writer`)."""
+    """The same components as icalendar objects (to check :class:`Writer`)."""
     return _build(event, state, VEvent)
 
 
