@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, PackageLoader, StrictUndefined, Template, nodes
 from jinja2.ext import Extension
 from jinja2.parser import Parser
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from . import paths
 from .build import BuildContext, EventPart, in_collection
@@ -752,19 +752,50 @@ class Card:
         return self.item.event
 
 
-def _by_month(cards: Iterable[Card]) -> list[tuple[str, list[Card]]]:
-    groups: dict[str, list[Card]] = {}
-    for card in cards:
-        start = card.item.shown.event.local_start
-        groups.setdefault(f"{start:%B %Y}", []).append(card)
-    return list(groups.items())
+#: The heading level of an event in a listing (the listings' own headings are ``h2``).
+ITEM_LEVEL = 4
 
 
-def _by_year(cards: Iterable[Card]) -> list[tuple[str, list[Card]]]:
-    groups: dict[str, list[Card]] = {}
-    for card in cards:
-        groups.setdefault(str(card.item.shown.event.local_start.year), []).append(card)
-    return list(groups.items())
+@dataclass(frozen=True)
+class ListingItem:
+    """An event's markup in the listings (``item.html``), cut where the link to its page goes:
+    the same for the index and every collection page, but for that link, which is relative
+    to the listing's folder."""
+
+    pieces: tuple[str, ...]
+
+    def html(self, href: str) -> str:
+        """The markup with ``href`` (an escaped link) put back in."""
+        return href.join(self.pieces)
+
+
+def listing_item(template: Template, card: Card) -> ListingItem:
+    """Renders ``card`` once, with a mark that no record text holds in place of the link."""
+    links = 2 if not card.item.upcoming and card.facts.has_body else 1
+    mark = "\0"
+    while True:
+        html = template.render(card=card, level=ITEM_LEVEL, past=not card.item.upcoming, href=mark)
+        if html.count(mark) == links:
+            return ListingItem(tuple(html.split(mark)))
+        mark += mark  # the record holds the mark: a longer one
+
+
+def _grouped(
+    items: list[tuple[Listed, str]], label: Callable[[date | datetime], str]
+) -> list[tuple[str, Markup]]:
+    """Items (in order) under the label of their shown start, each group's markup joined."""
+    groups: dict[str, list[str]] = {}
+    for item, html in items:
+        groups.setdefault(label(item.shown.event.local_start), []).append(html)
+    return [(name, Markup("\n".join(htmls))) for name, htmls in groups.items()]
+
+
+def _month(start: date | datetime) -> str:
+    return f"{start:%B %Y}"
+
+
+def _year(start: date | datetime) -> str:
+    return str(start.year)
 
 
 @dataclass(frozen=True)
@@ -868,6 +899,7 @@ class Renderer:
         self._listed: dict[str, Listed] = {}
         self._facts: dict[str, Facts] = {}
         self._cards: dict[str, Card] = {}
+        self._items: dict[str, ListingItem] = {}
         self._event_pages: EventPages | None = None
         self._shells: dict[str, Shell] = {}
 
@@ -892,10 +924,6 @@ class Renderer:
             self._listed[event.id] = found
         return found
 
-    def seed_facts(self, event: Event, facts: Facts) -> None:
-        """What the per-event step worked out (in another process, or an earlier build)."""
-        self._facts[event.id] = facts
-
     def facts(self, event: Event) -> Facts:
         found = self._facts.get(event.id)
         if found is None:
@@ -917,19 +945,37 @@ class Renderer:
             self._cards[event.id] = found
         return found
 
-    def split(self, events: Iterable[Event]) -> tuple[list[Card], list[Card]]:
-        """Upcoming events soonest first, then past ones latest first."""
-        cards = [self.card(e) for e in events]
-        upcoming = sorted((c for c in cards if c.item.upcoming), key=lambda c: c.item.sort_key)
+    def seed_item(self, event: Event, item: ListingItem) -> None:
+        """What the per-event step rendered (in another process, or an earlier build)."""
+        self._items[event.id] = item
+
+    def item(self, event: Event) -> ListingItem:
+        found = self._items.get(event.id)
+        if found is None:
+            template = self.env.get_template("item.html")
+            found = self._items[event.id] = listing_item(template, self.card(event))
+        return found
+
+    def listing(
+        self, events: Iterable[Event], folder: str
+    ) -> tuple[list[tuple[str, Markup]], list[tuple[str, Markup]]]:
+        """Upcoming events soonest first by month, then past ones latest first by year, as
+        markup seen from ``folder``."""
+        link = self.shell(folder).link
+        items = []
+        for event in events:
+            href = str(escape(link[paths.event_page(event.id)]))
+            items.append((self.listed(event), self.item(event).html(href)))
+        upcoming = sorted((i for i in items if i[0].upcoming), key=lambda i: i[0].sort_key)
         past = sorted(
-            (c for c in cards if not c.item.upcoming), key=lambda c: c.item.sort_key, reverse=True
+            (i for i in items if not i[0].upcoming), key=lambda i: i[0].sort_key, reverse=True
         )
-        return upcoming, past
+        return _grouped(upcoming, _month), _grouped(past, _year)
 
     # --- pages --------------------------------------------------------------------------
 
     def index(self) -> bytes:
-        upcoming, past = self.split(self.context.events)
+        upcoming, past = self.listing(self.context.events, "")
         s = self.settings
         collections = [
             (
@@ -942,8 +988,8 @@ class Renderer:
         values = self.shell("").values(paths.INDEX, _feeds(s, None))
         values.update(
             title=s.title,
-            upcoming=_by_month(upcoming),
-            past=_by_year(past),
+            upcoming=upcoming,
+            past=past,
             main_calendar=_calendar(s, f"All events of {s.title}", paths.CALENDAR),
             collections=collections,
             facets=_facet_calendars(self.context),
@@ -955,14 +1001,14 @@ class Renderer:
         s = self.settings
         spec = s.collections[name]
         page = paths.collection_page(name)
-        upcoming, past = self.split(self.context.collection(name))
+        upcoming, past = self.listing(self.context.collection(name), posixpath.dirname(page))
         values = self.shell(posixpath.dirname(page)).values(page, _feeds(s, name) + _feeds(s, None))
         values.update(
             title=spec.title,
             spec=spec,
             name=name,
-            upcoming=_by_month(upcoming),
-            past=_by_year(past),
+            upcoming=upcoming,
+            past=past,
             calendar=_calendar(s, spec.title, paths.collection_calendar(name)),
             collection_feeds=_feeds(s, name),
         )
@@ -1018,10 +1064,11 @@ def _renderer(context: BuildContext) -> Renderer:
 
 
 def compile_event_page(context: BuildContext, event: Event) -> EventPart:
-    """One event's page; the note is what listings show of it (its summary needs the body
-    rendered, which is done here, once, with the page)."""
+    """One event's page; the note is its markup in the listings (:class:`ListingItem`), which
+    depends on the event, the settings and how it is listed, as the page does (its summary
+    needs the body rendered, which is done here, once, with the page)."""
     renderer = _renderer(context)
-    return {paths.event_page(event.id): renderer.event(event)}, renderer.facts(event)
+    return {paths.event_page(event.id): renderer.event(event)}, renderer.item(event)
 
 
 def event_key(context: BuildContext, event: Event) -> str:
@@ -1038,9 +1085,9 @@ def compile_pages(context: BuildContext) -> Mapping[str, bytes]:
     noted = "pages" in context.notes
     if noted:
         for event in context.events:
-            facts = context.note("pages", event)
-            if isinstance(facts, Facts):
-                renderer.seed_facts(event, facts)
+            item = context.note("pages", event)
+            if isinstance(item, ListingItem):
+                renderer.seed_item(event, item)
     out: dict[str, bytes] = {
         paths.INDEX: renderer.index(),
         paths.NOT_FOUND: renderer.not_found(),

@@ -1,0 +1,72 @@
+"""Listings made from each event's item, rendered once: the same bytes as rendering them whole."""
+
+from __future__ import annotations
+
+import dataclasses
+import urllib.parse
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from eventfeed import pages, paths
+from eventfeed.build import BuildContext, compile_site
+from eventfeed.load import load_site
+from eventfeed.markdown import memoised
+from eventfeed.state import advance
+
+ROOT = Path(__file__).resolve().parents[1]
+NOW = datetime(2024, 1, 1, tzinfo=UTC)
+AS_OF = date(2022, 12, 10)
+
+
+def _context() -> BuildContext:
+    site = load_site(ROOT / "events")
+    return BuildContext(site=site, history=advance(None, site.events, NOW), as_of=AS_OF)
+
+
+def test_listings_from_the_notes_are_the_listings_rendered_whole() -> None:
+    """The build takes each event's item from its per-event step; without those notes the
+    whole step renders every item itself. Both give the same pages."""
+    built = compile_site(load_site(ROOT / "events"), None, NOW, as_of=AS_OF)
+    context = _context()
+    assert "pages" not in context.notes
+    with memoised():
+        whole = pages.compile_pages(context)
+    listings = [paths.INDEX] + [
+        paths.collection_page(name) for name in sorted(context.settings.collections)
+    ]
+    assert len(listings) > 2
+    for path in listings:
+        assert whole[path] == built[path], path
+
+
+def test_an_item_holding_the_mark_where_its_link_goes() -> None:
+    """Record text may hold the character put in place of the link while the item is
+    rendered: a longer mark is taken, and the item is the one rendered with the link."""
+    context = _context()
+    renderer = pages.Renderer(context)
+    template = renderer.env.get_template("item.html")
+    past = [e for e in context.events if not renderer.listed(e).upcoming]
+    event = next(e for e in past if renderer.facts(e).has_body)
+    card = renderer.card(event)
+    for text in ["a \0 b", "\0\0\0", "\0", 'x"\0"y']:
+        odd = dataclasses.replace(card, facts=dataclasses.replace(card.facts, summary=text))
+        item = pages.listing_item(template, odd)
+        assert len(item.pieces) == 3  # a past event with a body links its page twice
+        for href in ["events/a.html", "../events/a.html"]:
+            expected = template.render(card=odd, level=pages.ITEM_LEVEL, past=True, href=href)
+            assert item.html(href) == expected
+            assert text.replace('"', "&#34;") in expected
+
+
+@pytest.mark.parametrize("limit", [0, 3])
+def test_quote_plus_beyond_the_words_it_keeps(monkeypatch: pytest.MonkeyPatch, limit: int) -> None:
+    monkeypatch.setattr(pages, "_WORDS", pages._QuotedWords())
+    monkeypatch.setattr(pages, "_MAX_WORDS", limit)
+    long_word = "社会" * pages._MAX_WORD
+    text = f"Réunion  régionale {long_word} a+b 100% {long_word} \n\nRéunion  x "
+    for _ in range(3):
+        assert pages.quote_plus(text) == urllib.parse.quote_plus(text, safe="")
+    assert len(pages._WORDS) <= limit
+    assert long_word not in pages._WORDS
