@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from eventfeed import cache, frontmatter, load
+from eventfeed import cache, frontmatter, load, paths
 from eventfeed.cache import Fingerprint, _Chunk, _Odd, _record_chunks
 from eventfeed.cli import main
 from eventfeed.errors import Problem
@@ -323,6 +323,7 @@ def test_the_loaders_names_are_the_caches() -> None:
     assert cache.SETTINGS_FILE == load.SETTINGS_FILE
     assert cache.IGNORED_NAMES == load.IGNORED_NAMES
     assert cache.MAX_FILE_BYTES == frontmatter.MAX_FILE_BYTES
+    assert cache.MANIFEST == paths.MANIFEST
 
 
 def _loader_files(events: Path) -> tuple[list[str], list[Problem]]:

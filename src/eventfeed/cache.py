@@ -76,6 +76,8 @@ CACHE_DIR_VARIABLE = "EVENTFEED_CACHE_DIR"
 SETTINGS_FILE = "site.yaml"
 IGNORED_NAMES = frozenset({"README.md"})
 MAX_FILE_BYTES = 1_000_000  # frontmatter.py: a longer record is refused
+#: the manifest the writer puts in out/ (paths.py, kept equal by a test)
+MANIFEST = "manifest.json"
 
 #: A file changed less than this before its metadata was taken is "racy": the metadata may
 #: not show a second change within the same timestamp tick. Two seconds and then some: the
@@ -86,6 +88,9 @@ RACY_NS = 3_000_000_000
 FINE_RACY_NS = 100_000_000
 #: a chunk of records ends after a name whose CRC-32 has these bits clear (about 64 records)
 CHUNK_MASK = 0x3F
+#: from this many files on, saving waits out :data:`FINE_RACY_NS` rather than read back the
+#: files the build has just written
+WAIT_FILES = 256
 
 #: the clock that file times are compared with
 _now = time.time_ns
@@ -300,9 +305,12 @@ def _record_chunks(events_dir: Path) -> list[_Chunk]:
 class _OutState:
     """The signature of out/ and the files in it too fresh for their metadata alone."""
 
-    def __init__(self, signature: str, racy: list[str]) -> None:
+    def __init__(self, signature: str, racy: list[str], top: os.stat_result, cut: int) -> None:
         self.signature = signature
         self.racy = racy
+        #: out/ itself, and the moment before which a change shows in a file's change time
+        self.top = top
+        self.cut = cut
 
 
 def _out_state(out: Path) -> _OutState | None:
@@ -334,7 +342,7 @@ def _out_state(out: Path) -> _OutState | None:
     cut = started - (FINE_RACY_NS if fine else RACY_NS)
     racy = [f for f, fresh in zip(files, _changed_since(infos, cut), strict=True) if fresh]
     place = f"{top.st_ino}:{top.st_dev}\0" + "\0".join(folders)
-    return _OutState(_signature(place, files, infos), racy)
+    return _OutState(_signature(place, files, infos), racy, top, cut)
 
 
 def _file_digest(path: Path) -> str | None:
@@ -362,6 +370,8 @@ class Fingerprint:
         self._zone = zone
         self._chunks = chunks
         self._stored = stored
+        #: out/ (inode, device) and the moment it was found as the writer left it
+        self._written: list[int] | None = None
 
     @classmethod
     def of(
@@ -436,21 +446,30 @@ class Fingerprint:
         return warnings
 
     def save(self, out_dir: Path, warnings: str, written: Mapping[str, bytes]) -> None:
-        """Remember the build now in out/ (``written``: its files' bytes); a cache that
-        cannot be written is no failure, but a stale one is removed."""
+        """Remember the build now in out/ (``written``: its files' bytes, just written); a
+        cache that cannot be written is no failure, but a stale one is removed.
+
+        The writer has just written or linked every file, and removing the previous tree
+        changed the change time of every file linked from it: taken at once, nearly all of
+        out/ would be racy and read back. With many files on a file system with fine times,
+        the margin is waited out first (a tenth of a second), so that only a file changed
+        after the writer ended is read."""
         out = out_dir.resolve()
+        if len(written) > WAIT_FILES and _fine_times(out / MANIFEST):
+            time.sleep(FINE_RACY_NS / 1e9)
         state = _out_state(out)
         racy: dict[str, str] = {}
         for name in state.racy if state is not None else ():
-            data = written.get(name)
-            if data is None or _file_digest(out.joinpath(name)) != _digest(data):
+            expected = _expected_digest(written, name)
+            if expected is None or _file_digest(out.joinpath(name)) != expected:
                 state = None  # changed by someone else while the build ran
                 break
-            racy[name] = _digest(data)
+            racy[name] = expected
         if state is None:
             with contextlib.suppress(OSError):
                 self.path.unlink(missing_ok=True)
             return
+        self._written = [state.top.st_ino, state.top.st_dev, state.cut]
         self._store(self._key(state), warnings, racy)
 
     def _store(self, key: str, warnings: str, racy: dict[str, str]) -> None:
@@ -461,6 +480,7 @@ class Fingerprint:
             "racy": racy,
             "zone": [self.settings, self._zone],
             "chunks": self._chunks,
+            "written": self._written or self._stored.get("written"),
         }
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -473,6 +493,46 @@ class Fingerprint:
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _expected_digest(written: Mapping[str, bytes], name: str) -> str | None:
+    """The digest of a file the build wrote, without reading a file it took from the last
+    build when the mapping knows it (the build's artifacts do)."""
+    if name not in written:
+        return None
+    known = getattr(written, "digest", None)
+    return str(known(name)) if known is not None else _digest(written[name])
+
+
+def _fine_times(path: Path) -> bool:
+    """Whether the file system keeps sub-second times (judged by a file just written)."""
+    try:
+        return os.lstat(path).st_mtime_ns % 1_000_000_000 != 0
+    except OSError:
+        return False
+
+
+def written_before(out_dir: Path) -> int | None:
+    """A moment before which a file of ``out_dir`` whose change time is older holds the
+    bytes the last build put there; None when no saved fingerprint vouches for this out/.
+
+    :meth:`Fingerprint.save` found out/ as the writer left it at that moment (files changed
+    after it were compared with the build's bytes then). Writing a file, replacing it,
+    linking or renaming it sets its change time, which no program sets back; out/ itself
+    must be the same folder (the writer swaps in a new one at each build)."""
+    written = _read_cache(cache_file(out_dir)).get("written")
+    if not (isinstance(written, list) and len(written) == 3):
+        return None
+    if not all(type(n) is int for n in written):
+        return None
+    ino, dev, cut = written
+    try:
+        top = os.lstat(out_dir)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(top.st_mode) or (top.st_ino, top.st_dev) != (ino, dev):
+        return None
+    return int(cut)
 
 
 def _read_cache(path: Path) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import hashlib
 import json
 import os
 import posixpath
@@ -24,6 +25,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from .cache import written_before
 from .errors import OutputError
 from .paths import MANIFEST
 
@@ -170,9 +172,72 @@ def _manifest_files(data: bytes | None) -> dict[str, str] | None:
     return files
 
 
-def _unchanged(out: Path, artifacts: Mapping[str, bytes]) -> bool:
-    """True when out/ holds exactly these paths, as regular files of these sizes, and the
-    same manifest (whose digests, compared by the caller, name the content)."""
+class _Trust:
+    """Which files of out/ still hold what the last build wrote, by their metadata alone.
+
+    The no-change fingerprint, when it was saved, found out/ as the writer left it
+    (:func:`eventfeed.cache.written_before`): a file and the folders above it whose change
+    times are older than that moment are unchanged since (writing, replacing, linking or
+    renaming a file sets its change time). Any other file is read and compared with the
+    digest the manifest names, so that a file edited by hand in out/, even to the same size,
+    is written again instead of kept."""
+
+    def __init__(self, out: str, cut: int | None) -> None:
+        self.out = out
+        self.cut = cut
+        self._folders: dict[str, bool] = {}
+        if cut is not None:
+            try:
+                if not self.unchanged(MANIFEST, os.lstat(self.path(MANIFEST))):
+                    self.cut = None  # the manifest's digests name nothing we can trust
+            except OSError:
+                self.cut = None
+
+    def path(self, key: str) -> str:
+        return f"{self.out}{os.sep}{key}" if os.sep == "/" else os.path.join(self.out, key)
+
+    def unchanged(self, key: str, info: os.stat_result) -> bool:
+        return (
+            self.cut is not None
+            and info.st_ctime_ns < self.cut
+            and self._folder(posixpath.dirname(key))
+        )
+
+    def _folder(self, key: str) -> bool:
+        known = self._folders.get(key)
+        if known is None:
+            try:
+                info = os.lstat(self.path(key) if key else self.out)
+            except OSError:
+                known = False
+            else:
+                assert self.cut is not None
+                known = info.st_ctime_ns < self.cut and (
+                    not key or self._folder(posixpath.dirname(key))
+                )
+            self._folders[key] = known
+        return known
+
+    def holds(self, key: str, info: os.stat_result, digest: str | None) -> bool:
+        """Whether the file at ``key`` (whose ``lstat`` is ``info``) holds these bytes."""
+        if self.unchanged(key, info):
+            return True
+        return digest is not None and _read_digest(self.path(key)) == digest
+
+
+def _read_digest(path: str) -> str | None:
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def _unchanged(
+    out: Path, artifacts: Mapping[str, bytes], files: Mapping[str, str] | None, trust: _Trust
+) -> bool:
+    """True when out/ holds exactly these paths, as regular files of these sizes and bytes
+    (the same manifest; a file is read only when its metadata cannot vouch for it)."""
     if _read_manifest(out) != artifacts.get(MANIFEST):
         return False
     folders: set[str] = set()
@@ -182,22 +247,29 @@ def _unchanged(out: Path, artifacts: Mapping[str, bytes]) -> bool:
             folders.add(parent)
             parent = posixpath.dirname(parent)
     found = 0
-    for dirpath, dirnames, filenames in os.walk(out):
+    top = str(out)
+    for dirpath, dirnames, filenames in os.walk(top):
+        rel = os.path.relpath(dirpath, top).replace(os.sep, "/")
+        prefix = "" if rel == "." else f"{rel}/"
         for name in dirnames:  # a link, or a folder no artifact needs, is not ours
-            path = Path(dirpath, name)
-            if path.is_symlink() or path.relative_to(out).as_posix() not in folders:
+            if os.path.islink(os.path.join(dirpath, name)) or prefix + name not in folders:
                 return False
         for name in filenames:
-            path = Path(dirpath, name)
-            key = path.relative_to(out).as_posix()
+            key = prefix + name
             try:
-                info = path.lstat()
+                info = os.lstat(os.path.join(dirpath, name))
             except OSError:
                 return False
             if key not in artifacts or not stat.S_ISREG(info.st_mode):
                 return False
             if info.st_size != _size(artifacts, key):
                 return False
+            if key != MANIFEST and not trust.unchanged(key, info):
+                digest = files.get(key) if files is not None else None
+                if digest is None:
+                    digest = hashlib.sha256(artifacts[key]).hexdigest()
+                if _read_digest(os.path.join(dirpath, name)) != digest:
+                    return False
             found += 1
     return found == len(artifacts)
 
@@ -208,22 +280,55 @@ def _size(artifacts: Mapping[str, bytes], path: str) -> int:
     return int(size(path)) if size is not None else len(artifacts[path])
 
 
-def _link(out: Path, path: str, target: Path, size: int) -> bool:
+def _link(trust: _Trust, path: str, target: str, size: int, digest: str) -> bool:
     """Hard-link an unchanged file of the previous build into the new tree; False when the
-    file is not there as it should be, or the file system cannot link (then it is written).
+    file is not there as it should be (another size, or other bytes than ``digest``), or the
+    file system cannot link (then it is written).
 
     The previous tree is only ever renamed and then removed as a whole, so the shared file
     keeps its bytes: linking instead of writing saves the data copy of every unchanged file.
     """
-    source = out.joinpath(*path.split("/"))
+    source = trust.path(path)
     try:
-        info = source.lstat()
+        info = os.lstat(source)
         if not stat.S_ISREG(info.st_mode) or info.st_size != size:
+            return False
+        if not trust.holds(path, info, digest):
             return False
         os.link(source, target, follow_symlinks=False)
     except OSError:
         return False
     return True
+
+
+def _fill(
+    tmp: str,
+    artifacts: Mapping[str, bytes],
+    old_files: Mapping[str, str] | None,
+    new_files: Mapping[str, str] | None,
+    trust: _Trust,
+) -> None:
+    """Write every artifact into the new tree ``tmp``, linking the previous build's files
+    that are the same (plain strings: a path object per file cost more than the writing)."""
+    made: set[str] = {""}
+    native = os.sep == "/"
+    for path in sorted(artifacts):
+        folder = posixpath.dirname(path)
+        if folder not in made:
+            os.makedirs(
+                os.path.join(tmp, folder if native else folder.replace("/", os.sep)), exist_ok=True
+            )
+            made.add(folder)
+        target = f"{tmp}/{path}" if native else os.path.join(tmp, path.replace("/", os.sep))
+        digest = new_files.get(path) if new_files is not None else None
+        if (
+            digest is not None
+            and old_files is not None
+            and old_files.get(path) == digest
+            and _link(trust, path, target, _size(artifacts, path), digest)
+        ):
+            continue
+        Path(target).write_bytes(artifacts[path])  # one call per written file: faults test it
 
 
 def write_tree(out_dir: Path, artifacts: Mapping[str, bytes], *, events_dir: Path | None) -> None:
@@ -239,24 +344,12 @@ def write_tree(out_dir: Path, artifacts: Mapping[str, bytes], *, events_dir: Pat
             _recover(out)
             new_files = _manifest_files(artifacts.get(MANIFEST))
             old_files = _manifest_files(_read_manifest(out)) if new_files is not None else None
-            if old_files == new_files and _unchanged(out, artifacts):
+            trust = _Trust(str(out), written_before(out))
+            if old_files == new_files and _unchanged(out, artifacts, new_files, trust):
                 return  # the same bytes are already in place: nothing to swap
             tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
             try:
-                made: set[Path] = set()
-                for path in sorted(artifacts):
-                    target = tmp.joinpath(*path.split("/"))
-                    if target.parent not in made:
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        made.add(target.parent)
-                    same = (
-                        old_files is not None
-                        and new_files is not None
-                        and path in new_files
-                        and old_files.get(path) == new_files[path]
-                    )
-                    if not (same and _link(out, path, target, _size(artifacts, path))):
-                        target.write_bytes(artifacts[path])
+                _fill(str(tmp), artifacts, old_files, new_files, trust)
                 os.chmod(tmp, 0o755)
                 if not out.exists():
                     os.rename(tmp, out)

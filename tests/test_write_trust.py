@@ -1,0 +1,135 @@
+"""The writer keeps a file of the previous out/ only when it still holds the bytes the
+manifest names: a file edited by hand, even to the same size and with its modification time
+put back, is written again by the next build. Files the saved fingerprint vouches for (by
+their change times) are linked without being read."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from eventfeed import cache, write
+
+from .conftest import MINIMAL, Run, SiteDir
+
+AS_OF = "2022-12-01"
+
+
+@pytest.fixture
+def two(site: SiteDir, monkeypatch: pytest.MonkeyPatch) -> SiteDir:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1670000000")
+    site.record("a.md", MINIMAL)
+    site.record("b.md", MINIMAL.replace("A meeting", "B meeting"))
+    return site
+
+
+def build(run: Run) -> str:
+    result = run("build", "--as-of", AS_OF)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def tamper(path: Path) -> bytes:
+    """Change a file's bytes, keeping its size and modification time; return the original."""
+    original = path.read_bytes()
+    info = path.stat()
+    path.write_bytes(
+        original.swapcase() if original.swapcase() != original else b"x" * len(original)
+    )
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert path.stat().st_size == len(original)
+    assert path.read_bytes() != original
+    return original
+
+
+def edit_wording(site: SiteDir, n: int) -> None:
+    site.record("a.md", MINIMAL.replace("Body.", f"Body, edited {n}."))
+
+
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    seen: list[str] = []
+    original = write._read_digest
+
+    def spy(path: str) -> str | None:
+        seen.append(Path(path).name)
+        return original(path)
+
+    monkeypatch.setattr(write, "_read_digest", spy)
+    return seen
+
+
+@pytest.mark.parametrize("name", ["events/b.ics", "icon.svg", "events/b.html"])
+def test_a_file_edited_by_hand_is_repaired_by_the_next_build(
+    two: SiteDir, run: Run, name: str
+) -> None:
+    build(run)
+    edit_wording(two, 1)
+    build(run)  # now the unchanged files are linked from the previous tree
+    original = tamper(two.out / name)
+    edit_wording(two, 2)  # a real build, not "nothing changed"
+    build(run)
+    assert (two.out / name).read_bytes() == original
+
+
+def test_a_file_edited_by_hand_is_repaired_when_nothing_else_changed(
+    two: SiteDir, run: Run
+) -> None:
+    build(run)
+    original = tamper(two.out / "icon.svg")
+    shutil.rmtree(os.environ["EVENTFEED_CACHE_DIR"])  # no fingerprint: the writer decides
+    build(run)
+    assert (two.out / "icon.svg").read_bytes() == original
+
+
+def test_files_vouched_for_are_linked_unread_and_an_edit_after_is_caught(
+    two: SiteDir, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No racy margin: the fingerprint vouches for every file written before it was saved.
+    monkeypatch.setattr(cache, "FINE_RACY_NS", 0)
+    monkeypatch.setattr(cache, "RACY_NS", 0)
+    build(run)
+    edit_wording(two, 1)
+    seen = reads(monkeypatch)
+    build(run)
+    assert seen == []  # nothing read: every kept file was linked on the fingerprint's word
+    time.sleep(0.05)  # past the file system's tick
+    original = tamper(two.out / "events" / "b.ics")
+    edit_wording(two, 2)
+    build(run)
+    assert seen == ["b.ics"]
+    assert (two.out / "events" / "b.ics").read_bytes() == original
+
+
+def test_the_fingerprint_vouches_only_for_the_folder_it_saw(two: SiteDir, run: Run) -> None:
+    build(run)
+    assert cache.written_before(two.out) is not None
+    copy = two.root / "copy"
+    shutil.copytree(two.out, copy)
+    shutil.rmtree(two.out)
+    copy.rename(two.out)  # the same path, another folder
+    assert cache.written_before(two.out) is None
+
+
+def test_saving_many_files_waits_out_the_margin_instead_of_reading_them(
+    two: SiteDir, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    digests: list[Path] = []
+    original = cache._file_digest
+
+    def spy(path: Path) -> str | None:
+        digests.append(path)
+        return original(path)
+
+    monkeypatch.setattr(cache, "_file_digest", spy)
+    build(run)
+    assert len(digests) > 10  # a few files, just written: each is read back
+    digests.clear()
+    monkeypatch.setattr(cache, "WAIT_FILES", 0)
+    edit_wording(two, 1)
+    build(run)
+    assert digests == []
+    assert "up to date" in run("build", "--as-of", AS_OF).output
