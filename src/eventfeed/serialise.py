@@ -17,6 +17,7 @@ both on generated text):
 from __future__ import annotations
 
 import json
+import json.encoder
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -205,16 +206,30 @@ _ORDER: dict[type[Component], dict[str, int]] = {}
 
 #: JSON as the calendars write it: sorted keys, no insignificant space, UTF-8 as is
 jcal_text = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
+#: what that encoder writes for a string
+_json_string = json.encoder.encode_basestring
 
 
 def _jcal_values(value: object, suffix: str) -> str:
-    """The values of a property of a shape :func:`_core` knows, as icalendar's jCal gives them."""
+    """The values of a property of a shape :func:`_core` knows, as icalendar's jCal gives them
+    (its ``strftime`` formats, for the years where an f-string gives the same digits)."""
+    if isinstance(value, str):
+        return _json_string(value)
     if isinstance(value, datetime):
-        return jcal_text(value.strftime("%Y-%m-%dT%H:%M:%S") + suffix)
+        if value.year < 1000:
+            return _json_string(value.strftime("%Y-%m-%dT%H:%M:%S") + suffix)
+        return (
+            f'"{value.year}-{value.month:02d}-{value.day:02d}'
+            f'T{value.hour:02d}:{value.minute:02d}:{value.second:02d}{suffix}"'
+        )
     if isinstance(value, date):
-        return jcal_text(value.strftime("%Y-%m-%d"))
+        if value.year < 1000:
+            return _json_string(value.strftime("%Y-%m-%d"))
+        return f'"{value.year}-{value.month:02d}-{value.day:02d}"'
+    if isinstance(value, int):
+        return int.__repr__(value)
     if isinstance(value, list):
-        return ",".join(jcal_text(str(v)) for v in value) if value else jcal_text("")
+        return ",".join(_json_string(str(v)) for v in value) if value else '""'
     return jcal_text(value)
 
 
