@@ -170,3 +170,31 @@ def test_jcal_spliced_from_events_matches_icalendar(tmp_path: Path) -> None:
     jcal = json.loads(artifacts[paths.JCAL])
     assert [c for c in jcal[2] if c[0] == "vevent"] == expected
     assert [c[0] for c in jcal[2]] == sorted(c[0] for c in jcal[2])[::-1]  # zones first
+
+
+ZONES = st.sampled_from([UTC, ZoneInfo("Europe/Paris"), ZoneInfo("America/St_Johns")])
+EARLIEST = datetime(1, 1, 2)  # noqa: DTZ001 (hypothesis bounds are naive; a zone is added)
+
+
+@settings(derandomize=True, max_examples=100, deadline=None)
+@given(
+    st.lists(st.datetimes(min_value=EARLIEST, timezones=ZONES), min_size=1, max_size=4),
+    st.lists(st.dates(), min_size=1, max_size=3),
+    st.integers(min_value=0, max_value=10**12),
+)
+def test_writer_times_and_numbers_match_icalendar_in_every_year(
+    times: list[datetime], days: list[date], number: int
+) -> None:
+    # years below 1000 are written by strftime as icalendar writes them, the rest by f-strings
+    def fill(target: Any) -> Any:
+        target.add("dtstamp", times[0].astimezone(UTC))
+        for value in times:
+            target.add("dtstart", value)
+        for day in days:
+            target.add("rdate", day)
+        target.add("sequence", number)
+        return target
+
+    written, reference = fill(Writer(Event, jcal=True)), fill(Event())
+    assert written.to_bytes() == component_bytes(reference)
+    assert written.jcal() == jcal_reference(reference)
