@@ -201,7 +201,7 @@ FLOOR = textwrap.dedent("""
 
 # One cold build in one process, timed stage by stage with the library's own functions.
 STAGES = textwrap.dedent("""
-    import cProfile, dataclasses, sys, time
+    import cProfile, dataclasses, os, sys, time
     from datetime import UTC, date, datetime
     from pathlib import Path
     from eventfeed import markdown, paths
@@ -216,8 +216,14 @@ STAGES = textwrap.dedent("""
     if profiler:
         profiler.enable()
     times = []
+    def rss():  # resident memory now, in MB (Linux); 0 where /proc is missing
+        try:
+            with open("/proc/self/statm") as handle:
+                return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        except OSError:
+            return 0.0
     def stage(name, start):
-        times.append((name, time.perf_counter() - start))
+        times.append((name, time.perf_counter() - start, rss()))
     t = time.perf_counter(); site = load_site(events, today=now.date()); stage("load", t)
     t = time.perf_counter(); history = advance(None, site.events, now); stage("history", t)
     context = BuildContext(site=site, history=history, as_of=as_of)
@@ -250,8 +256,8 @@ STAGES = textwrap.dedent("""
     t = time.perf_counter(); write_tree(out, artifacts, events_dir=events); stage("write", t)
     if profiler:
         profiler.disable(); profiler.dump_stats(profile)
-    for name, seconds in times:
-        print(f"{name} {seconds:.3f}")
+    for name, seconds, memory in times:
+        print(f"{name} {seconds:.3f} {memory:.0f}")
 """)
 
 
@@ -263,11 +269,11 @@ def stages(events: Path, out: Path, env: dict[str, str], profile: Path | None) -
     if done.returncode != 0:
         sys.exit(f"stage timing failed:\n{done.stderr[-2000:]}")
     rows = [line.split() for line in done.stdout.splitlines()]
-    total = sum(float(seconds) for _, seconds in rows)
-    print("  cold build by stage (one run, in one process):")
-    for name, seconds in rows:
+    total = sum(float(seconds) for _, seconds, _ in rows)
+    print("  cold build by stage (one run, in one process; resident memory after each):")
+    for name, seconds, memory in rows:
         share = float(seconds) / total if total else 0.0
-        print(f"    {name:9} {float(seconds):8.2f} s  {share:6.1%}")
+        print(f"    {name:10} {float(seconds):8.2f} s  {share:6.1%}  {float(memory):7.0f} MB")
     if profile:
         print(f"  profile written to {profile} (python -m pstats {profile})")
     shutil.rmtree(out, ignore_errors=True)

@@ -111,6 +111,9 @@ def test_a_damaged_store_is_no_failure(site: SiteDir, parses: list[str], damage:
     loaded = load_site(site.events, store=RecordStore(store_file))
     assert loaded == load_site(site.events)
     assert len(parses) == 6  # everything parsed, with the store and without
+    parses.clear()
+    assert load_site(site.events, store=RecordStore(store_file)) == loaded
+    assert parses == []  # the damaged file was replaced by a working store
 
 
 def test_a_row_that_does_not_unpickle_is_parsed_again(site: SiteDir, parses: list[str]) -> None:

@@ -36,12 +36,29 @@ class RecordStore:
         self.path = path
         self._base = hashlib.sha256(f"{FORMAT}\0{_code_digest()}\0".encode())
         self._db: sqlite3.Connection | None = None
-        with contextlib.suppress(sqlite3.Error):
-            if path.exists():
-                self._db = sqlite3.connect(path)
-                self._db.execute("SELECT source, key, data FROM records LIMIT 0")
-        self._new: dict[str, tuple[str, bytes]] = {}
         self._seen: set[str] = set()
+        self._writable = True
+        for attempt in range(2):
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(path, isolation_level=None)
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS records"
+                    " (source TEXT PRIMARY KEY, key TEXT NOT NULL, data BLOB NOT NULL)"
+                )
+                # One transaction for the whole load: what it parses is written as it goes
+                # (not held in memory), and made visible at once by :meth:`save`.
+                self._db.execute("BEGIN")
+                break
+            except sqlite3.DatabaseError as exc:
+                self.close()
+                if attempt or isinstance(exc, sqlite3.OperationalError):
+                    break  # locked, read-only: left as it is
+                with contextlib.suppress(OSError):
+                    path.unlink()  # not a database (damaged): start a new one
+            except OSError:
+                self.close()
+                break
 
     @classmethod
     def for_events(cls, events_dir: Path) -> RecordStore:
@@ -75,35 +92,36 @@ class RecordStore:
     def put(self, source: str, key: str, parsed: RecordFile) -> None:
         """Keep a record just parsed; written by :meth:`save`."""
         self._seen.add(source)
-        self._new[source] = (key, pickle.dumps(parsed, pickle.HIGHEST_PROTOCOL))
+        if self._db is None or not self._writable:
+            return
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO records VALUES (?, ?, ?)",
+                (source, key, pickle.dumps(parsed, pickle.HIGHEST_PROTOCOL)),
+            )
+        except sqlite3.Error:
+            self._writable = False  # a full disk, a locked file: this load keeps nothing
 
     def save(self) -> None:
-        """Write the records parsed in this load and forget those of files not read in it;
+        """Commit the records parsed in this load and forget those of files not read in it;
         a store that cannot be written is no failure."""
+        if self._db is None:
+            return
         try:
-            if self._db is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._db = sqlite3.connect(self.path)
-            with self._db:
-                self._db.execute(
-                    "CREATE TABLE IF NOT EXISTS records"
-                    " (source TEXT PRIMARY KEY, key TEXT NOT NULL, data BLOB NOT NULL)"
-                )
+            if self._writable:
                 gone = [
-                    source
+                    (source,)
                     for (source,) in self._db.execute("SELECT source FROM records")
                     if source not in self._seen
                 ]
-                self._db.executemany("DELETE FROM records WHERE source = ?", ((s,) for s in gone))
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO records VALUES (?, ?, ?)",
-                    ((s, k, d) for s, (k, d) in sorted(self._new.items())),
-                )
-        except (OSError, sqlite3.Error):
+                self._db.executemany("DELETE FROM records WHERE source = ?", gone)
+                self._db.execute("COMMIT")
+            else:
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error:
             pass
         finally:
             self.close()
-        self._new = {}
 
     def close(self) -> None:
         if self._db is not None:
