@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import multiprocessing
+import operator
 import os
 import shutil
 import tempfile
@@ -309,11 +310,13 @@ def _keys(context: BuildContext, steps: list[Compiler], order: list[Event]) -> d
     from .cache import _code_digest
 
     base = "\0".join([_code_digest(), context.settings.model_dump_json(), *(s.name for s in steps)])
+    fields = operator.attrgetter(*(f.name for f in dataclasses.fields(EventState)))
+    extra = [s.key for s in steps if s.key is not None]
+    history = context.history
     keys = {}
     for event in order:
-        state = context.history[event.id]
-        parts = [event.id, *(str(getattr(state, f.name)) for f in dataclasses.fields(state))]
-        parts += [s.key(context, event) for s in steps if s.key is not None]
+        parts = [event.id, *map(str, fields(history[event.id]))]
+        parts += [key(context, event) for key in extra]
         keys[event.id] = event_key(base, parts)
     return keys
 

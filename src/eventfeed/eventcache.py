@@ -97,7 +97,4 @@ class EventCache:
 
 def event_key(base: str, parts: Iterable[str]) -> str:
     """One event's key: the build's base (code, settings) and the event's own parts."""
-    digest = hashlib.sha256(base.encode())
-    for part in parts:
-        digest.update(b"\0" + part.encode())
-    return digest.hexdigest()
+    return hashlib.sha256("\0".join((base, *parts)).encode()).hexdigest()
