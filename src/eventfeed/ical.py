@@ -49,6 +49,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import cast
 
 from icalendar import Calendar
@@ -173,6 +174,11 @@ def _subscriptions(
         if not enabled:
             continue
         values = sorted({str(v).lower() for v in map(value_of, order) if v})
+        groups: dict[str, list[Compiled]] = {}
+        for c in current:
+            v = value_of(c)
+            if v:
+                groups.setdefault(str(v).lower(), []).append(c)
         for value in values:
             label = value.replace("-", " ").capitalize() if facet != "language" else value
             header = _header(
@@ -181,8 +187,7 @@ def _subscriptions(
                 f"{s.title}: {label}",
                 f"Events of {s.title} with {facet} {value}.",
             )
-            members = [c for c in current if str(value_of(c) or "").lower() == value]
-            yield header, members
+            yield header, groups.get(value, [])
 
 
 def _fit(context: BuildContext, current: list[Compiled]) -> tuple[list[Compiled], list[Compiled]]:
@@ -197,10 +202,14 @@ def _fit(context: BuildContext, current: list[Compiled]) -> tuple[list[Compiled]
         # Every subscription calendar takes its share of ``members``; a facet calendar that
         # holds them all (one language) has a longer header than calendar.ics, so each is
         # measured, by size alone: nothing is joined while searching.
-        return all(
-            _size(context, header, subset) <= limit
+        # The VTIMEZONEs are measured only when the rest fits: making them costs the most.
+        calendars = [
+            (_size_without_zones(context, header, subset), subset)
             for header, subset in _subscriptions(context, members, members)
-        )
+        ]
+        if any(size > limit for size, _ in calendars):
+            return False
+        return all(size + _zones_size(subset) <= limit for size, subset in calendars)
 
     if fits(current):
         return current, []
@@ -268,10 +277,18 @@ _EVENT_HEAD = component_bytes(_bare())[: -len(_END)]
 def _calendar_object(
     context: BuildContext, header: Header | None, members: Sequence[Compiled]
 ) -> Calendar:
-    cal = _bare()
     if header is None:
-        return cal
-    refresh = timedelta(hours=context.settings.calendars.refresh_hours)
+        return _bare()
+    settings = context.settings
+    return _subscription(
+        header, settings.calendars.refresh_hours, settings.site_url, _calendar_zone(members)
+    )
+
+
+def _subscription(header: Header, refresh_hours: int, site_url: str, zone: str | None) -> Calendar:
+    """A subscription calendar's own properties; ``zone`` for X-WR-TIMEZONE."""
+    cal = _bare()
+    refresh = timedelta(hours=refresh_hours)
     # Non-standard (X-) and newer (RFC 7986) properties are typed explicitly, so their text
     # is escaped and their duration written as one (icalendar does not know them all).
     cal.add("name", vText(header.name))
@@ -280,13 +297,25 @@ def _calendar_object(
     cal.add("x-wr-caldesc", vText(header.description))
     cal.add("refresh-interval", vDuration(refresh), parameters={"VALUE": "DURATION"})
     cal.add("x-published-ttl", vDuration(refresh))
-    cal.add("source", context.settings.site_url + header.path, parameters={"VALUE": "URI"})
+    cal.add("source", site_url + header.path, parameters={"VALUE": "URI"})
     cal.add("url", header.url)
-    zones = {z for c in members if not c.event.all_day for z in _tzids(c)}
-    timed = [c for c in members if not c.event.all_day]
-    if len(zones) == 1 and all(_tzids(c) for c in timed):
-        cal.add("x-wr-timezone", vText(next(iter(zones))))
+    if zone is not None:
+        cal.add("x-wr-timezone", vText(zone))
     return cal
+
+
+def _calendar_zone(members: Sequence[Compiled]) -> str | None:
+    """The zone for X-WR-TIMEZONE: the one zone of every event with a time, if there is one."""
+    zones: set[str] = set()
+    for c in members:
+        if c.event.all_day:
+            continue
+        if not c.zones:
+            return None  # written in UTC
+        zones.update(tzid for tzid, _, _ in c.zones)
+        if len(zones) > 1:
+            return None
+    return next(iter(zones)) if zones else None
 
 
 def _tzids(c: Compiled) -> list[str]:
@@ -304,19 +333,32 @@ def _zone_ranges(members: Sequence[Compiled]) -> list[tuple[str, int, int]]:
 
 def _head(context: BuildContext, header: Header | None, members: Sequence[Compiled]) -> bytes:
     """The calendar's own lines, without END:VCALENDAR. A per-event file's are the same for
-    every event, so they are serialised once."""
+    every event, so they are serialised once; a subscription's once per zone it names."""
     if header is None:
         return _EVENT_HEAD
-    data = component_bytes(_calendar_object(context, header, members))
+    settings = context.settings
+    return _head_bytes(
+        header, settings.calendars.refresh_hours, settings.site_url, _calendar_zone(members)
+    )
+
+
+@lru_cache(maxsize=256)
+def _head_bytes(header: Header, refresh_hours: int, site_url: str, zone: str | None) -> bytes:
+    data = component_bytes(_subscription(header, refresh_hours, site_url, zone))
     assert data.endswith(_END)
     return data[: -len(_END)]
 
 
-def _size(context: BuildContext, header: Header | None, members: Sequence[Compiled]) -> int:
-    """``len(_calendar(context, header, members))``, without joining the calendar."""
-    head = len(_head(context, header, members)) + len(_END)
-    zones = sum(len(vtimezone_bytes(*r)) for r in _zone_ranges(members))
-    return head + zones + sum(len(c.data) for c in members)
+def _size_without_zones(
+    context: BuildContext, header: Header | None, members: Sequence[Compiled]
+) -> int:
+    """``len(_calendar(context, header, members))`` but its VTIMEZONEs, without joining it."""
+    return len(_head(context, header, members)) + len(_END) + sum(len(c.data) for c in members)
+
+
+def _zones_size(members: Sequence[Compiled]) -> int:
+    """The size of the calendar's VTIMEZONEs (each made once per zone and range of years)."""
+    return sum(len(vtimezone_bytes(*r)) for r in _zone_ranges(members))
 
 
 def _calendar(context: BuildContext, header: Header | None, members: Sequence[Compiled]) -> bytes:
