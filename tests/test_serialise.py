@@ -143,6 +143,14 @@ def test_writer_matches_icalendar_on_awkward_text(
     assert written.jcal() == jcal_reference(reference)
 
 
+def test_writer_refuses_an_integer_out_of_range_as_icalendar_does() -> None:
+    for number in (2**31, -(2**31) - 1):
+        with pytest.raises(ValueError, match="outside the RFC 5545 range"):
+            Event().add("sequence", number)
+        with pytest.raises(ValueError, match="outside the RFC 5545 range"):
+            Writer(Event).add("sequence", number)
+
+
 def test_writer_refuses_a_uri_with_a_line_break_as_icalendar_does() -> None:
     with pytest.raises(ValueError, match="may not contain CR or LF"):
         Event().add("url", "https://x.example/\nX-INJECTED:1")
@@ -180,7 +188,7 @@ EARLIEST = datetime(1, 1, 2)  # noqa: DTZ001 (hypothesis bounds are naive; a zon
 @given(
     st.lists(st.datetimes(min_value=EARLIEST, timezones=ZONES), min_size=1, max_size=4),
     st.lists(st.dates(), min_size=1, max_size=3),
-    st.integers(min_value=0, max_value=10**12),
+    st.integers(min_value=-(2**31), max_value=2**31 - 1),
 )
 def test_writer_times_and_numbers_match_icalendar_in_every_year(
     times: list[datetime], days: list[date], number: int

@@ -89,6 +89,8 @@ def _core(name: str, value: object) -> tuple[str, object] | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
+        if not -(2**31) <= value < 2**31:
+            return None  # icalendar refuses it (RFC 5545 INTEGER)
         return str(value), "int"
     if isinstance(value, datetime):
         if value.tzinfo is None:
