@@ -44,6 +44,9 @@ class BuildContext:
     _memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
     #: the notes the per-event steps left, by compiler name and event id
     notes: Mapping[str, Mapping[str, object]] = field(default_factory=dict, compare=False)
+    #: the files the per-event steps made, by path, for whole steps that reuse parts of them
+    #: (read when asked for: they may be on disk)
+    files: Mapping[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
     def shared(self, name: str, make: Callable[[BuildContext], T]) -> T:
         """One value per build and process, made on first use (a compiler's renderer)."""
@@ -120,10 +123,11 @@ class _Known:
         return data
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Spilled:
-    """A file a forked worker made and wrote to its spill file, so that the bytes of every
-    event page and event calendar are not all held in memory until the writer runs."""
+    """A file written to a spill file as soon as it was made (by a forked worker, or a large
+    file of a whole step), so that the bytes of every page and calendar are not all held in
+    memory until the writer runs."""
 
     digest: str
     size: int
@@ -135,16 +139,47 @@ class Spilled:
             return os.pread(handle.fileno(), self.size, self.offset)
 
 
+#: A file of a whole step this large or larger is spilled to disk as soon as it is added.
+SPILL_BYTES = 1 << 20
+
+
 class Artifacts(Mapping[str, bytes]):
     """The build's files by path. A file taken from the previous build is known by its digest
-    and size, and read (or made again) only when its bytes are asked for."""
+    and size, and read (or made again) only when its bytes are asked for; a large file is
+    written to a spill file as it is added (:data:`SPILL_BYTES`)."""
 
     def __init__(self) -> None:
         self._files: dict[str, bytes | _Known | Spilled] = {}
+        self._folder: str | None = None
+
+    def spill_folder(self) -> str:
+        """A temporary folder in the user's cache folder (a disk, where the system's temporary
+        folder may be memory), removed when these artifacts are."""
+        if self._folder is None:
+            from .cache import cache_dir
+
+            try:
+                cache_dir().mkdir(parents=True, exist_ok=True)
+                self._folder = tempfile.mkdtemp(prefix="spill-", dir=cache_dir())
+            except OSError:
+                self._folder = tempfile.mkdtemp(prefix="eventfeed-spill-")
+            weakref.finalize(self, shutil.rmtree, self._folder, True)
+        return self._folder
 
     def add(self, path: str, data: bytes) -> None:
         if path in self._files:
             raise DuplicatePath(path)
+        if len(data) >= SPILL_BYTES:
+            spill = Path(self.spill_folder(), "whole.spill")
+            try:
+                with open(spill, "ab") as handle:
+                    offset = handle.tell()
+                    handle.write(data)
+            except OSError:
+                pass  # a full disk: kept in memory, as it was made
+            else:
+                self._files[path] = Spilled(file_digest(data), len(data), spill, offset)
+                return
         self._files[path] = data
 
     def add_known(self, path: str, known: _Known | Spilled) -> None:
@@ -290,8 +325,9 @@ def compile_site(
         entries[event.id] = entry
     if reuse is not None:
         reuse.save(entries)
+    del made, parts  # what is kept is in the artifacts, the notes and the entries
     keyed = context
-    context = dataclasses.replace(context, notes=notes)
+    context = dataclasses.replace(context, notes=notes, files=artifacts)
     # What was worked out for the keys (orders, the pages' listed states) holds for the same
     # site and day; the whole steps use it instead of working it out again.
     context._memo.update(keyed._memo)
@@ -355,21 +391,13 @@ def _each_forked(
     """The per-event steps shared out among ``jobs`` forked workers, in chunks; None when
     the workers cannot run (no fork here, a worker killed): then the caller does it alone.
 
-    Workers write the files they make to spill files in a temporary folder of the user's
-    cache folder (a disk, where the system's temporary folder may be memory), which lives as
-    long as ``artifacts``.
+    Workers write the files they make to spill files in the folder of ``artifacts``
+    (:meth:`Artifacts.spill_folder`), which lives as long as they do.
     """
     global _SHARED
     if "fork" not in multiprocessing.get_all_start_methods():
         return None
-    from .cache import cache_dir
-
-    try:
-        cache_dir().mkdir(parents=True, exist_ok=True)
-        folder = tempfile.mkdtemp(prefix="spill-", dir=cache_dir())
-    except OSError:
-        folder = tempfile.mkdtemp(prefix="eventfeed-spill-")
-    weakref.finalize(artifacts, shutil.rmtree, folder, True)  # gone with the artifacts
+    folder = artifacts.spill_folder()
     size = max(50, -(-len(events) // (jobs * 8)))
     chunks = [(start, min(start + size, len(events))) for start in range(0, len(events), size)]
     _SHARED = (steps, context, events, folder)
