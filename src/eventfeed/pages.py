@@ -841,8 +841,17 @@ class EventPages:
     #: the collections in name order, with their titles and pages
     collections: tuple[tuple[str, Collection], ...]
 
-    def render(self, event: Event, item: Listed, facts: Facts, series: list[Occurrence]) -> bytes:
+    def render(self, event: Event, card: Card, series: list[Occurrence]) -> bytes:
+        """The page of ``event``, listed as ``card`` says (whose times are the event's own
+        unless it is shown at another occurrence of its series)."""
         s = self.shell.settings
+        item, facts = card.item, card.facts
+        if item.shown.event is event:
+            when, start, end = card.when, card.start, card.end
+        else:
+            when = when_text(event)
+            start = _iso(event, event.local_start)
+            end = _iso(event, event.local_end, end=True)
         page = facts.page
         url = s.site_url + page
         link = self.shell.link
@@ -855,9 +864,9 @@ class EventPages:
             rec=event.record,
             item=item,
             facts=facts,
-            when=when_text(event),
-            start=_iso(event, event.local_start),
-            end=_iso(event, event.local_end, end=True),
+            when=when,
+            start=start,
+            end=end,
             body=Markup(to_html(event.body, s.site_url)),  # sanitised by to_html
             ics=link[paths.event_ics(event.id)],
             google=google,
@@ -900,6 +909,7 @@ class Renderer:
         self._facts: dict[str, Facts] = {}
         self._cards: dict[str, Card] = {}
         self._items: dict[str, ListingItem] = {}
+        self._item_template: Template | None = None
         self._event_pages: EventPages | None = None
         self._shells: dict[str, Shell] = {}
 
@@ -952,8 +962,10 @@ class Renderer:
     def item(self, event: Event) -> ListingItem:
         found = self._items.get(event.id)
         if found is None:
-            template = self.env.get_template("item.html")
-            found = self._items[event.id] = listing_item(template, self.card(event))
+            if self._item_template is None:
+                self._item_template = self.env.get_template("item.html")
+            found = listing_item(self._item_template, self.card(event))
+            self._items[event.id] = found
         return found
 
     def listing(
@@ -1017,9 +1029,7 @@ class Renderer:
     def event(self, event: Event) -> bytes:
         if self._event_pages is None:
             self._event_pages = event_pages(self.settings)
-        return self._event_pages.render(
-            event, self.listed(event), self.facts(event), self.occurrences(event)
-        )
+        return self._event_pages.render(event, self.card(event), self.occurrences(event))
 
     def not_found(self) -> bytes:
         s = self.settings
