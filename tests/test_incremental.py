@@ -207,3 +207,40 @@ def test_a_stored_file_that_out_no_longer_holds_is_made_again(
     (out / page).write_bytes(b"stale bytes\r\n")
     build(events, out)
     assert snapshot(out) == expected
+
+
+def test_the_day_moving_recompiles_only_events_it_changes(
+    events: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event's calendar note and page depend on the build's day only through the keys
+    (ended before the look-back window; how it is listed): when the day moves on and back,
+    the events whose keys changed are compiled again, and every build equals a cold one."""
+    monkeypatch.setenv("EVENTFEED_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    compiled: list[str] = []
+    real = build_module._each
+
+    def counting(steps: Any, context: Any, todo: list[Any]) -> Any:
+        compiled.extend(e.id for e in todo)
+        return real(steps, context, todo)
+
+    monkeypatch.setattr(build_module, "_each", counting)
+
+    def day_build(out: Path, day: str) -> dict[str, bytes]:
+        args = ["build", "--events", str(events), "--out", str(out), "--as-of", day]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        return snapshot(out)
+
+    out = tmp_path / "out"
+    day_build(out, AS_OF)
+    for number, day in enumerate(["2025-06-30", AS_OF]):
+        previous = tmp_path / f"manifest-{number}.json"
+        shutil.copy(out / "manifest.json", previous)
+        compiled.clear()
+        incremental = day_build(out, day)
+        assert 0 < len(compiled) < RECORDS
+        fresh = tmp_path / f"cold-{number}"
+        fresh.mkdir()
+        shutil.copy(previous, fresh / "manifest.json")
+        assert day_build(fresh, day) == incremental

@@ -242,7 +242,7 @@ def compilers() -> list[Compiler]:
     from . import feeds, ical, pages
 
     return [
-        Compiler("ical", ical.compile_calendars, ical.compile_event_files),
+        Compiler("ical", ical.compile_calendars, ical.compile_event_files, ical.event_key),
         Compiler("feeds", feeds.compile_feeds),
         Compiler("pages", pages.compile_pages, pages.compile_event_page, pages.event_key),
     ]

@@ -45,8 +45,9 @@ the event to the reader's own.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
@@ -61,7 +62,7 @@ from .errors import EventfeedError
 from .event import Event
 from .serialise import component_bytes
 from .state import EventState
-from .vevent import Compiled, compile_event, components
+from .vevent import Compiled, compile_event, components, series_last_day
 from .vtimezone import vtimezone, vtimezone_bytes
 
 PRODID = "-//eventfeed//eventfeed calendars//EN"
@@ -83,39 +84,102 @@ class Header:
 
 
 def compile_event_files(context: BuildContext, event: Event) -> EventPart:
-    """One event's own file, and (as the note) its serialised components for the calendars."""
+    """One event's own file, and (as the note) where its components are in that file and
+    what the calendars need to know of them.
+
+    The components' bytes are not repeated in the note: the calendars read them from the
+    event's file (:attr:`BuildContext.files`), so that a build of many events does not hold
+    them all in memory. The jCal text is in the note only for an event that can be in
+    calendar.ics (not ended before the look-back window): the others are never shown as jCal.
+    """
     state = context.history[event.id]
     compiled = compile_event(event, state)
-    note = (compiled.data, compiled.zones, compiled.last_day, compiled.jcal)
-    return {paths.event_ics(event.id): _calendar(context, None, [compiled])}, note
+    data = _calendar(context, None, [_Part.of(compiled)])
+    offset = len(data) - len(_END) - len(compiled.data)
+    ended = compiled.last_day is not None and compiled.last_day < _cutoff(context)
+    jcal = "" if ended else compiled.jcal
+    note = (offset, len(compiled.data), compiled.zones, compiled.last_day, jcal)
+    return {paths.event_ics(event.id): data}, note
 
 
-def _compiled(context: BuildContext, event: Event) -> Compiled:
+def event_key(context: BuildContext, event: Event) -> str:
+    """The build's day changes the note only by whether the event can be in calendar.ics."""
+    last = series_last_day(event)
+    return "archived" if last is not None and last < _cutoff(context) else "current"
+
+
+def _cutoff(context: BuildContext) -> date:
+    """Events that ended before this day are in no subscription calendar, only an archive."""
+    return context.as_of - timedelta(days=context.settings.calendars.lookback_days)
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """An event's serialised components as the calendars see them: their bytes are read (from
+    the event's own file) only when a calendar is joined, not while sizes are compared."""
+
+    event: Event
+    size: int
+    zones: tuple[tuple[str, int, int], ...]
+    last_day: date | None
+    jcal: str
+    read: Callable[[], bytes]
+
+    @property
+    def data(self) -> bytes:
+        return self.read()
+
+    @classmethod
+    def of(cls, compiled: Compiled) -> _Part:
+        data = compiled.data
+        return cls(
+            compiled.event,
+            len(data),
+            compiled.zones,
+            compiled.last_day,
+            compiled.jcal,
+            lambda: data,
+        )
+
+
+def _compiled(context: BuildContext, event: Event) -> _Part:
     note = context.note("ical", event)
-    if note is None:  # the per-event step has not run (a test of this step alone)
-        return compile_event(event, context.history[event.id])
-    data, zones, last_day, jcal = cast(
-        tuple[bytes, tuple[tuple[str, int, int], ...], date | None, str], note
+    path = paths.event_ics(event.id)
+    if note is None or path not in context.files:  # the per-event step has not run
+        return _Part.of(compile_event(event, context.history[event.id]))
+    offset, size, zones, last_day, jcal = cast(
+        tuple[int, int, tuple[tuple[str, int, int], ...], date | None, str], note
     )
-    return Compiled(event, data, zones, last_day, jcal)
+    files = context.files
+
+    def read() -> bytes:
+        return files[path][offset : offset + size]
+
+    return _Part(event, size, zones, last_day, jcal, read)
 
 
 def compile_calendars(context: BuildContext) -> Mapping[str, bytes]:
-    """Every calendar but the per-event files (:func:`compile_event_files`)."""
+    """Every calendar but the per-event files (:func:`compile_event_files`).
+
+    Which events go where, and the size of every subscription calendar, are worked out here;
+    each calendar's bytes are joined only when the build takes it (:class:`_Joined`), so that
+    the archives of many events are not all held in memory at once.
+    """
     settings = context.settings
     order = [_compiled(context, e) for e in context.chronological()]
-    cutoff = context.as_of - timedelta(days=settings.calendars.lookback_days)
+    cutoff = _cutoff(context)
     current = [c for c in order if not _ended_before(c, cutoff)]
     current, later = _fit(context, current)
     kept = {c.event.id for c in (*current, *later)}
     archived = [c for c in order if c.event.id not in kept]
 
-    out: dict[str, bytes] = {}
+    out: dict[str, Callable[[], bytes]] = {}
+    limit = settings.calendars.max_bytes
     for header, members in _subscriptions(context, order, current):
-        data = _calendar(context, header, members)
-        if len(data) > settings.calendars.max_bytes:
-            raise CalendarTooLarge(_too_large(header.path, len(data), settings.calendars.max_bytes))
-        out[header.path] = data
+        size = _size_without_zones(context, header, members) + _zones_size(members)
+        if size > limit:
+            raise CalendarTooLarge(_too_large(header.path, size, limit))
+        out[header.path] = functools.partial(_calendar, context, header, members)
     years = sorted({c.last_day.year for c in archived if c.last_day is not None})
     for year in years:
         header = _header(
@@ -125,7 +189,7 @@ def compile_calendars(context: BuildContext) -> Mapping[str, bytes]:
             f"Events of {settings.title} that ended in {year}.",
         )
         members = [c for c in archived if c.last_day is not None and c.last_day.year == year]
-        out[header.path] = _calendar(context, header, members)
+        out[header.path] = functools.partial(_calendar, context, header, members)
     for year in sorted({_start_year(c) for c in later}):
         header = _header(
             context,
@@ -133,15 +197,32 @@ def compile_calendars(context: BuildContext) -> Mapping[str, bytes]:
             f"{settings.title}: more in {year}",
             f"Coming events of {settings.title} in {year} that the main calendar has no room for.",
         )
-        out[header.path] = _calendar(context, header, [c for c in later if _start_year(c) == year])
-    out[paths.JCAL] = _jcal(context, _main_header(context), current)
-    return out
+        members = [c for c in later if _start_year(c) == year]
+        out[header.path] = functools.partial(_calendar, context, header, members)
+    out[paths.JCAL] = functools.partial(_jcal, context, _main_header(context), current)
+    return _Joined(out)
+
+
+class _Joined(Mapping[str, bytes]):
+    """Calendars by path, each joined when it is asked for (and again if asked again)."""
+
+    def __init__(self, makers: dict[str, Callable[[], bytes]]) -> None:
+        self._makers = makers
+
+    def __getitem__(self, path: str) -> bytes:
+        return self._makers[path]()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._makers)
+
+    def __len__(self) -> int:
+        return len(self._makers)
 
 
 # --- membership --------------------------------------------------------------------------
 
 
-def _ended_before(c: Compiled, day: date) -> bool:
+def _ended_before(c: _Part, day: date) -> bool:
     return c.last_day is not None and c.last_day < day
 
 
@@ -151,8 +232,8 @@ def _main_header(context: BuildContext) -> Header:
 
 
 def _subscriptions(
-    context: BuildContext, order: Sequence[Compiled], current: Sequence[Compiled]
-) -> Iterable[tuple[Header, list[Compiled]]]:
+    context: BuildContext, order: Sequence[_Part], current: Sequence[_Part]
+) -> Iterable[tuple[Header, list[_Part]]]:
     s = context.settings
     yield _main_header(context), list(current)
     for name in sorted(s.collections):
@@ -165,7 +246,7 @@ def _subscriptions(
             url=s.site_url + paths.collection_page(name),
         )
         yield header, [c for c in current if in_collection(c.event, s, name)]
-    facets: tuple[tuple[str, bool, Callable[[Compiled], str | None]], ...] = (
+    facets: tuple[tuple[str, bool, Callable[[_Part], str | None]], ...] = (
         ("kind", s.calendars.by_kind, lambda c: c.event.record.kind),
         ("region", s.calendars.by_region, lambda c: c.event.record.region),
         ("language", s.calendars.by_language, lambda c: c.event.language),
@@ -174,7 +255,7 @@ def _subscriptions(
         if not enabled:
             continue
         values = sorted({str(v).lower() for v in map(value_of, order) if v})
-        groups: dict[str, list[Compiled]] = {}
+        groups: dict[str, list[_Part]] = {}
         for c in current:
             v = value_of(c)
             if v:
@@ -190,7 +271,7 @@ def _subscriptions(
             yield header, groups.get(value, [])
 
 
-def _fit(context: BuildContext, current: list[Compiled]) -> tuple[list[Compiled], list[Compiled]]:
+def _fit(context: BuildContext, current: list[_Part]) -> tuple[list[_Part], list[_Part]]:
     """Split ``current`` so that calendar.ics fits: (kept, coming events for later calendars).
 
     Past events go to the archive first, those that ended longest ago first; when the coming
@@ -198,7 +279,7 @@ def _fit(context: BuildContext, current: list[Compiled]) -> tuple[list[Compiled]
     """
     limit = context.settings.calendars.max_bytes
 
-    def fits(members: list[Compiled]) -> bool:
+    def fits(members: list[_Part]) -> bool:
         # Every subscription calendar takes its share of ``members``; a facet calendar that
         # holds them all (one language) has a longer header than calendar.ics, so each is
         # measured, by size alone: nothing is joined while searching.
@@ -218,7 +299,7 @@ def _fit(context: BuildContext, current: list[Compiled]) -> tuple[list[Compiled]
         key=lambda c: (c.last_day, c.event.id),
     )
 
-    def without(count: int) -> list[Compiled]:
+    def without(count: int) -> list[_Part]:
         gone = {c.event.id for c in movable[:count]}
         return [c for c in current if c.event.id not in gone]
 
@@ -242,7 +323,7 @@ def _fit(context: BuildContext, current: list[Compiled]) -> tuple[list[Compiled]
     return coming[:low], coming[low:]
 
 
-def _start_year(c: Compiled) -> int:
+def _start_year(c: _Part) -> int:
     return c.event.local_start.year
 
 
@@ -275,7 +356,7 @@ _EVENT_HEAD = component_bytes(_bare())[: -len(_END)]
 
 
 def _calendar_object(
-    context: BuildContext, header: Header | None, members: Sequence[Compiled]
+    context: BuildContext, header: Header | None, members: Sequence[_Part]
 ) -> Calendar:
     if header is None:
         return _bare()
@@ -304,7 +385,7 @@ def _subscription(header: Header, refresh_hours: int, site_url: str, zone: str |
     return cal
 
 
-def _calendar_zone(members: Sequence[Compiled]) -> str | None:
+def _calendar_zone(members: Sequence[_Part]) -> str | None:
     """The zone for X-WR-TIMEZONE: the one zone of every event with a time, if there is one."""
     zones: set[str] = set()
     for c in members:
@@ -318,11 +399,11 @@ def _calendar_zone(members: Sequence[Compiled]) -> str | None:
     return next(iter(zones)) if zones else None
 
 
-def _tzids(c: Compiled) -> list[str]:
+def _tzids(c: _Part) -> list[str]:
     return [tzid for tzid, _, _ in c.zones]
 
 
-def _zone_ranges(members: Sequence[Compiled]) -> list[tuple[str, int, int]]:
+def _zone_ranges(members: Sequence[_Part]) -> list[tuple[str, int, int]]:
     ranges: dict[str, tuple[int, int]] = {}
     for c in members:
         for tzid, first, last in c.zones:
@@ -331,7 +412,7 @@ def _zone_ranges(members: Sequence[Compiled]) -> list[tuple[str, int, int]]:
     return [(tzid, *ranges[tzid]) for tzid in sorted(ranges)]
 
 
-def _head(context: BuildContext, header: Header | None, members: Sequence[Compiled]) -> bytes:
+def _head(context: BuildContext, header: Header | None, members: Sequence[_Part]) -> bytes:
     """The calendar's own lines, without END:VCALENDAR. A per-event file's are the same for
     every event, so they are serialised once; a subscription's once per zone it names."""
     if header is None:
@@ -350,18 +431,18 @@ def _head_bytes(header: Header, refresh_hours: int, site_url: str, zone: str | N
 
 
 def _size_without_zones(
-    context: BuildContext, header: Header | None, members: Sequence[Compiled]
+    context: BuildContext, header: Header | None, members: Sequence[_Part]
 ) -> int:
     """``len(_calendar(context, header, members))`` but its VTIMEZONEs, without joining it."""
-    return len(_head(context, header, members)) + len(_END) + sum(len(c.data) for c in members)
+    return len(_head(context, header, members)) + len(_END) + sum(c.size for c in members)
 
 
-def _zones_size(members: Sequence[Compiled]) -> int:
+def _zones_size(members: Sequence[_Part]) -> int:
     """The size of the calendar's VTIMEZONEs (each made once per zone and range of years)."""
     return sum(len(vtimezone_bytes(*r)) for r in _zone_ranges(members))
 
 
-def _calendar(context: BuildContext, header: Header | None, members: Sequence[Compiled]) -> bytes:
+def _calendar(context: BuildContext, header: Header | None, members: Sequence[_Part]) -> bytes:
     parts = [_head(context, header, members)]
     parts += [vtimezone_bytes(*r) for r in _zone_ranges(members)]
     parts += [c.data for c in members]
@@ -378,7 +459,7 @@ def jcal_components(event: Event, state: EventState) -> str:
     return ",".join(_json(c.to_jcal()) for c in components(event, state))
 
 
-def _jcal(context: BuildContext, header: Header, members: Sequence[Compiled]) -> bytes:
+def _jcal(context: BuildContext, header: Header, members: Sequence[_Part]) -> bytes:
     """The calendar as jCal (RFC 7265), JSON with sorted keys and no insignificant space.
 
     icalendar converts the calendar's own properties and zones; each event's components were

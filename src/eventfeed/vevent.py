@@ -104,6 +104,13 @@ def compile_event(event: Event, state: EventState) -> Compiled:
     return Compiled(event, data, zones, last_day, jcal)
 
 
+def series_last_day(event: Event) -> date | None:
+    """The last day the event (or series, with its overrides) takes place on; None for a
+    series without end. :attr:`Compiled.last_day` without compiling."""
+    last = _last_end(event)
+    return None if last is None else _last_day(event, last)
+
+
 def components(event: Event, state: EventState) -> list[VEvent]:
     """The same components as icalendar objects (to check :class:`Writer`)."""
     return _build(event, state, VEvent)
