@@ -246,7 +246,7 @@ STAGES = textwrap.dedent("""
                 own, notes[step.name][e.id] = step.each(context, e)
                 artifacts.update_from(own)
             stage(step.name + ":each", t)
-        context = dataclasses.replace(context, notes=notes)
+        context = dataclasses.replace(context, notes=notes, files=artifacts)
         for step in steps:
             t = time.perf_counter(); artifacts.update_from(step.whole(context))
             stage(step.name, t)
