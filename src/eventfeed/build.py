@@ -110,12 +110,13 @@ class _Known:
 
     digest: str
     size: int
-    source: Path
+    source: str
     again: Callable[[], bytes]
 
     def data(self) -> bytes:
         try:
-            data = self.source.read_bytes()
+            with open(self.source, "rb") as handle:
+                data = handle.read()
         except OSError:
             data = b""
         if len(data) != self.size or file_digest(data) != self.digest:
@@ -307,7 +308,7 @@ def compile_site(
             for path, (digest, size) in sorted(entry.files.items()):
                 assert previous_out is not None
                 again = functools.partial(_again, steps, context, event, path)
-                source = previous_out.joinpath(*path.split("/"))
+                source = os.path.join(previous_out, *path.split("/"))
                 artifacts.add_known(path, _Known(digest, size, source, again))
             for name, note in entry.notes.items():
                 notes[name][event.id] = note
