@@ -244,3 +244,44 @@ def test_the_day_moving_recompiles_only_events_it_changes(
         fresh.mkdir()
         shutil.copy(previous, fresh / "manifest.json")
         assert day_build(fresh, day) == incremental
+
+
+def test_an_edit_joins_only_the_calendars_that_hold_the_event(
+    events: Path, tmp_path: Path, build: Build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A calendar whose header and members are those of the last build is taken from out/
+    (the store keeps each calendar's key); the others are joined again, to the same bytes
+    as a cold build."""
+    from eventfeed import ical
+
+    joined: list[str] = []
+    real = ical._calendar
+
+    def counting(context: Any, header: Any, members: Any) -> bytes:
+        joined.append(header.path if header is not None else "")
+        return real(context, header, members)
+
+    monkeypatch.setattr(ical, "_calendar", counting)
+    work = tmp_path / "work"
+    shutil.copytree(events, work / "events")
+    out = work / "out"
+    build(work / "events", out)
+    everything = sorted(p for p in joined if p)
+    assert any(p.startswith("calendars/archive/") for p in everything)
+    manifest = tmp_path / "manifest-before-edit.json"
+    shutil.copy(out / "manifest.json", manifest)
+
+    # an event of an archive year: its own file, its archive year and nothing else changes
+    site = load_site(work / "events")
+    archived = [
+        e
+        for e in site.events
+        if not e.record.rrule and e.last_day < date(2023, 1, 1) and not e.cancelled
+    ]
+    edited = work / "events" / archived[0].source.split("events/", 1)[1]
+    edited.write_text(edited.read_text(encoding="utf-8") + "\nA new closing line.\n", "utf-8")
+    joined.clear()
+    build(work / "events", out)
+    year = archived[0].last_day.year
+    assert sorted(p for p in joined if p) == [f"calendars/archive/{year}.ics"]
+    assert cold(work / "events", tmp_path / "cold", manifest, build) == snapshot(out)

@@ -46,7 +46,7 @@ class BuildContext:
     notes: Mapping[str, Mapping[str, object]] = field(default_factory=dict, compare=False)
     #: the files the per-event steps made, by path, for whole steps that reuse parts of them
     #: (read when asked for: they may be on disk)
-    files: Mapping[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+    files: Artifacts = field(default_factory=lambda: Artifacts(), compare=False, repr=False)
 
     def shared(self, name: str, make: Callable[[BuildContext], T]) -> T:
         """One value per build and process, made on first use (a compiler's renderer)."""
@@ -215,6 +215,37 @@ class Artifacts(Mapping[str, bytes]):
         return len(self._files)
 
 
+class Lazy(Mapping[str, bytes]):
+    """Files of a whole step, each made when it is asked for (and again if asked again).
+
+    A file may have a key: a digest of everything its bytes depend on besides eventfeed's
+    own code. When the last build made the file under the same key and the previous out/
+    still holds it, the build takes it from there without making it (:func:`compile_site`).
+    """
+
+    def __init__(self) -> None:
+        self._makers: dict[str, tuple[Callable[[], bytes], Callable[[], str | None]]] = {}
+
+    def add(
+        self, path: str, make: Callable[[], bytes], key: Callable[[], str | None] = lambda: None
+    ) -> None:
+        if path in self._makers:
+            raise DuplicatePath(path)
+        self._makers[path] = (make, key)
+
+    def key(self, path: str) -> str | None:
+        return self._makers[path][1]()
+
+    def __getitem__(self, path: str) -> bytes:
+        return self._makers[path][0]()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._makers)
+
+    def __len__(self) -> int:
+        return len(self._makers)
+
+
 #: What a compiler makes of one event: its own files, and a note for the compiler's whole step.
 EventPart = tuple[Mapping[str, bytes], object]
 
@@ -332,21 +363,51 @@ def compile_site(
     # What was worked out for the keys (orders, the pages' listed states) holds for the same
     # site and day; the whole steps use it instead of working it out again.
     context._memo.update(keyed._memo)
+    outputs: dict[str, tuple[str, str, int]] = {}
+    base = _base(context, steps) if reuse is not None else ""
     with markdown.memoised():
         for step in steps:
-            artifacts.update_from(step.whole(context))
+            made_whole = step.whole(context)
+            if not isinstance(made_whole, Lazy) or reuse is None:
+                artifacts.update_from(made_whole)
+                continue
+            for path in sorted(made_whole):
+                key = made_whole.key(path)
+                if key is not None:
+                    key = event_key(base, [step.name, path, key])
+                known = reuse.output(path, key) if key is not None else None
+                if (
+                    known is not None
+                    and previous is not None
+                    and previous_out is not None
+                    and previous.files.get(path) == known[0]
+                ):
+                    source = os.path.join(previous_out, *path.split("/"))
+                    again = functools.partial(made_whole.__getitem__, path)
+                    artifacts.add_known(path, _Known(known[0], known[1], source, again))
+                else:
+                    artifacts.add(path, made_whole[path])
+                if key is not None:
+                    outputs[path] = (key, artifacts.digest(path), artifacts.size(path))
+    if reuse is not None:
+        reuse.save_outputs(outputs)
     digests = {path: artifacts.digest(path) for path in artifacts}
     manifest = Manifest(as_of=context.as_of, events=history, files=digests)
     artifacts.add(paths.MANIFEST, manifest.to_bytes())
     return artifacts
 
 
+def _base(context: BuildContext, steps: list[Compiler]) -> str:
+    """What every key of a build shares: eventfeed and its libraries, and the settings."""
+    from .cache import _code_digest
+
+    return "\0".join([_code_digest(), context.settings.model_dump_json(), *(s.name for s in steps)])
+
+
 def _keys(context: BuildContext, steps: list[Compiler], order: list[Event]) -> dict[str, str]:
     """Each event's cache key: eventfeed and its libraries, the settings, the event's history
     (whose content digest covers the whole record) and what each compiler's ``key`` adds."""
-    from .cache import _code_digest
-
-    base = "\0".join([_code_digest(), context.settings.model_dump_json(), *(s.name for s in steps)])
+    base = _base(context, steps)
     fields = operator.attrgetter(*(f.name for f in dataclasses.fields(EventState)))
     extra = [s.key for s in steps if s.key is not None]
     history = context.history

@@ -49,6 +49,8 @@ class EventCache:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.entries: dict[str, Entry] = {}
+        #: files of whole steps: path -> (key, digest, size) (:class:`eventfeed.build.Lazy`)
+        self.outputs: dict[str, tuple[str, str, int]] = {}
         try:
             with contextlib.closing(sqlite3.connect(path)) as db:
                 rows = db.execute("SELECT id, data FROM events WHERE format = ?", (FORMAT,))
@@ -58,6 +60,14 @@ class EventCache:
                         self.entries[event_id] = entry
         except (sqlite3.Error, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
             self.entries = {}  # missing or damaged: every event is compiled
+        try:
+            with contextlib.closing(sqlite3.connect(path)) as db:
+                found = db.execute(
+                    "SELECT path, key, digest, size FROM outputs WHERE format = ?", (FORMAT,)
+                )
+                self.outputs = {str(p): (str(k), str(d), int(n)) for p, k, d, n in found}
+        except (sqlite3.Error, ValueError, TypeError):
+            self.outputs = {}
 
     @classmethod
     def for_out(cls, out_dir: Path) -> EventCache:
@@ -93,6 +103,31 @@ class EventCache:
         except (OSError, sqlite3.Error):
             return
         self.entries = dict(entries)
+
+    def output(self, path: str, key: str) -> tuple[str, int] | None:
+        """(digest, size) of the whole step's file ``path`` made under ``key`` last time."""
+        found = self.outputs.get(path)
+        return (found[1], found[2]) if found is not None and found[0] == key else None
+
+    def save_outputs(self, outputs: Mapping[str, tuple[str, str, int]]) -> None:
+        """Keep exactly ``outputs``; a store that cannot be written is no failure."""
+        if outputs == self.outputs:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.closing(sqlite3.connect(self.path)) as db, db:
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS outputs"
+                    " (path TEXT PRIMARY KEY, format INTEGER, key TEXT, digest TEXT, size INTEGER)"
+                )
+                db.execute("DELETE FROM outputs")
+                db.executemany(
+                    "INSERT INTO outputs VALUES (?, ?, ?, ?, ?)",
+                    ((p, FORMAT, k, d, n) for p, (k, d, n) in sorted(outputs.items())),
+                )
+        except (OSError, sqlite3.Error):
+            return
+        self.outputs = dict(outputs)
 
 
 def event_key(base: str, parts: Iterable[str]) -> str:

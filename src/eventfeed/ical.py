@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
@@ -57,7 +57,7 @@ from icalendar import Calendar
 from icalendar.prop import vDuration, vText
 
 from . import paths
-from .build import BuildContext, EventPart, in_collection
+from .build import BuildContext, EventPart, Lazy, in_collection
 from .errors import EventfeedError
 from .event import Event
 from .serialise import component_bytes
@@ -124,6 +124,9 @@ class _Part:
     last_day: date | None
     jcal: str
     read: Callable[[], bytes]
+    #: which bytes these are (the digest of the event's file, and where in it); empty when
+    #: not known
+    ident: str = ""
 
     @property
     def data(self) -> bytes:
@@ -155,15 +158,17 @@ def _compiled(context: BuildContext, event: Event) -> _Part:
     def read() -> bytes:
         return files[path][offset : offset + size]
 
-    return _Part(event, size, zones, last_day, jcal, read)
+    ident = f"{files.digest(path)}:{offset}:{size}"
+    return _Part(event, size, zones, last_day, jcal, read, ident)
 
 
 def compile_calendars(context: BuildContext) -> Mapping[str, bytes]:
     """Every calendar but the per-event files (:func:`compile_event_files`).
 
     Which events go where, and the size of every subscription calendar, are worked out here;
-    each calendar's bytes are joined only when the build takes it (:class:`_Joined`), so that
-    the archives of many events are not all held in memory at once.
+    each calendar's bytes are joined only when the build takes it (:class:`~.build.Lazy`),
+    so that the archives of many events are not all held in memory at once, and a calendar
+    whose members are the bytes of the last build is not joined at all.
     """
     settings = context.settings
     order = [_compiled(context, e) for e in context.chronological()]
@@ -173,13 +178,13 @@ def compile_calendars(context: BuildContext) -> Mapping[str, bytes]:
     kept = {c.event.id for c in (*current, *later)}
     archived = [c for c in order if c.event.id not in kept]
 
-    out: dict[str, Callable[[], bytes]] = {}
+    out = Lazy()
     limit = settings.calendars.max_bytes
     for header, members in _subscriptions(context, order, current):
         size = _size_without_zones(context, header, members) + _zones_size(members)
         if size > limit:
             raise CalendarTooLarge(_too_large(header.path, size, limit))
-        out[header.path] = functools.partial(_calendar, context, header, members)
+        _add(out, context, header, members)
     years = sorted({c.last_day.year for c in archived if c.last_day is not None})
     for year in years:
         header = _header(
@@ -189,7 +194,7 @@ def compile_calendars(context: BuildContext) -> Mapping[str, bytes]:
             f"Events of {settings.title} that ended in {year}.",
         )
         members = [c for c in archived if c.last_day is not None and c.last_day.year == year]
-        out[header.path] = functools.partial(_calendar, context, header, members)
+        _add(out, context, header, members)
     for year in sorted({_start_year(c) for c in later}):
         header = _header(
             context,
@@ -198,25 +203,23 @@ def compile_calendars(context: BuildContext) -> Mapping[str, bytes]:
             f"Coming events of {settings.title} in {year} that the main calendar has no room for.",
         )
         members = [c for c in later if _start_year(c) == year]
-        out[header.path] = functools.partial(_calendar, context, header, members)
-    out[paths.JCAL] = functools.partial(_jcal, context, _main_header(context), current)
-    return _Joined(out)
+        _add(out, context, header, members)
+    out.add(paths.JCAL, functools.partial(_jcal, context, _main_header(context), current))
+    return out
 
 
-class _Joined(Mapping[str, bytes]):
-    """Calendars by path, each joined when it is asked for (and again if asked again)."""
+def _add(out: Lazy, context: BuildContext, header: Header, members: list[_Part]) -> None:
+    """A calendar, joined when the build takes it; its key names the header, the settings
+    of calendars and every member's bytes (so an unchanged archive is not joined again)."""
 
-    def __init__(self, makers: dict[str, Callable[[], bytes]]) -> None:
-        self._makers = makers
+    def key() -> str | None:
+        if not all(c.ident for c in members):
+            return None
+        parts = [repr(header), context.settings.calendars.model_dump_json()]
+        parts += [f"{c.ident}:{c.event.all_day}:{c.zones}" for c in members]
+        return "\n".join(parts)
 
-    def __getitem__(self, path: str) -> bytes:
-        return self._makers[path]()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._makers)
-
-    def __len__(self) -> int:
-        return len(self._makers)
+    out.add(header.path, functools.partial(_calendar, context, header, members), key)
 
 
 # --- membership --------------------------------------------------------------------------
