@@ -7,11 +7,15 @@ must be able to tell; calendars (not these texts) convert to the reader's zone.
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import lru_cache
 
 from .event import Event, Mode
 
 
+@lru_cache(maxsize=1 << 14)
 def _day(value: date) -> str:
+    """``Wednesday 7 December 2022``: kept, as events share days and each text is asked for
+    by the calendars, the feeds and the pages."""
     return f"{value:%A} {value.day} {value:%B %Y}"
 
 
