@@ -208,6 +208,9 @@ class Artifacts(Mapping[str, bytes]):
         value = self._files[path]
         return value if isinstance(value, bytes) else value.data()
 
+    def __contains__(self, path: object) -> bool:  # without reading the file
+        return path in self._files
+
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._files))
 
