@@ -285,3 +285,46 @@ def test_an_edit_joins_only_the_calendars_that_hold_the_event(
     year = archived[0].last_day.year
     assert sorted(p for p in joined if p) == [f"calendars/archive/{year}.ics"]
     assert cold(work / "events", tmp_path / "cold", manifest, build) == snapshot(out)
+
+
+def test_time_zones_of_the_last_build_are_not_made_again(
+    events: Path, tmp_path: Path, build: Build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store keeps each serialised VTIMEZONE under eventfeed's code and zone data; a
+    new process building the same site takes them from there instead of making them."""
+    from eventfeed import vtimezone as vtz
+    from eventfeed.eventcache import EventCache
+
+    made: list[tuple[str, int, int]] = []
+    real = vtz.vtimezone
+
+    def fresh_process() -> None:
+        vtz.KNOWN.clear()
+        vtz.vtimezone_bytes.cache_clear()
+        real.cache_clear()
+
+    def counting(tzid: str, first: int, last: int) -> Any:
+        made.append((tzid, first, last))
+        return real(tzid, first, last)
+
+    monkeypatch.setattr(vtz, "vtimezone", counting)
+    work = tmp_path / "work"
+    shutil.copytree(events, work / "events")
+    out = work / "out"
+    fresh_process()
+    build(work / "events", out)
+    assert made
+    manifest = tmp_path / "manifest-before-edit.json"
+    shutil.copy(out / "manifest.json", manifest)
+    edited = sorted((work / "events").rglob("event-*.md"))[5]
+    edited.write_text(edited.read_text(encoding="utf-8") + "\nA new closing line.\n", "utf-8")
+    fresh_process()
+    made.clear()
+    build(work / "events", out)
+    assert made == []
+    fresh_process()
+    assert cold(work / "events", tmp_path / "cold", manifest, build) == snapshot(out)
+
+    store = EventCache(next((tmp_path / "cache").glob("*.events.sqlite")))
+    assert store.zones("another eventfeed") == {}
+    fresh_process()

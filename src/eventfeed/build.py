@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
-from . import markdown, paths
+from . import markdown, paths, vtimezone
 from .event import Event
 from .eventcache import Entry, EventCache, event_key
 from .load import Site
@@ -326,6 +326,9 @@ def compile_site(
             ):
                 hits[event.id] = entry
     todo = [e for e in order if e.id not in hits]
+    base = _base(context, steps) if reuse is not None else ""
+    if reuse is not None:  # before the workers are forked, which inherit them
+        vtimezone.KNOWN.update(reuse.zones(base))
     if jobs is None:
         enough = len(todo) >= PARALLEL_MIN_EVENTS and (os.cpu_count() or 1) >= 2
         jobs = min(os.cpu_count() or 1, 2) if enough else 1
@@ -367,7 +370,6 @@ def compile_site(
     # site and day; the whole steps use it instead of working it out again.
     context._memo.update(keyed._memo)
     outputs: dict[str, tuple[str, str, int]] = {}
-    base = _base(context, steps) if reuse is not None else ""
     with markdown.memoised():
         for step in steps:
             made_whole = step.whole(context)
@@ -394,6 +396,7 @@ def compile_site(
                     outputs[path] = (key, artifacts.digest(path), artifacts.size(path))
     if reuse is not None:
         reuse.save_outputs(outputs)
+        reuse.save_zones(base, vtimezone.KNOWN)
     digests = {path: artifacts.digest(path) for path in artifacts}
     manifest = Manifest(as_of=context.as_of, events=history, files=digests)
     artifacts.add(paths.MANIFEST, manifest.to_bytes())

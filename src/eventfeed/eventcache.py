@@ -129,6 +129,39 @@ class EventCache:
             return
         self.outputs = dict(outputs)
 
+    def zones(self, base: str) -> dict[tuple[str, int, int], bytes]:
+        """Serialised VTIMEZONEs kept by a build with the same ``base`` (code and zone data)."""
+        try:
+            with contextlib.closing(sqlite3.connect(self.path)) as db:
+                rows = db.execute(
+                    "SELECT tzid, first, last, data FROM zones WHERE base = ?", (_short(base),)
+                )
+                return {(str(z), int(f), int(t)): bytes(d) for z, f, t, d in rows}
+        except (sqlite3.Error, ValueError, TypeError):
+            return {}
+
+    def save_zones(self, base: str, zones: Mapping[tuple[str, int, int], bytes]) -> None:
+        """Keep ``zones`` for builds with the same ``base``, forgetting those of others."""
+        if not zones:
+            return
+        try:
+            with contextlib.closing(sqlite3.connect(self.path)) as db, db:
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS zones (base TEXT, tzid TEXT, first INTEGER,"
+                    " last INTEGER, data BLOB, PRIMARY KEY (base, tzid, first, last))"
+                )
+                db.execute("DELETE FROM zones WHERE base != ?", (_short(base),))
+                db.executemany(
+                    "INSERT OR IGNORE INTO zones VALUES (?, ?, ?, ?, ?)",
+                    ((_short(base), *key, data) for key, data in sorted(zones.items())),
+                )
+        except (OSError, sqlite3.Error):
+            return
+
+
+def _short(base: str) -> str:
+    return hashlib.sha256(base.encode()).hexdigest()
+
 
 def event_key(base: str, parts: Iterable[str]) -> str:
     """One event's key: the build's base (code, settings) and the event's own parts."""

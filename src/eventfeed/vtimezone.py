@@ -221,7 +221,18 @@ def _observance(
     return component
 
 
+#: Serialised components of an earlier build of this eventfeed (and zone data), by the
+#: arguments of :func:`vtimezone_bytes` (:func:`eventfeed.build.compile_site` fills it from
+#: its store, and keeps what was made in it).
+KNOWN: dict[tuple[str, int, int], bytes] = {}
+
+
 @lru_cache(maxsize=1024)
 def vtimezone_bytes(tzid: str, first_year: int, last_year: int) -> bytes:
     """The serialised component, for calendars assembled from serialised parts."""
-    return component_bytes(vtimezone(tzid, first_year, last_year))
+    found = KNOWN.get((tzid, first_year, last_year))
+    if found is None:
+        found = KNOWN[tzid, first_year, last_year] = component_bytes(
+            vtimezone(tzid, first_year, last_year)
+        )
+    return found
