@@ -1083,9 +1083,14 @@ def compile_event_page(context: BuildContext, event: Event) -> EventPart:
 
 def event_key(context: BuildContext, event: Event) -> str:
     """The build's day changes an event page only through how the event is listed."""
-    item = _renderer(context).listed(event)
+    renderer = _renderer(context)
+    item = renderer.listed(event)
     shown = item.shown
-    return f"{item.upcoming}|{item.series}|{shown.event.sort_key}|{shown.cancelled}"
+    # Which of the event's occurrences is shown, by place: two occurrences may share a start
+    # (an override moved onto another's) and differ in all else.
+    found = (i for i, o in enumerate(renderer.occurrences(event)) if o is shown)
+    place = next(found, -1) if item.series else 0
+    return f"{item.upcoming}|{item.series}|{place}|{shown.event.sort_key}|{shown.cancelled}"
 
 
 def compile_pages(context: BuildContext) -> Mapping[str, bytes]:
