@@ -338,6 +338,7 @@ def run_size(
     for run in range(runs):
         results["floor"].append(timed([sys.executable, "-c", FLOOR, str(events)], env))
         shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(root / "cache", ignore_errors=True)  # cold: no stores of earlier runs
         results["cold"].append(timed(build, env))
         results["nochange"].append(timed(build, env))
         edited.write_text(original + f"\nEdited in run {run}.\n", encoding="utf-8")
