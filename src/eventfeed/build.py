@@ -316,7 +316,8 @@ def compile_site(
     context = BuildContext(site=site, history=history, as_of=as_of or as_of_for(now, site.settings))
     steps = compilers()
     order = context.chronological()
-    keys = _keys(context, steps, order) if reuse is not None else {}
+    base = _base(context, steps) if reuse is not None else ""
+    keys = _keys(context, steps, order, base) if reuse is not None else {}
     hits: dict[str, Entry] = {}
     if reuse is not None and previous is not None and previous_out is not None:
         for event in order:
@@ -326,7 +327,6 @@ def compile_site(
             ):
                 hits[event.id] = entry
     todo = [e for e in order if e.id not in hits]
-    base = _base(context, steps) if reuse is not None else ""
     if reuse is not None:  # before the workers are forked, which inherit them
         vtimezone.KNOWN.update(reuse.zones(base))
     if jobs is None:
@@ -345,8 +345,7 @@ def compile_site(
             for path, (digest, size) in sorted(entry.files.items()):
                 assert previous_out is not None
                 again = functools.partial(_again, steps, context, event, path)
-                source = os.path.join(previous_out, *path.split("/"))
-                artifacts.add_known(path, _Known(digest, size, source, again))
+                artifacts.add_known(path, _Known(digest, size, _in(previous_out, path), again))
             for name, note in entry.notes.items():
                 notes[name][event.id] = note
         else:
@@ -387,8 +386,8 @@ def compile_site(
                     and previous_out is not None
                     and previous.files.get(path) == known[0]
                 ):
-                    source = os.path.join(previous_out, *path.split("/"))
                     again = functools.partial(made_whole.__getitem__, path)
+                    source = _in(previous_out, path)
                     artifacts.add_known(path, _Known(known[0], known[1], source, again))
                 else:
                     artifacts.add(path, made_whole[path])
@@ -403,6 +402,11 @@ def compile_site(
     return artifacts
 
 
+def _in(folder: Path, path: str) -> str:
+    """A path of out/ (``a/b.html``) in ``folder``, as the system names it."""
+    return os.path.join(folder, *path.split("/"))
+
+
 def _base(context: BuildContext, steps: list[Compiler]) -> str:
     """What every key of a build shares: eventfeed and its libraries, and the settings."""
     from .cache import _code_digest
@@ -410,10 +414,11 @@ def _base(context: BuildContext, steps: list[Compiler]) -> str:
     return "\0".join([_code_digest(), context.settings.model_dump_json(), *(s.name for s in steps)])
 
 
-def _keys(context: BuildContext, steps: list[Compiler], order: list[Event]) -> dict[str, str]:
-    """Each event's cache key: eventfeed and its libraries, the settings, the event's history
+def _keys(
+    context: BuildContext, steps: list[Compiler], order: list[Event], base: str
+) -> dict[str, str]:
+    """Each event's cache key: ``base`` (:func:`_base`), the event's history
     (whose content digest covers the whole record) and what each compiler's ``key`` adds."""
-    base = _base(context, steps)
     fields = operator.attrgetter(*(f.name for f in dataclasses.fields(EventState)))
     extra = [s.key for s in steps if s.key is not None]
     history = context.history
