@@ -79,11 +79,22 @@ class BuildContext:
         key = "collection:" + name
         members = self._memo.get(key)
         if members is None:
-            members = tuple(
-                e for e in self.chronological() if in_collection(e, self.settings, name)
-            )
+            members = tuple(e for e in self.chronological() if name in self.memberships(e))
             self._memo[key] = members
         return list(members)
+
+    def memberships(self, event: Event) -> frozenset[str]:
+        """The names of the collections of the settings that ``event`` belongs to."""
+        found: dict[str, frozenset[str]] | None = self._memo.get("memberships")
+        if found is None:
+            found = self._memo["memberships"] = {}
+        names = found.get(event.id)
+        if names is None:
+            settings = self.settings
+            names = found[event.id] = frozenset(
+                name for name in settings.collections if in_collection(event, settings, name)
+            )
+        return names
 
 
 def in_collection(event: Event, settings: Settings, name: str) -> bool:

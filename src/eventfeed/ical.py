@@ -57,7 +57,7 @@ from icalendar import Calendar
 from icalendar.prop import vDuration, vText
 
 from . import paths
-from .build import BuildContext, EventPart, Lazy, in_collection
+from .build import BuildContext, EventPart, Lazy
 from .errors import EventfeedError
 from .event import Event
 from .serialise import component_bytes
@@ -248,7 +248,7 @@ def _subscriptions(
             spec.description or f"{spec.title} from {s.title}.",
             url=s.site_url + paths.collection_page(name),
         )
-        yield header, [c for c in current if in_collection(c.event, s, name)]
+        yield header, [c for c in current if name in context.memberships(c.event)]
     facets: tuple[tuple[str, bool, Callable[[_Part], str | None]], ...] = (
         ("kind", s.calendars.by_kind, lambda c: c.event.record.kind),
         ("region", s.calendars.by_region, lambda c: c.event.record.region),
