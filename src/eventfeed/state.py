@@ -159,6 +159,23 @@ def _parse_time(value: str) -> datetime:
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
+#: the last manifest text parsed, and what it parsed to (:func:`manifest_json`)
+_PARSED: tuple[bytes, Any] | None = None
+
+
+def manifest_json(raw: bytes) -> Any:
+    """``json.loads(raw)``, parsed once for the same bytes: a build reads the manifest of out/
+    up to three times (is the folder ours, the history, which files changed), and at 100,000
+    events each parse costs as much as a small build. The caller must not change the result.
+    """
+    global _PARSED
+    if _PARSED is not None and _PARSED[0] == raw:
+        return _PARSED[1]
+    data = json.loads(raw)
+    _PARSED = (raw, data)
+    return data
+
+
 def read_manifest(out_dir: Path) -> Manifest | None:
     path = out_dir / MANIFEST
     try:
@@ -170,7 +187,7 @@ def read_manifest(out_dir: Path) -> Manifest | None:
             f"{path}: cannot read the previous build's manifest: {exc.strerror}"
         ) from None
     try:
-        data = json.loads(raw)
+        data = manifest_json(raw)
         if data.get("generator") != "eventfeed" or data.get("format") != FORMAT:
             raise ValueError("not an eventfeed manifest of a known format")
         events = {

@@ -14,7 +14,6 @@ import ctypes
 import ctypes.util
 import errno
 import hashlib
-import json
 import os
 import posixpath
 import re
@@ -28,6 +27,7 @@ from pathlib import Path
 from .cache import written_before
 from .errors import OutputError
 from .paths import MANIFEST
+from .state import manifest_json
 
 _SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$|^\.nojekyll$|^_headers$")
 _WINDOWS_DEVICES = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
@@ -81,7 +81,7 @@ def _made_by_eventfeed(manifest: Path) -> bool:
     try:
         if manifest.is_symlink() or not manifest.is_file():
             return False
-        data = json.loads(manifest.read_bytes())
+        data = manifest_json(manifest.read_bytes())
     except (OSError, ValueError, RecursionError):
         return False
     return isinstance(data, dict) and data.get("generator") == "eventfeed"
@@ -164,7 +164,7 @@ def _manifest_files(data: bytes | None) -> dict[str, str] | None:
     if data is None:
         return None
     try:
-        files = json.loads(data).get("files")
+        files = manifest_json(data).get("files")
     except (ValueError, AttributeError, RecursionError):
         return None
     if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
