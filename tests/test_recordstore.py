@@ -144,3 +144,70 @@ def test_builds_keep_the_store_beside_the_other_caches(
     parses.clear()
     assert run("build", "--check").exit_code == 0
     assert len(parses) == 3  # --check reads the records itself and keeps nothing
+
+
+@pytest.fixture
+def digested(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The events whose content digests are worked out (not found in the store), by id."""
+    from eventfeed import state
+
+    seen: list[str] = []
+    real = state.content_fields
+
+    def counting(event: object) -> object:
+        seen.append(getattr(event, "id", ""))
+        return real(event)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(state, "content_fields", counting)
+    return seen
+
+
+def _digests(site: SiteDir, store: RecordStore | None) -> dict[str, tuple[str, str]]:
+    from eventfeed.state import content_digests
+
+    return {e.id: content_digests(e) for e in load_site(site.events, store=store).events}
+
+
+def test_content_digests_are_kept_with_the_record_under_the_settings(
+    site: SiteDir, digested: list[str]
+) -> None:
+    _three(site)
+    store_file = site.root / "store.sqlite"
+    first = _digests(site, RecordStore(store_file))
+    assert sorted(digested) == ["a", "b", "c"]
+    digested.clear()
+    assert _digests(site, RecordStore(store_file)) == first
+    assert digested == []  # all three found in the store
+    site.record("b.md", MINIMAL.replace("A meeting", "Renamed"))
+    edited = _digests(site, RecordStore(store_file))
+    assert digested == ["b"]
+    assert edited["a"] == first["a"]
+    assert edited["b"] != first["b"]
+    # Other settings (another default zone) give other digests: every one is worked out again,
+    # and each equals what a load without the store works out.
+    settings = site.events / "site.yaml"
+    text = settings.read_text(encoding="utf-8")
+    assert "timezone: Europe/Zurich" in text
+    settings.write_text(
+        text.replace("timezone: Europe/Zurich", "timezone: Asia/Bangkok"), encoding="utf-8"
+    )
+    digested.clear()
+    moved = _digests(site, RecordStore(store_file))
+    assert sorted(digested) == ["a", "b", "c"]
+    assert moved["a"] != edited["a"]
+    digested.clear()
+    assert moved == _digests(site, None)
+    assert sorted(digested) == ["a", "b", "c"]
+
+
+def test_a_store_of_an_older_layout_is_replaced(site: SiteDir, parses: list[str]) -> None:
+    _three(site)
+    store_file = site.root / "store.sqlite"
+    with sqlite3.connect(store_file) as db:  # the first layout: no digests, no version
+        db.execute("CREATE TABLE records (source TEXT PRIMARY KEY, key TEXT, data BLOB)")
+        db.execute("INSERT INTO records VALUES ('events/a.md', 'k', x'00')")
+    db.close()
+    assert load_site(site.events, store=RecordStore(store_file)) == load_site(site.events)
+    parses.clear()
+    load_site(site.events, store=RecordStore(store_file))
+    assert parses == []

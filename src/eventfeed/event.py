@@ -71,6 +71,17 @@ class Event:
     _organizers: tuple[Org, ...] | None = field(default=None, init=False, repr=False, compare=False)
     _partners: tuple[Org, ...] | None = field(default=None, init=False, repr=False, compare=False)
     _categories: tuple[str, ...] | None = field(default=None, init=False, repr=False, compare=False)
+    #: the digests of its content and schedule (:func:`eventfeed.state.content_digests`)
+    _digests: tuple[str, str] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def keep_digests(self, digests: tuple[str, str]) -> None:
+        """Keep the content and schedule digests worked out for this record and settings
+        (by :mod:`eventfeed.state`, or found in the record store by the loader)."""
+        _keep(self, "_digests", digests)
+
+    @property
+    def digests(self) -> tuple[str, str] | None:
+        return self._digests
 
     # --- identity -------------------------------------------------------------------
     @property

@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import difflib
 import gc
+import hashlib
 import os
 import stat
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from .event import Event
 from .frontmatter import MAX_FILE_BYTES, FrontMatterError, KeyPath, read_document, read_yaml_file
 from .model import WINDOWS_DEVICES, Record, Settings, is_slug
 from .recordstore import RecordStore
+from .state import content_digests
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -170,6 +172,7 @@ def _load(events_dir: Path, today: date | None, store: RecordStore | None) -> Lo
     #: line of 'id' (or of the front matter) in each kept record, for the clash messages
     id_lines: dict[str, int] = {}
     settings = result.settings
+    settings_digest: str | None = None
     for path, shown in files:
         parsed = read_record(path, shown) if store is None else _read_stored(path, shown, store)
         if isinstance(parsed, list):
@@ -178,6 +181,14 @@ def _load(events_dir: Path, today: date | None, store: RecordStore | None) -> Lo
         if settings is None:
             continue  # nothing more can be checked without the settings
         event = check_record(parsed, settings, result.problems, today)
+        if store is not None:
+            if settings_digest is None:
+                settings_digest = hashlib.sha256(settings.model_dump_json().encode()).hexdigest()
+            kept = store.digests(parsed.source, settings_digest)
+            if kept is not None:
+                event.keep_digests(kept)
+            else:
+                store.put_digests(parsed.source, settings_digest, content_digests(event))
         lines = parsed.lines
         other = by_id.get(event.id)
         if other is not None:

@@ -7,6 +7,10 @@ per record file, a digest of those and the parsed record. The loader still reads
 a record whose digest is the one stored is taken from here instead of being parsed again.
 Unlike the no-change check (:mod:`eventfeed.cache`), nothing is trusted by file metadata.
 
+Beside each record the store keeps the digests of its content and schedule that the build's
+history compares (:func:`eventfeed.state.content_digests`), with the digest of the settings
+they were worked out under: they depend on the settings too (the default zone and language).
+
 Only records without problems are kept: a record with problems is parsed again at every build,
 so its messages are always those of the current code. The store is one SQLite file per events
 folder in the user's cache folder; deleting it is always safe.
@@ -24,7 +28,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .load import RecordFile
 
-FORMAT = 1
+FORMAT = 2
 
 
 class RecordStore:
@@ -37,14 +41,20 @@ class RecordStore:
         self._base = hashlib.sha256(f"{FORMAT}\0{_code_digest()}\0".encode())
         self._db: sqlite3.Connection | None = None
         self._seen: set[str] = set()
+        #: (settings digest, content digest, schedule digest) of the records found
+        self._digests: dict[str, tuple[str, str, str]] = {}
         self._writable = True
         for attempt in range(2):
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(path, isolation_level=None)
+                if self._db.execute("PRAGMA user_version").fetchone()[0] != FORMAT:
+                    self._db.execute("DROP TABLE IF EXISTS records")  # an older layout
+                    self._db.execute(f"PRAGMA user_version = {FORMAT}")
                 self._db.execute(
                     "CREATE TABLE IF NOT EXISTS records"
-                    " (source TEXT PRIMARY KEY, key TEXT NOT NULL, data BLOB NOT NULL)"
+                    " (source TEXT PRIMARY KEY, key TEXT NOT NULL, data BLOB NOT NULL,"
+                    " settings TEXT, content TEXT, schedule TEXT)"
                 )
                 # One transaction for the whole load: what it parses is written as it goes
                 # (not held in memory), and made visible at once by :meth:`save`.
@@ -82,12 +92,36 @@ class RecordStore:
             return None
         try:
             row = self._db.execute(
-                "SELECT data FROM records WHERE source = ? AND key = ?", (source, key)
+                "SELECT data, settings, content, schedule FROM records"
+                " WHERE source = ? AND key = ?",
+                (source, key),
             ).fetchone()
             found = pickle.loads(row[0]) if row is not None else None
         except (sqlite3.Error, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
             return None
-        return found if isinstance(found, RecordFile) and found.source == source else None
+        if not isinstance(found, RecordFile) or found.source != source:
+            return None
+        if all(isinstance(value, str) for value in row[1:]):
+            self._digests[source] = (row[1], row[2], row[3])
+        return found
+
+    def digests(self, source: str, settings: str) -> tuple[str, str] | None:
+        """The content and schedule digests kept with the record just found for ``source``,
+        when they were worked out under the settings whose digest is ``settings``."""
+        found = self._digests.get(source)
+        return (found[1], found[2]) if found is not None and found[0] == settings else None
+
+    def put_digests(self, source: str, settings: str, digests: tuple[str, str]) -> None:
+        """Keep the digests of the record kept for ``source``, under the settings ``settings``."""
+        if self._db is None or not self._writable:
+            return
+        try:
+            self._db.execute(
+                "UPDATE records SET settings = ?, content = ?, schedule = ? WHERE source = ?",
+                (settings, *digests, source),
+            )
+        except sqlite3.Error:
+            self._writable = False
 
     def put(self, source: str, key: str, parsed: RecordFile) -> None:
         """Keep a record just parsed; written by :meth:`save`."""
@@ -96,7 +130,7 @@ class RecordStore:
             return
         try:
             self._db.execute(
-                "INSERT OR REPLACE INTO records VALUES (?, ?, ?)",
+                "INSERT OR REPLACE INTO records VALUES (?, ?, ?, NULL, NULL, NULL)",
                 (source, key, pickle.dumps(parsed, pickle.HIGHEST_PROTOCOL)),
             )
         except sqlite3.Error:

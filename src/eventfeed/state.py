@@ -254,6 +254,17 @@ def content_fields(event: Event) -> dict[str, Any]:
     return data
 
 
+def content_digests(event: Event) -> tuple[str, str]:
+    """The digests of the event's content (what it says) and schedule (when and where); a
+    pure function of the record, its body and the settings, so the loader keeps them in the
+    record store and a rebuild works them out only for records that changed."""
+    found = event.digests
+    if found is None:
+        found = (_digest(content_fields(event)), _digest(schedule_fields(event)))
+        event.keep_digests(found)
+    return found
+
+
 def _utc(event: Event, value: date | datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -268,8 +279,7 @@ def advance(
     old = previous.events if previous else {}
     result: dict[str, EventState] = {}
     for event in events:
-        content = _digest(content_fields(event))
-        schedule = _digest(schedule_fields(event))
+        content, schedule = content_digests(event)
         updated = _utc(event, event.record.updated)
         published = _utc(event, event.record.published)
         prev = old.get(event.id)
