@@ -45,10 +45,12 @@ the event to the reader's own.
 
 from __future__ import annotations
 
+import bisect
 import functools
+import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
 from typing import cast
@@ -123,14 +125,17 @@ class _Part:
     zones: tuple[tuple[str, int, int], ...]
     last_day: date | None
     jcal: str
-    read: Callable[[], bytes]
-    #: which bytes these are (the digest of the event's file, and where in it); empty when
-    #: not known
+    #: the file that holds the components, from ``offset`` on
+    files: Mapping[str, bytes]
+    path: str
+    offset: int = 0
+    #: which bytes these are and what a calendar's key needs of them (the digest of the
+    #: event's file, where in it, all-day and zones); empty when not known
     ident: str = ""
 
     @property
     def data(self) -> bytes:
-        return self.read()
+        return self.files[self.path][self.offset : self.offset + self.size]
 
     @classmethod
     def of(cls, compiled: Compiled) -> _Part:
@@ -141,25 +146,22 @@ class _Part:
             compiled.zones,
             compiled.last_day,
             compiled.jcal,
-            lambda: data,
+            {"": data},
+            "",
         )
 
 
 def _compiled(context: BuildContext, event: Event) -> _Part:
     note = context.note("ical", event)
     path = paths.event_ics(event.id)
-    if note is None or path not in context.files:  # the per-event step has not run
+    files = context.files
+    if note is None or path not in files:  # the per-event step has not run
         return _Part.of(compile_event(event, context.history[event.id]))
     offset, size, zones, last_day, jcal = cast(
         tuple[int, int, tuple[tuple[str, int, int], ...], date | None, str], note
     )
-    files = context.files
-
-    def read() -> bytes:
-        return files[path][offset : offset + size]
-
-    ident = f"{files.digest(path)}:{offset}:{size}"
-    return _Part(event, size, zones, last_day, jcal, read, ident)
+    ident = f"{files.digest(path)}:{offset}:{size}:{event.all_day}:{zones}"
+    return _Part(event, size, zones, last_day, jcal, files, path, offset, ident)
 
 
 def compile_calendars(context: BuildContext) -> Mapping[str, bytes]:
@@ -172,57 +174,71 @@ def compile_calendars(context: BuildContext) -> Mapping[str, bytes]:
     """
     settings = context.settings
     order = [_compiled(context, e) for e in context.chronological()]
+    groups = {c.event.id: _groups(context, c.event) for c in order}
     cutoff = _cutoff(context)
     current = [c for c in order if not _ended_before(c, cutoff)]
-    current, later = _fit(context, current)
+    current, later = _fit(context, current, groups)
     kept = {c.event.id for c in (*current, *later)}
     archived = [c for c in order if c.event.id not in kept]
 
     out = Lazy()
     limit = settings.calendars.max_bytes
-    for header, members in _subscriptions(context, order, current):
+    for header, members in _subscriptions(context, groups, order, current):
         size = _size_without_zones(context, header, members) + _zones_size(members)
         if size > limit:
             raise CalendarTooLarge(_too_large(header.path, size, limit))
         _add(out, context, header, members)
-    years = sorted({c.last_day.year for c in archived if c.last_day is not None})
-    for year in years:
+    by_year: dict[int, list[_Part]] = {}
+    for c in archived:
+        if c.last_day is not None:
+            by_year.setdefault(c.last_day.year, []).append(c)
+    for year in sorted(by_year):
         header = _header(
             context,
             paths.archive_calendar(year),
             f"{settings.title}: archive {year}",
             f"Events of {settings.title} that ended in {year}.",
         )
-        members = [c for c in archived if c.last_day is not None and c.last_day.year == year]
-        _add(out, context, header, members)
-    for year in sorted({_start_year(c) for c in later}):
+        _add(out, context, header, by_year[year])
+    by_year = {}
+    for c in later:
+        by_year.setdefault(_start_year(c), []).append(c)
+    for year in sorted(by_year):
         header = _header(
             context,
             paths.later_calendar(year),
             f"{settings.title}: more in {year}",
             f"Coming events of {settings.title} in {year} that the main calendar has no room for.",
         )
-        members = [c for c in later if _start_year(c) == year]
-        _add(out, context, header, members)
+        _add(out, context, header, by_year[year])
     out.add(paths.JCAL, functools.partial(_jcal, context, _main_header(context), current))
     return out
 
 
 def _add(out: Lazy, context: BuildContext, header: Header, members: list[_Part]) -> None:
-    """A calendar, joined when the build takes it; its key names the header, the settings
-    of calendars and every member's bytes (so an unchanged archive is not joined again)."""
+    """A calendar, joined when the build takes it; its key is a digest of the header, the
+    settings of calendars and every member's bytes (so an unchanged archive is not joined
+    again)."""
 
     def key() -> str | None:
         if not all(c.ident for c in members):
             return None
-        parts = [repr(header), context.settings.calendars.model_dump_json()]
-        parts += [f"{c.ident}:{c.event.all_day}:{c.zones}" for c in members]
-        return "\n".join(parts)
+        digest = hashlib.sha256()
+        digest.update(repr(header).encode())
+        digest.update(b"\n" + context.settings.calendars.model_dump_json().encode())
+        for c in members:  # fed a member at a time: an archive may hold a great many
+            digest.update(b"\n" + c.ident.encode())
+        return digest.hexdigest()
 
     out.add(header.path, functools.partial(_calendar, context, header, members), key)
 
 
 # --- membership --------------------------------------------------------------------------
+
+#: A subscription calendar but calendar.ics: ``("collection", name)`` or ``(facet, value)``.
+_Group = tuple[str, str]
+#: The facets with a calendar per value, in the order their calendars are listed.
+_FACETS = ("kind", "region", "language")
 
 
 def _ended_before(c: _Part, day: date) -> bool:
@@ -234,11 +250,29 @@ def _main_header(context: BuildContext) -> Header:
     return _header(context, paths.CALENDAR, s.title, s.description or s.title)
 
 
-def _subscriptions(
-    context: BuildContext, order: Sequence[_Part], current: Sequence[_Part]
-) -> Iterable[tuple[Header, list[_Part]]]:
+def _groups(context: BuildContext, event: Event) -> tuple[_Group, ...]:
+    """The calendars but calendar.ics that ``event`` belongs to when it is current, in the
+    order they are listed (:func:`_calendar_list`)."""
+    s = context.settings.calendars
+    found = [("collection", name) for name in sorted(context.memberships(event))]
+    rec = event.record
+    for facet, enabled, value in (
+        ("kind", s.by_kind, rec.kind),
+        ("region", s.by_region, rec.region),
+        ("language", s.by_language, event.language),
+    ):
+        if enabled and value:
+            found.append((facet, str(value).lower()))
+    return tuple(found)
+
+
+def _calendar_list(
+    context: BuildContext, facet_values: Iterable[_Group]
+) -> list[tuple[_Group | None, Header]]:
+    """Every subscription calendar in order: calendar.ics (as None), each collection of the
+    settings, and a calendar per facet value in ``facet_values``."""
     s = context.settings
-    yield _main_header(context), list(current)
+    listed: list[tuple[_Group | None, Header]] = [(None, _main_header(context))]
     for name in sorted(s.collections):
         spec = s.collections[name]
         header = _header(
@@ -248,70 +282,77 @@ def _subscriptions(
             spec.description or f"{spec.title} from {s.title}.",
             url=s.site_url + paths.collection_page(name),
         )
-        yield header, [c for c in current if name in context.memberships(c.event)]
-    facets: tuple[tuple[str, bool, Callable[[_Part], str | None]], ...] = (
-        ("kind", s.calendars.by_kind, lambda c: c.event.record.kind),
-        ("region", s.calendars.by_region, lambda c: c.event.record.region),
-        ("language", s.calendars.by_language, lambda c: c.event.language),
+        listed.append((("collection", name), header))
+    values = sorted(
+        ((_FACETS.index(facet), value) for facet, value in facet_values if facet in _FACETS)
     )
-    for facet, enabled, value_of in facets:
-        if not enabled:
-            continue
-        values = sorted({str(v).lower() for v in map(value_of, order) if v})
-        groups: dict[str, list[_Part]] = {}
-        for c in current:
-            v = value_of(c)
-            if v:
-                groups.setdefault(str(v).lower(), []).append(c)
-        for value in values:
-            label = value.replace("-", " ").capitalize() if facet != "language" else value
-            header = _header(
-                context,
-                paths.facet_calendar(facet, value),
-                f"{s.title}: {label}",
-                f"Events of {s.title} with {facet} {value}.",
-            )
-            yield header, groups.get(value, [])
+    for position, value in values:
+        facet = _FACETS[position]
+        label = value.replace("-", " ").capitalize() if facet != "language" else value
+        header = _header(
+            context,
+            paths.facet_calendar(facet, value),
+            f"{s.title}: {label}",
+            f"Events of {s.title} with {facet} {value}.",
+        )
+        listed.append(((facet, value), header))
+    return listed
 
 
-def _fit(context: BuildContext, current: list[_Part]) -> tuple[list[_Part], list[_Part]]:
+def _subscriptions(
+    context: BuildContext,
+    groups: Mapping[str, tuple[_Group, ...]],
+    order: Sequence[_Part],
+    current: Sequence[_Part],
+) -> Iterable[tuple[Header, list[_Part]]]:
+    """Each subscription calendar and its share of ``current``; a facet value has its
+    calendar when any event of ``order`` has it (``groups``: :func:`_groups` by event id)."""
+    members: dict[_Group, list[_Part]] = {}
+    for c in current:
+        for group in groups[c.event.id]:
+            found = members.get(group)
+            if found is None:
+                members[group] = [c]
+            else:
+                found.append(c)
+    values = {g for c in order for g in groups[c.event.id]}
+    for listed, header in _calendar_list(context, values):
+        yield header, list(current) if listed is None else members.get(listed, [])
+
+
+def _fit(
+    context: BuildContext, current: list[_Part], groups: Mapping[str, tuple[_Group, ...]]
+) -> tuple[list[_Part], list[_Part]]:
     """Split ``current`` so that calendar.ics fits: (kept, coming events for later calendars).
 
     Past events go to the archive first, those that ended longest ago first; when the coming
     events alone are too large, the earliest that fit are kept.
+
+    Every candidate is a beginning of one sequence: the coming events in order, then the
+    past ones, those that ended longest ago last. So the searches ask :class:`_Sizes`, which
+    has worked out each calendar's share of every beginning once, instead of sorting the
+    events into calendars again for every candidate.
     """
-    limit = context.settings.calendars.max_bytes
-
-    def fits(members: list[_Part]) -> bool:
-        # Every subscription calendar takes its share of ``members``; a facet calendar that
-        # holds them all (one language) has a longer header than calendar.ics, so each is
-        # measured, by size alone: nothing is joined while searching.
-        # The VTIMEZONEs are measured only when the rest fits: making them costs the most.
-        calendars = [
-            (_size_without_zones(context, header, subset), subset)
-            for header, subset in _subscriptions(context, members, members)
-        ]
-        if any(size > limit for size, _ in calendars):
-            return False
-        return all(size + _zones_size(subset) <= limit for size, subset in calendars)
-
-    if fits(current):
-        return current, []
     movable = sorted(
         (c for c in current if c.last_day is not None and c.last_day < context.as_of),
         key=lambda c: (c.last_day, c.event.id),
     )
+    gone = {c.event.id for c in movable}
+    coming = [c for c in current if c.event.id not in gone]
+    sizes = _Sizes(context, [*coming, *reversed(movable)], groups)
+    fits = sizes.fits
+    if fits(len(current)):
+        return current, []
 
     def without(count: int) -> list[_Part]:
         gone = {c.event.id for c in movable[:count]}
         return [c for c in current if c.event.id not in gone]
 
-    coming = without(len(movable))
-    if fits(coming):  # the fewest past events to move: binary search, sizes only shrink
+    if fits(len(coming)):  # the fewest past events to move: binary search, sizes only shrink
         low, high = 0, len(movable)
         while low < high:
             middle = (low + high) // 2
-            if fits(without(middle)):
+            if fits(len(current) - middle):
                 high = middle
             else:
                 low = middle + 1
@@ -319,11 +360,127 @@ def _fit(context: BuildContext, current: list[_Part]) -> tuple[list[_Part], list
     low, high = 0, len(coming)  # the most coming events, in order, that fit
     while low < high:
         middle = (low + high + 1) // 2
-        if fits(coming[:middle]):
+        if fits(middle):
             low = middle
         else:
             high = middle - 1
     return coming[:low], coming[low:]
+
+
+@dataclass
+class _Share:
+    """One subscription calendar's members among a sequence of events, for any beginning of
+    it: positions in the sequence, and running sums, minima and maxima over them."""
+
+    header: Header
+    #: positions of the members, increasing; None for calendar.ics (every event)
+    positions: list[int] | None
+    #: sizes[j]: the size of the first j members
+    sizes: list[int] = field(default_factory=lambda: [0])
+    #: positions of members with a time written in UTC (they rule out X-WR-TIMEZONE)
+    utc: list[int] = field(default_factory=list)
+    #: by TZID: the first position of a member with a time in that zone
+    timed: dict[str, int] = field(default_factory=dict)
+    #: by TZID: positions of members naming the zone, and the running range of years
+    ranges: dict[str, tuple[list[int], list[int], list[int]]] = field(default_factory=dict)
+
+    def count(self, length: int) -> int:
+        """How many members are among the first ``length`` events of the sequence."""
+        if self.positions is None:
+            return length
+        return bisect.bisect_left(self.positions, length)
+
+    def zone(self, length: int) -> str | None:
+        """:func:`_calendar_zone` of the members among the first ``length`` events."""
+        if self.utc and self.utc[0] < length:
+            return None
+        zones = [tzid for tzid, first in self.timed.items() if first < length]
+        return zones[0] if len(zones) == 1 else None
+
+    def zone_ranges(self, length: int) -> list[tuple[str, int, int]]:
+        """:func:`_zone_ranges` of the members among the first ``length`` events."""
+        found = []
+        for tzid in sorted(self.ranges):
+            positions, lows, highs = self.ranges[tzid]
+            j = bisect.bisect_left(positions, length)
+            if j:
+                found.append((tzid, lows[j - 1], highs[j - 1]))
+        return found
+
+
+class _Sizes:
+    """Whether calendar.ics and every other subscription calendar fit when calendar.ics holds
+    the first ``length`` events of ``sequence``: the same answer as measuring the calendars of
+    those events with :func:`_size_without_zones` and :func:`_zones_size`, in the same order
+    (so the same VTIMEZONEs are made), with each event sorted into its calendars once."""
+
+    def __init__(
+        self,
+        context: BuildContext,
+        sequence: Sequence[_Part],
+        groups: Mapping[str, tuple[_Group, ...]],
+    ) -> None:
+        settings = context.settings
+        self.limit = settings.calendars.max_bytes
+        self.refresh_hours = settings.calendars.refresh_hours
+        self.site_url = settings.site_url
+        main = _Share(_main_header(context), None)
+        shares: dict[_Group, _Share] = {}
+        #: the first position of an event with each facet value (it has a calendar from there)
+        self.first: dict[_Group, int] = {}
+        for position, c in enumerate(sequence):
+            timed = not c.event.all_day
+            tzids = {tzid for tzid, _, _ in c.zones}
+            for group in (None, *groups[c.event.id]):
+                if group is None:
+                    share = main
+                else:
+                    found = shares.get(group)
+                    if found is None:
+                        self.first[group] = position
+                        found = shares[group] = _Share(main.header, [])
+                    share = found
+                    assert share.positions is not None
+                    share.positions.append(position)
+                share.sizes.append(share.sizes[-1] + c.size)
+                if timed:
+                    if not tzids:
+                        share.utc.append(position)
+                    for tzid in tzids:
+                        share.timed.setdefault(tzid, position)
+                for tzid, low, high in c.zones:
+                    ranged = share.ranges.get(tzid)
+                    if ranged is None:
+                        share.ranges[tzid] = ([position], [low], [high])
+                    else:
+                        ranged[0].append(position)
+                        ranged[1].append(min(ranged[1][-1], low))
+                        ranged[2].append(max(ranged[2][-1], high))
+        self.shares: list[tuple[_Group | None, _Share]] = []
+        for group, header in _calendar_list(context, self.first):
+            # a collection without events has a calendar all the same
+            share = main if group is None else shares.get(group) or _Share(header, [])
+            share.header = header
+            self.shares.append((group, share))
+
+    def fits(self, length: int) -> bool:
+        # Every subscription calendar takes its share of the events; a facet calendar that
+        # holds them all (one language) has a longer header than calendar.ics, so each is
+        # measured, by size alone: nothing is joined while searching.
+        # The VTIMEZONEs are measured only when the rest fits: making them costs the most.
+        measured = []
+        for group, share in self.shares:
+            if group is not None and group[0] != "collection" and self.first[group] >= length:
+                continue  # no event of the beginning has this facet value: no calendar
+            head = _head_bytes(share.header, self.refresh_hours, self.site_url, share.zone(length))
+            size = len(head) + len(_END) + share.sizes[share.count(length)]
+            if size > self.limit:
+                return False
+            measured.append((size, share))
+        return all(
+            size + sum(len(vtimezone_bytes(*r)) for r in share.zone_ranges(length)) <= self.limit
+            for size, share in measured
+        )
 
 
 def _start_year(c: _Part) -> int:

@@ -1,0 +1,248 @@
+"""The calendars' split (which events calendar.ics keeps) against a plain reference.
+
+:func:`eventfeed.ical._fit` works out each calendar's share of the events once and answers
+every candidate of its searches from running sums. The reference below measures every
+candidate the plain way, sorting the events into their calendars again each time; both
+must keep the same events, send the same ones to the later calendars, and list the same
+calendars with the same members.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from eventfeed import ical, paths
+from eventfeed.build import BuildContext
+from eventfeed.event import Event
+from eventfeed.ical import _Part
+from eventfeed.load import Site, load_site
+
+from .ical_support import AS_OF, FIXTURE
+
+SITE = load_site(FIXTURE)
+ZONES = ("Europe/Zurich", "America/New_York", "Asia/Bangkok")
+
+
+# --- the reference: every candidate measured from scratch --------------------------------
+
+
+def reference_subscriptions(
+    context: BuildContext, order: Sequence[_Part], current: Sequence[_Part]
+) -> Iterable[tuple[ical.Header, list[_Part]]]:
+    s = context.settings
+    yield ical._main_header(context), list(current)
+    for name in sorted(s.collections):
+        spec = s.collections[name]
+        header = ical._header(
+            context,
+            paths.collection_calendar(name),
+            f"{s.title}: {spec.title}",
+            spec.description or f"{spec.title} from {s.title}.",
+            url=s.site_url + paths.collection_page(name),
+        )
+        yield header, [c for c in current if name in context.memberships(c.event)]
+    facets: tuple[tuple[str, bool, Callable[[_Part], str | None]], ...] = (
+        ("kind", s.calendars.by_kind, lambda c: c.event.record.kind),
+        ("region", s.calendars.by_region, lambda c: c.event.record.region),
+        ("language", s.calendars.by_language, lambda c: c.event.language),
+    )
+    for facet, enabled, value_of in facets:
+        if not enabled:
+            continue
+        values = sorted({str(v).lower() for v in map(value_of, order) if v})
+        for value in values:
+            label = value.replace("-", " ").capitalize() if facet != "language" else value
+            header = ical._header(
+                context,
+                paths.facet_calendar(facet, value),
+                f"{s.title}: {label}",
+                f"Events of {s.title} with {facet} {value}.",
+            )
+            members = [c for c in current if (v := value_of(c)) and str(v).lower() == value]
+            yield header, members
+
+
+def reference_size(context: BuildContext, header: ical.Header, members: list[_Part]) -> int:
+    """The calendar's length, joined for real."""
+    return len(ical._calendar(context, header, members))
+
+
+def reference_fit(context: BuildContext, current: list[_Part]) -> tuple[list[_Part], list[_Part]]:
+    limit = context.settings.calendars.max_bytes
+
+    def fits(members: list[_Part]) -> bool:
+        return all(
+            reference_size(context, header, subset) <= limit
+            for header, subset in reference_subscriptions(context, members, members)
+        )
+
+    if fits(current):
+        return current, []
+    movable = sorted(
+        (c for c in current if c.last_day is not None and c.last_day < context.as_of),
+        key=lambda c: (c.last_day, c.event.id),
+    )
+
+    def without(count: int) -> list[_Part]:
+        gone = {c.event.id for c in movable[:count]}
+        return [c for c in current if c.event.id not in gone]
+
+    coming = without(len(movable))
+    if fits(coming):
+        low, high = 0, len(movable)
+        while low < high:
+            middle = (low + high) // 2
+            if fits(without(middle)):
+                high = middle
+            else:
+                low = middle + 1
+        return without(low), []
+    low, high = 0, len(coming)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(coming[:middle]):
+            low = middle
+        else:
+            high = middle - 1
+    return coming[:low], coming[low:]
+
+
+# --- generated calendars -------------------------------------------------------------------
+
+
+Spec = tuple[int, int, tuple[tuple[str, int, int], ...], int | None]
+
+
+@st.composite
+def part_lists(draw: st.DrawFn) -> list[Spec]:
+    """Parts: which fixture event, its size, its zones and its last day (days from the
+    build's). Small sizes, so that a header's X-WR-TIMEZONE or a VTIMEZONE can decide; zones
+    from a small pool, so that many calendars have one zone."""
+    pool = draw(st.lists(st.sampled_from(ZONES), min_size=1, max_size=3, unique=True))
+    always_zoned = draw(st.booleans())
+    specs = []
+    for _ in range(draw(st.integers(0, 30))):
+        event = draw(st.integers(0, len(SITE.events) - 1))
+        size = draw(st.integers(0, 600))
+        zones: tuple[tuple[str, int, int], ...] = ()
+        if always_zoned or draw(st.booleans()):
+            first = draw(st.integers(2021, 2024))
+            zones = ((draw(st.sampled_from(pool)), first, first + draw(st.integers(0, 2))),)
+        last = draw(st.none() | st.integers(-60, 60))
+        specs.append((event, size, zones, last))
+    return specs
+
+
+def make_parts(specs: list[Spec]) -> list[_Part]:
+    parts = []
+    for number, (index, size, zones, last) in enumerate(specs):
+        base = SITE.events[index]
+        event: Event = dataclasses.replace(base, id=f"{base.id}-{number}")
+        data = b"x" * size
+        last_day = None if last is None else AS_OF + timedelta(days=last)
+        parts.append(_Part(event, size, zones, last_day, "", {"": data}, ""))
+    return parts
+
+
+def context_for(
+    limit: int, facets: tuple[bool, bool, bool], description: str | None = None
+) -> BuildContext:
+    calendars = SITE.settings.calendars.model_copy(
+        update={
+            "max_bytes": limit,
+            "by_kind": facets[0],
+            "by_region": facets[1],
+            "by_language": facets[2],
+        }
+    )
+    update: dict[str, object] = {"calendars": calendars}
+    if description is not None:  # and no collections: only the facet calendars compete
+        update["description"] = description
+        update["collections"] = {}
+    site = Site(SITE.settings.model_copy(update=update), SITE.events)
+    return BuildContext(site=site, history={}, as_of=AS_OF)
+
+
+def ids(parts: Iterable[_Part]) -> list[str]:
+    return [c.event.id for c in parts]
+
+
+def largest(context: BuildContext, members: list[_Part]) -> int:
+    calendars = reference_subscriptions(context, members, members)
+    return max(reference_size(context, header, subset) for header, subset in calendars)
+
+
+def candidates(context: BuildContext, current: list[_Part]) -> list[list[_Part]]:
+    """Every set of events the searches may measure: without the k past events that ended
+    first, and the first m coming events."""
+    movable = sorted(
+        (c for c in current if c.last_day is not None and c.last_day < context.as_of),
+        key=lambda c: (c.last_day, c.event.id),
+    )
+    found = []
+    for k in range(len(movable) + 1):
+        gone = {c.event.id for c in movable[:k]}
+        found.append([c for c in current if c.event.id not in gone])
+    coming = found[-1]
+    return found + [coming[:m] for m in range(len(coming))]
+
+
+@settings(derandomize=True, max_examples=80, deadline=None)
+@given(specs=part_lists(), data=st.data())
+def test_fit_keeps_what_measuring_every_candidate_keeps(
+    specs: list[Spec], data: st.DataObject
+) -> None:
+    current = make_parts(specs)
+    facets = data.draw(st.tuples(st.booleans(), st.booleans(), st.booleans()))
+    unlimited = context_for(1, facets)
+    # a limit at the size of a set the searches may measure (that set just fits; a byte
+    # less and it just does not), or anywhere from no events to all
+    if data.draw(st.booleans()):
+        sets = candidates(unlimited, current)
+        limit = largest(unlimited, data.draw(st.sampled_from(sets)))
+        limit -= data.draw(st.integers(0, 1))
+    else:
+        low, high = largest(unlimited, []), largest(unlimited, current) + 1
+        limit = low + (high - low) * data.draw(st.integers(0, 100)) // 100
+    context = context_for(limit, facets)
+    groups = {c.event.id: ical._groups(context, c.event) for c in current}
+
+    kept, later = ical._fit(context, current, groups)
+    expected_kept, expected_later = reference_fit(context, current)
+
+    assert (ids(kept), ids(later)) == (ids(expected_kept), ids(expected_later))
+    shares = [
+        (header, ids(members))
+        for header, members in ical._subscriptions(context, groups, current, kept)
+    ]
+    expected = [
+        (header, ids(members))
+        for header, members in reference_subscriptions(context, current, expected_kept)
+    ]
+    assert shares == expected
+
+
+def test_a_facet_calendar_longer_than_calendar_ics_decides_the_split() -> None:
+    """Every event in one language, and calendar.ics without a description of its own: the
+    language calendar holds every event under a longer header, so it decides the split
+    (measuring calendar.ics alone would keep six events)."""
+    english = [i for i, e in enumerate(SITE.events) if e.language == "en"]
+    current = make_parts([(english[n % len(english)], 10, (), 30) for n in range(8)])
+    context = context_for(1, (False, False, True), description="")
+    main = ical._main_header(context)
+    language = ical._calendar_list(context, [("language", "en")])[-1][1]
+    assert language.path == "calendars/language/en.ics"
+    limit = reference_size(context, language, current[:3])
+    assert reference_size(context, main, current[:6]) <= limit
+    context = context_for(limit, (False, False, True), description="")
+    groups = {c.event.id: ical._groups(context, c.event) for c in current}
+
+    kept, later = ical._fit(context, current, groups)
+
+    assert (ids(kept), ids(later)) == (ids(current[:3]), ids(current[3:]))
+    assert reference_fit(context, current) == (kept, later)
