@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gc
 import multiprocessing
 import operator
 import os
@@ -485,6 +486,10 @@ def _each_forked(
     size = max(50, -(-len(events) // (jobs * 8)))
     chunks = [(start, min(start + size, len(events))) for start in range(0, len(events), size)]
     _SHARED = (steps, context, events, folder)
+    # What the workers inherit (the loaded site, above all) is moved out of the collector's
+    # sight: a collection in a worker would otherwise walk every inherited object, and so
+    # touch, and copy, nearly every page of the parent's memory.
+    gc.freeze()
     try:
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
             made: list[Made] = []
@@ -494,6 +499,7 @@ def _each_forked(
     except (BrokenProcessPool, OSError):  # a worker died (killed, out of memory), a full disk
         return None
     finally:
+        gc.unfreeze()
         _SHARED = None
 
 
