@@ -1,26 +1,31 @@
-"""The calendars' split (which events calendar.ics keeps) against a plain reference.
+"""The calendars' shortcuts against plain references: the split, and a series' last day.
 
 :func:`eventfeed.ical._fit` works out each calendar's share of the events once and answers
 every candidate of its searches from running sums. The reference below measures every
 candidate the plain way, sorting the events into their calendars again each time; both
 must keep the same events, send the same ones to the later calendars, and list the same
 calendars with the same members.
+
+:func:`eventfeed.vevent.series_last_day` works out the last start of a rule that only repeats
+every few days or weeks a number of times, instead of expanding it; it must give the day the
+expansion gives, and None where the expansion stops at its limit.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eventfeed import ical, paths
+from eventfeed import ical, paths, recurrence, vevent
 from eventfeed.build import BuildContext
 from eventfeed.event import Event
 from eventfeed.ical import _Part
 from eventfeed.load import Site, load_site
+from eventfeed.model import Record
 
 from .ical_support import AS_OF, FIXTURE
 
@@ -246,3 +251,110 @@ def test_a_facet_calendar_longer_than_calendar_ics_decides_the_split() -> None:
 
     assert (ids(kept), ids(later)) == (ids(current[:3]), ids(current[3:]))
     assert reference_fit(context, current) == (kept, later)
+
+
+# --- the last day of a series, worked out or expanded ---------------------------------------
+
+
+def reference_last_day(event: Event) -> date | None:
+    """:func:`vevent.series_last_day` as it was: every series expanded."""
+    rec = event.record
+    if rec.rrule is None and not rec.rdates:
+        end: date | datetime = event.local_end
+    else:
+        if rec.rrule is not None:
+            parts = recurrence.parse_parts(rec.rrule)
+            if "COUNT" not in parts and "UNTIL" not in parts:
+                return None
+        starts = list(
+            recurrence.occurrences(
+                rec.rrule, rec.start, event.zone, rdates=rec.rdates, exdates=rec.exdates
+            )
+        )
+        if len(starts) >= recurrence.MAX_OCCURRENCES:
+            return None
+        length = recurrence.naive(event.local_end) - recurrence.naive(event.local_start)
+        ends = [recurrence.naive(s) + length for s in starts]
+        for override in rec.overrides:
+            last = recurrence.naive(vevent._override_span(event, override)[1])
+            ends.append(last + timedelta(days=1) if event.all_day else last)
+        end = max(ends).date() if event.all_day else max(ends)
+    if isinstance(end, datetime):
+        return (end - timedelta(microseconds=1)).date()
+    return end - timedelta(days=1)
+
+
+@st.composite
+def series(draw: st.DrawFn) -> dict[str, object]:
+    """Records of simple counted rules (worked out) and of others (expanded)."""
+    day = draw(
+        st.dates(date(1900, 1, 1), date(2199, 12, 31))
+        | st.dates(date(2150, 1, 1), date(2199, 12, 31))
+    )
+    timed = draw(st.booleans())
+    start: date | datetime = day
+    if timed:
+        start = datetime.combine(day, time(draw(st.integers(0, 23)), 30))
+    rule = [f"FREQ={draw(st.sampled_from(['DAILY', 'WEEKLY', 'MONTHLY']))}"]
+    rule.append(f"COUNT={draw(st.integers(1, 60))}")
+    if draw(st.booleans()):
+        rule.append(f"INTERVAL={draw(st.integers(1, 1000))}")
+    if draw(st.integers(0, 4)) == 0:
+        rule.append("BYDAY=MO,TH")
+    record: dict[str, object] = {
+        "title": "Series",
+        "kind": "meeting",
+        "start": start.isoformat(),
+        "rrule": ";".join(draw(st.permutations(rule))),
+    }
+    if timed:
+        record["duration"] = f"PT{draw(st.integers(1, 30))}H"
+    if draw(st.integers(0, 4)) == 0:
+        record["exdates"] = [start.isoformat()]
+    if draw(st.integers(0, 4)) == 0:
+        record["rdates"] = [(start + timedelta(days=3)).isoformat()]
+    if draw(st.integers(0, 4)) == 0:
+        record["overrides"] = [
+            {"occurrence": start.isoformat(), "end": (start + timedelta(days=2)).isoformat()}
+        ]
+    return record
+
+
+def outcome(last_day: Callable[[Event], date | None], event: Event) -> object:
+    """The last day, or the error (a series whose every date is excluded, which the checks
+    refuse before a build) -- the same either way."""
+    try:
+        return last_day(event)
+    except ValueError as error:
+        return type(error)
+
+
+@settings(derandomize=True, max_examples=100, deadline=None)
+@given(record=series())
+def test_series_last_day_is_that_of_the_expanded_series(record: dict[str, object]) -> None:
+    event = Event(
+        id="s",
+        source="s.md",
+        record=Record.model_validate(record),
+        body="",
+        settings=SITE.settings,
+    )
+    assert outcome(vevent.series_last_day, event) == outcome(reference_last_day, event)
+
+
+def test_a_long_simple_series_is_worked_out_to_its_last_day() -> None:
+    """Weekly for 5,000 weeks would stop at the expansion limit (and so has no last day); one
+    week less ends 4,998 weeks after it began."""
+    start = datetime(2030, 1, 7, 18, 0)  # noqa: DTZ001 - local wall-clock time
+    for count, expected in ((5000, None), (4999, date(2125, 10, 22))):
+        rule = f"FREQ=WEEKLY;COUNT={count}"
+        event = Event(
+            id="s",
+            source="s.md",
+            record=Record.model_validate(
+                {"title": "S", "kind": "meeting", "start": start.isoformat(), "rrule": rule}
+            ),
+            body="",
+            settings=SITE.settings,
+        )
+        assert vevent.series_last_day(event) == expected == reference_last_day(event)

@@ -107,6 +107,8 @@ def compile_event(event: Event, state: EventState) -> Compiled:
 def series_last_day(event: Event) -> date | None:
     """The last day the event (or series, with its overrides) takes place on; None for a
     series without end. :attr:`Compiled.last_day` without compiling."""
+    if not _is_series(event):
+        return event.last_day  # kept by the event: the same day, from its end
     last = _last_end(event)
     return None if last is None else _last_day(event, last)
 
@@ -317,17 +319,23 @@ def _last_end(event: Event) -> date | datetime | None:
     rec = event.record
     if not _is_series(event):
         return event.local_end
+    last_start = None
     if rec.rrule is not None:
         parts = recurrence.parse_parts(rec.rrule)
         if "COUNT" not in parts and "UNTIL" not in parts:
             return None
-    starts = list(
-        recurrence.occurrences(
-            rec.rrule, rec.start, event.zone, rdates=rec.rdates, exdates=rec.exdates
+        if not rec.rdates and not rec.exdates:
+            last_start = _counted_last_start(parts, rec.start)
+    if last_start is not None:
+        starts: list[date | datetime] = [last_start]
+    else:
+        starts = list(
+            recurrence.occurrences(
+                rec.rrule, rec.start, event.zone, rdates=rec.rdates, exdates=rec.exdates
+            )
         )
-    )
-    if len(starts) >= recurrence.MAX_OCCURRENCES:
-        return None  # too long to tell: keep it with the coming events
+        if len(starts) >= recurrence.MAX_OCCURRENCES:
+            return None  # too long to tell: keep it with the coming events
     length = recurrence.naive(event.local_end) - recurrence.naive(event.local_start)
     ends = [recurrence.naive(s) + length for s in starts]
     for override in rec.overrides:
@@ -335,6 +343,31 @@ def _last_end(event: Event) -> date | datetime | None:
         ends.append(end + timedelta(days=1) if event.all_day else end)
     last = max(ends)
     return last.date() if event.all_day else last
+
+
+#: Days between occurrences of a rule that has nothing but FREQ, INTERVAL and COUNT.
+_STEP_DAYS = {"DAILY": 1, "WEEKLY": 7}
+
+
+def _counted_last_start(parts: dict[str, str], start: date | datetime) -> datetime | None:
+    """The last start (naive, local) of a rule that repeats every INTERVAL days or weeks
+    COUNT times and says nothing else (RFC 5545 section 3.3.10: its occurrences are DTSTART
+    plus whole steps), worked out instead of expanded; None when the rule says more, or when
+    the expansion would stop early (at :data:`~recurrence.MAX_OCCURRENCES` or the horizon)."""
+    step = _STEP_DAYS.get(parts["FREQ"])
+    if step is None or parts.keys() - {"FREQ", "INTERVAL", "COUNT"} or "COUNT" not in parts:
+        return None
+    count_text, interval_text = parts["COUNT"], parts.get("INTERVAL", "1")
+    if not (count_text.isascii() and interval_text.isascii()):
+        return None
+    count = int(count_text)
+    if count >= recurrence.MAX_OCCURRENCES:
+        return None
+    first = recurrence.naive(start)
+    days = step * int(interval_text) * (count - 1)
+    if days > (recurrence.HORIZON - first).days:
+        return None
+    return first + timedelta(days=days)
 
 
 def _last_day(event: Event, end: date | datetime) -> date:
