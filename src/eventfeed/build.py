@@ -208,6 +208,12 @@ class Artifacts(Mapping[str, bytes]):
             else:
                 self.add(path, value)
 
+    def spilled(self, path: str) -> Spilled | None:
+        """Where the file is in a spill file, when it is in one (the writer copies it from
+        there without reading it into memory)."""
+        value = self._files[path]
+        return value if isinstance(value, Spilled) else None
+
     def digest(self, path: str) -> str:
         value = self._files[path]
         return file_digest(value) if isinstance(value, bytes) else value.digest

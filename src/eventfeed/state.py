@@ -26,6 +26,7 @@ from typing import Any
 from .errors import StateError
 from .event import Event
 from .paths import MANIFEST
+from .write import manifest_json
 
 FORMAT = 1
 
@@ -157,23 +158,6 @@ def _parse_time(value: str) -> datetime:
     if type(value) is str and _TIME.fullmatch(value):
         return datetime.fromisoformat(value)  # "Z" gives the same UTC as strptime did
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-
-
-#: the last manifest text parsed, and what it parsed to (:func:`manifest_json`)
-_PARSED: tuple[bytes, Any] | None = None
-
-
-def manifest_json(raw: bytes) -> Any:
-    """``json.loads(raw)``, parsed once for the same bytes: a build reads the manifest of out/
-    up to three times (is the folder ours, the history, which files changed), and at 100,000
-    events each parse costs as much as a small build. The caller must not change the result.
-    """
-    global _PARSED
-    if _PARSED is not None and _PARSED[0] == raw:
-        return _PARSED[1]
-    data = json.loads(raw)
-    _PARSED = (raw, data)
-    return data
 
 
 def read_manifest(out_dir: Path) -> Manifest | None:

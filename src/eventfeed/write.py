@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 import errno
 import hashlib
+import json
 import os
 import posixpath
 import re
@@ -21,13 +22,13 @@ import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any, Protocol
 
 from .cache import written_before
 from .errors import OutputError
 from .paths import MANIFEST
-from .state import manifest_json
 
 _SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$|^\.nojekyll$|^_headers$")
 _WINDOWS_DEVICES = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
@@ -45,6 +46,23 @@ def check_artifact_path(path: str) -> None:
         )
     ):
         raise OutputError(f"refusing to write unsafe output path {path!r}")
+
+
+#: the last manifest text parsed, and what it parsed to (:func:`manifest_json`)
+_PARSED: tuple[bytes, Any] | None = None
+
+
+def manifest_json(raw: bytes) -> Any:
+    """``json.loads(raw)``, parsed once for the same bytes: a build reads the manifest of out/
+    up to three times (is the folder ours, the history, which files changed), and at 100,000
+    events each parse costs as much as a small build. The caller must not change the result.
+    """
+    global _PARSED
+    if _PARSED is not None and _PARSED[0] == raw:
+        return _PARSED[1]
+    data = json.loads(raw)
+    _PARSED = (raw, data)
+    return data
 
 
 def check_target(out_dir: Path, *, events_dir: Path | None) -> None:
@@ -301,6 +319,14 @@ def _link(trust: _Trust, path: str, target: str, size: int, digest: str) -> bool
     return True
 
 
+class _Spill(Protocol):
+    """Where a file of the build is in a spill file (:class:`eventfeed.build.Spilled`)."""
+
+    spill: Path
+    offset: int
+    size: int
+
+
 def _fill(
     tmp: str,
     artifacts: Mapping[str, bytes],
@@ -309,26 +335,70 @@ def _fill(
     trust: _Trust,
 ) -> None:
     """Write every artifact into the new tree ``tmp``, linking the previous build's files
-    that are the same (plain strings: a path object per file cost more than the writing)."""
+    that are the same (plain strings: a path object per file cost more than the writing),
+    and copying those the build spilled to disk straight from the spill file."""
     made: set[str] = {""}
     native = os.sep == "/"
-    for path in sorted(artifacts):
-        folder = posixpath.dirname(path)
-        if folder not in made:
-            os.makedirs(
-                os.path.join(tmp, folder if native else folder.replace("/", os.sep)), exist_ok=True
-            )
-            made.add(folder)
-        target = f"{tmp}/{path}" if native else os.path.join(tmp, path.replace("/", os.sep))
-        digest = new_files.get(path) if new_files is not None else None
-        if (
-            digest is not None
-            and old_files is not None
-            and old_files.get(path) == digest
-            and _link(trust, path, target, _size(artifacts, path), digest)
-        ):
-            continue
-        Path(target).write_bytes(artifacts[path])  # one call per written file: faults test it
+    spilled: Callable[[str], _Spill | None] = getattr(artifacts, "spilled", lambda path: None)
+    spills: dict[Path, int] = {}  # spill file -> its open descriptor
+    try:
+        for path in sorted(artifacts):
+            folder = posixpath.dirname(path)
+            if folder not in made:
+                os.makedirs(
+                    os.path.join(tmp, folder if native else folder.replace("/", os.sep)),
+                    exist_ok=True,
+                )
+                made.add(folder)
+            target = f"{tmp}/{path}" if native else os.path.join(tmp, path.replace("/", os.sep))
+            digest = new_files.get(path) if new_files is not None else None
+            if (
+                digest is not None
+                and old_files is not None
+                and old_files.get(path) == digest
+                and _link(trust, path, target, _size(artifacts, path), digest)
+            ):
+                continue
+            where = spilled(path)
+            if where is None or not _copy_spilled(where, target, spills):
+                Path(target).write_bytes(artifacts[path])  # one call per file: faults test it
+    finally:
+        for fd in spills.values():
+            os.close(fd)
+
+
+def _copy_spilled(where: _Spill, target: str, spills: dict[Path, int]) -> bool:
+    """Copy a file the build spilled to disk (:class:`eventfeed.build.Spilled`) into
+    ``target`` inside the kernel, without reading it into memory; False where the system
+    cannot (then the caller writes it)."""
+    copy = getattr(os, "copy_file_range", None)
+    if copy is None:
+        return False
+    source = spills.get(where.spill)
+    if source is None:
+        source = spills[where.spill] = os.open(where.spill, os.O_RDONLY | _CLOEXEC)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _CLOEXEC, 0o666)
+    try:
+        offset, left = where.offset, where.size
+        while left:
+            try:
+                done = copy(source, fd, left, offset)
+            except OSError as exc:
+                if exc.errno in _NO_COPY and offset == where.offset:
+                    return False  # not on this file system: written the plain way
+                raise
+            if done == 0:
+                raise OSError(errno.EIO, "the spill file ended early", str(where.spill))
+            offset += done
+            left -= done
+    finally:
+        os.close(fd)
+    return True
+
+
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+#: errors of copy_file_range that mean "not here", not "failed"
+_NO_COPY = {errno.ENOSYS, errno.EXDEV, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM}
 
 
 def write_tree(out_dir: Path, artifacts: Mapping[str, bytes], *, events_dir: Path | None) -> None:
