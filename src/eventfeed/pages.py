@@ -39,7 +39,7 @@ from markupsafe import Markup, escape
 
 from . import paths
 from .build import BuildContext, EventPart, in_collection
-from .event import Event, Mode, Org
+from .event import DEFAULT_DURATION, Event, Mode, Org
 from .markdown import to_html, to_text
 from .model import Collection, Settings, Status
 from .recurrence import naive, occurrences
@@ -118,13 +118,25 @@ class Occurrence:
         return self.status is Status.CANCELLED
 
 
-def occurrences_of(event: Event) -> list[Occurrence]:
-    """A single event, or the occurrences of a series with their overrides applied (bounded)."""
+@dataclass(frozen=True, slots=True)
+class _Dates:
+    """One occurrence of a series before it is made an :class:`Occurrence`: its local start
+    and end (inclusive end date when all-day, as records give them) and what overrides it."""
+
+    start: date | datetime
+    end: date | datetime
+    status: Status
+    title: str
+    note: str
+    moved: bool
+
+
+def _series_dates(event: Event) -> list[_Dates]:
+    """The occurrences of a series with their overrides applied (bounded), as plain values."""
     rec = event.record
-    if not (rec.rrule or rec.rdates):
-        return [Occurrence(event, rec.status, "", False)]
     length = naive(event.local_end) - naive(event.local_start)
     overrides = {naive(o.occurrence): o for o in rec.overrides}
+    all_day = event.all_day
     result = []
     for original in occurrences(
         rec.rrule, rec.start, event.zone, rdates=rec.rdates, exdates=rec.exdates, limit=MAX_LISTED
@@ -142,23 +154,39 @@ def occurrences_of(event: Event) -> list[Occurrence]:
             note = override.note or ""
         if end is None:
             end = start + length
-            if event.all_day:  # records give inclusive end dates; Event adds the day back
+            if all_day:  # records give inclusive end dates; Event adds the day back
                 end -= timedelta(days=1)
-        single = rec.model_copy(
-            update={
-                "start": start,
-                "end": end,
-                "duration": None,
-                "rrule": None,
-                "rdates": (),
-                "exdates": (),
-                "overrides": (),
-                "title": title,
-                "status": status,
-            }
-        )
-        result.append(Occurrence(replace(event, record=single), status, note, moved))
+        result.append(_Dates(start, end, status, title, note, moved))
     return result
+
+
+def _occurrence(event: Event, dates: _Dates) -> Occurrence:
+    """One occurrence of the series ``event`` as an event of its own."""
+    single = event.record.model_copy(
+        update={
+            "start": dates.start,
+            "end": dates.end,
+            "duration": None,
+            "rrule": None,
+            "rdates": (),
+            "exdates": (),
+            "overrides": (),
+            "title": dates.title,
+            "status": dates.status,
+        }
+    )
+    return Occurrence(replace(event, record=single), dates.status, dates.note, dates.moved)
+
+
+def _is_series(event: Event) -> bool:
+    return bool(event.record.rrule or event.record.rdates)
+
+
+def occurrences_of(event: Event) -> list[Occurrence]:
+    """A single event, or the occurrences of a series with their overrides applied (bounded)."""
+    if not _is_series(event):
+        return [Occurrence(event, event.record.status, "", False)]
+    return [_occurrence(event, dates) for dates in _series_dates(event)]
 
 
 def _last_day_in(event: Event, zone: ZoneInfo) -> date:
@@ -169,6 +197,19 @@ def _last_day_in(event: Event, zone: ZoneInfo) -> date:
     return end.astimezone(zone).date()
 
 
+_TICK = timedelta(microseconds=1)
+
+
+def _dates_last_day_in(event: Event, dates: _Dates, zone: ZoneInfo) -> date:
+    """:func:`_last_day_in` of the occurrence ``dates`` of the series ``event``, without
+    making it an event: the occurrence has the series' zone, and an end but no duration."""
+    start, end = dates.start, dates.end
+    if not isinstance(start, datetime):  # all-day: the inclusive end date is the last day
+        return end.date() if isinstance(end, datetime) else end
+    local_end = end if isinstance(end, datetime) else start + DEFAULT_DURATION
+    return (event.aware(local_end) - _TICK).astimezone(zone).date()
+
+
 @dataclass(frozen=True)
 class Listed:
     """An event in a listing, placed at the occurrence that matters for it."""
@@ -177,6 +218,8 @@ class Listed:
     shown: Occurrence
     upcoming: bool
     series: bool
+    #: the shown occurrence's place in the series (:func:`occurrences_of`); 0 for one event
+    place: int = 0
 
     @property
     def sort_key(self) -> tuple[datetime, str]:
@@ -186,19 +229,27 @@ class Listed:
 def listed(event: Event, context: BuildContext) -> Listed:
     """Upcoming when some occurrence lasts until ``as_of`` or later; shown at the next one."""
     zone = ZoneInfo(context.settings.timezone)
-    return _listed(event, occurrences_of(event), zone, context.as_of)
+    return _listed(event, zone, context.as_of)
 
 
-def _listed(event: Event, all_occurrences: list[Occurrence], zone: ZoneInfo, as_of: date) -> Listed:
-    series = bool(event.record.rrule or event.record.rdates)
-    coming = [
-        o
-        for o in all_occurrences
-        if _last_day_in(o.event, zone) >= as_of and not (series and o.cancelled)
-    ]
-    if coming:
-        return Listed(event, min(coming, key=lambda o: o.event.sort_key), True, series)
-    return Listed(event, all_occurrences[0], False, series)
+def _listed(event: Event, zone: ZoneInfo, as_of: date) -> Listed:
+    """How ``event`` is listed on ``as_of``. Of a series, only the shown occurrence is made an
+    event: the others are weighed by their dates alone (the earliest start that has not
+    ended, cancelled ones left out; the first of equal starts)."""
+    if not _is_series(event):
+        upcoming = _last_day_in(event, zone) >= as_of
+        return Listed(event, Occurrence(event, event.record.status, "", False), upcoming, False)
+    every = _series_dates(event)
+    best: tuple[datetime, int] | None = None
+    for place, dates in enumerate(every):
+        if dates.status is Status.CANCELLED or _dates_last_day_in(event, dates, zone) < as_of:
+            continue
+        utc_start = event.aware(dates.start).astimezone(UTC)
+        if best is None or utc_start < best[0]:
+            best = (utc_start, place)
+    if best is None:
+        return Listed(event, _occurrence(event, every[0]), False, True, 0)
+    return Listed(event, _occurrence(event, every[best[1]]), True, True, best[1])
 
 
 # --- links ---------------------------------------------------------------------------------
@@ -677,16 +728,24 @@ def _feeds(settings: Settings, collection: str | None) -> tuple[Feed, ...]:
 def _facet_calendars(context: BuildContext) -> list[tuple[str, list[Calendar]]]:
     """Kind, region and language calendars, for every value any record uses."""
     s = context.settings
-    groups: list[tuple[str, list[Calendar]]] = []
+    kinds: set[str] = set()
+    regions: set[str] = set()
+    languages: set[str] = set()
+    for event in context.events:  # one pass for the three facets
+        rec = event.record
+        kinds.add(rec.kind)
+        regions.add(rec.region or "")
+        languages.add(event.language)
     facets = (
-        ("By kind", "kind", s.calendars.by_kind, lambda e: e.record.kind),
-        ("By region", "region", s.calendars.by_region, lambda e: e.record.region),
-        ("By language", "language", s.calendars.by_language, lambda e: e.language),
+        ("By kind", "kind", s.calendars.by_kind, kinds),
+        ("By region", "region", s.calendars.by_region, regions),
+        ("By language", "language", s.calendars.by_language, languages),
     )
-    for heading, facet, enabled, value_of in facets:
+    groups: list[tuple[str, list[Calendar]]] = []
+    for heading, facet, enabled, used in facets:
         if not enabled:
             continue
-        values = sorted({str(v).lower() for v in map(value_of, context.events) if v})
+        values = sorted({str(v).lower() for v in used if v})
         calendars = [
             _calendar(
                 s,
@@ -752,6 +811,8 @@ class Card:
         return self.item.event
 
 
+_first = operator.itemgetter(0)
+
 #: The heading level of an event in a listing (the listings' own headings are ``h2``).
 ITEM_LEVEL = 4
 
@@ -780,22 +841,37 @@ def listing_item(template: Template, card: Card) -> ListingItem:
         mark += mark  # the record holds the mark: a longer one
 
 
-def _grouped(
-    items: list[tuple[Listed, str]], label: Callable[[date | datetime], str]
-) -> list[tuple[str, Markup]]:
-    """Items (in order) under the label of their shown start, each group's markup joined."""
+def _grouped(items: list[tuple[tuple[datetime, str], str, str]]) -> list[tuple[str, Markup]]:
+    """Items (sort key, label, markup; in order) under their labels, each group's markup
+    joined. A label comes where its first item does."""
     groups: dict[str, list[str]] = {}
-    for item, html in items:
-        groups.setdefault(label(item.shown.event.local_start), []).append(html)
+    for _, label, html in items:
+        found = groups.get(label)
+        if found is None:
+            groups[label] = [html]
+        else:
+            found.append(html)
     return [(name, Markup("\n".join(htmls))) for name, htmls in groups.items()]
 
 
+#: Labels of the months and years of the listings, by (year, month) and year.
+_MONTHS: dict[tuple[int, int], str] = {}
+_YEARS: dict[int, str] = {}
+
+
 def _month(start: date | datetime) -> str:
-    return f"{start:%B %Y}"
+    key = (start.year, start.month)
+    found = _MONTHS.get(key)
+    if found is None:
+        found = _MONTHS[key] = f"{start:%B %Y}"
+    return found
 
 
 def _year(start: date | datetime) -> str:
-    return str(start.year)
+    found = _YEARS.get(start.year)
+    if found is None:
+        found = _YEARS[start.year] = str(start.year)
+    return found
 
 
 @dataclass(frozen=True)
@@ -906,6 +982,7 @@ class Renderer:
         self.zone = ZoneInfo(self.settings.timezone)
         self._occurrences: dict[str, list[Occurrence]] = {}
         self._listed: dict[str, Listed] = {}
+        self._placed: dict[str, tuple[bool, tuple[datetime, str], str]] = {}
         self._facts: dict[str, Facts] = {}
         self._cards: dict[str, Card] = {}
         self._items: dict[str, ListingItem] = {}
@@ -930,8 +1007,7 @@ class Renderer:
     def listed(self, event: Event) -> Listed:
         found = self._listed.get(event.id)
         if found is None:
-            found = _listed(event, self.occurrences(event), self.zone, self.context.as_of)
-            self._listed[event.id] = found
+            found = self._listed[event.id] = _listed(event, self.zone, self.context.as_of)
         return found
 
     def facts(self, event: Event) -> Facts:
@@ -968,21 +1044,49 @@ class Renderer:
             self._items[event.id] = found
         return found
 
+    def placed(self, event: Event) -> tuple[bool, tuple[datetime, str], str]:
+        """Where ``event`` goes in every listing: upcoming or not, its sort key and the label
+        of its group (the month of its shown start when upcoming, else the year)."""
+        found = self._placed.get(event.id)
+        if found is None:
+            item = self.listed(event)
+            start = item.shown.event.local_start
+            label = _month(start) if item.upcoming else _year(start)
+            found = self._placed[event.id] = (item.upcoming, item.sort_key, label)
+        return found
+
+    def hrefs(self, folder: str) -> Callable[[str], str]:
+        """The link to each event's page from ``folder``, escaped, by event id: the link to
+        the pages' folder (:func:`relative`), worked out once, and the page's name."""
+        prefixes: dict[str, str] = {}
+
+        def href(event_id: str) -> str:
+            page = paths.event_page(event_id)
+            where, _, name = page.rpartition("/")
+            prefix = prefixes.get(where)
+            if prefix is None:
+                up = relative(where, folder + "/" if folder else "") if where else "."
+                prefix = prefixes[where] = "" if up == "." else str(escape(up)) + "/"
+            return prefix + str(escape(name))
+
+        return href
+
     def listing(
         self, events: Iterable[Event], folder: str
     ) -> tuple[list[tuple[str, Markup]], list[tuple[str, Markup]]]:
         """Upcoming events soonest first by month, then past ones latest first by year, as
         markup seen from ``folder``."""
-        link = self.shell(folder).link
-        items = []
+        href = self.hrefs(folder)
+        upcoming: list[tuple[tuple[datetime, str], str, str]] = []
+        past: list[tuple[tuple[datetime, str], str, str]] = []
         for event in events:
-            href = str(escape(link[paths.event_page(event.id)]))
-            items.append((self.listed(event), self.item(event).html(href)))
-        upcoming = sorted((i for i in items if i[0].upcoming), key=lambda i: i[0].sort_key)
-        past = sorted(
-            (i for i in items if not i[0].upcoming), key=lambda i: i[0].sort_key, reverse=True
-        )
-        return _grouped(upcoming, _month), _grouped(past, _year)
+            coming, key, label = self.placed(event)
+            html = self.item(event).html(href(event.id))
+            (upcoming if coming else past).append((key, label, html))
+        # Sort keys end with the event's id, unique in a build: no two are equal.
+        upcoming.sort(key=_first)
+        past.sort(key=_first, reverse=True)
+        return _grouped(upcoming), _grouped(past)
 
     # --- pages --------------------------------------------------------------------------
 
@@ -1083,14 +1187,11 @@ def compile_event_page(context: BuildContext, event: Event) -> EventPart:
 
 def event_key(context: BuildContext, event: Event) -> str:
     """The build's day changes an event page only through how the event is listed."""
-    renderer = _renderer(context)
-    item = renderer.listed(event)
+    item = _renderer(context).listed(event)
+    # The shown occurrence is named by its place in the series: two occurrences may share a
+    # start (an override moved onto another's) and differ in all else.
     shown = item.shown
-    # Which of the event's occurrences is shown, by place: two occurrences may share a start
-    # (an override moved onto another's) and differ in all else.
-    found = (i for i, o in enumerate(renderer.occurrences(event)) if o is shown)
-    place = next(found, -1) if item.series else 0
-    return f"{item.upcoming}|{item.series}|{place}|{shown.event.sort_key}|{shown.cancelled}"
+    return f"{item.upcoming}|{item.series}|{item.place}|{shown.event.sort_key}|{shown.cancelled}"
 
 
 def compile_pages(context: BuildContext) -> Mapping[str, bytes]:
