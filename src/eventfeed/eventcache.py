@@ -22,12 +22,14 @@ no-change fingerprints (:mod:`eventfeed.cache`); deleting it is always safe.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import pickle
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 FORMAT = 1
 
@@ -164,5 +166,14 @@ def _short(base: str) -> str:
 
 
 def event_key(base: str, parts: Iterable[str]) -> str:
-    """One event's key: the build's base (code, settings) and the event's own parts."""
-    return hashlib.sha256("\0".join((base, *parts)).encode()).hexdigest()
+    """One event's key: the build's base (code, settings) and the event's own parts.
+
+    The base (the settings among it) is digested once per build, not once per event."""
+    digest = _base_digest(base).copy()
+    digest.update("\0".join(("", *parts)).encode())
+    return str(digest.hexdigest())
+
+
+@functools.lru_cache(maxsize=4)
+def _base_digest(base: str) -> Any:
+    return hashlib.sha256(base.encode())
