@@ -422,7 +422,12 @@ def compile_site(
 
 def _in(folder: Path, path: str) -> str:
     """A path of out/ (``a/b.html``) in ``folder``, as the system names it."""
-    return os.path.join(folder, *path.split("/"))
+    return _folder_name(folder) + os.sep + (path if os.sep == "/" else path.replace("/", os.sep))
+
+
+@functools.lru_cache(maxsize=4)
+def _folder_name(folder: Path) -> str:
+    return os.fspath(folder).rstrip(os.sep)  # the root folder: ""
 
 
 def _base(context: BuildContext, steps: list[Compiler]) -> str:
