@@ -174,9 +174,9 @@ def compile_calendars(context: BuildContext) -> Mapping[str, bytes]:
     """
     settings = context.settings
     order = [_compiled(context, e) for e in context.chronological()]
-    groups = {c.event.id: _groups(context, c.event) for c in order}
     cutoff = _cutoff(context)
     current = [c for c in order if not _ended_before(c, cutoff)]
+    groups = {c.event.id: _groups(context, c.event) for c in current}
     current, later = _fit(context, current, groups)
     kept = {c.event.id for c in (*current, *later)}
     archived = [c for c in order if c.event.id not in kept]
@@ -250,11 +250,13 @@ def _main_header(context: BuildContext) -> Header:
     return _header(context, paths.CALENDAR, s.title, s.description or s.title)
 
 
-def _groups(context: BuildContext, event: Event) -> tuple[_Group, ...]:
+def _groups(context: BuildContext, event: Event, *, collections: bool = True) -> tuple[_Group, ...]:
     """The calendars but calendar.ics that ``event`` belongs to when it is current, in the
-    order they are listed (:func:`_calendar_list`)."""
+    order they are listed (:func:`_calendar_list`); only its facet values without
+    ``collections``."""
     s = context.settings.calendars
-    found = [("collection", name) for name in sorted(context.memberships(event))]
+    names = sorted(context.memberships(event)) if collections else ()
+    found = [("collection", name) for name in names]
     rec = event.record
     for facet, enabled, value in (
         ("kind", s.by_kind, rec.kind),
@@ -306,7 +308,8 @@ def _subscriptions(
     current: Sequence[_Part],
 ) -> Iterable[tuple[Header, list[_Part]]]:
     """Each subscription calendar and its share of ``current``; a facet value has its
-    calendar when any event of ``order`` has it (``groups``: :func:`_groups` by event id)."""
+    calendar when any event of ``order`` has it (``groups``: :func:`_groups` by event id, for
+    every event of ``current`` at least)."""
     members: dict[_Group, list[_Part]] = {}
     for c in current:
         for group in groups[c.event.id]:
@@ -315,7 +318,10 @@ def _subscriptions(
                 members[group] = [c]
             else:
                 found.append(c)
-    values = {g for c in order for g in groups[c.event.id]}
+    values: set[_Group] = set()
+    for c in order:
+        own = groups.get(c.event.id)
+        values.update(own if own is not None else _groups(context, c.event, collections=False))
     for listed, header in _calendar_list(context, values):
         yield header, list(current) if listed is None else members.get(listed, [])
 
@@ -377,12 +383,13 @@ class _Share:
     positions: list[int] | None
     #: sizes[j]: the size of the first j members
     sizes: list[int] = field(default_factory=lambda: [0])
-    #: positions of members with a time written in UTC (they rule out X-WR-TIMEZONE)
-    utc: list[int] = field(default_factory=list)
+    #: the first position of a member with a time written in UTC (no X-WR-TIMEZONE from it)
+    utc: int | None = None
     #: by TZID: the first position of a member with a time in that zone
     timed: dict[str, int] = field(default_factory=dict)
-    #: by TZID: positions of members naming the zone, and the running range of years
-    ranges: dict[str, tuple[list[int], list[int], list[int]]] = field(default_factory=dict)
+    #: by TZID: the positions where the range of years of the members naming the zone grows,
+    #: and that range from there
+    ranges: dict[str, tuple[list[int], list[tuple[int, int]]]] = field(default_factory=dict)
 
     def count(self, length: int) -> int:
         """How many members are among the first ``length`` events of the sequence."""
@@ -392,7 +399,7 @@ class _Share:
 
     def zone(self, length: int) -> str | None:
         """:func:`_calendar_zone` of the members among the first ``length`` events."""
-        if self.utc and self.utc[0] < length:
+        if self.utc is not None and self.utc < length:
             return None
         zones = [tzid for tzid, first in self.timed.items() if first < length]
         return zones[0] if len(zones) == 1 else None
@@ -401,11 +408,28 @@ class _Share:
         """:func:`_zone_ranges` of the members among the first ``length`` events."""
         found = []
         for tzid in sorted(self.ranges):
-            positions, lows, highs = self.ranges[tzid]
+            positions, ranges = self.ranges[tzid]
             j = bisect.bisect_left(positions, length)
             if j:
-                found.append((tzid, lows[j - 1], highs[j - 1]))
+                found.append((tzid, *ranges[j - 1]))
         return found
+
+    def add(self, position: int, c: _Part, timed: bool) -> None:
+        self.sizes.append(self.sizes[-1] + c.size)
+        if timed:
+            if not c.zones and self.utc is None:
+                self.utc = position
+            for tzid, _, _ in c.zones:
+                self.timed.setdefault(tzid, position)
+        for tzid, low, high in c.zones:
+            grown = self.ranges.get(tzid)
+            if grown is None:
+                self.ranges[tzid] = ([position], [(low, high)])
+                continue
+            first, last = grown[1][-1]
+            if low < first or high > last:
+                grown[0].append(position)
+                grown[1].append((min(first, low), max(last, high)))
 
 
 class _Sizes:
@@ -430,38 +454,21 @@ class _Sizes:
         self.first: dict[_Group, int] = {}
         for position, c in enumerate(sequence):
             timed = not c.event.all_day
-            tzids = {tzid for tzid, _, _ in c.zones}
-            for group in (None, *groups[c.event.id]):
-                if group is None:
-                    share = main
-                else:
-                    found = shares.get(group)
-                    if found is None:
-                        self.first[group] = position
-                        found = shares[group] = _Share(main.header, [])
-                    share = found
-                    assert share.positions is not None
-                    share.positions.append(position)
-                share.sizes.append(share.sizes[-1] + c.size)
-                if timed:
-                    if not tzids:
-                        share.utc.append(position)
-                    for tzid in tzids:
-                        share.timed.setdefault(tzid, position)
-                for tzid, low, high in c.zones:
-                    ranged = share.ranges.get(tzid)
-                    if ranged is None:
-                        share.ranges[tzid] = ([position], [low], [high])
-                    else:
-                        ranged[0].append(position)
-                        ranged[1].append(min(ranged[1][-1], low))
-                        ranged[2].append(max(ranged[2][-1], high))
+            main.add(position, c, timed)
+            for group in groups[c.event.id]:
+                share = shares.get(group)
+                if share is None:
+                    self.first[group] = position
+                    share = shares[group] = _Share(main.header, [])
+                assert share.positions is not None
+                share.positions.append(position)
+                share.add(position, c, timed)
         self.shares: list[tuple[_Group | None, _Share]] = []
-        for group, header in _calendar_list(context, self.first):
+        for listed, header in _calendar_list(context, self.first):
             # a collection without events has a calendar all the same
-            share = main if group is None else shares.get(group) or _Share(header, [])
+            share = main if listed is None else shares.get(listed) or _Share(header, [])
             share.header = header
-            self.shares.append((group, share))
+            self.shares.append((listed, share))
 
     def fits(self, length: int) -> bool:
         # Every subscription calendar takes its share of the events; a facet calendar that
