@@ -3,6 +3,8 @@ dates of its series alone; it must be what making every occurrence an event give
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -200,4 +202,51 @@ def test_listing_links_as_relative_links(folder: str) -> None:
     href = renderer.hrefs(folder)
     for event in site.events:
         page = pages.paths.event_page(event.id)
-        assert href(event.id) == pages.relative(page, folder + "/" if folder else "")
+        assert href(event.id) == pages.relative(page, folder + "/" if folder else "").encode()
+
+
+def _pages(context: BuildContext) -> dict[str, bytes]:
+    renderer = pages.Renderer(context)
+    names = sorted(context.settings.collections)
+    return {"index": renderer.index()} | {name: renderer.collection(name) for name in names}
+
+
+def _whole(monkeypatch: pytest.MonkeyPatch, context: BuildContext) -> dict[str, bytes]:
+    """The listing pages with each group's markup rendered in place by the template."""
+    with monkeypatch.context() as patch:
+        plain = functools.partial(pages.render_listing_page, splice=False)
+        patch.setattr(pages, "render_listing_page", plain)
+        return _pages(context)
+
+
+def test_listings_put_in_their_pages_as_rendered_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    site = load_site(ROOT / "events")
+    context = BuildContext(
+        site=site,
+        history=advance(None, site.events, datetime(2024, 1, 1, tzinfo=UTC)),
+        as_of=date(2022, 12, 10),
+    )
+    spliced = _pages(context)
+    assert len(spliced) == 3
+    assert spliced == _whole(monkeypatch, context)
+    assert all(b"\0" not in page for page in spliced.values())
+
+
+@pytest.mark.parametrize("text", ["a \0 b", "\x000\x00", "\x001\x00 and \x000\x00"])
+def test_a_setting_holding_the_marks(
+    site: SiteDir, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    """Settings refuse control characters; were one to hold the marks' character, the
+    listings are rendered in place instead."""
+    site.record("tokyo.md", SERIES["tokyo.md"])
+    site.record("single.md", SERIES["single.md"])
+    loaded = load_site(site.events)
+    odd = loaded.settings.model_copy(update={"description": text})
+    loaded = dataclasses.replace(loaded, settings=odd)
+    history = advance(None, loaded.events, datetime(2023, 1, 1, tzinfo=UTC))
+    context = BuildContext(site=loaded, history=history, as_of=date(2023, 1, 12))
+    spliced = _pages(context)
+    assert spliced == _whole(monkeypatch, context)
+    assert spliced["index"].count(text.encode()) == 2  # the description, twice
+    assert spliced["index"].count(b"Tokyo call") == 1
+    assert spliced["index"].count(b'<h4 class="event-title">') == 2

@@ -821,13 +821,14 @@ ITEM_LEVEL = 4
 class ListingItem:
     """An event's markup in the listings (``item.html``), cut where the link to its page goes:
     the same for the index and every collection page, but for that link, which is relative
-    to the listing's folder."""
+    to the listing's folder. The pieces are UTF-8, as the pages are written: a listing puts
+    them in its page without making a string of each item, of each group or of the page."""
 
-    pieces: tuple[str, ...]
+    pieces: tuple[bytes, ...]
 
     def html(self, href: str) -> str:
         """The markup with ``href`` (an escaped link) put back in."""
-        return href.join(self.pieces)
+        return href.encode("utf-8").join(self.pieces).decode("utf-8")
 
 
 def listing_item(template: Template, card: Card) -> ListingItem:
@@ -837,21 +838,76 @@ def listing_item(template: Template, card: Card) -> ListingItem:
     while True:
         html = template.render(card=card, level=ITEM_LEVEL, past=not card.item.upcoming, href=mark)
         if html.count(mark) == links:
-            return ListingItem(tuple(html.split(mark)))
+            # the mark is ASCII: cutting the UTF-8 cuts the text at the same places
+            return ListingItem(tuple(html.encode("utf-8").split(mark.encode("ascii"))))
         mark += mark  # the record holds the mark: a longer one
 
 
-def _grouped(items: list[tuple[tuple[datetime, str], str, str]]) -> list[tuple[str, Markup]]:
-    """Items (sort key, label, markup; in order) under their labels, each group's markup
-    joined. A label comes where its first item does."""
-    groups: dict[str, list[str]] = {}
-    for _, label, html in items:
-        found = groups.get(label)
-        if found is None:
-            groups[label] = [html]
+#: A group of a listing: its label (a month or a year) and its markup, as UTF-8 parts.
+Group = tuple[str, list[bytes]]
+#: Where an event goes in the listings: upcoming or not, its sort key, its group's label.
+Placed = tuple[bool, tuple[datetime, str], str]
+
+
+def _grouped(items: list[tuple[tuple[datetime, str], str, ListingItem, bytes]]) -> list[Group]:
+    """Items (sort key, label, item, link to its page; in order) under their labels, one
+    line apart. A label comes where its first item does."""
+    groups: dict[str, list[bytes]] = {}
+    for _, label, item, href in items:
+        parts = groups.get(label)
+        if parts is None:
+            parts = groups[label] = []
         else:
-            found.append(html)
-    return [(name, Markup("\n".join(htmls))) for name, htmls in groups.items()]
+            parts.append(b"\n")
+        pieces = item.pieces
+        if len(pieces) == 2:  # one link, as most items have
+            parts += (pieces[0], href, pieces[1])
+        else:
+            parts.append(pieces[0])
+            for piece in pieces[1:]:
+                parts += (href, piece)
+    return list(groups.items())
+
+
+def render_listing_page(
+    template: Template,
+    values: dict[str, Any],
+    upcoming: list[Group],
+    past: list[Group],
+    *,
+    splice: bool = True,
+) -> bytes:
+    """A page with listings (``m.listing`` of ``upcoming`` and ``past`` in the template).
+
+    The template is rendered with a short mark for each group's markup, which is then put
+    in as the UTF-8 parts it is made of: one join for the page, where rendering the markup
+    itself copied megabytes of it several times (into a string, into markup, into the page,
+    into bytes). The same bytes as rendering it in place, which is done when some setting
+    shown on the page holds the marks' character (or without ``splice``).
+    """
+    groups = upcoming + past
+    if splice:
+        marks = [Markup(f"\0{i}\0") for i in range(len(groups))]
+        values["upcoming"] = [(g[0], m) for g, m in zip(upcoming, marks, strict=False)]
+        values["past"] = [(g[0], m) for g, m in zip(past, marks[len(upcoming) :], strict=True)]
+        cut = template.render(values).split("\0")
+        places = cut[1::2]
+        if len(cut) == 2 * len(groups) + 1 and sorted(places) == sorted(
+            map(str, range(len(groups)))
+        ):
+            out: list[bytes] = []
+            for text, place in zip(cut[::2], [*places, None], strict=True):
+                out.append(text.encode("utf-8"))
+                if place is not None:
+                    out += groups[int(place)][1]
+            return b"".join(out)
+
+    def markup(group: Group) -> tuple[str, Markup]:
+        return group[0], Markup(b"".join(group[1]).decode("utf-8"))  # our own items
+
+    values["upcoming"] = [markup(g) for g in upcoming]
+    values["past"] = [markup(g) for g in past]
+    return template.render(values).encode("utf-8")
 
 
 #: Labels of the months and years of the listings, by (year, month) and year.
@@ -982,7 +1038,7 @@ class Renderer:
         self.zone = ZoneInfo(self.settings.timezone)
         self._occurrences: dict[str, list[Occurrence]] = {}
         self._listed: dict[str, Listed] = {}
-        self._placed: dict[str, tuple[bool, tuple[datetime, str], str]] = {}
+        self._placed: dict[str, Placed] = {}
         self._facts: dict[str, Facts] = {}
         self._cards: dict[str, Card] = {}
         self._items: dict[str, ListingItem] = {}
@@ -1044,7 +1100,7 @@ class Renderer:
             self._items[event.id] = found
         return found
 
-    def placed(self, event: Event) -> tuple[bool, tuple[datetime, str], str]:
+    def placed(self, event: Event) -> Placed:
         """Where ``event`` goes in every listing: upcoming or not, its sort key and the label
         of its group (the month of its shown start when upcoming, else the year)."""
         found = self._placed.get(event.id)
@@ -1055,34 +1111,31 @@ class Renderer:
             found = self._placed[event.id] = (item.upcoming, item.sort_key, label)
         return found
 
-    def hrefs(self, folder: str) -> Callable[[str], str]:
-        """The link to each event's page from ``folder``, escaped, by event id: the link to
-        the pages' folder (:func:`relative`), worked out once, and the page's name."""
+    def hrefs(self, folder: str) -> Callable[[str], bytes]:
+        """The link to each event's page from ``folder``, escaped and UTF-8, by event id: the
+        link to the pages' folder (:func:`relative`), worked out once, and the page's name."""
         prefixes: dict[str, str] = {}
 
-        def href(event_id: str) -> str:
+        def href(event_id: str) -> bytes:
             page = paths.event_page(event_id)
             where, _, name = page.rpartition("/")
             prefix = prefixes.get(where)
             if prefix is None:
                 up = relative(where, folder + "/" if folder else "") if where else "."
                 prefix = prefixes[where] = "" if up == "." else str(escape(up)) + "/"
-            return prefix + str(escape(name))
+            return (prefix + str(escape(name))).encode("utf-8")
 
         return href
 
-    def listing(
-        self, events: Iterable[Event], folder: str
-    ) -> tuple[list[tuple[str, Markup]], list[tuple[str, Markup]]]:
+    def listing(self, events: Iterable[Event], folder: str) -> tuple[list[Group], list[Group]]:
         """Upcoming events soonest first by month, then past ones latest first by year, as
         markup seen from ``folder``."""
         href = self.hrefs(folder)
-        upcoming: list[tuple[tuple[datetime, str], str, str]] = []
-        past: list[tuple[tuple[datetime, str], str, str]] = []
+        upcoming: list[tuple[tuple[datetime, str], str, ListingItem, bytes]] = []
+        past: list[tuple[tuple[datetime, str], str, ListingItem, bytes]] = []
         for event in events:
             coming, key, label = self.placed(event)
-            html = self.item(event).html(href(event.id))
-            (upcoming if coming else past).append((key, label, html))
+            (upcoming if coming else past).append((key, label, self.item(event), href(event.id)))
         # Sort keys end with the event's id, unique in a build: no two are equal.
         upcoming.sort(key=_first)
         past.sort(key=_first, reverse=True)
@@ -1104,14 +1157,13 @@ class Renderer:
         values = self.shell("").values(paths.INDEX, _feeds(s, None))
         values.update(
             title=s.title,
-            upcoming=upcoming,
-            past=past,
             main_calendar=_calendar(s, f"All events of {s.title}", paths.CALENDAR),
             collections=collections,
             facets=_facet_calendars(self.context),
             jcal=paths.JCAL,
         )
-        return self.render("index.html", values)
+        template = self.env.get_template("index.html")
+        return render_listing_page(template, values, upcoming, past)
 
     def collection(self, name: str) -> bytes:
         s = self.settings
@@ -1123,12 +1175,11 @@ class Renderer:
             title=spec.title,
             spec=spec,
             name=name,
-            upcoming=upcoming,
-            past=past,
             calendar=_calendar(s, spec.title, paths.collection_calendar(name)),
             collection_feeds=_feeds(s, name),
         )
-        return self.render("collection.html", values)
+        template = self.env.get_template("collection.html")
+        return render_listing_page(template, values, upcoming, past)
 
     def event(self, event: Event) -> bytes:
         if self._event_pages is None:
