@@ -330,6 +330,25 @@ def compile_site(
     ``previous``), an event whose key is unchanged is not compiled: its notes come from the
     store and its files from ``previous_out`` (:mod:`eventfeed.eventcache`).
     """
+    # The loaded site, and what is kept of each event, live as long as the build and are
+    # never garbage: the cycle collector is kept from walking them again at every one of its
+    # passes (with 100,000 events, each pass touches millions of objects).
+    gc.freeze()
+    try:
+        return _compile_site(site, previous, now, as_of, jobs, reuse, previous_out)
+    finally:
+        gc.unfreeze()
+
+
+def _compile_site(
+    site: Site,
+    previous: Manifest | None,
+    now: datetime,
+    as_of: date | None,
+    jobs: int | None,
+    reuse: EventCache | None,
+    previous_out: Path | None,
+) -> Artifacts:
     history = advance(previous, site.events, now)
     context = BuildContext(site=site, history=history, as_of=as_of or as_of_for(now, site.settings))
     steps = compilers()
@@ -499,7 +518,8 @@ def _each_forked(
     _SHARED = (steps, context, events, folder)
     # What the workers inherit (the loaded site, above all) is moved out of the collector's
     # sight: a collection in a worker would otherwise walk every inherited object, and so
-    # touch, and copy, nearly every page of the parent's memory.
+    # touch, and copy, nearly every page of the parent's memory. (:func:`compile_site`
+    # gives it back to the collector when the build is done.)
     gc.freeze()
     try:
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
@@ -510,7 +530,6 @@ def _each_forked(
     except (BrokenProcessPool, OSError):  # a worker died (killed, out of memory), a full disk
         return None
     finally:
-        gc.unfreeze()
         _SHARED = None
 
 
