@@ -174,7 +174,7 @@ def _load(events_dir: Path, today: date | None, store: RecordStore | None) -> Lo
     settings = result.settings
     settings_digest: str | None = None
     for path, shown in files:
-        parsed = read_record(path, shown) if store is None else _read_stored(path, shown, store)
+        parsed = read_record(path, shown, store)
         if isinstance(parsed, list):
             result.problems.extend(parsed)
             continue
@@ -437,8 +437,11 @@ def _load_settings(path: Path, problems: list[Problem]) -> Settings | None:
     return settings
 
 
-def read_record(path: Path, shown: str) -> RecordFile | list[Problem]:
-    """Read, parse and validate one record file, or say what is wrong with it.
+def read_record(
+    path: Path, shown: str, store: RecordStore | None = None
+) -> RecordFile | list[Problem]:
+    """Read, parse and validate one record file, or say what is wrong with it; with ``store``,
+    the parsed record is taken from it when the bytes match, and kept in it otherwise.
 
     The settings play no part here (see :class:`RecordFile`); :func:`check_record` adds them.
     """
@@ -448,17 +451,8 @@ def read_record(path: Path, shown: str) -> RecordFile | list[Problem]:
         return [Problem(shown, 0, "", f"cannot read: {exc.strerror}")]
     except FrontMatterError as exc:
         return [Problem(shown, exc.line, "", exc.message, exc.hint)]
-    return parse_record(raw, path, shown)
-
-
-def _read_stored(path: Path, shown: str, store: RecordStore) -> RecordFile | list[Problem]:
-    """:func:`read_record`, taking the parsed record from ``store`` when the bytes match."""
-    try:
-        raw = _read(path)
-    except OSError as exc:
-        return [Problem(shown, 0, "", f"cannot read: {exc.strerror}")]
-    except FrontMatterError as exc:
-        return [Problem(shown, exc.line, "", exc.message, exc.hint)]
+    if store is None:
+        return parse_record(raw, path, shown)
     key = store.key(raw)
     found = store.get(shown, key)
     if found is not None:
