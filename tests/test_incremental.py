@@ -155,18 +155,24 @@ def _limited(site: Site) -> Site:
     return Site(settings=changed, events=site.events)
 
 
-def test_an_edit_compiles_only_the_edited_event(
-    events: Path, tmp_path: Path, build: Build, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The per-event store: unchanged events are taken from the last build, not compiled."""
-    compiled: list[str] = []
+@pytest.fixture
+def compiled(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids of the events the build compiles (not taken from the per-event store)."""
+    seen: list[str] = []
     real = build_module._each
 
     def counting(steps: Any, context: Any, todo: list[Any]) -> Any:
-        compiled.extend(e.id for e in todo)
+        seen.extend(e.id for e in todo)
         return real(steps, context, todo)
 
     monkeypatch.setattr(build_module, "_each", counting)
+    return seen
+
+
+def test_an_edit_compiles_only_the_edited_event(
+    events: Path, tmp_path: Path, build: Build, compiled: list[str]
+) -> None:
+    """The per-event store: unchanged events are taken from the last build, not compiled."""
     work = tmp_path / "work"
     shutil.copytree(events, work / "events")
     out = work / "out"
@@ -210,21 +216,13 @@ def test_a_stored_file_that_out_no_longer_holds_is_made_again(
 
 
 def test_the_day_moving_recompiles_only_events_it_changes(
-    events: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    events: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compiled: list[str]
 ) -> None:
     """An event's calendar note and page depend on the build's day only through the keys
     (ended before the look-back window; how it is listed): when the day moves on and back,
     the events whose keys changed are compiled again, and every build equals a cold one."""
     monkeypatch.setenv("EVENTFEED_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
-    compiled: list[str] = []
-    real = build_module._each
-
-    def counting(steps: Any, context: Any, todo: list[Any]) -> Any:
-        compiled.extend(e.id for e in todo)
-        return real(steps, context, todo)
-
-    monkeypatch.setattr(build_module, "_each", counting)
 
     def day_build(out: Path, day: str) -> dict[str, bytes]:
         args = ["build", "--events", str(events), "--out", str(out), "--as-of", day]
