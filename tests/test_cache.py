@@ -431,3 +431,21 @@ def test_a_record_over_the_loaders_limit_means_a_build(tree: Tree) -> None:
     tree.record(3).write_bytes(b"---\n" + b"x" * frontmatter.MAX_FILE_BYTES)
     clock = datetime(2022, 12, 10, tzinfo=UTC)
     assert Fingerprint.of(tree.events, tree.out, clock, None, strict=False) is None
+
+
+@pytest.mark.parametrize(
+    "size",
+    [0, 1, 4095, 65536, 65537, 200_000, cache.MAX_FILE_BYTES, cache.MAX_FILE_BYTES + 1],
+)
+def test_a_record_is_read_whole_up_to_one_byte_over_the_limit(tmp_path: Path, size: int) -> None:
+    path = tmp_path / "r.md"
+    path.write_bytes((b"a\r\n\0" * (size // 4 + 1))[:size])  # bytes kept as they are
+    assert len(path.read_bytes()) == size
+    assert cache._read_head(str(path)) == path.read_bytes()
+
+
+def test_a_record_over_the_limit_is_read_only_one_byte_past_it(tmp_path: Path) -> None:
+    path = tmp_path / "r.md"
+    data = os.urandom(cache.MAX_FILE_BYTES + 70_000)
+    path.write_bytes(data)
+    assert cache._read_head(str(path)) == data[: cache.MAX_FILE_BYTES + 1]

@@ -218,13 +218,38 @@ class _Chunk:
         """The records' names and bytes, whatever their metadata."""
         digest = hashlib.sha256(self.folder.encode("utf-8", "surrogateescape") + b"\0")
         for path, name in zip(self.paths, self.names, strict=True):
-            with open(path, "rb") as handle:
-                data = handle.read(MAX_FILE_BYTES + 1)
+            data = _read_head(path)
             if len(data) > MAX_FILE_BYTES:
                 raise _Odd  # the loader refuses it
             digest.update(name.encode("utf-8", "surrogateescape") + b"\0")
             digest.update(len(data).to_bytes(8, "big") + data)
         return digest.hexdigest()
+
+
+def _read_head(path: str) -> bytes:
+    """A file's bytes up to one more than the loader accepts. (Through an open file object,
+    which made a buffer of the limit's size for every record, reading a cold cache's
+    records cost four times as much.)"""
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        limit = MAX_FILE_BYTES + 1
+        want = min(os.fstat(fd).st_size + 1, limit)
+        parts: list[bytes] = []
+        total = 0
+        while total < limit:
+            piece = os.read(fd, want)
+            if not piece:
+                break
+            parts.append(piece)
+            total += len(piece)
+            want = min(1 << 16, limit - total)
+    finally:
+        os.close(fd)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+#: reading a record: no newline translation, not inherited by a program started meanwhile
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
 def _folders(root: str, *, hidden: bool) -> Iterator[tuple[str, list[os.DirEntry[str]]]]:
