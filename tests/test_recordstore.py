@@ -211,3 +211,54 @@ def test_a_store_of_an_older_layout_is_replaced(site: SiteDir, parses: list[str]
     parses.clear()
     load_site(site.events, store=RecordStore(store_file))
     assert parses == []
+
+
+def _mixed(site: SiteDir, n: int) -> None:
+    """``n`` records: most valid, some with warnings, some that fail to parse or to check,
+    and two that clash on their id."""
+    for i in range(n):
+        text = MINIMAL.replace("A meeting", f"Meeting {i}")
+        if i % 7 == 3:
+            text = text.replace("title:", "titel:")  # fails the model
+        elif i % 11 == 5:
+            text = "no front matter at all\n"
+        site.record(f"{i // 50:02d}/r{i:04d}.md", text)
+    site.record("zz/clash.md", MINIMAL.replace("---\n", "---\nid: r0001\n", 1))
+
+
+def test_a_shared_out_load_equals_one_done_here(
+    site: SiteDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _mixed(site, 240)
+    alone = load(site.events, store=RecordStore(site.root / "alone.sqlite"))
+    assert len(alone.events) > 150
+    assert len(alone.problems) > 40
+    monkeypatch.setattr(load_module, "PARALLEL_MIN_RECORDS", 10)
+    shared = load(site.events, store=RecordStore(site.root / "shared.sqlite"))
+    assert shared.events == alone.events
+    assert shared.problems == alone.problems
+    assert [e.digests for e in shared.events] == [e.digests for e in alone.events]
+    # what the workers parsed was kept: the next load parses nothing and still agrees
+    again = load(site.events, store=RecordStore(site.root / "shared.sqlite"))
+    assert again.events == alone.events
+    assert again.problems == alone.problems
+
+
+def test_a_worker_that_dies_leaves_the_rest_to_the_loader(
+    site: SiteDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _mixed(site, 120)
+    alone = load(site.events)
+    monkeypatch.setattr(load_module, "PARALLEL_MIN_RECORDS", 10)
+    real = load_module._settle
+    parent = os.getpid()
+
+    def dying(item: load_module._Pending, *args: object, **kwargs: object) -> object:
+        if os.getpid() != parent and item.shown >= "events/01/":
+            os._exit(3)  # a worker, as if killed
+        return real(item, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(load_module, "_settle", dying)
+    shared = load(site.events, store=RecordStore(site.root / "store.sqlite"))
+    assert shared.events == alone.events
+    assert shared.problems == alone.problems

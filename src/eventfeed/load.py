@@ -11,9 +11,13 @@ import dataclasses
 import difflib
 import gc
 import hashlib
+import multiprocessing
 import os
+import pickle
 import stat
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -172,23 +176,42 @@ def _load(events_dir: Path, today: date | None, store: RecordStore | None) -> Lo
     #: line of 'id' (or of the front matter) in each kept record, for the clash messages
     id_lines: dict[str, int] = {}
     settings = result.settings
-    settings_digest: str | None = None
-    for path, shown in files:
-        parsed = read_record(path, shown, store)
+    settings_digest = (
+        hashlib.sha256(settings.model_dump_json().encode()).hexdigest()
+        if settings is not None and store is not None
+        else ""
+    )
+    pending = [_gather(path, shown, store, settings_digest) for path, shown in files]
+    # Shared out only when the records parsed are kept in the store: a worker sends a record
+    # back pickled, which the store needs anyway; without a store the sending would cost
+    # about what the second core saves.
+    fresh = sum(item.raw is not None for item in pending) if store is not None else 0
+    settled = _settled(pending, settings, today, fresh >= PARALLEL_MIN_RECORDS)
+    for item, done in zip(pending, settled, strict=True):
+        if item.problems is not None:
+            result.problems.extend(item.problems)
+            continue
+        parsed, problems, digests = done
+        if isinstance(parsed, bytes):  # parsed by a worker, and sent as the store keeps it
+            blob, parsed = parsed, pickle.loads(parsed)
+        else:
+            blob = None
         if isinstance(parsed, list):
             result.problems.extend(parsed)
             continue
-        if settings is None:
-            continue  # nothing more can be checked without the settings
-        event = check_record(parsed, settings, result.problems, today)
+        if parsed is None:
+            parsed = item.found
+        assert parsed is not None
         if store is not None:
-            if settings_digest is None:
-                settings_digest = hashlib.sha256(settings.model_dump_json().encode()).hexdigest()
-            kept = store.digests(parsed.source, settings_digest)
-            if kept is not None:
-                event.keep_digests(kept)
-            else:
-                store.put_digests(parsed.source, settings_digest, content_digests(event))
+            if item.found is None:
+                store.put(item.shown, item.key, blob or parsed, settings_digest, digests)
+            elif item.kept is None and digests is not None:
+                store.put_digests(item.shown, settings_digest, digests)
+        if settings is None or digests is None:
+            continue  # nothing more can be checked without the settings
+        result.problems.extend(problems)
+        event = _event_of(parsed, settings)
+        event.keep_digests(digests)
         lines = parsed.lines
         other = by_id.get(event.id)
         if other is not None:
@@ -445,22 +468,128 @@ def read_record(
 
     The settings play no part here (see :class:`RecordFile`); :func:`check_record` adds them.
     """
+    item = _gather(path, shown, store, "")
+    if item.problems is not None:
+        return item.problems
+    if item.found is not None:
+        return item.found
+    assert item.raw is not None
+    parsed = parse_record(item.raw, path, shown)
+    if store is not None and isinstance(parsed, RecordFile):
+        store.put(shown, item.key, parsed, "", None)
+    return parsed
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One record file read: its bytes to parse, or the record the store had for them."""
+
+    path: Path
+    shown: str
+    #: what reading it found wrong (then nothing else is set)
+    problems: list[Problem] | None = None
+    raw: bytes | None = None
+    #: the digest the store keeps it under
+    key: str = ""
+    found: RecordFile | None = None
+    #: the content and schedule digests the store kept for it under the build's settings
+    kept: tuple[str, str] | None = None
+
+
+def _gather(path: Path, shown: str, store: RecordStore | None, settings: str) -> _Pending:
+    """Read one record file and look it up in ``store``, whose digests are taken under the
+    settings digest ``settings``."""
+    item = _Pending(path, shown)
     try:
         raw = _read(path)
     except OSError as exc:
-        return [Problem(shown, 0, "", f"cannot read: {exc.strerror}")]
+        item.problems = [Problem(shown, 0, "", f"cannot read: {exc.strerror}")]
+        return item
     except FrontMatterError as exc:
-        return [Problem(shown, exc.line, "", exc.message, exc.hint)]
-    if store is None:
-        return parse_record(raw, path, shown)
-    key = store.key(raw)
-    found = store.get(shown, key)
-    if found is not None:
-        return found
-    parsed = parse_record(raw, path, shown)
-    if isinstance(parsed, RecordFile):
-        store.put(shown, key, parsed)
-    return parsed
+        item.problems = [Problem(shown, exc.line, "", exc.message, exc.hint)]
+        return item
+    if store is not None:
+        item.key = store.key(raw)
+        item.found = store.get(shown, item.key)
+        if item.found is not None:
+            item.kept = store.digests(shown, settings)
+            return item  # the bytes are not needed again
+    item.raw = raw
+    return item
+
+
+#: What checking one record gave: the record (parsed here, or pickled by a worker, or None
+#: when the store had it; or what parsing found wrong), the problems of its checks, and its
+#: content and schedule digests (None without settings).
+_Settled = tuple[RecordFile | bytes | list[Problem] | None, list[Problem], tuple[str, str] | None]
+
+#: From this many records to parse on, parsing and checking are shared out among forked
+#: workers.
+PARALLEL_MIN_RECORDS = 1000
+
+
+def _settle(
+    item: _Pending, settings: Settings | None, today: date | None, *, ship: bool
+) -> _Settled:
+    """Parse (unless the store had it), check and digest one record; with ``ship``, a record
+    parsed here is returned pickled, as the store keeps it and as a worker sends it."""
+    if item.problems is not None:
+        return None, [], None
+    parsed: RecordFile | list[Problem]
+    if item.found is not None:
+        parsed = item.found
+    else:
+        assert item.raw is not None
+        parsed = parse_record(item.raw, item.path, item.shown)
+        if isinstance(parsed, list):
+            return parsed, [], None
+    made: RecordFile | bytes | None = None
+    if item.found is None:
+        made = pickle.dumps(parsed, pickle.HIGHEST_PROTOCOL) if ship else parsed
+    if settings is None:
+        return made, [], None
+    problems: list[Problem] = []
+    event = check_record(parsed, settings, problems, today)
+    if item.kept is not None:
+        event.keep_digests(item.kept)
+    return made, problems, content_digests(event)
+
+
+def _settled(
+    pending: list[_Pending], settings: Settings | None, today: date | None, share: bool
+) -> Iterator[_Settled]:
+    """:func:`_settle` of every record, in order; with ``share``, shared out among forked
+    workers when there are two cores (and done here when there are not, or they fail)."""
+    done = 0
+    workers = min(os.cpu_count() or 1, 2)
+    if share and workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        global _SHARED
+        size = max(100, -(-len(pending) // (workers * 8)))
+        chunks = [(at, min(at + size, len(pending))) for at in range(0, len(pending), size)]
+        _SHARED = (pending, settings, today)
+        try:
+            with ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("fork")
+            ) as pool:
+                for part in pool.map(_settle_chunk, chunks):
+                    yield from part
+                    done += len(part)
+        except (BrokenProcessPool, OSError):
+            pass  # a worker died (killed, out of memory): the rest is done here
+        finally:
+            _SHARED = None
+    for item in pending[done:]:
+        yield _settle(item, settings, today, ship=False)
+
+
+#: The records a forked worker checks: set before the workers are forked, which inherit it.
+_SHARED: tuple[list[_Pending], Settings | None, date | None] | None = None
+
+
+def _settle_chunk(bounds: tuple[int, int]) -> list[_Settled]:
+    assert _SHARED is not None
+    pending, settings, today = _SHARED
+    return [_settle(item, settings, today, ship=True) for item in pending[bounds[0] : bounds[1]]]
 
 
 def parse_record(raw: bytes, path: Path, shown: str) -> RecordFile | list[Problem]:
@@ -504,17 +633,21 @@ def parse_record(raw: bytes, path: Path, shown: str) -> RecordFile | list[Proble
     )
 
 
-def check_record(
-    parsed: RecordFile, settings: Settings, problems: list[Problem], today: date | None
-) -> Event:
-    """The record as an event of this site, reporting what the settings and the date make wrong."""
-    event = Event(
+def _event_of(parsed: RecordFile, settings: Settings) -> Event:
+    return Event(
         id=parsed.id,
         source=parsed.source,
         record=parsed.record,
         body=parsed.body,
         settings=settings,
     )
+
+
+def check_record(
+    parsed: RecordFile, settings: Settings, problems: list[Problem], today: date | None
+) -> Event:
+    """The record as an event of this site, reporting what the settings and the date make wrong."""
+    event = _event_of(parsed, settings)
 
     def report(where: KeyPath, message: str, *, hint: str = "", warning: bool = False) -> None:
         problems.append(

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from .load import RecordFile
 
 FORMAT = 2
+#: rows written with one statement
+BATCH = 500
 
 
 class RecordStore:
@@ -44,6 +46,11 @@ class RecordStore:
         #: (settings digest, content digest, schedule digest) of the records found
         self._digests: dict[str, tuple[str, str, str]] = {}
         self._writable = True
+        #: the digest each kept record was parsed from, by source
+        self._keys: dict[str, str] = {}
+        #: rows and digest updates not yet written (:meth:`_flush`)
+        self._rows: list[tuple[str, str, bytes, str | None, str | None, str | None]] = []
+        self._updates: list[tuple[str, str, str, str]] = []
         for attempt in range(2):
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,6 +66,7 @@ class RecordStore:
                 # One transaction for the whole load: what it parses is written as it goes
                 # (not held in memory), and made visible at once by :meth:`save`.
                 self._db.execute("BEGIN")
+                self._keys = dict(self._db.execute("SELECT source, key FROM records"))
                 break
             except sqlite3.DatabaseError as exc:
                 self.close()
@@ -88,13 +96,12 @@ class RecordStore:
         from .load import RecordFile
 
         self._seen.add(source)
-        if self._db is None:
-            return None
+        if self._db is None or self._keys.get(source) != key:
+            return None  # not kept, or kept for other bytes: nothing to ask the database
         try:
             row = self._db.execute(
-                "SELECT data, settings, content, schedule FROM records"
-                " WHERE source = ? AND key = ?",
-                (source, key),
+                "SELECT data, settings, content, schedule FROM records WHERE source = ?",
+                (source,),
             ).fetchone()
             found = pickle.loads(row[0]) if row is not None else None
         except (sqlite3.Error, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
@@ -113,25 +120,42 @@ class RecordStore:
 
     def put_digests(self, source: str, settings: str, digests: tuple[str, str]) -> None:
         """Keep the digests of the record kept for ``source``, under the settings ``settings``."""
-        if self._db is None or not self._writable:
-            return
-        try:
-            self._db.execute(
-                "UPDATE records SET settings = ?, content = ?, schedule = ? WHERE source = ?",
-                (settings, *digests, source),
-            )
-        except sqlite3.Error:
-            self._writable = False
+        self._updates.append((settings, *digests, source))
+        if len(self._updates) >= BATCH:
+            self._flush()
 
-    def put(self, source: str, key: str, parsed: RecordFile) -> None:
-        """Keep a record just parsed; written by :meth:`save`."""
+    def put(
+        self,
+        source: str,
+        key: str,
+        parsed: RecordFile | bytes,
+        settings: str,
+        digests: tuple[str, str] | None,
+    ) -> None:
+        """Keep a record just parsed (or its pickle), with its digests under the settings
+        ``settings`` when known; written by :meth:`save`."""
         self._seen.add(source)
+        data = (
+            parsed if isinstance(parsed, bytes) else pickle.dumps(parsed, pickle.HIGHEST_PROTOCOL)
+        )
+        self._rows.append(
+            (source, key, data, *((settings, *digests) if digests else (None, None, None)))
+        )
+        if len(self._rows) >= BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write the rows and digests kept so far (many at a time: one statement each costs
+        more than the pickling)."""
+        rows, updates = self._rows, self._updates
+        self._rows, self._updates = [], []
         if self._db is None or not self._writable:
             return
         try:
-            self._db.execute(
-                "INSERT OR REPLACE INTO records VALUES (?, ?, ?, NULL, NULL, NULL)",
-                (source, key, pickle.dumps(parsed, pickle.HIGHEST_PROTOCOL)),
+            self._db.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?)", rows)
+            self._db.executemany(
+                "UPDATE records SET settings = ?, content = ?, schedule = ? WHERE source = ?",
+                updates,
             )
         except sqlite3.Error:
             self._writable = False  # a full disk, a locked file: this load keeps nothing
@@ -142,12 +166,9 @@ class RecordStore:
         if self._db is None:
             return
         try:
+            self._flush()
             if self._writable:
-                gone = [
-                    (source,)
-                    for (source,) in self._db.execute("SELECT source FROM records")
-                    if source not in self._seen
-                ]
+                gone = [(source,) for source in self._keys if source not in self._seen]
                 self._db.executemany("DELETE FROM records WHERE source = ?", gone)
                 self._db.execute("COMMIT")
             else:
