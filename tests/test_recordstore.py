@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from eventfeed import load as load_module
-from eventfeed.load import load, load_site
+from eventfeed.load import Loaded, load, load_site
 from eventfeed.recordstore import RecordStore
 
 from .conftest import MINIMAL, Run, SiteDir
@@ -262,3 +263,55 @@ def test_a_worker_that_dies_leaves_the_rest_to_the_loader(
     shared = load(site.events, store=RecordStore(site.root / "store.sqlite"))
     assert shared.events == alone.events
     assert shared.problems == alone.problems
+
+
+@pytest.fixture
+def checked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The records whose checks run (not found in the store), by the name shown."""
+    seen: list[str] = []
+    real = load_module.check_record
+
+    def counting(parsed: load_module.RecordFile, *args: object) -> object:
+        seen.append(parsed.source)
+        return real(parsed, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(load_module, "check_record", counting)
+    return seen
+
+
+#: a record that is warned about while it is still coming (it has no 'updated' date)
+UNDATED = MINIMAL.replace("updated: 2022-12-01\n", "")
+
+
+def test_checks_are_kept_under_the_settings_and_the_day(site: SiteDir, checked: list[str]) -> None:
+    _three(site)
+    site.record("w.md", UNDATED)
+    store_file = site.root / "store.sqlite"
+    day = date(2022, 11, 1)  # before the events: warnings about coming events are given
+
+    def both(on: date) -> tuple[Loaded, Loaded]:
+        return load(site.events, today=on, store=RecordStore(store_file)), load(
+            site.events, today=on
+        )
+
+    first, plain = both(day)
+    assert first.problems == plain.problems
+    assert any(p.path == "events/w.md" for p in first.problems)  # the test can see warnings
+    checked.clear()
+    again = load(site.events, today=day, store=RecordStore(store_file))
+    assert checked == []  # the same settings and day: every check found in the store
+    assert again.problems == first.problems
+    assert again.events == first.events
+    site.record("b.md", UNDATED.replace("A meeting", "Edited"))
+    checked.clear()
+    edited, plain = both(day)
+    everything = ["events/2023/c.md", "events/a.md", "events/b.md", "events/w.md"]
+    assert checked == ["events/b.md", *everything]  # the edited one, then the plain load
+    assert edited.problems == plain.problems
+    assert edited.problems != first.problems
+    # Another day: the checks run again (a warning may hold on one day and not on the next)
+    checked.clear()
+    later, plain = both(date(2023, 6, 1))
+    assert checked == everything * 2
+    assert later.problems == plain.problems
+    assert later.problems != edited.problems

@@ -176,18 +176,18 @@ def _load(events_dir: Path, today: date | None, store: RecordStore | None) -> Lo
     #: line of 'id' (or of the front matter) in each kept record, for the clash messages
     id_lines: dict[str, int] = {}
     settings = result.settings
-    settings_digest = (
-        hashlib.sha256(settings.model_dump_json().encode()).hexdigest()
-        if settings is not None and store is not None
-        else ""
-    )
-    pending = [_gather(path, shown, store, settings_digest) for path, shown in files]
+    settings_digest = checked = ""
+    if settings is not None and store is not None:
+        settings_digest = hashlib.sha256(settings.model_dump_json().encode()).hexdigest()
+        checked = f"{settings_digest}\0{today.isoformat() if today else ''}"
+    pending = [_gather(path, shown, store, settings_digest, checked) for path, shown in files]
     # Shared out only when the records parsed are kept in the store: a worker sends a record
     # back pickled, which the store needs anyway; without a store the sending would cost
     # about what the second core saves.
     fresh = sum(item.raw is not None for item in pending) if store is not None else 0
     settled = _settled(pending, settings, today, fresh >= PARALLEL_MIN_RECORDS)
     for item, done in zip(pending, settled, strict=True):
+        item.raw = None  # parsed: the bytes are not needed again
         if item.problems is not None:
             result.problems.extend(item.problems)
             continue
@@ -203,10 +203,11 @@ def _load(events_dir: Path, today: date | None, store: RecordStore | None) -> Lo
             parsed = item.found
         assert parsed is not None
         if store is not None:
+            derived = (settings_digest, digests, checked, problems) if digests else None
             if item.found is None:
-                store.put(item.shown, item.key, blob or parsed, settings_digest, digests)
-            elif item.kept is None and digests is not None:
-                store.put_digests(item.shown, settings_digest, digests)
+                store.put(item.shown, item.key, blob or parsed, derived)
+            elif derived is not None and (item.kept is None or item.checked is None):
+                store.put_derived(item.shown, *derived)
         if settings is None or digests is None:
             continue  # nothing more can be checked without the settings
         result.problems.extend(problems)
@@ -468,7 +469,7 @@ def read_record(
 
     The settings play no part here (see :class:`RecordFile`); :func:`check_record` adds them.
     """
-    item = _gather(path, shown, store, "")
+    item = _gather(path, shown, store, "", "")
     if item.problems is not None:
         return item.problems
     if item.found is not None:
@@ -476,7 +477,7 @@ def read_record(
     assert item.raw is not None
     parsed = parse_record(item.raw, path, shown)
     if store is not None and isinstance(parsed, RecordFile):
-        store.put(shown, item.key, parsed, "", None)
+        store.put(shown, item.key, parsed, None)
     return parsed
 
 
@@ -494,11 +495,16 @@ class _Pending:
     found: RecordFile | None = None
     #: the content and schedule digests the store kept for it under the build's settings
     kept: tuple[str, str] | None = None
+    #: the problems of its checks the store kept for it under the build's settings and day
+    checked: list[Problem] | None = None
 
 
-def _gather(path: Path, shown: str, store: RecordStore | None, settings: str) -> _Pending:
-    """Read one record file and look it up in ``store``, whose digests are taken under the
-    settings digest ``settings``."""
+def _gather(
+    path: Path, shown: str, store: RecordStore | None, settings: str, checked: str
+) -> _Pending:
+    """Read one record file and look it up in ``store``; what the store keeps for it is
+    taken when it was worked out under the settings digest ``settings`` (the digests) and
+    ``checked`` (the problems of the checks: settings and day)."""
     item = _Pending(path, shown)
     try:
         raw = _read(path)
@@ -513,6 +519,7 @@ def _gather(path: Path, shown: str, store: RecordStore | None, settings: str) ->
         item.found = store.get(shown, item.key)
         if item.found is not None:
             item.kept = store.digests(shown, settings)
+            item.checked = store.checks(shown, checked)
             return item  # the bytes are not needed again
     item.raw = raw
     return item
@@ -548,6 +555,8 @@ def _settle(
         made = pickle.dumps(parsed, pickle.HIGHEST_PROTOCOL) if ship else parsed
     if settings is None:
         return made, [], None
+    if item.kept is not None and item.checked is not None:
+        return made, item.checked, item.kept  # the store had it all
     problems: list[Problem] = []
     event = check_record(parsed, settings, problems, today)
     if item.kept is not None:

@@ -7,13 +7,17 @@ per record file, a digest of those and the parsed record. The loader still reads
 a record whose digest is the one stored is taken from here instead of being parsed again.
 Unlike the no-change check (:mod:`eventfeed.cache`), nothing is trusted by file metadata.
 
-Beside each record the store keeps the digests of its content and schedule that the build's
-history compares (:func:`eventfeed.state.content_digests`), with the digest of the settings
-they were worked out under: they depend on the settings too (the default zone and language).
+Beside each record the store keeps what the loader works out for it from the settings: the
+digests of its content and schedule that the build's history compares
+(:func:`eventfeed.state.content_digests`), under the digest of the settings (they depend on the
+default zone and language); and the problems its checks found (:func:`eventfeed.load.
+check_record`), under the settings digest and the day that quiets warnings about past events.
+A rebuild on the same day with the same settings checks only the records that changed.
 
-Only records without problems are kept: a record with problems is parsed again at every build,
-so its messages are always those of the current code. The store is one SQLite file per events
-folder in the user's cache folder; deleting it is always safe.
+Only records that parse are kept: one that does not is parsed again at every build. Every key
+holds a digest of eventfeed's code, so the messages are always those of the current code. The
+store is one SQLite file per events folder in the user's cache folder; deleting it is always
+safe.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .errors import Problem
     from .load import RecordFile
 
-FORMAT = 2
+FORMAT = 3
 #: rows written with one statement
 BATCH = 500
 
@@ -43,14 +48,15 @@ class RecordStore:
         self._base = hashlib.sha256(f"{FORMAT}\0{_code_digest()}\0".encode())
         self._db: sqlite3.Connection | None = None
         self._seen: set[str] = set()
-        #: (settings digest, content digest, schedule digest) of the records found
-        self._digests: dict[str, tuple[str, str, str]] = {}
+        #: what was kept beside each record found: (settings digest, content digest,
+        #: schedule digest, what its checks were run under, their problems pickled)
+        self._derived: dict[str, tuple[str, str, str, str, bytes]] = {}
         self._writable = True
         #: the digest each kept record was parsed from, by source
         self._keys: dict[str, str] = {}
         #: rows and digest updates not yet written (:meth:`_flush`)
-        self._rows: list[tuple[str, str, bytes, str | None, str | None, str | None]] = []
-        self._updates: list[tuple[str, str, str, str]] = []
+        self._rows: list[tuple[object, ...]] = []
+        self._updates: list[tuple[object, ...]] = []
         for attempt in range(2):
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,7 +67,7 @@ class RecordStore:
                 self._db.execute(
                     "CREATE TABLE IF NOT EXISTS records"
                     " (source TEXT PRIMARY KEY, key TEXT NOT NULL, data BLOB NOT NULL,"
-                    " settings TEXT, content TEXT, schedule TEXT)"
+                    " settings TEXT, content TEXT, schedule TEXT, checked TEXT, problems BLOB)"
                 )
                 # One transaction for the whole load: what it parses is written as it goes
                 # (not held in memory), and made visible at once by :meth:`save`.
@@ -100,7 +106,8 @@ class RecordStore:
             return None  # not kept, or kept for other bytes: nothing to ask the database
         try:
             row = self._db.execute(
-                "SELECT data, settings, content, schedule FROM records WHERE source = ?",
+                "SELECT data, settings, content, schedule, checked, problems FROM records"
+                " WHERE source = ?",
                 (source,),
             ).fetchone()
             found = pickle.loads(row[0]) if row is not None else None
@@ -108,19 +115,40 @@ class RecordStore:
             return None
         if not isinstance(found, RecordFile) or found.source != source:
             return None
-        if all(isinstance(value, str) for value in row[1:]):
-            self._digests[source] = (row[1], row[2], row[3])
+        if all(isinstance(value, str) for value in row[1:5]) and isinstance(row[5], bytes):
+            self._derived[source] = row[1:]
         return found
 
     def digests(self, source: str, settings: str) -> tuple[str, str] | None:
         """The content and schedule digests kept with the record just found for ``source``,
         when they were worked out under the settings whose digest is ``settings``."""
-        found = self._digests.get(source)
+        found = self._derived.get(source)
         return (found[1], found[2]) if found is not None and found[0] == settings else None
 
-    def put_digests(self, source: str, settings: str, digests: tuple[str, str]) -> None:
-        """Keep the digests of the record kept for ``source``, under the settings ``settings``."""
-        self._updates.append((settings, *digests, source))
+    def checks(self, source: str, checked: str) -> list[Problem] | None:
+        """The problems the checks found in the record just found for ``source``, when they
+        were run under ``checked`` (the settings digest and the day that quiets warnings)."""
+        found = self._derived.get(source)
+        if found is None or found[3] != checked:
+            return None
+        try:
+            problems = pickle.loads(found[4])
+        except (pickle.UnpicklingError, EOFError, AttributeError, ValueError):
+            return None
+        return problems if isinstance(problems, list) else None
+
+    def put_derived(
+        self,
+        source: str,
+        settings: str,
+        digests: tuple[str, str],
+        checked: str,
+        problems: list[Problem],
+    ) -> None:
+        """Keep what was worked out for the record kept for ``source``: its digests under
+        the settings ``settings``, and the problems of its checks run under ``checked``."""
+        blob = pickle.dumps(problems, pickle.HIGHEST_PROTOCOL)
+        self._updates.append((settings, *digests, checked, blob, source))
         if len(self._updates) >= BATCH:
             self._flush()
 
@@ -129,18 +157,20 @@ class RecordStore:
         source: str,
         key: str,
         parsed: RecordFile | bytes,
-        settings: str,
-        digests: tuple[str, str] | None,
+        derived: tuple[str, tuple[str, str], str, list[Problem]] | None,
     ) -> None:
-        """Keep a record just parsed (or its pickle), with its digests under the settings
-        ``settings`` when known; written by :meth:`save`."""
+        """Keep a record just parsed (or its pickle) and, when known, what was worked out
+        for it (as :meth:`put_derived` takes it); written by :meth:`save`."""
         self._seen.add(source)
         data = (
             parsed if isinstance(parsed, bytes) else pickle.dumps(parsed, pickle.HIGHEST_PROTOCOL)
         )
-        self._rows.append(
-            (source, key, data, *((settings, *digests) if digests else (None, None, None)))
-        )
+        if derived is None:
+            self._rows.append((source, key, data, None, None, None, None, None))
+        else:
+            settings, digests, checked, problems = derived
+            blob = pickle.dumps(problems, pickle.HIGHEST_PROTOCOL)
+            self._rows.append((source, key, data, settings, *digests, checked, blob))
         if len(self._rows) >= BATCH:
             self._flush()
 
@@ -152,9 +182,12 @@ class RecordStore:
         if self._db is None or not self._writable:
             return
         try:
-            self._db.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?)", rows)
             self._db.executemany(
-                "UPDATE records SET settings = ?, content = ?, schedule = ? WHERE source = ?",
+                "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
+            )
+            self._db.executemany(
+                "UPDATE records SET settings = ?, content = ?, schedule = ?, checked = ?,"
+                " problems = ? WHERE source = ?",
                 updates,
             )
         except sqlite3.Error:
