@@ -99,7 +99,8 @@ def compile_event_files(context: BuildContext, event: Event) -> EventPart:
     data = _calendar(context, None, [_Part.of(compiled)])
     offset = len(data) - len(_END) - len(compiled.data)
     ended = compiled.last_day is not None and compiled.last_day < _cutoff(context)
-    jcal = "" if ended else compiled.jcal
+    # UTF-8, as it is written: a text of any non-Latin-1 letter takes 2 or 4 bytes a letter
+    jcal = b"" if ended else compiled.jcal.encode()
     note = (offset, len(compiled.data), compiled.zones, compiled.last_day, jcal)
     return {paths.event_ics(event.id): data}, note
 
@@ -124,7 +125,8 @@ class _Part:
     size: int
     zones: tuple[tuple[str, int, int], ...]
     last_day: date | None
-    jcal: str
+    #: UTF-8
+    jcal: bytes
     #: the file that holds the components, from ``offset`` on
     files: Mapping[str, bytes]
     path: str
@@ -145,7 +147,7 @@ class _Part:
             len(data),
             compiled.zones,
             compiled.last_day,
-            compiled.jcal,
+            compiled.jcal.encode(),
             {"": data},
             "",
         )
@@ -158,7 +160,7 @@ def _compiled(context: BuildContext, event: Event) -> _Part:
     if note is None or path not in files:  # the per-event step has not run
         return _Part.of(compile_event(event, context.history[event.id]))
     offset, size, zones, last_day, jcal = cast(
-        tuple[int, int, tuple[tuple[str, int, int], ...], date | None, str], note
+        tuple[int, int, tuple[tuple[str, int, int], ...], date | None, bytes], note
     )
     ident = f"{files.digest(path)}:{offset}:{size}:{event.all_day}:{zones}"
     return _Part(event, size, zones, last_day, jcal, files, path, offset, ident)
@@ -638,7 +640,10 @@ def _jcal(context: BuildContext, header: Header, members: Sequence[_Part]) -> by
         cal.add_component(vtimezone(*r))
     text = _json(cal.to_jcal())
     assert text.endswith("]]")
-    events = [c.jcal or jcal_components(c.event, context.history[c.event.id]) for c in members]
-    if events:
-        text = text[:-2] + ("," if not text.endswith("[]]") else "") + ",".join(events) + "]]"
-    return (text + "\n").encode()
+    events = [
+        c.jcal or jcal_components(c.event, context.history[c.event.id]).encode() for c in members
+    ]
+    if not events:
+        return (text + "\n").encode()
+    head = text[:-2] + ("," if not text.endswith("[]]") else "")
+    return head.encode() + b",".join(events) + b"]]\n"
