@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -307,6 +307,9 @@ def as_of_for(now: datetime, settings: Settings) -> date:
 
 #: Below this many events a second process costs more than it saves.
 PARALLEL_MIN_EVENTS = 1000
+#: Events compiled in one go (and their entries written to the store in one transaction) in
+#: this process, and the most events a forked worker compiles before it sends them back.
+BATCH = 1000
 
 
 def compile_site(
@@ -370,12 +373,7 @@ def _compile_site(
         enough = len(todo) >= PARALLEL_MIN_EVENTS and (os.cpu_count() or 1) >= 2
         jobs = min(os.cpu_count() or 1, 2) if enough else 1
     artifacts = Artifacts()
-    parts = _each_forked(steps, context, todo, jobs, artifacts) if jobs > 1 else None
-    if parts is None:
-        parts = _each(steps, context, todo)
-    made = dict(zip((e.id for e in todo), parts, strict=True))
     notes: dict[str, dict[str, object]] = {step.name: {} for step in steps}
-    entries: dict[str, Entry] = {}
     for event in order:
         entry = hits.get(event.id)
         if entry is not None:
@@ -385,21 +383,31 @@ def _compile_site(
                 artifacts.add_known(path, _Known(digest, size, _in(previous_out, path), again))
             for name, note in entry.notes.items():
                 notes[name][event.id] = note
-        else:
+    del hits
+
+    def take(made: Iterable[tuple[Event, Made]]) -> None:
+        """Keep what the whole steps need of a batch of compiled events (their files, or
+        where they are, and their notes), and write the batch's entries to the store."""
+        entries = []
+        for event, parts in made:
             files: dict[str, tuple[str, int]] = {}
-            for name, (own, note) in made[event.id].items():
+            for name, (own, note) in parts.items():
                 artifacts.update_from(own)
                 notes[name][event.id] = note
                 files.update((p, _sized(d)) for p, d in own.items())
-            entry = Entry(
-                keys.get(event.id, ""),
-                files,
-                {n: notes[n][event.id] for n in notes if event.id in notes[n]},
-            )
-        entries[event.id] = entry
+            if reuse is not None:
+                kept = {name: note for name, (_, note) in parts.items()}
+                entries.append((event.id, Entry(keys[event.id], files, kept)))
+        if reuse is not None:
+            reuse.put(entries)
+
+    # The events are taken as they come: what the workers send back is never all held at once.
+    done = _each_forked(steps, context, todo, jobs, artifacts, take) if jobs > 1 else 0
+    for start in range(done, len(todo), BATCH):
+        batch = todo[start : start + BATCH]
+        take(zip(batch, _each(steps, context, batch), strict=True))
     if reuse is not None:
-        reuse.save(entries)
-    del made, parts  # what is kept is in the artifacts, the notes and the entries
+        reuse.keep_only(keys)  # the events of this site
     keyed = context
     context = dataclasses.replace(context, notes=notes, files=artifacts)
     # What was worked out for the keys (orders, the pages' listed states) holds for the same
@@ -502,18 +510,21 @@ def _each_forked(
     events: list[Event],
     jobs: int,
     artifacts: Artifacts,
-) -> list[Made] | None:
-    """The per-event steps shared out among ``jobs`` forked workers, in chunks; None when
-    the workers cannot run (no fork here, a worker killed): then the caller does it alone.
+    take: Callable[[Iterable[tuple[Event, Made]]], None],
+) -> int:
+    """The per-event steps shared out among ``jobs`` forked workers, in chunks, each chunk
+    given to ``take`` as it comes back (in the order of ``events``). Returns how many events
+    (the first ones) were taken: all of them, unless the workers cannot run (no fork here, a
+    worker killed); then the caller does the rest alone.
 
     Workers write the files they make to spill files in the folder of ``artifacts``
     (:meth:`Artifacts.spill_folder`), which lives as long as they do.
     """
     global _SHARED
     if "fork" not in multiprocessing.get_all_start_methods():
-        return None
+        return 0
     folder = artifacts.spill_folder()
-    size = max(50, -(-len(events) // (jobs * 8)))
+    size = min(BATCH, max(50, -(-len(events) // (jobs * 8))))
     chunks = [(start, min(start + size, len(events))) for start in range(0, len(events), size)]
     _SHARED = (steps, context, events, folder)
     # What the workers inherit (the loaded site, above all) is moved out of the collector's
@@ -521,16 +532,22 @@ def _each_forked(
     # touch, and copy, nearly every page of the parent's memory. (:func:`compile_site`
     # gives it back to the collector when the build is done.)
     gc.freeze()
+    done = 0
     try:
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-            made: list[Made] = []
-            for part in pool.map(_each_chunk, chunks):
-                made.extend(part)
-            return made
-    except (BrokenProcessPool, OSError):  # a worker died (killed, out of memory), a full disk
-        return None
+            made = pool.map(_each_chunk, chunks)
+            for start, end in chunks:
+                try:
+                    part = next(made)
+                except (BrokenProcessPool, OSError):  # a worker died, or its disk is full
+                    break
+                take(zip(events[start:end], part, strict=True))
+                done = end
+    except (BrokenProcessPool, OSError):  # no worker could be started
+        pass
     finally:
         _SHARED = None
+    return done
 
 
 def _each_chunk(bounds: tuple[int, int]) -> list[Made]:

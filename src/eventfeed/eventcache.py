@@ -11,9 +11,10 @@ event again.
 A file is reused only when the previous build's manifest, still in out/, names it with the
 same digest; otherwise the event is compiled as if it were new. So the store can never put
 bytes into out/ that a build would not make: it only says which files of the out/ in place
-are already right, and the manifest in that out/ must agree. Entries are written at the end
-of the build's compile step, whether or not the write that follows succeeds; they stay true
-either way, because each says only what a key produces.
+are already right, and the manifest in that out/ must agree. Entries are written as the
+build's per-event steps make them, a batch at a time (so that a build of many events never
+holds every entry, nor every pickled entry, at once), whether or not the rest of the build
+succeeds; they stay true either way, because each says only what a key produces.
 
 The store is one SQLite file per output folder in the user's cache folder, beside the
 no-change fingerprints (:mod:`eventfeed.cache`); deleting it is always safe.
@@ -26,12 +27,14 @@ import functools
 import hashlib
 import pickle
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-FORMAT = 1
+#: The layout of the rows; rows of another layout are never read, and are deleted when a
+#: build is done (:meth:`EventCache.keep_only`). 2: the calendars' jCal text is UTF-8 bytes.
+FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -81,14 +84,15 @@ class EventCache:
         entry = self.entries.get(event_id)
         return entry if entry is not None and entry.key == key else None
 
-    def save(self, entries: Mapping[str, Entry]) -> None:
-        """Keep exactly ``entries``; a store that cannot be written is no failure.
+    def put(self, entries: Iterable[tuple[str, Entry]]) -> None:
+        """Write a batch of entries (event id, entry) in one transaction; a store that cannot
+        be written is no failure.
 
-        Only rows whose entry changed are written, so a one-edit build writes one row.
+        An entry equal to the one read when the store was opened is not written again. The
+        entries written are not kept in memory, and those they replace are dropped from it.
         """
-        changed = [(i, e) for i, e in entries.items() if self.entries.get(i) != e]
-        gone = [i for i in self.entries if i not in entries]
-        if not changed and not gone:
+        changed = [(i, e) for i, e in entries if self.entries.get(i) != e]
+        if not changed:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,14 +101,29 @@ class EventCache:
                     "CREATE TABLE IF NOT EXISTS events"
                     " (id TEXT PRIMARY KEY, format INTEGER, data BLOB)"
                 )
-                db.executemany("DELETE FROM events WHERE id = ?", ((i,) for i in gone))
                 db.executemany(
                     "INSERT OR REPLACE INTO events VALUES (?, ?, ?)",
                     ((i, FORMAT, pickle.dumps(e, pickle.HIGHEST_PROTOCOL)) for i, e in changed),
                 )
         except (OSError, sqlite3.Error):
             return
-        self.entries = dict(entries)
+        for event_id, _ in changed:
+            self.entries.pop(event_id, None)
+
+    def keep_only(self, ids: Container[str]) -> None:
+        """Delete the entries of events not in ``ids`` (gone from the site), and every row of
+        another layout (:data:`FORMAT`)."""
+        gone = [i for i in self.entries if i not in ids]
+        try:
+            if not self.path.exists():
+                return
+            with contextlib.closing(sqlite3.connect(self.path)) as db, db:
+                db.executemany("DELETE FROM events WHERE id = ?", ((i,) for i in gone))
+                db.execute("DELETE FROM events WHERE format IS NOT ?", (FORMAT,))
+        except (OSError, sqlite3.Error):
+            return
+        for event_id in gone:
+            del self.entries[event_id]
 
     def output(self, path: str, key: str) -> tuple[str, int] | None:
         """(digest, size) of the whole step's file ``path`` made under ``key`` last time."""

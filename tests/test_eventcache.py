@@ -1,0 +1,172 @@
+"""The per-event store: written a batch at a time as events are compiled, read back whole;
+rows of an older layout are replaced, never read."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import sqlite3
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eventfeed import build as build_module
+from eventfeed import eventcache
+from eventfeed.build import compile_site
+from eventfeed.eventcache import Entry, EventCache
+from eventfeed.load import Site, load_site
+
+from .bench_records import generate
+
+RECORDS = 120
+NOW = datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
+AS_OF = date(2023, 11, 14)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
+    return load_site(generate(tmp_path_factory.mktemp("records"), RECORDS), today=NOW.date())
+
+
+def rows(path: Path) -> dict[str, tuple[object, bytes]]:
+    """The store's event rows, read with sqlite3 alone."""
+    with sqlite3.connect(path) as db:
+        found = db.execute("SELECT id, format, data FROM events").fetchall()
+    return {str(i): (f, bytes(d)) for i, f, d in found}
+
+
+def stored(path: Path) -> dict[str, Any]:
+    return {i: pickle.loads(d) for i, (_, d) in rows(path).items()}
+
+
+def entry(key: str) -> Entry:
+    return Entry(key, {f"events/{key}.ics": ("d" * 64, 10)}, {"ical": (1, 2, (), None, b"[]")})
+
+
+def test_batches_are_written_and_read_back(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    store = EventCache(path)
+    store.put([("a", entry("ka")), ("b", entry("kb"))])
+    store.put([("c", entry("kc"))])
+    assert store.entries == {}  # what was written is not held in memory
+    assert sorted(rows(path)) == ["a", "b", "c"]
+    assert {i: f for i, (f, _) in rows(path).items()} == dict.fromkeys("abc", eventcache.FORMAT)
+    again = EventCache(path)
+    assert again.entries == {"a": entry("ka"), "b": entry("kb"), "c": entry("kc")}
+    assert again.get("a", "ka") == entry("ka")
+    assert again.get("a", "another key") is None
+
+    again.put([("a", entry("ka")), ("b", entry("kb2"))])
+    assert sorted(again.entries) == ["a", "c"]  # b was replaced, a is unchanged
+    again.keep_only({"a", "b"})
+    assert sorted(again.entries) == ["a"]
+    assert sorted(rows(path)) == ["a", "b"]
+    assert EventCache(path).entries == {"a": entry("ka"), "b": entry("kb2")}
+
+
+def test_rows_of_an_older_layout_are_not_read_and_are_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    old = Entry("k", {}, {"ical": (1, 2, (), None, "jCal as text")})
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE events (id TEXT PRIMARY KEY, format INTEGER, data BLOB)")
+        db.executemany(
+            "INSERT INTO events VALUES (?, ?, ?)",
+            [
+                ("a", 1, pickle.dumps(old)),
+                ("b", 1, pickle.dumps(old)),
+                ("c", None, b"not a pickle"),
+            ],
+        )
+    store = EventCache(path)
+    assert store.entries == {}
+    assert store.get("a", "k") is None
+    store.put([("a", entry("k"))])
+    assert rows(path)["a"][0] == eventcache.FORMAT
+    assert pickle.loads(rows(path)["a"][1]) == entry("k")
+    store.keep_only({"a", "b", "c"})
+    assert sorted(rows(path)) == ["a"]  # b and c were of another layout
+
+
+def test_a_store_that_cannot_be_written_is_no_failure(tmp_path: Path) -> None:
+    folder = tmp_path / "a folder"
+    folder.mkdir()
+    store = EventCache(folder)
+    store.put([("a", entry("k"))])
+    store.keep_only(set())
+    store = EventCache(tmp_path / "missing" / "store.sqlite")
+    store.keep_only(set())
+    assert not (tmp_path / "missing").exists()
+
+
+def _built(site: Site, tmp_path: Path, name: str, jobs: int) -> tuple[dict[str, bytes], Path]:
+    out = tmp_path / name
+    store = EventCache(tmp_path / f"{name}.sqlite")
+    artifacts = compile_site(site, None, NOW, as_of=AS_OF, jobs=jobs, reuse=store, previous_out=out)
+    return {p: artifacts[p] for p in artifacts}, store.path
+
+
+def test_entries_are_written_a_batch_at_a_time(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches: list[int] = []
+    real = EventCache.put
+
+    def counting(self: EventCache, entries: Any) -> None:
+        entries = list(entries)
+        batches.append(len(entries))
+        real(self, entries)
+
+    monkeypatch.setattr(EventCache, "put", counting)
+    monkeypatch.setattr(build_module, "BATCH", 50)
+    files, path = _built(site, tmp_path, "one", jobs=1)
+    assert batches == [50, 50, 20]
+    entries = stored(path)
+    assert sorted(entries) == sorted(e.id for e in site.events)
+    for event_id, found in entries.items():
+        assert found.files == {
+            p: (hashlib.sha256(files[p]).hexdigest(), len(files[p])) for p in found.files
+        }
+        assert sorted(found.files) == [f"events/{event_id}.html", f"events/{event_id}.ics"]
+
+
+def test_a_worker_that_dies_leaves_the_rest_to_the_build(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks taken before a worker died are kept; the build compiles the others itself,
+    to the bytes and the store of a build in one process."""
+    sequential, one = _built(site, tmp_path, "one", jobs=1)
+    parent = os.getpid()
+    real = build_module._each
+    doomed = sorted(e.id for e in site.events)[RECORDS // 2]
+
+    here: list[str] = []
+
+    def dying(steps: Any, context: Any, events: Any) -> Any:
+        if os.getpid() == parent:
+            here.extend(e.id for e in events)
+        elif any(e.id == doomed for e in events):
+            os._exit(1)
+        return real(steps, context, events)
+
+    monkeypatch.setattr(build_module, "_each", dying)
+    monkeypatch.setattr(build_module, "BATCH", 10)
+    parallel, two = _built(site, tmp_path, "two", jobs=2)
+    assert doomed in here
+    assert 0 < len(here) < RECORDS  # the chunks before the doomed one came from the workers
+    assert list(parallel) == list(sequential)
+    assert parallel == sequential
+    assert stored(two) == stored(one)
+
+
+def test_parallel_builds_in_small_chunks_equal_a_sequential_one(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sequential, one = _built(site, tmp_path, "one", jobs=1)
+    monkeypatch.setattr(build_module, "BATCH", 7)
+    parallel, two = _built(site, tmp_path, "two", jobs=2)
+    assert list(parallel) == list(sequential)
+    assert parallel == sequential
+    assert stored(two) == stored(one)
