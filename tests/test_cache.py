@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -449,3 +450,35 @@ def test_a_record_over_the_limit_is_read_only_one_byte_past_it(tmp_path: Path) -
     data = os.urandom(cache.MAX_FILE_BYTES + 70_000)
     path.write_bytes(data)
     assert cache._read_head(str(path)) == data[: cache.MAX_FILE_BYTES + 1]
+
+
+def test_changed_records_are_built_without_looking_at_out(
+    tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the inputs differ, no file of out/ is looked at before the build (at 100,000
+    events that look is a second); with the same inputs it is, and a file changed in out/
+    is still seen."""
+    looked: list[Path] = []
+    real = cache._out_state
+
+    def spy(out: Path) -> Any:
+        looked.append(out)
+        return real(out)
+
+    monkeypatch.setattr(cache, "_out_state", spy)
+    tree.build()
+    assert looked == [tree.out.resolve()]  # the save, after the build
+    looked.clear()
+    assert UP_TO_DATE in tree.build().stderr
+    assert looked == [tree.out.resolve()]  # the lookup
+    looked.clear()
+    tree.record(7).write_text(record(7).replace("Body", "Edited body"), encoding="utf-8")
+    result = tree.build()
+    assert "built 45 event(s)" in result.stderr
+    assert looked == [tree.out.resolve()]  # the save alone
+    looked.clear()
+    (tree.out / "index.html").write_bytes(b"edited by hand")
+    result = tree.build()
+    assert "built 45 event(s)" in result.stderr
+    assert looked == [tree.out.resolve(), tree.out.resolve()]  # the lookup, then the save
+    assert (tree.out / "index.html").read_bytes() != b"edited by hand"

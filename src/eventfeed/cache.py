@@ -455,6 +455,8 @@ class Fingerprint:
         key, warnings, racy = (self._stored.get(k) for k in ("key", "warnings", "racy"))
         if not isinstance(key, str) or not isinstance(warnings, str) or not isinstance(racy, dict):
             return None
+        if self._stored.get("inputs") != self.inputs:
+            return None  # other inputs: out/ (a file's metadata each) need not be looked at
         out = out_dir.resolve()
         state = _out_state(out)
         if state is None or key != self._key(state):
@@ -501,6 +503,7 @@ class Fingerprint:
         saved = {
             "format": FORMAT,
             "key": key,
+            "inputs": self.inputs,  # the key's first half, which :meth:`lookup` checks first
             "warnings": warnings,
             "racy": racy,
             "zone": [self.settings, self._zone],
