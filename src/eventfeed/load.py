@@ -185,7 +185,11 @@ def _load(events_dir: Path, today: date | None, store: RecordStore | None) -> Lo
     # back pickled, which the store needs anyway; without a store the sending would cost
     # about what the second core saves.
     fresh = sum(item.raw is not None for item in pending) if store is not None else 0
-    settled = _settled(pending, settings, today, fresh >= PARALLEL_MIN_RECORDS)
+    # Without a store the digests are left to the build's history, which works them out
+    # itself; ``eventfeed check`` never needs them.
+    settled = _settled(
+        pending, settings, today, share=fresh >= PARALLEL_MIN_RECORDS, digest=store is not None
+    )
     for item, done in zip(pending, settled, strict=True):
         item.raw = None  # parsed: the bytes are not needed again
         if item.problems is not None:
@@ -208,11 +212,12 @@ def _load(events_dir: Path, today: date | None, store: RecordStore | None) -> Lo
                 store.put(item.shown, item.key, blob or parsed, derived)
             elif derived is not None and (item.kept is None or item.checked is None):
                 store.put_derived(item.shown, *derived)
-        if settings is None or digests is None:
+        if settings is None:
             continue  # nothing more can be checked without the settings
         result.problems.extend(problems)
         event = _event_of(parsed, settings)
-        event.keep_digests(digests)
+        if digests is not None:
+            event.keep_digests(digests)
         lines = parsed.lines
         other = by_id.get(event.id)
         if other is not None:
@@ -536,10 +541,11 @@ PARALLEL_MIN_RECORDS = 1000
 
 
 def _settle(
-    item: _Pending, settings: Settings | None, today: date | None, *, ship: bool
+    item: _Pending, settings: Settings | None, today: date | None, *, ship: bool, digest: bool
 ) -> _Settled:
-    """Parse (unless the store had it), check and digest one record; with ``ship``, a record
-    parsed here is returned pickled, as the store keeps it and as a worker sends it."""
+    """Parse (unless the store had it), check and (with ``digest``) digest one record; with
+    ``ship``, a record parsed here is returned pickled, as the store keeps it and as a worker
+    sends it."""
     if item.problems is not None:
         return None, [], None
     parsed: RecordFile | list[Problem]
@@ -561,11 +567,16 @@ def _settle(
     event = check_record(parsed, settings, problems, today)
     if item.kept is not None:
         event.keep_digests(item.kept)
-    return made, problems, content_digests(event)
+    return made, problems, content_digests(event) if digest else None
 
 
 def _settled(
-    pending: list[_Pending], settings: Settings | None, today: date | None, share: bool
+    pending: list[_Pending],
+    settings: Settings | None,
+    today: date | None,
+    *,
+    share: bool,
+    digest: bool,
 ) -> Iterator[_Settled]:
     """:func:`_settle` of every record, in order; with ``share``, shared out among forked
     workers when there are two cores (and done here when there are not, or they fail)."""
@@ -575,7 +586,7 @@ def _settled(
         global _SHARED
         size = max(100, -(-len(pending) // (workers * 8)))
         chunks = [(at, min(at + size, len(pending))) for at in range(0, len(pending), size)]
-        _SHARED = (pending, settings, today)
+        _SHARED = (pending, settings, today, digest)
         try:
             with ProcessPoolExecutor(
                 workers, mp_context=multiprocessing.get_context("fork")
@@ -588,17 +599,18 @@ def _settled(
         finally:
             _SHARED = None
     for item in pending[done:]:
-        yield _settle(item, settings, today, ship=False)
+        yield _settle(item, settings, today, ship=False, digest=digest)
 
 
 #: The records a forked worker checks: set before the workers are forked, which inherit it.
-_SHARED: tuple[list[_Pending], Settings | None, date | None] | None = None
+_SHARED: tuple[list[_Pending], Settings | None, date | None, bool] | None = None
 
 
 def _settle_chunk(bounds: tuple[int, int]) -> list[_Settled]:
     assert _SHARED is not None
-    pending, settings, today = _SHARED
-    return [_settle(item, settings, today, ship=True) for item in pending[bounds[0] : bounds[1]]]
+    pending, settings, today, digest = _SHARED
+    part = pending[bounds[0] : bounds[1]]
+    return [_settle(item, settings, today, ship=True, digest=digest) for item in part]
 
 
 def parse_record(raw: bytes, path: Path, shown: str) -> RecordFile | list[Problem]:
