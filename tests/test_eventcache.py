@@ -7,6 +7,7 @@ import hashlib
 import os
 import pickle
 import sqlite3
+import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -140,14 +141,17 @@ def test_a_worker_that_dies_leaves_the_rest_to_the_build(
     sequential, one = _built(site, tmp_path, "one", jobs=1)
     parent = os.getpid()
     real = build_module._each
-    doomed = sorted(e.id for e in site.events)[RECORDS // 2]
-
+    doomed = max(site.events, key=lambda e: e.sort_key).id  # in the last chunk
+    store = tmp_path / "two.sqlite"
     here: list[str] = []
 
     def dying(steps: Any, context: Any, events: Any) -> Any:
         if os.getpid() == parent:
             here.extend(e.id for e in events)
         elif any(e.id == doomed for e in events):
+            deadline = time.monotonic() + 60
+            while not store.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)  # until the build has taken a chunk (and written the store)
             os._exit(1)
         return real(steps, context, events)
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 #: The layout of the rows; rows of another layout are never read, and are deleted when a
-#: build is done (:meth:`EventCache.keep_only`). 2: the calendars' jCal text is UTF-8 bytes.
+#: build is done (:meth:`EventCache.keep_only`). 2: the calendars' jCal text is compressed.
 FORMAT = 2
 
 
