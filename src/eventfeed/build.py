@@ -438,6 +438,10 @@ def _compile_site(
                     artifacts.add(path, made_whole[path])
                 if key is not None:
                     outputs[path] = (key, artifacts.digest(path), artifacts.size(path))
+        # The last step's files are in the artifacts now (the large ones on disk): the step's
+        # own copies (the pages: a hundred megabytes with 100,000 events) are not kept while
+        # the manifest is made.
+        del made_whole
     if reuse is not None:
         reuse.save_outputs(outputs)
         reuse.save_zones(base, vtimezone.KNOWN)
