@@ -442,6 +442,12 @@ def _compile_site(
         # own copies (the pages: a hundred megabytes with 100,000 events) are not kept while
         # the manifest is made.
         del made_whole
+    # What the steps worked out (the renderers among it) is held by the contexts' memos, and
+    # holds the contexts: a cycle that only the collector, which seldom walks the oldest
+    # objects, would free. Broken here, the loaded site and what was worked out of it go as
+    # soon as the caller lets go of the site (a file made again, below, works it out again).
+    context._memo.clear()
+    keyed._memo.clear()
     if reuse is not None:
         reuse.save_outputs(outputs)
         reuse.save_zones(base, vtimezone.KNOWN)
