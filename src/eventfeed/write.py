@@ -22,9 +22,7 @@ import shutil
 import stat
 import sys
 import tempfile
-import threading
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -329,15 +327,6 @@ class _Spill(Protocol):
     size: int
 
 
-#: Threads that make the new tree's files: every file costs a few system calls (open, copy,
-#: close; or lstat and link), which release the interpreter lock, so that they overlap.
-FILL_THREADS = 2
-#: With fewer files than this the tree is made in the calling thread (threads cost more).
-PARALLEL_FILES = 2048
-#: files handed to a thread at a time
-BATCH_FILES = 512
-
-
 def _fill(
     tmp: str,
     artifacts: Mapping[str, bytes],
@@ -347,116 +336,47 @@ def _fill(
 ) -> None:
     """Write every artifact into the new tree ``tmp``, linking the previous build's files
     that are the same (plain strings: a path object per file cost more than the writing),
-    and copying those the build spilled to disk straight from the spill file.
-
-    The folders are made first, here, parents before children; then the files, each of
-    which names a folder that exists and is made by one thread only, in :data:`FILL_THREADS`
-    threads. The first failure stops them all before it is raised, so that nothing is
-    written into ``tmp`` after the caller sees it."""
-    native = os.sep == "/"
-    paths = sorted(artifacts)
+    and copying those the build spilled to disk straight from the spill file."""
     made: set[str] = {""}
-    for path in paths:
-        folder = posixpath.dirname(path)
-        if folder not in made:
-            os.makedirs(
-                os.path.join(tmp, folder if native else folder.replace("/", os.sep)),
-                exist_ok=True,
-            )
-            made.add(folder)
+    native = os.sep == "/"
     spilled: Callable[[str], _Spill | None] = getattr(artifacts, "spilled", lambda path: None)
-    spills = _Spills()
-
-    def place(path: str) -> None:
-        target = f"{tmp}/{path}" if native else os.path.join(tmp, path.replace("/", os.sep))
-        digest = new_files.get(path) if new_files is not None else None
-        if (
-            digest is not None
-            and old_files is not None
-            and old_files.get(path) == digest
-            and _link(trust, path, target, _size(artifacts, path), digest)
-        ):
-            return
-        where = spilled(path)
-        if where is None or not _copy_spilled(where, target, spills):
-            Path(target).write_bytes(artifacts[path])  # one call per file: faults test it
-
+    spills: dict[Path, int] = {}  # spill file -> its open descriptor
     try:
-        if FILL_THREADS > 1 and len(paths) >= PARALLEL_FILES:
-            _each_in_threads(place, paths, FILL_THREADS)
-        else:
-            for path in paths:
-                place(path)
+        for path in sorted(artifacts):
+            folder = posixpath.dirname(path)
+            if folder not in made:
+                os.makedirs(
+                    os.path.join(tmp, folder if native else folder.replace("/", os.sep)),
+                    exist_ok=True,
+                )
+                made.add(folder)
+            target = f"{tmp}/{path}" if native else os.path.join(tmp, path.replace("/", os.sep))
+            digest = new_files.get(path) if new_files is not None else None
+            if (
+                digest is not None
+                and old_files is not None
+                and old_files.get(path) == digest
+                and _link(trust, path, target, _size(artifacts, path), digest)
+            ):
+                continue
+            where = spilled(path)
+            if where is None or not _copy_spilled(where, target, spills):
+                Path(target).write_bytes(artifacts[path])  # one call per file: faults test it
     finally:
-        spills.close()
+        for fd in spills.values():
+            os.close(fd)
 
 
-def _each_in_threads(work: Callable[[str], object], items: list[str], threads: int) -> None:
-    """``work(item)`` for every item, in batches, in ``threads`` threads. The first failure
-    (in the order of the batches, any exception) is raised once no thread runs any more:
-    the others stop at their next item, and batches not begun are dropped. An interrupt
-    while waiting stops them the same way."""
-    stop = threading.Event()
-
-    def run(batch: list[str]) -> None:
-        for item in batch:
-            if stop.is_set():
-                return
-            work(item)
-
-    pool = ThreadPoolExecutor(threads, thread_name_prefix="eventfeed-write")
-    try:
-        futures = [
-            pool.submit(run, items[start : start + BATCH_FILES])
-            for start in range(0, len(items), BATCH_FILES)
-        ]
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        for future in futures:
-            if future in done and future.exception() is not None:
-                stop.set()
-                break
-    except BaseException:
-        stop.set()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-    for future in futures:  # all have ended; the first failure, if any, is raised
-        if not future.cancelled():
-            future.result()
-
-
-class _Spills:
-    """The spill files' open descriptors, shared by the writing threads (each copy names its
-    offset, so the descriptors' positions are never used)."""
-
-    def __init__(self) -> None:
-        self._fds: dict[Path, int] = {}
-        self._lock = threading.Lock()
-
-    def fd(self, spill: Path) -> int:
-        fd = self._fds.get(spill)
-        if fd is None:
-            with self._lock:
-                fd = self._fds.get(spill)
-                if fd is None:
-                    fd = self._fds[spill] = os.open(spill, os.O_RDONLY | _CLOEXEC)
-        return fd
-
-    def close(self) -> None:
-        with self._lock:
-            for fd in self._fds.values():
-                os.close(fd)
-            self._fds.clear()
-
-
-def _copy_spilled(where: _Spill, target: str, spills: _Spills) -> bool:
+def _copy_spilled(where: _Spill, target: str, spills: dict[Path, int]) -> bool:
     """Copy a file the build spilled to disk (:class:`eventfeed.build.Spilled`) into
     ``target`` inside the kernel, without reading it into memory; False where the system
     cannot (then the caller writes it)."""
     copy = getattr(os, "copy_file_range", None)
     if copy is None:
         return False
-    source = spills.fd(where.spill)
+    source = spills.get(where.spill)
+    if source is None:
+        source = spills[where.spill] = os.open(where.spill, os.O_RDONLY | _CLOEXEC)
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _CLOEXEC, 0o666)
     try:
         offset, left = where.offset, where.size
