@@ -279,7 +279,7 @@ class Compiler:
     history and the settings, so events can be compiled in any order, in several processes,
     or taken from an earlier build. ``whole`` runs once, after every ``each``, and makes the
     files that gather many events; it finds the notes of ``each`` with
-    :meth:`BuildContext.note`.
+    :meth:`BuildContext.note` (its own compiler's only: they are dropped once it has run).
     """
 
     name: str
@@ -417,6 +417,10 @@ def _compile_site(
     with markdown.memoised():
         for step in steps:
             made_whole = step.whole(context)
+            # A step's notes are for its own whole step, which has now run: its files are made
+            # (below), or taken from the last build and made again, if need be, from what the
+            # whole step itself holds. They are dropped before the next step runs.
+            notes.pop(step.name, None)
             if not isinstance(made_whole, Lazy) or reuse is None:
                 artifacts.update_from(made_whole)
                 continue
