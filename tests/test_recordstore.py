@@ -225,6 +225,7 @@ def _mixed(site: SiteDir, n: int) -> None:
             text = "no front matter at all\n"
         site.record(f"{i // 50:02d}/r{i:04d}.md", text)
     site.record("zz/clash.md", MINIMAL.replace("---\n", "---\nid: r0001\n", 1))
+    site.record("zz/huge.md", MINIMAL + "x" * 1_000_000)  # refused as it is read
 
 
 def test_a_shared_out_load_equals_one_done_here(
@@ -238,6 +239,7 @@ def test_a_shared_out_load_equals_one_done_here(
     shared = load(site.events, store=RecordStore(site.root / "shared.sqlite"))
     assert shared.events == alone.events
     assert shared.problems == alone.problems
+    assert any(p.path == "events/zz/huge.md" for p in shared.problems)  # read by a worker
     assert [e.digests for e in shared.events] == [e.digests for e in alone.events]
     # what the workers parsed was kept: the next load parses nothing and still agrees
     again = load(site.events, store=RecordStore(site.root / "shared.sqlite"))

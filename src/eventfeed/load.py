@@ -184,18 +184,16 @@ def _load(events_dir: Path, today: date | None, store: RecordStore | None) -> Lo
     # Shared out only when the records parsed are kept in the store: a worker sends a record
     # back pickled, which the store needs anyway; without a store the sending would cost
     # about what the second core saves.
-    fresh = sum(item.raw is not None for item in pending) if store is not None else 0
     # Without a store the digests are left to the build's history, which works them out
     # itself; ``eventfeed check`` never needs them.
-    settled = _settled(
-        pending, settings, today, share=fresh >= PARALLEL_MIN_RECORDS, digest=store is not None
-    )
+    fresh = sum(i.raw is not None or i.unread for i in pending) if store is not None else 0
+    settled = _settled(pending, settings, today, store, share=fresh >= PARALLEL_MIN_RECORDS)
     for item, done in zip(pending, settled, strict=True):
         item.raw = None  # parsed: the bytes are not needed again
         if item.problems is not None:
             result.problems.extend(item.problems)
             continue
-        parsed, problems, digests = done
+        parsed, problems, digests, key = done
         if isinstance(parsed, bytes):  # parsed by a worker, and sent as the store keeps it
             blob, parsed = parsed, pickle.loads(parsed)
         else:
@@ -209,7 +207,7 @@ def _load(events_dir: Path, today: date | None, store: RecordStore | None) -> Lo
         if store is not None:
             derived = (settings_digest, digests, checked, problems) if digests else None
             if item.found is None:
-                store.put(item.shown, item.key, blob or parsed, derived)
+                store.put(item.shown, key, blob or parsed, derived)
             elif derived is not None and (item.kept is None or item.checked is None):
                 store.put_derived(item.shown, *derived)
         if settings is None:
@@ -502,6 +500,18 @@ class _Pending:
     kept: tuple[str, str] | None = None
     #: the problems of its checks the store kept for it under the build's settings and day
     checked: list[Problem] | None = None
+    #: not read yet: the store has no record of this name, so it is read where it is parsed
+    #: (by a worker, when they share the work), and its bytes are never all held at once
+    unread: bool = False
+
+
+def _read_or_problems(path: Path, shown: str) -> bytes | list[Problem]:
+    try:
+        return _read(path)
+    except OSError as exc:
+        return [Problem(shown, 0, "", f"cannot read: {exc.strerror}")]
+    except FrontMatterError as exc:
+        return [Problem(shown, exc.line, "", exc.message, exc.hint)]
 
 
 def _gather(
@@ -511,13 +521,12 @@ def _gather(
     taken when it was worked out under the settings digest ``settings`` (the digests) and
     ``checked`` (the problems of the checks: settings and day)."""
     item = _Pending(path, shown)
-    try:
-        raw = _read(path)
-    except OSError as exc:
-        item.problems = [Problem(shown, 0, "", f"cannot read: {exc.strerror}")]
+    if store is not None and not store.holds(shown):
+        item.unread = True
         return item
-    except FrontMatterError as exc:
-        item.problems = [Problem(shown, exc.line, "", exc.message, exc.hint)]
+    raw = _read_or_problems(path, shown)
+    if isinstance(raw, list):
+        item.problems = raw
         return item
     if store is not None:
         item.key = store.key(raw)
@@ -531,9 +540,12 @@ def _gather(
 
 
 #: What checking one record gave: the record (parsed here, or pickled by a worker, or None
-#: when the store had it; or what parsing found wrong), the problems of its checks, and its
-#: content and schedule digests (None without settings).
-_Settled = tuple[RecordFile | bytes | list[Problem] | None, list[Problem], tuple[str, str] | None]
+#: when the store had it; or what reading or parsing found wrong), the problems of its checks,
+#: its content and schedule digests (None without settings or when not asked for), and the
+#: store's digest of its bytes.
+_Settled = tuple[
+    RecordFile | bytes | list[Problem] | None, list[Problem], tuple[str, str] | None, str
+]
 
 #: From this many records to parse on, parsing and checking are shared out among forked
 #: workers.
@@ -541,42 +553,53 @@ PARALLEL_MIN_RECORDS = 1000
 
 
 def _settle(
-    item: _Pending, settings: Settings | None, today: date | None, *, ship: bool, digest: bool
+    item: _Pending,
+    settings: Settings | None,
+    today: date | None,
+    store: RecordStore | None,
+    *,
+    ship: bool,
 ) -> _Settled:
-    """Parse (unless the store had it), check and (with ``digest``) digest one record; with
-    ``ship``, a record parsed here is returned pickled, as the store keeps it and as a worker
-    sends it."""
+    """Read (when not yet read), parse (unless ``store`` had it), check and (with ``store``)
+    digest one record; with ``ship``, a record parsed here is returned pickled, as the store
+    keeps it and as a worker sends it."""
     if item.problems is not None:
-        return None, [], None
+        return None, [], None, ""
+    key = item.key
     parsed: RecordFile | list[Problem]
     if item.found is not None:
         parsed = item.found
     else:
-        assert item.raw is not None
-        parsed = parse_record(item.raw, item.path, item.shown)
+        raw = _read_or_problems(item.path, item.shown) if item.unread else item.raw
+        if isinstance(raw, list):
+            return raw, [], None, ""
+        assert raw is not None
+        if item.unread and store is not None:
+            key = store.key(raw)
+        parsed = parse_record(raw, item.path, item.shown)
         if isinstance(parsed, list):
-            return parsed, [], None
+            return parsed, [], None, key
     made: RecordFile | bytes | None = None
     if item.found is None:
         made = pickle.dumps(parsed, pickle.HIGHEST_PROTOCOL) if ship else parsed
     if settings is None:
-        return made, [], None
+        return made, [], None, key
     if item.kept is not None and item.checked is not None:
-        return made, item.checked, item.kept  # the store had it all
+        return made, item.checked, item.kept, key  # the store had it all
     problems: list[Problem] = []
     event = check_record(parsed, settings, problems, today)
     if item.kept is not None:
         event.keep_digests(item.kept)
-    return made, problems, content_digests(event) if digest else None
+    return made, problems, content_digests(event) if store is not None else None, key
 
 
 def _settled(
     pending: list[_Pending],
     settings: Settings | None,
     today: date | None,
+    store: RecordStore | None,
     *,
     share: bool,
-    digest: bool,
 ) -> Iterator[_Settled]:
     """:func:`_settle` of every record, in order; with ``share``, shared out among forked
     workers when there are two cores (and done here when there are not, or they fail)."""
@@ -586,7 +609,7 @@ def _settled(
         global _SHARED
         size = max(100, -(-len(pending) // (workers * 8)))
         chunks = [(at, min(at + size, len(pending))) for at in range(0, len(pending), size)]
-        _SHARED = (pending, settings, today, digest)
+        _SHARED = (pending, settings, today, store)
         try:
             with ProcessPoolExecutor(
                 workers, mp_context=multiprocessing.get_context("fork")
@@ -599,18 +622,18 @@ def _settled(
         finally:
             _SHARED = None
     for item in pending[done:]:
-        yield _settle(item, settings, today, ship=False, digest=digest)
+        yield _settle(item, settings, today, store, ship=False)
 
 
 #: The records a forked worker checks: set before the workers are forked, which inherit it.
-_SHARED: tuple[list[_Pending], Settings | None, date | None, bool] | None = None
+_SHARED: tuple[list[_Pending], Settings | None, date | None, RecordStore | None] | None = None
 
 
 def _settle_chunk(bounds: tuple[int, int]) -> list[_Settled]:
     assert _SHARED is not None
-    pending, settings, today, digest = _SHARED
+    pending, settings, today, store = _SHARED
     part = pending[bounds[0] : bounds[1]]
-    return [_settle(item, settings, today, ship=True, digest=digest) for item in part]
+    return [_settle(item, settings, today, store, ship=True) for item in part]
 
 
 def parse_record(raw: bytes, path: Path, shown: str) -> RecordFile | list[Problem]:

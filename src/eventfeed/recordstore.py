@@ -97,6 +97,10 @@ class RecordStore:
         digest.update(raw)
         return digest.hexdigest()
 
+    def holds(self, source: str) -> bool:
+        """Whether a record of the file ``source`` is kept (parsed from whatever bytes)."""
+        return self._db is not None and source in self._keys
+
     def get(self, source: str, key: str) -> RecordFile | None:
         """The record parsed from the file ``source`` when it had the digest ``key``."""
         from .load import RecordFile
