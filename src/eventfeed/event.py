@@ -7,6 +7,7 @@ language, its mode, and its organisations with their names and links.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
@@ -34,6 +35,18 @@ class Org:
 DEFAULT_DURATION = timedelta(hours=1)
 _UTC = ZoneInfo("UTC")
 T = TypeVar("T")
+
+
+@functools.cache
+def _zone(key: str) -> ZoneInfo:
+    """The zone of ``key``, one object per zone for the whole run.
+
+    ``ZoneInfo`` keeps only the last few zones it made alive; the others are made again from
+    the zone data when no event holds them any more. Loading, where each event is checked
+    and let go, and a build of events in many zones would read the same files again and
+    again. The zone keys are those the records name, a few hundred at most.
+    """
+    return ZoneInfo(key)
 
 
 def _keep(event: Event, slot: str, value: T) -> T:
@@ -99,7 +112,7 @@ class Event:
     @property
     def zone(self) -> ZoneInfo:
         if self._zone is None:
-            return _keep(self, "_zone", ZoneInfo(self.tzid))
+            return _keep(self, "_zone", _zone(self.tzid))
         return self._zone
 
     @property
