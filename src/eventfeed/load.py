@@ -15,7 +15,7 @@ import multiprocessing
 import os
 import pickle
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -180,16 +180,24 @@ def _load(events_dir: Path, today: date | None, store: RecordStore | None) -> Lo
     if settings is not None and store is not None:
         settings_digest = hashlib.sha256(settings.model_dump_json().encode()).hexdigest()
         checked = f"{settings_digest}\0{today.isoformat() if today else ''}"
-    pending = [_gather(path, shown, store, settings_digest, checked) for path, shown in files]
-    # Shared out only when the records parsed are kept in the store: a worker sends a record
-    # back pickled, which the store needs anyway; without a store the sending would cost
-    # about what the second core saves.
-    # Without a store the digests are left to the build's history, which works them out
-    # itself; ``eventfeed check`` never needs them.
-    fresh = sum(i.raw is not None or i.unread for i in pending) if store is not None else 0
-    settled = _settled(pending, settings, today, store, share=fresh >= PARALLEL_MIN_RECORDS)
-    for item, done in zip(pending, settled, strict=True):
-        item.raw = None  # parsed: the bytes are not needed again
+    # Shared out only when the records to parse are many and kept in the store: a worker
+    # sends a record back pickled, which the store needs anyway; without a store the sending
+    # would cost about what the second core saves. Otherwise each record is read, settled
+    # and let go of in turn. (Without a store the digests are left to the build's history,
+    # which works them out itself; ``eventfeed check`` never needs them.)
+    fresh = sum(not store.holds(shown) for _, shown in files) if store is not None else 0
+    pending = (_gather(path, shown, store, settings_digest, checked) for path, shown in files)
+    pairs: Iterable[tuple[_Pending, _Settled]]
+    if fresh >= PARALLEL_MIN_RECORDS:
+        listed = list(pending)  # read here: only what the store holds (its bytes digested)
+        pairs = zip(listed, _settled(listed, settings, today, store), strict=True)
+    else:
+        pairs = ((item, _settle(item, settings, today, store, ship=False)) for item in pending)
+    for item, done in pairs:
+        # What the store had for it; the item lets go of it (the parsed record holds the line
+        # of every key, which the event does not need), so that it is freed with the record.
+        found, known = item.found, item.checked
+        item.raw = item.found = item.checked = None
         if item.problems is not None:
             result.problems.extend(item.problems)
             continue
@@ -202,13 +210,13 @@ def _load(events_dir: Path, today: date | None, store: RecordStore | None) -> Lo
             result.problems.extend(parsed)
             continue
         if parsed is None:
-            parsed = item.found
+            parsed = found
         assert parsed is not None
         if store is not None:
             derived = (settings_digest, digests, checked, problems) if digests else None
-            if item.found is None:
+            if found is None:
                 store.put(item.shown, key, blob or parsed, derived)
-            elif derived is not None and (item.kept is None or item.checked is None):
+            elif derived is not None and (item.kept is None or known is None):
                 store.put_derived(item.shown, *derived)
         if settings is None:
             continue  # nothing more can be checked without the settings
@@ -532,8 +540,7 @@ def _gather(
         item.key = store.key(raw)
         item.found = store.get(shown, item.key)
         if item.found is not None:
-            item.kept = store.digests(shown, settings)
-            item.checked = store.checks(shown, checked)
+            item.kept, item.checked = store.derived(shown, settings, checked)
             return item  # the bytes are not needed again
     item.raw = raw
     return item
@@ -598,14 +605,12 @@ def _settled(
     settings: Settings | None,
     today: date | None,
     store: RecordStore | None,
-    *,
-    share: bool,
 ) -> Iterator[_Settled]:
-    """:func:`_settle` of every record, in order; with ``share``, shared out among forked
-    workers when there are two cores (and done here when there are not, or they fail)."""
+    """:func:`_settle` of every record, in order, shared out among forked workers when there
+    are two cores (and done here when there are not, or they fail)."""
     done = 0
     workers = min(os.cpu_count() or 1, 2)
-    if share and workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
         global _SHARED
         size = max(100, -(-len(pending) // (workers * 8)))
         chunks = [(at, min(at + size, len(pending))) for at in range(0, len(pending), size)]

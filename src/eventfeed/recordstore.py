@@ -123,23 +123,24 @@ class RecordStore:
             self._derived[source] = row[1:]
         return found
 
-    def digests(self, source: str, settings: str) -> tuple[str, str] | None:
-        """The content and schedule digests kept with the record just found for ``source``,
-        when they were worked out under the settings whose digest is ``settings``."""
-        found = self._derived.get(source)
-        return (found[1], found[2]) if found is not None and found[0] == settings else None
-
-    def checks(self, source: str, checked: str) -> list[Problem] | None:
-        """The problems the checks found in the record just found for ``source``, when they
-        were run under ``checked`` (the settings digest and the day that quiets warnings)."""
-        found = self._derived.get(source)
-        if found is None or found[3] != checked:
-            return None
+    def derived(
+        self, source: str, settings: str, checked: str
+    ) -> tuple[tuple[str, str] | None, list[Problem] | None]:
+        """What was kept beside the record just found for ``source``, each part when it was
+        worked out under the same settings: its content and schedule digests (under the
+        settings digest ``settings``), and the problems of its checks (under ``checked``, the
+        settings digest and the day). Asked once: it is not kept here any longer."""
+        found = self._derived.pop(source, None)
+        if found is None:
+            return None, None
+        digests = (found[1], found[2]) if found[0] == settings else None
+        if found[3] != checked:
+            return digests, None
         try:
             problems = pickle.loads(found[4])
         except (pickle.UnpicklingError, EOFError, AttributeError, ValueError):
-            return None
-        return problems if isinstance(problems, list) else None
+            return digests, None
+        return digests, problems if isinstance(problems, list) else None
 
     def put_derived(
         self,
