@@ -317,3 +317,16 @@ def test_checks_are_kept_under_the_settings_and_the_day(site: SiteDir, checked: 
     assert checked == everything * 2
     assert later.problems == plain.problems
     assert later.problems != edited.problems
+
+
+def test_a_record_read_on_its_own_is_kept_and_found(site: SiteDir, parses: list[str]) -> None:
+    path = site.record("a.md", MINIMAL)
+    store_file = site.root / "store.sqlite"
+    store = RecordStore(store_file)
+    first = load_module.read_record(path, "events/a.md", store)
+    store.save()
+    assert isinstance(first, load_module.RecordFile)
+    assert parses == ["events/a.md"]
+    again = load_module.read_record(path, "events/a.md", RecordStore(store_file))
+    assert again == first
+    assert parses == ["events/a.md"]  # found in the store, not parsed again

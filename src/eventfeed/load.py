@@ -485,10 +485,11 @@ def read_record(
         return item.problems
     if item.found is not None:
         return item.found
-    assert item.raw is not None
-    parsed = parse_record(item.raw, path, shown)
+    parsed, _, _, key = _settle(item, None, None, store, ship=False)  # no settings: no checks
+    assert parsed is not None
+    assert not isinstance(parsed, bytes)
     if store is not None and isinstance(parsed, RecordFile):
-        store.put(shown, item.key, parsed, None)
+        store.put(shown, key, parsed, None)
     return parsed
 
 
