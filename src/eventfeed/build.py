@@ -9,15 +9,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gc
-import multiprocessing
 import operator
 import os
 import shutil
 import tempfile
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -30,6 +27,7 @@ from .eventcache import Entry, EventCache, event_key
 from .load import Site
 from .model import Settings
 from .state import EventState, Manifest, advance, file_digest
+from .workers import chunks_done
 
 T = TypeVar("T")
 
@@ -535,11 +533,7 @@ def _each_forked(
     (:meth:`Artifacts.spill_folder`), which lives as long as they do.
     """
     global _SHARED
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return 0
     folder = artifacts.spill_folder()
-    size = min(BATCH, max(50, -(-len(events) // (jobs * 8))))
-    chunks = [(start, min(start + size, len(events))) for start in range(0, len(events), size)]
     _SHARED = (steps, context, events, folder)
     # What the workers inherit (the loaded site, above all) is moved out of the collector's
     # sight: a collection in a worker would otherwise walk every inherited object, and so
@@ -548,17 +542,9 @@ def _each_forked(
     gc.freeze()
     done = 0
     try:
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-            made = pool.map(_each_chunk, chunks)
-            for start, end in chunks:
-                try:
-                    part = next(made)
-                except (BrokenProcessPool, OSError):  # a worker died, or its disk is full
-                    break
-                take(zip(events[start:end], part, strict=True))
-                done = end
-    except (BrokenProcessPool, OSError):  # no worker could be started
-        pass
+        for start, end, part in chunks_done(_each_chunk, len(events), jobs, least=50, most=BATCH):
+            take(zip(events[start:end], part, strict=True))
+            done = end
     finally:
         _SHARED = None
     return done

@@ -11,13 +11,10 @@ import dataclasses
 import difflib
 import gc
 import hashlib
-import multiprocessing
 import os
 import pickle
 import stat
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -32,6 +29,7 @@ from .frontmatter import MAX_FILE_BYTES, FrontMatterError, KeyPath, read_documen
 from .model import WINDOWS_DEVICES, Record, Settings, is_slug
 from .recordstore import RecordStore
 from .state import content_digests
+from .workers import chunks_done
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -611,20 +609,13 @@ def _settled(
     are two cores (and done here when there are not, or they fail)."""
     done = 0
     workers = min(os.cpu_count() or 1, 2)
-    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+    if workers > 1:
         global _SHARED
-        size = max(100, -(-len(pending) // (workers * 8)))
-        chunks = [(at, min(at + size, len(pending))) for at in range(0, len(pending), size)]
         _SHARED = (pending, settings, today, store)
         try:
-            with ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("fork")
-            ) as pool:
-                for part in pool.map(_settle_chunk, chunks):
-                    yield from part
-                    done += len(part)
-        except (BrokenProcessPool, OSError):
-            pass  # a worker died (killed, out of memory): the rest is done here
+            for _, end, part in chunks_done(_settle_chunk, len(pending), workers, least=100):
+                yield from part
+                done = end
         finally:
             _SHARED = None
     for item in pending[done:]:

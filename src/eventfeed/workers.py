@@ -1,0 +1,52 @@
+"""Work shared out among forked workers, in chunks taken back in order as they come.
+
+The loader (parsing records) and the build (compiling events) share their work the same way:
+the work is a list set in a module variable before the workers are forked, so they inherit it
+instead of being sent it; each worker is given a range of that list and sends back one result
+per item. A machine without ``fork``, or a worker that dies (killed, out of memory, a full
+disk), is no failure: the chunks stop there and the caller does the rest itself.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar
+
+R = TypeVar("R")
+
+
+def chunks_done(
+    work: Callable[[tuple[int, int]], list[R]],
+    count: int,
+    jobs: int,
+    *,
+    least: int,
+    most: int | None = None,
+) -> Iterator[tuple[int, int, list[R]]]:
+    """``work`` of the items ``0 .. count - 1`` in chunks, by ``jobs`` forked workers; each
+    chunk as ``(start, end, results)``, in order, as soon as it and those before it are done.
+
+    ``work`` must be a function of its module (the workers find it by name). About eight
+    chunks per worker, each of ``least`` to ``most`` items. The chunks stop early, without
+    an error, when the workers cannot run: the caller goes on from the last ``end``.
+    """
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return
+    size = max(least, -(-count // (jobs * 8)))
+    if most is not None:
+        size = min(most, size)
+    chunks = [(start, min(start + size, count)) for start in range(0, count, size)]
+    try:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            made = pool.map(work, chunks)
+            for start, end in chunks:
+                try:
+                    part = next(made)
+                except (BrokenProcessPool, OSError):  # a worker died, or its disk is full
+                    return
+                yield start, end, part
+    except (BrokenProcessPool, OSError):  # no worker could be started
+        return
