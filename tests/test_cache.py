@@ -442,14 +442,14 @@ def test_a_record_is_read_whole_up_to_one_byte_over_the_limit(tmp_path: Path, si
     path = tmp_path / "r.md"
     path.write_bytes((b"a\r\n\0" * (size // 4 + 1))[:size])  # bytes kept as they are
     assert len(path.read_bytes()) == size
-    assert cache._read_head(str(path)) == path.read_bytes()
+    assert cache.read_head(str(path)) == path.read_bytes()
 
 
 def test_a_record_over_the_limit_is_read_only_one_byte_past_it(tmp_path: Path) -> None:
     path = tmp_path / "r.md"
     data = os.urandom(cache.MAX_FILE_BYTES + 70_000)
     path.write_bytes(data)
-    assert cache._read_head(str(path)) == data[: cache.MAX_FILE_BYTES + 1]
+    assert cache.read_head(str(path)) == data[: cache.MAX_FILE_BYTES + 1]
 
 
 def test_changed_records_are_built_without_looking_at_out(

@@ -218,7 +218,7 @@ class _Chunk:
         """The records' names and bytes, whatever their metadata."""
         digest = hashlib.sha256(self.folder.encode("utf-8", "surrogateescape") + b"\0")
         for path, name in zip(self.paths, self.names, strict=True):
-            data = _read_head(path)
+            data = read_head(path)
             if len(data) > MAX_FILE_BYTES:
                 raise _Odd  # the loader refuses it
             digest.update(name.encode("utf-8", "surrogateescape") + b"\0")
@@ -226,23 +226,27 @@ class _Chunk:
         return digest.hexdigest()
 
 
-def _read_head(path: str) -> bytes:
-    """A file's bytes up to one more than the loader accepts. (Through an open file object,
-    which made a buffer of the limit's size for every record, reading a cold cache's
-    records cost four times as much.)"""
+def read_head(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES) -> bytes:
+    """A file's bytes, at most one past ``limit``: a huge file shows it is too long without
+    being read whole. Also the loader's reading (:func:`eventfeed.load._read`).
+
+    The first read asks for the size the file has plus one byte (which shows the end, or that
+    the file grew), so a small record costs no buffer of the limit's size (through an open
+    file object, which makes one, reading a cold cache's records cost four times as much).
+    """
     fd = os.open(path, _READ_FLAGS)
     try:
-        limit = MAX_FILE_BYTES + 1
-        want = min(os.fstat(fd).st_size + 1, limit)
+        wanted = limit + 1
+        want = min(os.fstat(fd).st_size + 1, wanted)
         parts: list[bytes] = []
         total = 0
-        while total < limit:
+        while total < wanted:
             piece = os.read(fd, want)
             if not piece:
                 break
             parts.append(piece)
             total += len(piece)
-            want = min(1 << 16, limit - total)
+            want = min(1 << 16, wanted - total)
     finally:
         os.close(fd)
     return parts[0] if len(parts) == 1 else b"".join(parts)

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from . import checks
+from .cache import read_head
 from .errors import Problem, ProblemsFound, Severity, errors_in
 from .event import Event
 from .frontmatter import MAX_FILE_BYTES, FrontMatterError, KeyPath, read_document, read_yaml_file
@@ -396,24 +397,9 @@ def _unsafe_file(path: Path, real_root: Path) -> Problem | None:
 def _read(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
     """Read at most one byte past the limit, so a huge file is refused without loading it.
 
-    The first read asks for the size the file has plus one byte (which shows the end, or that
-    the file grew), so a small record does not cost a buffer the size of the limit.
+    (:func:`eventfeed.cache.read_head`, which the no-change check reads records with too.)
     """
-    handle = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    try:
-        chunks = []
-        got = 0
-        wanted = min(os.fstat(handle).st_size, limit) + 1
-        while got <= limit:
-            chunk = os.read(handle, wanted)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            got += len(chunk)
-            wanted = min(limit + 1 - got, 1 << 16)
-    finally:
-        os.close(handle)
-    raw = b"".join(chunks)
+    raw = read_head(path, limit)
     if len(raw) > limit:
         size = max(path.stat().st_size, len(raw))
         raise FrontMatterError(
