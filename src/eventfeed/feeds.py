@@ -35,6 +35,7 @@ One entry per event. The decisions that make readers behave:
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import re
@@ -252,15 +253,19 @@ def details_html(event: Event, settings: Settings) -> str:
 
 
 def sanitise(fragment: str) -> str:
-    cleaned: str = nh3.clean(
-        fragment,
+    cleaned: str = _cleaner().clean(fragment)
+    return cleaned
+
+
+@functools.cache
+def _cleaner() -> nh3.Cleaner:
+    return nh3.Cleaner(
         tags=set(ALLOWED_TAGS),
         attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
         url_schemes=set(URL_SCHEMES),
         link_rel="noopener noreferrer",
         strip_comments=True,
     )
-    return cleaned
 
 
 # --- Atom and RSS (feedgen) ------------------------------------------------------------------
