@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -253,13 +253,13 @@ def test_an_edit_joins_only_the_calendars_that_hold_the_event(
     from eventfeed import ical
 
     joined: list[str] = []
-    real = ical._calendar
+    real = ical._calendar_parts
 
-    def counting(context: Any, header: Any, members: Any) -> bytes:
+    def counting(context: Any, header: Any, members: Any) -> Iterator[bytes]:
         joined.append(header.path if header is not None else "")
         return real(context, header, members)
 
-    monkeypatch.setattr(ical, "_calendar", counting)
+    monkeypatch.setattr(ical, "_calendar_parts", counting)
     work = tmp_path / "work"
     shutil.copytree(events, work / "events")
     out = work / "out"

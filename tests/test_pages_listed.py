@@ -214,8 +214,8 @@ def _pages(context: BuildContext) -> dict[str, bytes]:
 def _whole(monkeypatch: pytest.MonkeyPatch, context: BuildContext) -> dict[str, bytes]:
     """The listing pages with each group's markup rendered in place by the template."""
     with monkeypatch.context() as patch:
-        plain = functools.partial(pages.render_listing_page, splice=False)
-        patch.setattr(pages, "render_listing_page", plain)
+        plain = functools.partial(pages.listing_page_parts, splice=False)
+        patch.setattr(pages, "listing_page_parts", plain)
         return _pages(context)
 
 

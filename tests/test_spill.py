@@ -3,6 +3,7 @@ the same as when every file stays in memory."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -97,3 +98,77 @@ def test_spilled_files_are_written_byte_for_byte(
     assert oct((out / "a" / "big.ics").stat().st_mode & 0o777) == oct(
         (out / "a" / "small.txt").stat().st_mode & 0o777
     )
+
+
+def test_a_file_made_in_parts_is_written_a_part_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Parts go to the spill file as they come once they reach the spill size: the parts
+    after that are made only when the ones before are written, and never all held."""
+    from eventfeed.state import file_digest
+
+    monkeypatch.setattr(build, "SPILL_BYTES", 10)
+    made: list[int] = []
+
+    def parts() -> Iterator[bytes]:
+        for i in range(6):
+            made.append(i)
+            yield f"part {i};".encode()  # 7 bytes each
+
+    artifacts = Artifacts()
+    artifacts.add_parts("big.txt", parts)
+    artifacts.add_parts("small.txt", lambda: [b"a", b"b", b""])
+    artifacts.add_parts("empty.txt", lambda: [])
+    whole = b"".join(f"part {i};".encode() for i in range(6))
+    found = artifacts._files["big.txt"]
+    assert isinstance(found, Spilled)
+    assert made == [0, 1, 2, 3, 4, 5]
+    assert (found.size, found.digest) == (len(whole), file_digest(whole))
+    assert artifacts["big.txt"] == whole
+    assert artifacts._files["small.txt"] == b"ab"
+    assert artifacts._files["empty.txt"] == b""
+    with pytest.raises(build.DuplicatePath):
+        artifacts.add_parts("big.txt", parts)
+
+
+def test_a_file_in_parts_that_cannot_be_spilled_is_made_again_in_memory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A full disk half-way through: the parts already made are gone, so the file is made
+    again from the start and kept in memory."""
+    monkeypatch.setattr(build, "SPILL_BYTES", 4)
+    calls: list[str] = []
+
+    def parts() -> Iterator[bytes]:
+        calls.append("made")
+        yield b"0123"
+        yield b"4567"
+
+    artifacts = Artifacts()
+    (tmp_path / "spill").mkdir()
+    (tmp_path / "spill" / "whole.spill").mkdir()  # opening it for writing fails
+    monkeypatch.setattr(artifacts, "spill_folder", lambda: str(tmp_path / "spill"))
+    artifacts.add_parts("big.txt", parts)
+    assert calls == ["made", "made"]
+    assert artifacts._files["big.txt"] == b"01234567"
+
+
+def test_the_page_step_lets_go_of_what_each_page_was_made_of() -> None:
+    """A worker that makes many event pages keeps no per-event working state of them; the
+    pages made afterwards (and again) are the same bytes."""
+    from eventfeed import pages
+    from eventfeed.build import BuildContext
+    from eventfeed.state import advance
+
+    site = load_site(SHIPPED, today=NOW.date())
+    context = BuildContext(site=site, history=advance(None, site.events, NOW), as_of=NOW.date())
+    renderer = pages.Renderer(context)
+    context._memo["shared:pages"] = renderer
+    first = [pages.compile_event_page(context, event) for event in site.events]
+    held = (renderer._occurrences, renderer._facts, renderer._cards, renderer._items)
+    assert [len(memo) for memo in held] == [0, 0, 0, 0]
+    assert len(renderer._listed) == len(site.events)  # the listings and keys still need it
+    again = [pages.compile_event_page(context, event) for event in site.events]
+    assert again == first
+    fresh = pages.Renderer(context)
+    assert [fresh.event(e) for e in site.events] == [dict(f[0]).popitem()[1] for f in first]

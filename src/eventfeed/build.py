@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gc
+import hashlib
+import itertools
 import operator
 import os
 import shutil
@@ -193,6 +195,37 @@ class Artifacts(Mapping[str, bytes]):
                 return
         self._files[path] = data
 
+    def add_parts(self, path: str, make: Callable[[], Iterable[bytes]]) -> None:
+        """A file made as the parts it is the join of (:meth:`Lazy.parts`). Once they come to
+        :data:`SPILL_BYTES`, they are written to the spill file one by one as they are made:
+        a large file is never joined in memory. On a full disk it is made again, joined."""
+        if path in self._files:
+            raise DuplicatePath(path)
+        held: list[bytes] = []
+        size = 0
+        parts = iter(make())
+        for part in parts:
+            held.append(part)
+            size += len(part)
+            if size >= SPILL_BYTES:
+                break
+        else:
+            self._files[path] = b"".join(held)
+            return
+        spill = Path(self.spill_folder(), "whole.spill")
+        digest = hashlib.sha256()  # as file_digest has it
+        try:
+            with open(spill, "ab") as handle:
+                offset = handle.tell()
+                for part in itertools.chain(held, parts):
+                    handle.write(part)
+                    digest.update(part)
+                size = handle.tell() - offset
+        except OSError:
+            self._files[path] = b"".join(make())
+            return
+        self._files[path] = Spilled(digest.hexdigest(), size, spill, offset)
+
     def add_known(self, path: str, known: _Known | Spilled) -> None:
         if path in self._files:
             raise DuplicatePath(path)
@@ -240,13 +273,25 @@ class Lazy(Mapping[str, bytes]):
     A file may have a key: a digest of everything its bytes depend on besides eventfeed's
     own code. When the last build made the file under the same key and the previous out/
     still holds it, the build takes it from there without making it (:func:`compile_site`).
+
+    A file may be made as the parts it is the join of (:meth:`add_parts`): the build then
+    writes a large one to disk a part at a time (:meth:`Artifacts.add_parts`), never joined
+    in memory (an archive calendar or the home page of 100,000 events: about 100 MB each).
     """
 
     def __init__(self) -> None:
-        self._makers: dict[str, tuple[Callable[[], bytes], Callable[[], str | None]]] = {}
+        self._makers: dict[str, tuple[Callable[[], Iterable[bytes]], Callable[[], str | None]]] = {}
 
     def add(
         self, path: str, make: Callable[[], bytes], key: Callable[[], str | None] = lambda: None
+    ) -> None:
+        self.add_parts(path, lambda: (make(),), key)
+
+    def add_parts(
+        self,
+        path: str,
+        make: Callable[[], Iterable[bytes]],
+        key: Callable[[], str | None] = lambda: None,
     ) -> None:
         if path in self._makers:
             raise DuplicatePath(path)
@@ -255,8 +300,12 @@ class Lazy(Mapping[str, bytes]):
     def key(self, path: str) -> str | None:
         return self._makers[path][1]()
 
-    def __getitem__(self, path: str) -> bytes:
+    def parts(self, path: str) -> Iterable[bytes]:
+        """The file as the parts it is joined from, made now."""
         return self._makers[path][0]()
+
+    def __getitem__(self, path: str) -> bytes:
+        return b"".join(self.parts(path))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._makers)
@@ -419,10 +468,13 @@ def _compile_site(
             # (below), or taken from the last build and made again, if need be, from what the
             # whole step itself holds. They are dropped before the next step runs.
             notes.pop(step.name, None)
-            if not isinstance(made_whole, Lazy) or reuse is None:
+            if not isinstance(made_whole, Lazy):
                 artifacts.update_from(made_whole)
                 continue
             for path in sorted(made_whole):
+                if reuse is None:
+                    artifacts.add_parts(path, functools.partial(made_whole.parts, path))
+                    continue
                 key = made_whole.key(path)
                 if key is not None:
                     key = event_key(base, [step.name, path, key])
@@ -437,7 +489,7 @@ def _compile_site(
                     source = _in(previous_out, path)
                     artifacts.add_known(path, _Known(known[0], known[1], source, again))
                 else:
-                    artifacts.add(path, made_whole[path])
+                    artifacts.add_parts(path, functools.partial(made_whole.parts, path))
                 if key is not None:
                     outputs[path] = (key, artifacts.digest(path), artifacts.size(path))
         # The last step's files are in the artifacts now (the large ones on disk): the step's

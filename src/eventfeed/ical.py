@@ -50,7 +50,7 @@ import functools
 import hashlib
 import json
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
@@ -216,7 +216,7 @@ def compile_calendars(context: BuildContext) -> Mapping[str, bytes]:
             f"Coming events of {settings.title} in {year} that the main calendar has no room for.",
         )
         _add(out, context, header, by_year[year])
-    out.add(paths.JCAL, functools.partial(_jcal, context, _main_header(context), current))
+    out.add_parts(paths.JCAL, functools.partial(_jcal, context, _main_header(context), current))
     return out
 
 
@@ -235,7 +235,7 @@ def _add(out: Lazy, context: BuildContext, header: Header, members: list[_Part])
             digest.update(b"\n" + c.ident.encode())
         return digest.hexdigest()
 
-    out.add(header.path, functools.partial(_calendar, context, header, members), key)
+    out.add_parts(header.path, functools.partial(_calendar_parts, context, header, members), key)
 
 
 # --- membership --------------------------------------------------------------------------
@@ -615,11 +615,20 @@ def _zones_size(members: Sequence[_Part]) -> int:
 
 
 def _calendar(context: BuildContext, header: Header | None, members: Sequence[_Part]) -> bytes:
-    parts = [_head(context, header, members)]
-    parts += [vtimezone_bytes(*r) for r in _zone_ranges(members)]
-    parts += [c.data for c in members]
-    parts.append(_END)
-    return b"".join(parts)
+    return b"".join(_calendar_parts(context, header, members))
+
+
+def _calendar_parts(
+    context: BuildContext, header: Header | None, members: Sequence[_Part]
+) -> Iterator[bytes]:
+    """The calendar's bytes, a part at a time: its head, its zones, a member's components
+    (read when its turn comes), the end."""
+    yield _head(context, header, members)
+    for r in _zone_ranges(members):
+        yield vtimezone_bytes(*r)
+    for c in members:
+        yield c.data
+    yield _END
 
 
 def _json(value: object) -> str:
@@ -636,8 +645,9 @@ def _packed(jcal: str) -> bytes:
     return zlib.compress(jcal.encode(), 1)
 
 
-def _jcal(context: BuildContext, header: Header, members: Sequence[_Part]) -> bytes:
-    """The calendar as jCal (RFC 7265), JSON with sorted keys and no insignificant space.
+def _jcal(context: BuildContext, header: Header, members: Sequence[_Part]) -> Iterator[bytes]:
+    """The calendar as jCal (RFC 7265), JSON with sorted keys and no insignificant space, a
+    part at a time.
 
     icalendar converts the calendar's own properties and zones; each event's components were
     converted by its per-event step and are placed after the zones, as icalendar would place
@@ -648,13 +658,15 @@ def _jcal(context: BuildContext, header: Header, members: Sequence[_Part]) -> by
         cal.add_component(vtimezone(*r))
     text = _json(cal.to_jcal())
     assert text.endswith("]]")
-    events = [
-        zlib.decompress(c.jcal)
-        if c.jcal
-        else jcal_components(c.event, context.history[c.event.id]).encode()
-        for c in members
-    ]
-    if not events:
-        return (text + "\n").encode()
-    head = text[:-2] + ("," if not text.endswith("[]]") else "")
-    return head.encode() + b",".join(events) + b"]]\n"
+    if not members:
+        yield (text + "\n").encode()
+        return
+    yield (text[:-2] + ("," if not text.endswith("[]]") else "")).encode()
+    for i, c in enumerate(members):
+        if i:
+            yield b","
+        if c.jcal:
+            yield zlib.decompress(c.jcal)
+        else:
+            yield jcal_components(c.event, context.history[c.event.id]).encode()
+    yield b"]]\n"

@@ -25,7 +25,7 @@ import posixpath
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from functools import cache
+from functools import cache, partial
 from importlib import resources
 from json.encoder import encode_basestring
 from typing import Any
@@ -38,7 +38,7 @@ from jinja2.parser import Parser
 from markupsafe import Markup, escape
 
 from . import paths
-from .build import BuildContext, EventPart, in_collection
+from .build import BuildContext, EventPart, Lazy, in_collection
 from .event import DEFAULT_DURATION, Event, Mode, Org
 from .markdown import to_html, to_text
 from .model import Collection, Settings, Status
@@ -869,21 +869,23 @@ def _grouped(items: list[tuple[tuple[datetime, str], str, ListingItem, bytes]]) 
     return list(groups.items())
 
 
-def render_listing_page(
+def listing_page_parts(
     template: Template,
     values: dict[str, Any],
     upcoming: list[Group],
     past: list[Group],
     *,
     splice: bool = True,
-) -> bytes:
-    """A page with listings (``m.listing`` of ``upcoming`` and ``past`` in the template).
+) -> list[bytes]:
+    """A page with listings (``m.listing`` of ``upcoming`` and ``past`` in the template), as
+    the parts it is the join of.
 
-    The template is rendered with a short mark for each group's markup, which is then put
-    in as the UTF-8 parts it is made of: one join for the page, where rendering the markup
-    itself copied megabytes of it several times (into a string, into markup, into the page,
-    into bytes). The same bytes as rendering it in place, which is done when some setting
-    shown on the page holds the marks' character (or without ``splice``).
+    The template is rendered with a short mark for each group's markup, and the page is the
+    rendered text around the marks and, in place of each, the UTF-8 parts of the group's
+    markup: never joined here, where rendering the markup itself copied megabytes of it
+    several times (into a string, into markup, into the page, into bytes). The same bytes as
+    rendering it in place, which is done when some setting shown on the page holds the marks'
+    character (or without ``splice``).
     """
     groups = upcoming + past
     if splice:
@@ -900,14 +902,14 @@ def render_listing_page(
                 out.append(text.encode("utf-8"))
                 if place is not None:
                     out += groups[int(place)][1]
-            return b"".join(out)
+            return out
 
     def markup(group: Group) -> tuple[str, Markup]:
         return group[0], Markup(b"".join(group[1]).decode("utf-8"))  # our own items
 
     values["upcoming"] = [markup(g) for g in upcoming]
     values["past"] = [markup(g) for g in past]
-    return template.render(values).encode("utf-8")
+    return [template.render(values).encode("utf-8")]
 
 
 #: Labels of the months and years of the listings, by (year, month) and year.
@@ -1087,6 +1089,13 @@ class Renderer:
             self._cards[event.id] = found
         return found
 
+    def forget(self, event: Event) -> None:
+        """Let go of what the event's page was made of (how it is listed is kept, for the
+        listings): a worker that makes tens of thousands of pages would otherwise hold a few
+        kilobytes of each until the end."""
+        for memo in (self._occurrences, self._facts, self._cards, self._items):
+            memo.pop(event.id, None)
+
     def seed_item(self, event: Event, item: ListingItem) -> None:
         """What the per-event step rendered (in another process, or an earlier build)."""
         self._items[event.id] = item
@@ -1144,6 +1153,12 @@ class Renderer:
     # --- pages --------------------------------------------------------------------------
 
     def index(self) -> bytes:
+        return b"".join(self.index_parts())
+
+    def collection(self, name: str) -> bytes:
+        return b"".join(self.collection_parts(name))
+
+    def index_parts(self) -> list[bytes]:
         upcoming, past = self.listing(self.context.events, "")
         s = self.settings
         collections = [
@@ -1163,9 +1178,9 @@ class Renderer:
             jcal=paths.JCAL,
         )
         template = self.env.get_template("index.html")
-        return render_listing_page(template, values, upcoming, past)
+        return listing_page_parts(template, values, upcoming, past)
 
-    def collection(self, name: str) -> bytes:
+    def collection_parts(self, name: str) -> list[bytes]:
         s = self.settings
         spec = s.collections[name]
         page = paths.collection_page(name)
@@ -1179,7 +1194,7 @@ class Renderer:
             collection_feeds=_feeds(s, name),
         )
         template = self.env.get_template("collection.html")
-        return render_listing_page(template, values, upcoming, past)
+        return listing_page_parts(template, values, upcoming, past)
 
     def event(self, event: Event) -> bytes:
         if self._event_pages is None:
@@ -1233,7 +1248,9 @@ def compile_event_page(context: BuildContext, event: Event) -> EventPart:
     depends on the event, the settings and how it is listed, as the page does (its summary
     needs the body rendered, which is done here, once, with the page)."""
     renderer = _renderer(context)
-    return {paths.event_page(event.id): renderer.event(event)}, renderer.item(event)
+    made = {paths.event_page(event.id): renderer.event(event)}, renderer.item(event)
+    renderer.forget(event)  # the note is what the listings need of it
+    return made
 
 
 def event_key(context: BuildContext, event: Event) -> str:
@@ -1247,7 +1264,9 @@ def event_key(context: BuildContext, event: Event) -> str:
 
 def compile_pages(context: BuildContext) -> Mapping[str, bytes]:
     """Every page but the event pages, which :func:`compile_event_page` made (all pages when
-    that step did not run)."""
+    that step did not run). Each is made when the build takes it (:class:`~.build.Lazy`), the
+    pages with listings as the parts they are joined from: with many events the home page
+    alone is a hundred megabytes, which is then never held whole in memory."""
     renderer = _renderer(context)
     noted = "pages" in context.notes
     if noted:
@@ -1255,17 +1274,16 @@ def compile_pages(context: BuildContext) -> Mapping[str, bytes]:
             item = context.note("pages", event)
             if isinstance(item, ListingItem):
                 renderer.seed_item(event, item)
-    out: dict[str, bytes] = {
-        paths.INDEX: renderer.index(),
-        paths.NOT_FOUND: renderer.not_found(),
-        paths.STYLESHEET: _stylesheet(),
-        ICON: _static(ICON),
-        NOJEKYLL: b"",
-        HEADERS: headers_file(context),
-    }
+    out = Lazy()
+    out.add_parts(paths.INDEX, renderer.index_parts)
+    out.add(paths.NOT_FOUND, renderer.not_found)
+    out.add(paths.STYLESHEET, _stylesheet)
+    out.add(ICON, partial(_static, ICON))
+    out.add(NOJEKYLL, bytes)
+    out.add(HEADERS, partial(headers_file, context))
     if not noted:
         for event in context.chronological():
-            out[paths.event_page(event.id)] = renderer.event(event)
+            out.add(paths.event_page(event.id), partial(renderer.event, event))
     for name in sorted(context.settings.collections):
-        out[paths.collection_page(name)] = renderer.collection(name)
+        out.add_parts(paths.collection_page(name), partial(renderer.collection_parts, name))
     return out
