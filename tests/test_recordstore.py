@@ -3,6 +3,7 @@ what it loads is equal to what a load without the store gives."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 from datetime import date
@@ -330,3 +331,195 @@ def test_a_record_read_on_its_own_is_kept_and_found(site: SiteDir, parses: list[
     again = load_module.read_record(path, "events/a.md", RecordStore(store_file))
     assert again == first
     assert parses == ["events/a.md"]  # found in the store, not parsed again
+
+
+# --- the packed form of a record -------------------------------------------------------------
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+EVERY_FIELD = """\
+---
+id: every-field
+title: Every field
+kind: meeting
+status: tentative
+start: 2023-03-01T09:30
+duration: P1DT2H
+timezone: Asia/Bangkok
+location:
+  venue: Hall
+  address: 1 Road
+  city: Bangkok
+  country: TH
+  lat: 13.75
+  lon: 100.5
+online:
+  url: https://example.org/join
+organizers:
+  - ilo
+  - name: A network
+    url: https://example.org/network
+partners: [unctad]
+speakers:
+  - name: A. Speaker
+    role: Chair
+region: asia-pacific
+language: es-419
+tags: [one, two]
+links:
+  registration: https://example.org/register
+  documents:
+    - title: Notes
+      url: https://example.org/notes.pdf
+published: 2023-01-02
+updated: 2023-01-03T10:00
+participants: 40
+rrule: FREQ=WEEKLY;COUNT=3
+exdates: [2023-03-08T09:30]
+rdates: [2023-03-20T09:30, 2023-03-21]
+overrides:
+  - occurrence: 2023-03-15T09:30
+    start: 2023-03-15T10:00
+    status: cancelled
+    note: Moved.
+sequence: 2
+uid: every-field@example.org
+---
+Body with ünïcode and **Markdown**.
+"""
+
+
+def _parts(value: object) -> object:
+    """A value taken apart down to plain values, with the type of everything and, for a
+    model, its fields in order and the fields set: equal only for the same objects."""
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseModel):
+        return (
+            type(value),
+            [(name, _parts(item)) for name, item in value.__dict__.items()],
+            sorted(value.model_fields_set),
+            value.__pydantic_extra__,
+            value.__pydantic_private__,
+        )
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return (
+            type(value),
+            [(f.name, _parts(getattr(value, f.name))) for f in dataclasses.fields(value)],
+        )
+    if isinstance(value, tuple | list):
+        return (type(value), [_parts(item) for item in value])
+    if isinstance(value, dict):
+        return (type(value), [(_parts(k), _parts(v)) for k, v in value.items()])
+    return (type(value), value)
+
+
+def _records(site: SiteDir) -> list[load_module.RecordFile]:
+    site.record("every-field.md", EVERY_FIELD)
+    paths = [site.events / "every-field.md"]
+    for folder in ("calendar-events", "feed-events"):
+        paths += sorted((FIXTURES / folder).rglob("*.md"))
+    found = [load_module.read_record(path, path.name) for path in paths]
+    records = [r for r in found if isinstance(r, load_module.RecordFile)]
+    assert len(records) == len(found) > 15
+    return records
+
+
+def test_a_packed_record_unpacks_to_the_same_objects(site: SiteDir) -> None:
+    from eventfeed.recordstore import pack, unpack
+
+    records = _records(site)
+    every = records[0].record
+    assert every.duration is not None
+    assert every.overrides
+    assert every.speakers
+    assert every.location is not None
+    assert every.location.lat == 13.75
+    for record in records:
+        packed = pack(record)
+        assert packed[:1] == b"M"  # the packed form, not the pickle it falls back on
+        back = unpack(packed)
+        assert back == record
+        assert back is not None
+        assert _parts(back) == _parts(record)
+        assert back.record.model_dump_json() == record.record.model_dump_json()
+
+
+def test_a_value_the_packed_form_does_not_spell_is_pickled(site: SiteDir) -> None:
+    from datetime import UTC, datetime
+
+    from eventfeed.recordstore import pack, unpack
+
+    record = _records(site)[0]
+    aware = dataclasses.replace(
+        record, record=record.record.model_copy(update={"start": datetime(2023, 1, 1, tzinfo=UTC)})
+    )
+    packed = pack(aware)
+    assert packed[:1] == b"P"
+    back = unpack(packed)
+    assert back == aware
+    assert _parts(back) == _parts(aware)
+
+
+@pytest.mark.parametrize("data", [b"", b"M", b"Mgarbage", b"P\x80", b"x" * 10])
+def test_data_that_is_no_packed_record_unpacks_to_none(data: bytes) -> None:
+    from eventfeed.recordstore import unpack
+
+    assert unpack(data) is None
+
+
+def test_a_store_of_pickled_records_is_replaced(site: SiteDir, parses: list[str]) -> None:
+    """The previous layout (3) pickled each record whole; its rows are never read."""
+    import pickle
+
+    _three(site)
+    store_file = site.root / "store.sqlite"
+    first = load_site(site.events, store=RecordStore(store_file))
+    with sqlite3.connect(store_file) as db:
+        rows = db.execute("SELECT source, data FROM records").fetchall()
+        assert len(rows) == 3
+        assert all(data[:1] == b"M" for _, data in rows)
+        record = load_module.read_record(site.events / "a.md", "events/a.md")
+        db.execute(
+            "UPDATE records SET data = ? WHERE source = 'events/a.md'",
+            (pickle.dumps(record),),
+        )
+        db.execute("PRAGMA user_version = 3")
+    db.close()
+    parses.clear()
+    assert load_site(site.events, store=RecordStore(store_file)) == first
+    assert sorted(parses) == ["events/2023/c.md", "events/a.md", "events/b.md"]
+
+
+@pytest.mark.parametrize(("ahead", "reads"), [(1, 7), (2, 4), (200, 1)])
+def test_rows_read_ahead_give_what_rows_read_one_by_one_give(
+    site: SiteDir, parses: list[str], monkeypatch: pytest.MonkeyPatch, ahead: int, reads: int
+) -> None:
+    from eventfeed import recordstore
+
+    monkeypatch.setattr(recordstore, "AHEAD", ahead)
+    for i in range(9):
+        site.record(f"{i % 3}/r{i}.md", MINIMAL.replace("A meeting", f"Meeting {i}"))
+    store_file = site.root / "store.sqlite"
+    first = load_site(site.events, store=RecordStore(store_file))
+    site.record("1/r4.md", MINIMAL.replace("A meeting", "Edited"))
+    (site.events / "2" / "r5.md").unlink()
+    site.record("0/r00.md", MINIMAL.replace("A meeting", "New"))
+    queries: list[str] = []
+    real = sqlite3.connect
+
+    def connect(*args: object, **kwargs: object) -> sqlite3.Connection:
+        db = real(*args, **kwargs)  # type: ignore[arg-type]
+        db.set_trace_callback(queries.append)
+        return db
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    parses.clear()
+    edited = load_site(site.events, store=RecordStore(store_file))
+    assert sorted(parses) == ["events/0/r00.md", "events/1/r4.md"]
+    assert edited == load_site(site.events)
+    assert len(edited.events) == len(first.events)
+    # The 7 records kept for the same bytes are read AHEAD at a time (with the edited one
+    # in its place among them), and none alone.
+    assert len([q for q in queries if q.startswith("SELECT source, data")]) == reads
+    assert not [q for q in queries if q.startswith("SELECT data")]  # none read alone

@@ -12,7 +12,6 @@ import difflib
 import gc
 import hashlib
 import os
-import pickle
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from .errors import Problem, ProblemsFound, Severity, errors_in
 from .event import Event
 from .frontmatter import MAX_FILE_BYTES, FrontMatterError, KeyPath, read_document, read_yaml_file
 from .model import WINDOWS_DEVICES, Record, Settings, is_slug
-from .recordstore import RecordStore
+from .recordstore import RecordStore, pack, unpack
 from .state import content_digests
 from .workers import chunks_done
 
@@ -180,11 +179,13 @@ def _load(events_dir: Path, today: date | None, store: RecordStore | None) -> Lo
         settings_digest = hashlib.sha256(settings.model_dump_json().encode()).hexdigest()
         checked = f"{settings_digest}\0{today.isoformat() if today else ''}"
     # Shared out only when the records to parse are many and kept in the store: a worker
-    # sends a record back pickled, which the store needs anyway; without a store the sending
+    # sends a record back packed, which the store needs anyway; without a store the sending
     # would cost about what the second core saves. Otherwise each record is read, settled
     # and let go of in turn. (Without a store the digests are left to the build's history,
     # which works them out itself; ``eventfeed check`` never needs them.)
     fresh = sum(not store.holds(shown) for _, shown in files) if store is not None else 0
+    if store is not None:
+        store.expect([shown for _, shown in files])
     pending = (_gather(path, shown, store, settings_digest, checked) for path, shown in files)
     pairs: Iterable[tuple[_Pending, _Settled]]
     if fresh >= PARALLEL_MIN_RECORDS:
@@ -202,7 +203,9 @@ def _load(events_dir: Path, today: date | None, store: RecordStore | None) -> Lo
             continue
         parsed, problems, digests, key = done
         if isinstance(parsed, bytes):  # parsed by a worker, and sent as the store keeps it
-            blob, parsed = parsed, pickle.loads(parsed)
+            blob, parsed = parsed, unpack(parsed)
+            if parsed is None:
+                raise RuntimeError(f"{item.shown}: a worker sent a record that does not unpack")
         else:
             blob = None
         if isinstance(parsed, list):
@@ -531,7 +534,7 @@ def _gather(
     return item
 
 
-#: What checking one record gave: the record (parsed here, or pickled by a worker, or None
+#: What checking one record gave: the record (parsed here, or packed by a worker, or None
 #: when the store had it; or what reading or parsing found wrong), the problems of its checks,
 #: its content and schedule digests (None without settings or when not asked for), and the
 #: store's digest of its bytes.
@@ -553,8 +556,8 @@ def _settle(
     ship: bool,
 ) -> _Settled:
     """Read (when not yet read), parse (unless ``store`` had it), check and (with ``store``)
-    digest one record; with ``ship``, a record parsed here is returned pickled, as the store
-    keeps it and as a worker sends it."""
+    digest one record; with ``ship``, a record parsed here is returned packed, as the store
+    keeps it and as a worker sends it (:func:`eventfeed.recordstore.pack`)."""
     if item.problems is not None:
         return None, [], None, ""
     key = item.key
@@ -573,7 +576,7 @@ def _settle(
             return parsed, [], None, key
     made: RecordFile | bytes | None = None
     if item.found is None:
-        made = pickle.dumps(parsed, pickle.HIGHEST_PROTOCOL) if ship else parsed
+        made = pack(parsed) if ship else parsed
     if settings is None:
         return made, [], None, key
     if item.kept is not None and item.checked is not None:
