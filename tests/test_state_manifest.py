@@ -186,3 +186,21 @@ def test_replace_changes_only_what_it_is_given() -> None:
         "c", "s", 0, moment, moment, moment, moment, False, "b.md"
     )
     assert state.source == "a.md"
+
+
+def test_written_in_parts_as_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The build writes a large manifest a part at a time; the parts join to the same bytes,
+    and an odd value anywhere sends the whole manifest the library's way before any part."""
+    from eventfeed import state as state_module
+
+    monkeypatch.setattr(state_module, "_PIECES", 3)
+    moment = datetime(2023, 1, 2, 3, 4, 5, tzinfo=UTC)
+    first = EventState("c", "s", 1, moment, moment, moment, moment, False, "a.md")
+    events = {f"event-{i}": _replace(first, sequence=i) for i in range(10)}
+    files = {f"f/{i}.html": f"{i:064x}" for i in range(10)}
+    manifest = Manifest(as_of=date(2023, 1, 2), events=events, files=files)
+    parts = list(manifest.parts())
+    assert len(parts) > 5
+    assert b"".join(parts) == manifest.to_bytes() == reference_bytes(manifest)
+    odd = Manifest(manifest.as_of, events | {"event-9": _replace(first, sequence=1.5)}, files)
+    assert list(odd.parts()) == [reference_bytes(odd)]

@@ -507,7 +507,7 @@ def _compile_site(
         reuse.save_zones(base, vtimezone.KNOWN)
     digests = {path: artifacts.digest(path) for path in artifacts}
     manifest = Manifest(as_of=context.as_of, events=history, files=digests)
-    artifacts.add(paths.MANIFEST, manifest.to_bytes())
+    artifacts.add_parts(paths.MANIFEST, manifest.parts)
     return artifacts
 
 

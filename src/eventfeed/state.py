@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -55,15 +55,26 @@ class Manifest:
     files: Mapping[str, str]
 
     def to_bytes(self) -> bytes:
-        """The manifest as ``json.dumps(..., indent=1, ensure_ascii=False)`` writes it.
+        """The manifest as ``json.dumps(..., indent=1, ensure_ascii=False)`` writes it."""
+        return b"".join(self.parts())
+
+    def parts(self) -> Iterator[bytes]:
+        """The bytes of :meth:`to_bytes`, a few thousand lines at a time (with 100,000 events
+        a manifest is tens of megabytes, which the build writes without joining).
 
         That indenting encoder is written in Python and was the build's slowest way to spell
         a few strings; the same text is put together here from the C encoder's strings, and
         anything but the plain values a manifest holds takes the library's own way."""
-        try:
-            return _manifest_text(self.as_of, self.events, self.files).encode()
-        except _NotPlain:
-            return self._to_bytes_by_library()
+        if not _all_plain(self.events, self.files):
+            yield self._to_bytes_by_library()
+            return
+        pieces: list[str] = []
+        for piece in _manifest_pieces(self.as_of, self.events, self.files):
+            pieces.append(piece)
+            if len(pieces) >= _PIECES:
+                yield "".join(pieces).encode()
+                pieces.clear()
+        yield "".join(pieces).encode()
 
     def _to_bytes_by_library(self) -> bytes:
         data = {
@@ -106,39 +117,51 @@ def _plain(value: Any, times: dict[datetime, str]) -> str:
     raise _NotPlain
 
 
-def _manifest_text(as_of: date, events: Mapping[str, EventState], files: Mapping[str, str]) -> str:
+#: pieces of text joined into one part of :meth:`Manifest.parts`
+_PIECES = 1 << 12
+
+
+def _spelled(value: object) -> bool:
+    """Whether :func:`_plain` spells ``value``."""
+    return isinstance(value, (str, datetime)) or type(value) in (bool, int)
+
+
+def _all_plain(events: Mapping[str, EventState], files: Mapping[str, str]) -> bool:
+    """Whether every key and value of a manifest is one :func:`_manifest_pieces` spells."""
+    return all(
+        type(key) is str and all(_spelled(getattr(state, name)) for name in _FIELDS)
+        for key, state in events.items()
+    ) and all(type(path) is str and type(digest) is str for path, digest in files.items())
+
+
+def _manifest_pieces(
+    as_of: date, events: Mapping[str, EventState], files: Mapping[str, str]
+) -> Iterator[str]:
+    """The manifest's text in pieces; every value must be plain (:func:`_all_plain`)."""
     times: dict[datetime, str] = {}  # equal UTC times spell the same; states share many
-    parts = [
-        '{\n "generator": "eventfeed",\n "format": ',
-        _plain(FORMAT, times),
-        ',\n "as_of": ',
-        _plain(as_of.isoformat(), times),
-        ',\n "events": {',
-    ]
+    yield '{\n "generator": "eventfeed",\n "format": '
+    yield _plain(FORMAT, times)
+    yield ',\n "as_of": '
+    yield _plain(as_of.isoformat(), times)
+    yield ',\n "events": {'
     names = [f",\n   {_string(name)}: " for name in _FIELDS]
     names[0] = names[0][1:]
     separator = "\n  "
     for key, state in sorted(events.items()):
-        if not isinstance(key, str):
-            raise _NotPlain
-        parts.append(separator)
-        parts.append(_string(key))
-        parts.append(": {")
+        parts = [separator, _string(key), ": {"]
         for label, name in zip(names, _FIELDS, strict=True):
             parts.append(label)
             parts.append(_plain(getattr(state, name), times))
         parts.append("\n  }")
+        yield "".join(parts)
         separator = ",\n  "
-    parts.append("\n }" if events else "}")
-    parts.append(',\n "files": {')
+    yield "\n }" if events else "}"
+    yield ',\n "files": {'
     separator = "\n  "
     for path, digest in sorted(files.items()):
-        if not isinstance(path, str) or not isinstance(digest, str):
-            raise _NotPlain
-        parts.append(f"{separator}{_string(path)}: {_string(digest)}")
+        yield f"{separator}{_string(path)}: {_string(digest)}"
         separator = ",\n  "
-    parts.append("\n }\n}\n" if files else "}\n}\n")
-    return "".join(parts)
+    yield "\n }\n}\n" if files else "}\n}\n"
 
 
 def _iso(value: Any) -> Any:
