@@ -9,6 +9,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -133,3 +134,48 @@ def test_saving_many_files_waits_out_the_margin_instead_of_reading_them(
     build(run)
     assert digests == []
     assert "up to date" in run("build", "--as-of", AS_OF).output
+
+
+def test_a_build_parses_the_manifest_of_out_once(
+    two: SiteDir, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer takes the new manifest's digests from the build, not by parsing what it
+    has just made, so the old manifest, parsed when the build began, is not parsed again
+    (with 100,000 events each parse took a second); the folder written is the same."""
+    build(run)
+    before = two.root / "out-before"
+    shutil.copytree(two.out, before)
+    edit_wording(two, 1)
+    parsed: list[object] = []
+    real = write.json.loads
+
+    def counting(text: str | bytes) -> object:
+        found = real(text)
+        if isinstance(found, dict) and found.get("generator") == "eventfeed":
+            parsed.append(found.get("as_of"))
+        return found
+
+    def tree(out: Path) -> dict[str, bytes]:
+        return {
+            p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()
+        }
+
+    with monkeypatch.context() as patch:
+        patch.setattr(write, "_PARSED", None)
+        patch.setattr(write.json, "loads", counting)
+        build(run)
+    assert parsed == [AS_OF]
+    written = tree(two.out)
+    # The same build again from the same out/, the writer reading the new digests itself.
+    shutil.rmtree(two.out)
+    shutil.copytree(before, two.out)
+    real_write = write.write_tree
+
+    def parsing(*args: Any, **kwargs: Any) -> None:
+        kwargs.pop("files")
+        real_write(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(write, "write_tree", parsing)
+        build(run)
+    assert tree(two.out) == written

@@ -164,6 +164,9 @@ class Artifacts(Mapping[str, bytes]):
     def __init__(self) -> None:
         self._files: dict[str, bytes | _Known | Spilled] = {}
         self._folder: str | None = None
+        #: the digests the manifest among these files names, by path, when it was made here
+        #: (the writer needs them; with 100,000 events, parsing them back took a second)
+        self.manifest_files: Mapping[str, str] | None = None
 
     def spill_folder(self) -> str:
         """A temporary folder in the user's cache folder (a disk, where the system's temporary
@@ -508,6 +511,7 @@ def _compile_site(
     digests = {path: artifacts.digest(path) for path in artifacts}
     manifest = Manifest(as_of=context.as_of, events=history, files=digests)
     artifacts.add_parts(paths.MANIFEST, manifest.parts)
+    artifacts.manifest_files = digests
     return artifacts
 
 

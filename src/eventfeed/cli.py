@@ -293,7 +293,7 @@ def build(
     # (with 100,000 records, the build's peak was theirs, on top of it).
     count = len(site.events)
     del site
-    write_tree(out_dir, artifacts, events_dir=events_dir)
+    write_tree(out_dir, artifacts, events_dir=events_dir, files=artifacts.manifest_files)
     if fingerprint is not None:
         fingerprint.save(out_dir, warned, artifacts)
     if not quiet:

@@ -47,7 +47,7 @@ def rebuild(events_dir: Path, out_dir: Path, now: datetime | None = None) -> str
     """
     clock = now or _clock()
     site, artifacts = compile_into(events_dir, out_dir, clock)
-    write_tree(out_dir, artifacts, events_dir=events_dir)
+    write_tree(out_dir, artifacts, events_dir=events_dir, files=artifacts.manifest_files)
     where = display_path(out_dir)
     return f"built {len(site.events)} event(s) into {where} ({len(artifacts)} files)"
 

@@ -401,8 +401,17 @@ _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NO_COPY = {errno.ENOSYS, errno.EXDEV, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM}
 
 
-def write_tree(out_dir: Path, artifacts: Mapping[str, bytes], *, events_dir: Path | None) -> None:
-    """Replace ``out_dir`` with exactly ``artifacts``, all at once, or leave it untouched."""
+def write_tree(
+    out_dir: Path,
+    artifacts: Mapping[str, bytes],
+    *,
+    events_dir: Path | None,
+    files: Mapping[str, str] | None = None,
+) -> None:
+    """Replace ``out_dir`` with exactly ``artifacts``, all at once, or leave it untouched.
+
+    ``files``: the digests that the manifest among ``artifacts`` names, when the caller has
+    them (else they are read from it)."""
     for path in artifacts:
         check_artifact_path(path)
     check_target(out_dir, events_dir=events_dir)
@@ -412,7 +421,9 @@ def write_tree(out_dir: Path, artifacts: Mapping[str, bytes], *, events_dir: Pat
         parent.mkdir(parents=True, exist_ok=True)
         with build_lock(parent, out.name):
             _recover(out)
-            new_files = _manifest_files(artifacts.get(MANIFEST))
+            new_files: Mapping[str, str] | None = files
+            if new_files is None:
+                new_files = _manifest_files(artifacts.get(MANIFEST))
             old_files = _manifest_files(_read_manifest(out)) if new_files is not None else None
             trust = _Trust(str(out), written_before(out))
             if old_files == new_files and _unchanged(out, artifacts, new_files, trust):
