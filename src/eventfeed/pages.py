@@ -481,12 +481,27 @@ def add_links(event: Event, url: str) -> tuple[Markup, Markup, Markup]:
     hold only ``A-Za-z0-9_.~+%-``), so the fields are joined with ``&amp;`` directly: the
     same text as escaping the URLs, without scanning kilobytes of them again.
     """
-    fields = _LinkFields.of(event, url)
-    outlook = _outlook_query(event, fields, "&amp;")
+    google, outlook, outlook_live = _add_link_bytes(event, url)
     return (
-        Markup(google_calendar_url(event, url, fields, separator="&amp;")),
-        Markup(_outlook_url("outlook.office.com", outlook)),
-        Markup(_outlook_url("outlook.live.com", outlook)),
+        Markup(google.decode("ascii")),
+        Markup(outlook.decode("ascii")),
+        Markup(outlook_live.decode("ascii")),
+    )
+
+
+#: What comes before the query of each Outlook link, as written in a page.
+_OUTLOOK_OFFICE = _outlook_url("outlook.office.com", "").encode("ascii")
+_OUTLOOK_LIVE = _outlook_url("outlook.live.com", "").encode("ascii")
+
+
+def _add_link_bytes(event: Event, url: str) -> tuple[bytes, bytes, bytes]:
+    """:func:`add_links` as the UTF-8 (ASCII) of the page: the pages put them in as bytes."""
+    fields = _LinkFields.of(event, url)
+    outlook = _outlook_query(event, fields, "&amp;").encode("ascii")
+    return (
+        google_calendar_url(event, url, fields, separator="&amp;").encode("ascii"),
+        _OUTLOOK_OFFICE + outlook,
+        _OUTLOOK_LIVE + outlook,
     )
 
 
@@ -654,8 +669,15 @@ class Once(Extension):
         lineno = next(parser.stream).lineno
         key = parser.parse_expression()
         body = parser.parse_statements(("name:endonce",), drop_needle=True)
-        call = self.call_method("_once", [nodes.Name("fragments", "load"), key])
-        return nodes.CallBlock(call, [], [], body).set_lineno(lineno)
+        fragments = nodes.Name("fragments", "load")
+        call = self.call_method("_once", [fragments, key])
+        made = nodes.CallBlock(call, [], [], body).set_lineno(lineno)
+        # Once made, the markup is taken from the dictionary by the template itself: a call
+        # from a template (and the macro of the enclosed markup it is given) costs several
+        # times more, on every page. The markup kept is the macro's, safe as it is.
+        kept = nodes.Output([nodes.Getitem(fragments, key, "load")]).set_lineno(lineno)
+        known = nodes.Compare(key, [nodes.Operand("in", fragments)]).set_lineno(lineno)
+        return nodes.If(known, [kept], [], [made]).set_lineno(lineno)
 
     @staticmethod
     def _once(fragments: dict[object, str], key: object, caller: Callable[[], str]) -> str:
@@ -989,7 +1011,6 @@ class EventPages:
         page = facts.page
         url = s.site_url + page
         link = self.shell.link
-        google, outlook, outlook_live = add_links(item.shown.event, url)
         values = self.shell.values(page, self.shell.site_feeds)
         values.update(
             title=event.record.title,
@@ -1003,9 +1024,6 @@ class EventPages:
             end=end,
             body=Markup(to_html(event.body, s.site_url)),  # sanitised by to_html
             ics=link[paths.event_ics(event.id)],
-            google=google,
-            outlook=outlook,
-            outlook_live=outlook_live,
             series=series if item.series else [],
             json_ld=script_json(json_ld(event, url)),
             collections=[
@@ -1014,7 +1032,35 @@ class EventPages:
                 if in_collection(event, s, name)
             ],
         )
-        return self.template.render(values).encode("utf-8")
+        return _spliced(self.template, values, _add_link_bytes(item.shown.event, url))
+
+
+#: The values of an event page put in as bytes after rendering, in the order the page has them.
+_SPLICED = ("google", "outlook", "outlook_live")
+
+
+def _spliced(template: Template, values: dict[str, Any], spliced: tuple[bytes, ...]) -> bytes:
+    """The page with the values named in :data:`_SPLICED` (markup, UTF-8), each shown once.
+
+    The "add to calendar" links are two thirds of an event page (the encoded body, three
+    times). The template is rendered with a short mark for each, and the page is joined from
+    the UTF-8 of the text between the marks and the links' own bytes: the links are not
+    copied into the page's text, nor encoded again with it. The same bytes as rendering them
+    in place, which is done when the page shows a mark's character elsewhere.
+    """
+    marks = [f"\0{i}\0" for i in range(len(_SPLICED))]
+    for name, mark in zip(_SPLICED, marks, strict=True):
+        values[name] = Markup(mark)
+    cut = template.render(values).split("\0")
+    if len(cut) == 2 * len(_SPLICED) + 1 and cut[1::2] == [str(i) for i in range(len(_SPLICED))]:
+        out: list[bytes] = []
+        for text, value in zip(cut[::2], spliced, strict=False):
+            out += (text.encode("utf-8"), value)
+        out.append(cut[-1].encode("utf-8"))
+        return b"".join(out)
+    for name, value in zip(_SPLICED, spliced, strict=True):
+        values[name] = Markup(value.decode("utf-8"))
+    return template.render(values).encode("utf-8")
 
 
 def event_pages(settings: Settings) -> EventPages:
