@@ -129,25 +129,26 @@ class Writer:
     def add(self, name: str, value: object, parameters: dict[str, str] | None = None) -> None:
         name = name.upper()
         core = _core(name, value)
-        frame = None
         if core is not None:
             text, shape = core
-            key = (self._kind, name, shape, tuple(sorted((parameters or {}).items())))
-            if key in _FRAMES:
-                frame = _FRAMES[key]
-            else:
+            given = tuple(sorted(parameters.items())) if parameters else ()
+            key = (self._kind, name, shape, given)
+            frame = _FRAMES.get(key)
+            if frame is None:
                 frame = _FRAMES[key] = _frame(self._kind, name, value, parameters, text)
-        if (
-            frame is not None
-            and frame.text is not None
-            and (frame.jcal is not None or self._jcal is None)
-        ):
-            assert core is not None
-            self._lines.append((name, frame.text[0] + core[0] + frame.text[1]))
-            if self._jcal is not None and frame.jcal is not None:
+            around = frame.text
+            jcal = self._jcal
+            if around is not None and jcal is None:
+                self._lines.append((name, around[0] + text + around[1]))
+                return
+            if around is not None and jcal is not None and frame.jcal is not None:
+                self._lines.append((name, around[0] + text + around[1]))
                 prefix, suffix = frame.jcal
-                self._jcal.setdefault(name, []).append(prefix + _jcal_values(value, suffix) + "]")
-            return
+                texts = jcal.get(name)
+                if texts is None:
+                    texts = jcal[name] = []
+                texts.append(prefix + _jcal_values(value, suffix) + "]")
+                return
         component = _icalendar_component(self._kind, name, value, parameters)
         self._lines.extend((name, line) for line in _lines_of(component))
         if self._jcal is not None:
