@@ -30,9 +30,13 @@ def when_text(event: Event) -> str:
     start, end = event.local_start, event.local_end
     assert isinstance(start, datetime)
     assert isinstance(end, datetime)
-    if start.date() == end.date():
-        return f"{_day(start.date())}, {start:%H:%M}–{end:%H:%M} ({event.tzid})"
-    return f"{_day(start.date())} {start:%H:%M} – {_day(end.date())} {end:%H:%M} ({event.tzid})"
+    # HH:MM as ``%H:%M`` writes it, without a strftime call for each
+    begins = f"{start.hour:02d}:{start.minute:02d}"
+    ends = f"{end.hour:02d}:{end.minute:02d}"
+    first = start.date()
+    if first == end.date():
+        return f"{_day(first)}, {begins}–{ends} ({event.tzid})"
+    return f"{_day(first)} {begins} – {_day(end.date())} {ends} ({event.tzid})"
 
 
 def place_text(event: Event) -> str:
