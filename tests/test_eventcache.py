@@ -3,6 +3,7 @@ rows of an older layout are replaced, never read."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import pickle
@@ -174,3 +175,29 @@ def test_parallel_builds_in_small_chunks_equal_a_sequential_one(
     assert list(parallel) == list(sequential)
     assert parallel == sequential
     assert stored(two) == stored(one)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_entries_are_read_back_with_the_cycle_collector_paused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, enabled: bool
+) -> None:
+    """Opening pauses the collector while entries are made, and leaves it as it found it."""
+    path = tmp_path / "store.sqlite"
+    EventCache(path).put([("a", entry("ka")), ("b", entry("kb"))])
+    seen: list[bool] = []
+    real = pickle.loads
+
+    def watching(data: bytes) -> Any:
+        seen.append(gc.isenabled())
+        return real(data)
+
+    monkeypatch.setattr(eventcache.pickle, "loads", watching)
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        store = EventCache(path)
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert seen == [False, False]
+    assert store.entries == {"a": entry("ka"), "b": entry("kb")}

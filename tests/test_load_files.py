@@ -167,7 +167,7 @@ def test_loading_leaves_the_cycle_collector_as_it_found_it(tree: Path, enabled: 
         inside = []
 
         def interrupted() -> None:
-            with load._collector_paused():
+            with load.collector_paused():
                 inside.append(gc.isenabled())
                 raise KeyboardInterrupt
 

@@ -18,6 +18,13 @@ succeeds; they stay true either way, because each says only what a key produces.
 
 The store is one SQLite file per output folder in the user's cache folder, beside the
 no-change fingerprints (:mod:`eventfeed.cache`); deleting it is always safe.
+
+Every entry is read back when the store is opened (a rebuild asks for nearly all of them),
+with the cycle collector paused: while the entries are made, it would walk the whole heap of
+the loaded site again and again and find nothing to free (four fifths of the opening's time
+at 10,000 events). A packed form (``marshal`` of plain values, the notes' dates and
+dataclasses rebuilt by hand) was measured too: no faster than a pickle once the collector is
+paused, so entries stay pickled.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .load import collector_paused
 
 #: The layout of the rows; rows of another layout are never read, and are deleted when a
 #: build is done (:meth:`EventCache.keep_only`). 2: the calendars' jCal text is compressed.
@@ -57,7 +66,7 @@ class EventCache:
         #: files of whole steps: path -> (key, digest, size) (:class:`eventfeed.build.Lazy`)
         self.outputs: dict[str, tuple[str, str, int]] = {}
         try:
-            with contextlib.closing(sqlite3.connect(path)) as db:
+            with contextlib.closing(sqlite3.connect(path)) as db, collector_paused():
                 rows = db.execute("SELECT id, data FROM events WHERE format = ?", (FORMAT,))
                 for event_id, data in rows:
                     entry = pickle.loads(data)

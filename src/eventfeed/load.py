@@ -119,15 +119,15 @@ def load(
     With ``store``, records parsed by an earlier load from the same bytes are taken from it,
     and the records parsed now are kept in it (:mod:`eventfeed.recordstore`).
     """
-    with _collector_paused():
+    with collector_paused():
         result = _load(events_dir, today, store)
     result.problems = [_printable(p) for p in result.problems]
     return result
 
 
 @contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cycle collector while records load.
+def collector_paused() -> Iterator[None]:
+    """Pause the cycle collector while records load (or a store is read back).
 
     Loading makes millions of small objects and keeps most of them, so the collector would walk
     the growing heap again and again and find nothing (about a tenth of the load's time at
