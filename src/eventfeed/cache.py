@@ -193,6 +193,25 @@ def _changed_since(infos: list[os.stat_result], cut: int) -> list[bool]:
     return [i.st_mtime_ns >= cut or i.st_ctime_ns >= cut for i in infos]
 
 
+def record_signature(prefix: str, name: str, info: os.stat_result) -> str:
+    """One record file's signature: what a chunk's signature holds of it (:func:`_signature`),
+    for the loader to trust a record by (:meth:`eventfeed.recordstore.RecordStore.unchanged`)."""
+    return _signature(prefix, [name], [info])
+
+
+def scan_started() -> int:
+    """The moment a scan of the records starts, by the clock file times are compared with:
+    take it before the first file's metadata is taken (:func:`settled`)."""
+    return _now()
+
+
+def settled(info: os.stat_result, started: int) -> bool:
+    """Whether a file whose metadata was taken after ``started`` had not changed for
+    :data:`RACY_NS` before then: only then does its metadata show a later change (the racy
+    case in this module's description; the rule a chunk is remembered by)."""
+    return not _changed_since([info], started - RACY_NS)[0]
+
+
 def _is_record(name: str) -> bool:
     """The loader's rule for the files it reads."""
     return name.endswith(".md") and name not in IGNORED_NAMES and not name.startswith((".", "_"))

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from . import checks
-from .cache import read_head
+from .cache import read_head, scan_started
 from .errors import Problem, ProblemsFound, Severity, errors_in
 from .event import Event
 from .frontmatter import MAX_FILE_BYTES, FrontMatterError, KeyPath, read_document, read_yaml_file
@@ -144,6 +144,7 @@ def collector_paused() -> Iterator[None]:
 
 def _load(events_dir: Path, today: date | None, store: RecordStore | None) -> Loaded:
     result = Loaded()
+    started = scan_started()  # before any record's metadata is taken
     root = events_dir
     if not root.is_dir():
         result.problems.append(
@@ -186,7 +187,9 @@ def _load(events_dir: Path, today: date | None, store: RecordStore | None) -> Lo
     fresh = sum(not store.holds(shown) for _, shown in files) if store is not None else 0
     if store is not None:
         store.expect([shown for _, shown in files])
-    pending = (_gather(path, shown, store, settings_digest, checked) for path, shown in files)
+    pending = (
+        _gather(path, shown, store, settings_digest, checked, started) for path, shown in files
+    )
     pairs: Iterable[tuple[_Pending, _Settled]]
     if fresh >= PARALLEL_MIN_RECORDS:
         listed = list(pending)  # read here: only what the store holds (its bytes digested)
@@ -217,7 +220,7 @@ def _load(events_dir: Path, today: date | None, store: RecordStore | None) -> Lo
         if store is not None:
             derived = (settings_digest, digests, checked, problems) if digests else None
             if found is None:
-                store.put(item.shown, key, blob or parsed, derived)
+                store.put(item.shown, key, blob or parsed, derived, item.signature)
             elif derived is not None and (item.kept is None or known is None):
                 store.put_derived(item.shown, *derived)
         if settings is None:
@@ -467,7 +470,7 @@ def read_record(
 
     The settings play no part here (see :class:`RecordFile`); :func:`check_record` adds them.
     """
-    item = _gather(path, shown, store, "", "")
+    item = _gather(path, shown, store, "", "", scan_started())
     if item.problems is not None:
         return item.problems
     if item.found is not None:
@@ -476,7 +479,7 @@ def read_record(
     assert parsed is not None
     assert not isinstance(parsed, bytes)
     if store is not None and isinstance(parsed, RecordFile):
-        store.put(shown, key, parsed, None)
+        store.put(shown, key, parsed, None, item.signature)
     return parsed
 
 
@@ -499,6 +502,9 @@ class _Pending:
     #: not read yet: the store has no record of this name, so it is read where it is parsed
     #: (by a worker, when they share the work), and its bytes are never all held at once
     unread: bool = False
+    #: the signature of its metadata taken before it was read, when settled enough to keep
+    #: (:meth:`eventfeed.recordstore.RecordStore.signature`)
+    signature: str | None = None
 
 
 def _read_or_problems(path: Path, shown: str) -> bytes | list[Problem]:
@@ -511,15 +517,35 @@ def _read_or_problems(path: Path, shown: str) -> bytes | list[Problem]:
 
 
 def _gather(
-    path: Path, shown: str, store: RecordStore | None, settings: str, checked: str
+    path: Path,
+    shown: str,
+    store: RecordStore | None,
+    settings: str,
+    checked: str,
+    started: int,
 ) -> _Pending:
     """Read one record file and look it up in ``store``; what the store keeps for it is
     taken when it was worked out under the settings digest ``settings`` (the digests) and
-    ``checked`` (the problems of the checks: settings and day)."""
+    ``checked`` (the problems of the checks: settings and day).
+
+    A file whose metadata is the same as when the record kept for it was read is not read
+    again (:mod:`eventfeed.recordstore` says when that is safe), when it had not changed for
+    a while before ``started`` (:func:`eventfeed.cache.scan_started`, taken before the load
+    began). The metadata is always taken before the bytes are read: a write in between is
+    then seen by the next load."""
     item = _Pending(path, shown)
-    if store is not None and not store.holds(shown):
-        item.unread = True
-        return item
+    if store is not None:
+        item.signature = store.signature(shown, path, started)
+        if not store.holds(shown):
+            item.unread = True
+            return item
+        key = store.unchanged(shown, item.signature)
+        if key is not None:
+            found = store.get(shown, key)
+            if found is not None:
+                item.key, item.found = key, found
+                item.kept, item.checked = store.derived(shown, settings, checked)
+                return item
     raw = _read_or_problems(path, shown)
     if isinstance(raw, list):
         item.problems = raw
@@ -528,6 +554,7 @@ def _gather(
         item.key = store.key(raw)
         item.found = store.get(shown, item.key)
         if item.found is not None:
+            store.saw(shown, item.signature)
             item.kept, item.checked = store.derived(shown, settings, checked)
             return item  # the bytes are not needed again
     item.raw = raw

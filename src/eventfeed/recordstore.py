@@ -3,9 +3,22 @@
 Parsing and validating a record (YAML, then the model) costs far more than reading its bytes.
 A :class:`eventfeed.load.RecordFile` depends on nothing but the file's bytes, its name and
 eventfeed itself (the model, and the zone data it checks zones against), so this store keeps,
-per record file, a digest of those and the parsed record. The loader still reads every file;
-a record whose digest is the one stored is taken from here instead of being parsed again.
-Unlike the no-change check (:mod:`eventfeed.cache`), nothing is trusted by file metadata.
+per record file, a digest of those and the parsed record. A record whose digest is the one
+stored is taken from here instead of being parsed again.
+
+A file is not even read when its metadata shows it unchanged, by the rules of the no-change
+check (:mod:`eventfeed.cache`, whose functions decide): beside each record the store keeps the
+signature of the file's metadata (type, size, modification and change times in nanoseconds,
+inode and device: :func:`eventfeed.cache.record_signature`, with eventfeed's code) as it was
+just *before* the bytes the record was parsed from were read, and only when the file had not
+changed for :data:`eventfeed.cache.RACY_NS` before the load began (:func:`eventfeed.cache.
+settled`): a file written again within the file system's timestamp granularity of that moment
+may keep all its metadata, so a fresh file is read at every load until one finds it old enough.
+A load that finds the same signature takes the record without reading the file. So any write
+is seen (it sets the change time, which no program sets back; a replaced file has another
+inode), also one that keeps the size and puts the modification time back; not seen, as by the
+no-change check, are bytes changed without the kernel knowing, and a file system whose clock
+is behind the system's by more than the margin. Deleting the store forces a full read.
 
 Beside each record the store keeps what the loader works out for it from the settings: the
 digests of its content and schedule that the build's history compares
@@ -32,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import marshal
+import os
 import pickle
 import sqlite3
 from datetime import date, datetime, timedelta
@@ -47,8 +61,8 @@ if TYPE_CHECKING:
     from .errors import Problem
     from .load import RecordFile
 
-#: 4: records packed (:func:`pack`) instead of pickled
-FORMAT = 4
+#: 4: records packed (:func:`pack`) instead of pickled; 5: each file's metadata kept
+FORMAT = 5
 #: rows written with one statement
 BATCH = 500
 #: rows read with one statement (:meth:`RecordStore.expect`)
@@ -63,6 +77,8 @@ class RecordStore:
 
         self.path = path
         self._base = hashlib.sha256(f"{FORMAT}\0{_code_digest()}\0".encode())
+        #: what the metadata signatures are taken under (another code: none is trusted)
+        self._prefix = self._base.hexdigest()
         self._db: sqlite3.Connection | None = None
         self._seen: set[str] = set()
         #: what was kept beside each record found: (settings digest, content digest,
@@ -71,6 +87,8 @@ class RecordStore:
         self._writable = True
         #: the digest each kept record was parsed from, by source
         self._keys: dict[str, str] = {}
+        #: the signature of each kept record's file when it was read (:meth:`unchanged`)
+        self._files: dict[str, str] = {}
         #: the records the load will ask for, in its order, from :attr:`_next` on
         #: (:meth:`expect`), and the rows read ahead for them, by source
         self._expected: list[str] = []
@@ -80,6 +98,7 @@ class RecordStore:
         #: rows and digest updates not yet written (:meth:`_flush`)
         self._rows: list[tuple[object, ...]] = []
         self._updates: list[tuple[object, ...]] = []
+        self._file_updates: list[tuple[str, str]] = []
         for attempt in range(2):
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,12 +109,16 @@ class RecordStore:
                 self._db.execute(
                     "CREATE TABLE IF NOT EXISTS records"
                     " (source TEXT PRIMARY KEY, key TEXT NOT NULL, data BLOB NOT NULL,"
-                    " settings TEXT, content TEXT, schedule TEXT, checked TEXT, problems BLOB)"
+                    " settings TEXT, content TEXT, schedule TEXT, checked TEXT, problems BLOB,"
+                    " file TEXT)"
                 )
                 # One transaction for the whole load: what it parses is written as it goes
                 # (not held in memory), and made visible at once by :meth:`save`.
                 self._db.execute("BEGIN")
-                self._keys = dict(self._db.execute("SELECT source, key FROM records"))
+                for source, key, file in self._db.execute("SELECT source, key, file FROM records"):
+                    self._keys[source] = key
+                    if file is not None:
+                        self._files[source] = file
                 break
             except sqlite3.DatabaseError as exc:
                 self.close()
@@ -119,6 +142,38 @@ class RecordStore:
         digest = self._base.copy()
         digest.update(raw)
         return digest.hexdigest()
+
+    def signature(self, source: str, path: Path, started: int) -> str | None:
+        """The signature of the file ``path`` (of the record ``source``) as it is now, taken
+        before its bytes are read; None when it changed too short a time before ``started``
+        (:func:`eventfeed.cache.scan_started`, taken before the load began) to be trusted
+        by it, or cannot be taken (reading it will tell why)."""
+        from .cache import record_signature, settled
+
+        if self._db is None:
+            return None
+        try:
+            info = os.stat(path)
+        except (OSError, ValueError):
+            return None
+        if not settled(info, started):
+            return None
+        return record_signature(self._prefix, source, info)
+
+    def unchanged(self, source: str, signature: str | None) -> str | None:
+        """The digest of the record kept for ``source`` when its file's ``signature``
+        (:meth:`signature`) is the one kept with it: the file need not be read."""
+        if signature is None or self._files.get(source) != signature:
+            return None
+        return self._keys.get(source)
+
+    def saw(self, source: str, signature: str | None) -> None:
+        """Keep ``signature``, taken before the file was read, with the record kept for
+        ``source``, which :meth:`get` has just found for the bytes read."""
+        if signature is not None and self._files.get(source) != signature:
+            self._file_updates.append((signature, source))
+            if len(self._file_updates) >= BATCH:
+                self._flush()
 
     def holds(self, source: str) -> bool:
         """Whether a record of the file ``source`` is kept (parsed from whatever bytes)."""
@@ -215,31 +270,34 @@ class RecordStore:
         key: str,
         parsed: RecordFile | bytes,
         derived: tuple[str, tuple[str, str], str, list[Problem]] | None,
+        signature: str | None = None,
     ) -> None:
         """Keep a record just parsed (or packed, :func:`pack`) and, when known, what was worked out
-        for it (as :meth:`put_derived` takes it); written by :meth:`save`."""
+        for it (as :meth:`put_derived` takes it) and the signature of its file taken before it
+        was read (:meth:`signature`); written by :meth:`save`."""
         self._seen.add(source)
         data = parsed if isinstance(parsed, bytes) else pack(parsed)
         if derived is None:
-            self._rows.append((source, key, data, None, None, None, None, None))
+            self._rows.append((source, key, data, None, None, None, None, None, signature))
         else:
             settings, digests, checked, problems = derived
             blob = pickle.dumps(problems, pickle.HIGHEST_PROTOCOL)
-            self._rows.append((source, key, data, settings, *digests, checked, blob))
+            self._rows.append((source, key, data, settings, *digests, checked, blob, signature))
         if len(self._rows) >= BATCH:
             self._flush()
 
     def _flush(self) -> None:
         """Write the rows and digests kept so far (many at a time: one statement each costs
         more than the pickling)."""
-        rows, updates = self._rows, self._updates
-        self._rows, self._updates = [], []
+        rows, updates, files = self._rows, self._updates, self._file_updates
+        self._rows, self._updates, self._file_updates = [], [], []
         if self._db is None or not self._writable:
             return
         try:
             self._db.executemany(
-                "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
+                "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
             )
+            self._db.executemany("UPDATE records SET file = ? WHERE source = ?", files)
             self._db.executemany(
                 "UPDATE records SET settings = ?, content = ?, schedule = ?, checked = ?,"
                 " problems = ? WHERE source = ?",
