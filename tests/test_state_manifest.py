@@ -204,3 +204,21 @@ def test_written_in_parts_as_one(monkeypatch: pytest.MonkeyPatch) -> None:
     assert b"".join(parts) == manifest.to_bytes() == reference_bytes(manifest)
     odd = Manifest(manifest.as_of, events | {"event-9": _replace(first, sequence=1.5)}, files)
     assert list(odd.parts()) == [reference_bytes(odd)]
+
+
+@pytest.mark.parametrize("odd", ["key", "path", "digest", "field"])
+def test_a_value_of_another_type_anywhere_takes_the_library(odd: str) -> None:
+    moment = datetime(2023, 1, 2, 3, 4, 5, tzinfo=UTC)
+    state = EventState("c", "s", 1, moment, moment, moment, moment, False, "a.md")
+    events: dict[Any, EventState] = {"e": state}
+    files: dict[Any, Any] = {"a": "b"}
+    if odd == "key":
+        events = {7: state}
+    elif odd == "path":
+        files = {7: "b"}
+    elif odd == "digest":
+        files = {"a": 7}
+    else:
+        events = {"e": _replace(state, sequence=1.5)}
+    manifest = Manifest(as_of=date(2023, 1, 2), events=events, files=files)
+    assert list(manifest.parts()) == [manifest._to_bytes_by_library()]

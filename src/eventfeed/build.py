@@ -183,20 +183,7 @@ class Artifacts(Mapping[str, bytes]):
         return self._folder
 
     def add(self, path: str, data: bytes) -> None:
-        if path in self._files:
-            raise DuplicatePath(path)
-        if len(data) >= SPILL_BYTES:
-            spill = Path(self.spill_folder(), "whole.spill")
-            try:
-                with open(spill, "ab") as handle:
-                    offset = handle.tell()
-                    handle.write(data)
-            except OSError:
-                pass  # a full disk: kept in memory, as it was made
-            else:
-                self._files[path] = Spilled(file_digest(data), len(data), spill, offset)
-                return
-        self._files[path] = data
+        self.add_parts(path, lambda: (data,))
 
     def add_parts(self, path: str, make: Callable[[], Iterable[bytes]]) -> None:
         """A file made as the parts it is the join of (:meth:`Lazy.parts`). Once they come to

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
@@ -121,17 +122,16 @@ def _plain(value: Any, times: dict[datetime, str]) -> str:
 _PIECES = 1 << 12
 
 
-def _spelled(value: object) -> bool:
-    """Whether :func:`_plain` spells ``value``."""
-    return isinstance(value, (str, datetime)) or type(value) in (bool, int)
-
-
 def _all_plain(events: Mapping[str, EventState], files: Mapping[str, str]) -> bool:
-    """Whether every key and value of a manifest is one :func:`_manifest_pieces` spells."""
-    return all(
-        type(key) is str and all(_spelled(getattr(state, name)) for name in _FIELDS)
-        for key, state in events.items()
-    ) and all(type(path) is str and type(digest) is str for path, digest in files.items())
+    """Whether every key and value of a manifest is one :func:`_plain` spells (by their types,
+    gathered in one pass per field)."""
+    names = set(map(type, events)) | set(map(type, files)) | set(map(type, files.values()))
+    if not all(issubclass(kind, str) for kind in names):
+        return False
+    kinds: set[type] = set()
+    for name in _FIELDS:
+        kinds.update(map(type, map(operator.attrgetter(name), events.values())))
+    return all(kind in (bool, int) or issubclass(kind, (str, datetime)) for kind in kinds)
 
 
 def _manifest_pieces(
