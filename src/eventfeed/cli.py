@@ -290,7 +290,9 @@ def build(
             click.echo(f"{display_path(out_dir)} is up to date ({len(artifacts)} files)", err=True)
         return
     # The loaded site is not needed to write: its memory serves the writer and the fingerprint
-    # (with 100,000 records, the build's peak was theirs, on top of it).
+    # (with 100,000 records, the build's peak was theirs, on top of it). A rebuild's artifacts
+    # still hold it, to make again a file that changed in the previous out/ (:class:`_Known`
+    # in eventfeed.build): there it goes with them, at exit.
     count = len(site.events)
     del site
     write_tree(out_dir, artifacts, events_dir=events_dir, files=artifacts.manifest_files)
