@@ -169,6 +169,28 @@ def test_failure_at_every_step_leaves_out_all_old_or_all_new(
     assert scenarios >= len(FAILURES) * (len(NEW) + 2)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2 is Linux's")
+def test_on_linux_the_new_build_is_swapped_in_at_once(
+    monkeypatch: pytest.MonkeyPatch, out: Path
+) -> None:
+    """The C library's renameat2 is found without naming the library (no ``ldconfig`` run),
+    and replacing a build exchanges the two folders in one step."""
+    assert write._renameat2() is not None
+    swapped: list[bool] = []
+    real = write._exchange
+
+    def watching(a: Path, b: Path) -> bool:
+        swapped.append(real(a, b))
+        return swapped[-1]
+
+    monkeypatch.setattr(write, "_exchange", watching)
+    monkeypatch.setattr(subprocess, "Popen", None)  # nothing may run a program to find it
+    write_tree(out, NEW, events_dir=None)
+    assert snapshot(out) == NEW
+    assert swapped == [True]
+    assert leftovers(out) == []
+
+
 def test_killed_between_the_two_renames_is_repaired(
     monkeypatch: pytest.MonkeyPatch, out: Path
 ) -> None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -126,15 +126,22 @@ def build_lock(parent: Path, name: str) -> Iterator[None]:
         os.close(fd)
 
 
+@functools.cache
+def _renameat2() -> Any:
+    """The C library's ``renameat2``, None where it has none. It is looked
+    up among the symbols the interpreter has loaded: the C library is one of them, and
+    :func:`ctypes.util.find_library` would run ``ldconfig`` in a child process to name it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    except OSError:
+        return None
+
+
 def _exchange(a: Path, b: Path) -> bool:
     """Atomically swap two folders (Linux renameat2); False where unsupported."""
-    if not sys.platform.startswith("linux"):
-        return False
-    libc_name = ctypes.util.find_library("c")
-    if not libc_name:
-        return False
-    libc = ctypes.CDLL(libc_name, use_errno=True)
-    renameat2 = getattr(libc, "renameat2", None)
+    renameat2 = _renameat2()
     if renameat2 is None:
         return False
     at_fdcwd, rename_exchange = -100, 2
