@@ -53,3 +53,17 @@ def test_a_page_that_shows_the_marks_character_is_rendered_in_place() -> None:
         b"A <a href='https://g.example/?a=1&amp;b=2'>A</a> https://o.example/?x"
         b" https://l.example/?y\n"
     )
+
+
+def test_marked_pieces_are_put_in_as_they_are() -> None:
+    """Each piece's own bytes objects go into the page, where its mark was; marks missing,
+    repeated or unknown mean the page is rendered in place instead."""
+    first, second = b"<li>one</li>", b"<li>two</li>"
+    mark0, mark1 = str(pages._mark(0)), str(pages._mark(1))
+    parts = pages._spliced_parts(f"<ul>{mark1}é{mark0}</ul>", [[first], [second, first]])
+    assert parts == [b"<ul>", second, first, "é".encode(), first, b"</ul>"]
+    assert parts is not None
+    assert parts[1] is second
+    assert parts[4] is first
+    for text in (f"{mark0}", f"{mark0}{mark0}{mark1}", f"{mark0}{mark1}\0x\0", "\0 2 \0 1"):
+        assert pages._spliced_parts(text, [[first], [second]]) is None, repr(text)

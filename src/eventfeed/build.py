@@ -489,7 +489,9 @@ def _compile_site(
     # What the steps worked out (the renderers among it) is held by the contexts' memos, and
     # holds the contexts: a cycle that only the collector, which seldom walks the oldest
     # objects, would free. Broken here, the loaded site and what was worked out of it go as
-    # soon as the caller lets go of the site (a file made again, below, works it out again).
+    # soon as the caller lets go of the site (a file made again, below, works it out again),
+    # unless files are taken from the previous out/: those hold them, to be made again if
+    # the previous out/ changed under the build.
     context._memo.clear()
     keyed._memo.clear()
     if reuse is not None:

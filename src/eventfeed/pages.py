@@ -22,7 +22,7 @@ import json
 import math
 import operator
 import posixpath
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cache, partial
@@ -891,6 +891,30 @@ def _grouped(items: list[tuple[tuple[datetime, str], str, ListingItem, bytes]]) 
     return list(groups.items())
 
 
+def _mark(place: int) -> Markup:
+    """What a template is given in place of markup that :func:`_spliced_parts` puts in."""
+    return Markup(f"\0{place}\0")
+
+
+def _spliced_parts(text: str, pieces: Sequence[Sequence[bytes]]) -> list[bytes] | None:
+    """A page rendered with a mark for each of ``pieces`` (:func:`_mark`), as the UTF-8 of
+    its text between the marks and, in place of mark ``i``, the bytes of ``pieces[i]``; None
+    when the marks are not each there once (something else shown holds their character).
+
+    Markup of many kilobytes put in this way is not copied into the page's text, nor encoded
+    again with it: the same bytes as rendering it in place."""
+    cut = text.split("\0")
+    places = cut[1::2]
+    if len(cut) != 2 * len(pieces) + 1 or sorted(places) != sorted(map(str, range(len(pieces)))):
+        return None
+    out: list[bytes] = []
+    for between, place in zip(cut[::2], [*places, None], strict=True):
+        out.append(between.encode("utf-8"))
+        if place is not None:
+            out += pieces[int(place)]
+    return out
+
+
 def listing_page_parts(
     template: Template,
     values: dict[str, Any],
@@ -902,28 +926,18 @@ def listing_page_parts(
     """A page with listings (``m.listing`` of ``upcoming`` and ``past`` in the template), as
     the parts it is the join of.
 
-    The template is rendered with a short mark for each group's markup, and the page is the
-    rendered text around the marks and, in place of each, the UTF-8 parts of the group's
-    markup: never joined here, where rendering the markup itself copied megabytes of it
-    several times (into a string, into markup, into the page, into bytes). The same bytes as
-    rendering it in place, which is done when some setting shown on the page holds the marks'
-    character (or without ``splice``).
+    Each group's markup is put in as the UTF-8 parts it is made of (:func:`_spliced_parts`),
+    never joined here, where rendering the markup itself copied megabytes of it several times
+    (into a string, into markup, into the page, into bytes). It is rendered in place when
+    some setting shown on the page holds the marks' character (or without ``splice``).
     """
     groups = upcoming + past
     if splice:
-        marks = [Markup(f"\0{i}\0") for i in range(len(groups))]
+        marks = [_mark(i) for i in range(len(groups))]
         values["upcoming"] = [(g[0], m) for g, m in zip(upcoming, marks, strict=False)]
         values["past"] = [(g[0], m) for g, m in zip(past, marks[len(upcoming) :], strict=True)]
-        cut = template.render(values).split("\0")
-        places = cut[1::2]
-        if len(cut) == 2 * len(groups) + 1 and sorted(places) == sorted(
-            map(str, range(len(groups)))
-        ):
-            out: list[bytes] = []
-            for text, place in zip(cut[::2], [*places, None], strict=True):
-                out.append(text.encode("utf-8"))
-                if place is not None:
-                    out += groups[int(place)][1]
+        out = _spliced_parts(template.render(values), [g[1] for g in groups])
+        if out is not None:
             return out
 
     def markup(group: Group) -> tuple[str, Markup]:
@@ -1040,23 +1054,14 @@ _SPLICED = ("google", "outlook", "outlook_live")
 
 
 def _spliced(template: Template, values: dict[str, Any], spliced: tuple[bytes, ...]) -> bytes:
-    """The page with the values named in :data:`_SPLICED` (markup, UTF-8), each shown once.
-
-    The "add to calendar" links are two thirds of an event page (the encoded body, three
-    times). The template is rendered with a short mark for each, and the page is joined from
-    the UTF-8 of the text between the marks and the links' own bytes: the links are not
-    copied into the page's text, nor encoded again with it. The same bytes as rendering them
-    in place, which is done when the page shows a mark's character elsewhere.
-    """
-    marks = [f"\0{i}\0" for i in range(len(_SPLICED))]
-    for name, mark in zip(_SPLICED, marks, strict=True):
-        values[name] = Markup(mark)
-    cut = template.render(values).split("\0")
-    if len(cut) == 2 * len(_SPLICED) + 1 and cut[1::2] == [str(i) for i in range(len(_SPLICED))]:
-        out: list[bytes] = []
-        for text, value in zip(cut[::2], spliced, strict=False):
-            out += (text.encode("utf-8"), value)
-        out.append(cut[-1].encode("utf-8"))
+    """The page with the values named in :data:`_SPLICED` (markup, UTF-8), each shown once,
+    put in as bytes (:func:`_spliced_parts`): the "add to calendar" links are two thirds of
+    an event page (the encoded body, three times). Rendered in place when the page shows a
+    mark's character elsewhere."""
+    for i, name in enumerate(_SPLICED):
+        values[name] = _mark(i)
+    out = _spliced_parts(template.render(values), [(value,) for value in spliced])
+    if out is not None:
         return b"".join(out)
     for name, value in zip(_SPLICED, spliced, strict=True):
         values[name] = Markup(value.decode("utf-8"))
