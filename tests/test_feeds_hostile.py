@@ -116,6 +116,8 @@ def test_fixture_report_is_sanitised_with_absolute_links(site: Site) -> None:
         f"{base}network/notes/regional-2022.html",  # relative: against the base URL
         f"{base}network/img/group.jpg",
         f"{base}network/x",  # the <img src=x onerror=...>, without its handler
+        None,  # [a javascript link](javascript:...): its text, without the href
+        None,  # [a data link](data:text/html...): likewise
         None,  # the raw <a href="JaVaScRiPt:..." onclick=...>, without href and handler
         "https://meet.example.org/regional",
         "https://video.example.org/watch?v=regional-2022",

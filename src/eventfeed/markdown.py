@@ -8,15 +8,16 @@ the site.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import nh3
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
+import pyromark
+from pyromark.event import Event
 
 ALLOWED_TAGS = frozenset(
     {
@@ -68,9 +69,10 @@ URL_SCHEMES = frozenset({"http", "https", "mailto"})
 
 
 @cache
-def _parser() -> MarkdownIt:
-    # CommonMark with tables; raw HTML is parsed so the sanitiser can remove what is unsafe.
-    return MarkdownIt("commonmark", {"html": True}).enable("table")
+def _parser() -> pyromark.Markdown:
+    # CommonMark with pipe tables; raw HTML passes through the parser so the sanitiser can
+    # remove what is unsafe.
+    return pyromark.Markdown(options=pyromark.Options.ENABLE_TABLES)
 
 
 def absolute(url: str, base_url: str) -> str:
@@ -80,6 +82,69 @@ def absolute(url: str, base_url: str) -> str:
     if scheme:
         return url
     return urljoin(base_url, url)
+
+
+#: What a link may hold as it is; anything else is percent-encoded.
+_NEEDS_ENCODING = re.compile(r"[^A-Za-z0-9;/?:@&=+$,\-_.!~*'()#]|%(?![0-9A-Fa-f]{2})")
+_URL_SAFE = ";/?:@&=+$,-_.!~*'()#"
+_ESCAPE = re.compile(r"(%[0-9A-Fa-f]{2})")
+
+
+def _link(url: str, base_url: str) -> str:
+    """A body's link as a page, feed or calendar shows it: absolute, its host name in ASCII
+    (punycode), and anything else a URL cannot hold percent-encoded (an escape already there
+    stays), so the HTML's link and the text's are the same string.
+    """
+    url = absolute(url, base_url)
+    if "%" not in url and not _NEEDS_ENCODING.search(url):
+        return url
+    parts = urlsplit(url)
+    if parts.netloc:
+        cut = url.index("//") + 2 + len(parts.netloc)
+        head = url[: url.index("//") + 2] + _ascii_netloc(parts.netloc)
+    elif parts.scheme == "mailto":
+        cut, head = len(url), url[:7] + _ascii_address(url[7:])
+    else:
+        cut, head = 0, ""
+    return _encoded(head) + _encoded(url[cut:])
+
+
+def _encoded(text: str) -> str:
+    """Percent-encode what a URL cannot hold, keeping well-formed escapes as they are."""
+    return "".join(
+        piece if _ESCAPE.fullmatch(piece) else quote(piece, safe=_URL_SAFE)
+        for piece in _ESCAPE.split(text)
+    )
+
+
+def _ascii_name(name: str) -> str:
+    """A host name in ASCII: escapes decoded, then IDNA; left as it was where IDNA cannot."""
+    try:
+        return unquote(name).encode("idna").decode("ascii")
+    except UnicodeError:
+        return name
+
+
+def _ascii_netloc(netloc: str) -> str:
+    """``user@host:port`` with the host name in ASCII; an IPv6 literal stays as it is."""
+    user, at, host = netloc.rpartition("@")
+    if host.startswith("["):  # an IPv6 literal
+        return netloc
+    name, colon, port = host.partition(":")
+    if name.isascii() and "%" not in name:
+        return netloc
+    return f"{user}{at}{_ascii_name(name)}{colon}{port}"
+
+
+def _ascii_address(address: str) -> str:
+    """A ``mailto:`` address (and its query) with the domain in ASCII."""
+    local, at, rest = address.rpartition("@")
+    if not at:
+        return address
+    domain, mark, query = rest.partition("?")
+    if domain.isascii() and "%" not in domain:
+        return address
+    return f"{local}@{_ascii_name(domain)}{mark}{query}"
 
 
 #: Renderings of the current build, (HTML, text) by (body, base URL); None outside a build.
@@ -93,7 +158,7 @@ def memoised() -> Iterator[None]:
     """Within the block, render each (body, base URL) once, to HTML and to text together.
 
     The calendars, feeds and pages all show the same bodies; rendering is pure, so a second
-    request gets the first result, and both forms come from one parse. The memo lives for one
+    request gets the first result, and both forms are made at the first. The memo lives for one
     build only, so a long-running process (``eventfeed serve``) does not keep the renderings
     of every build it made.
     """
@@ -110,25 +175,25 @@ def _both(body: str, base_url: str) -> tuple[str, str]:
     key = (body, base_url)
     found = memo.get(key)
     if found is None:
-        env: dict[str, object] = {}
-        tokens = _parser().parse(body, env)
-        text = _text_of(tokens, base_url)  # first: rendering HTML sets attributes on images
-        raw = _parser().renderer.render(tokens, _parser().options, env)
-        found = memo[key] = (_clean(raw, base_url), text)
+        parser = _parser()
+        found = memo[key] = (
+            _clean(parser.html(body), base_url),
+            _text_of(parser.events(body), base_url),
+        )
     return found
 
 
 def to_html(body: str, base_url: str) -> str:
     """Render Markdown to sanitised HTML with absolute links."""
     if _MEMO.get() is None:
-        return _clean(_parser().render(body), base_url)
+        return _clean(_parser().html(body), base_url)
     return _both(body, base_url)[0]
 
 
 def to_text(body: str, base_url: str) -> str:
     """Plain text for calendar DESCRIPTION: paragraphs, list bullets, links as ``text (URL)``."""
     if _MEMO.get() is None:
-        return _text_of(_parser().parse(body), base_url)
+        return _text_of(_parser().events(body), base_url)
     return _both(body, base_url)[1]
 
 
@@ -145,7 +210,7 @@ def _cleaner(base_url: str) -> nh3.Cleaner:
 
     def rewrite(tag: str, attribute: str, value: str) -> str | None:
         if attribute in ("href", "src"):
-            value = absolute(value, base_url)
+            value = _link(value, base_url)
             if urlsplit(value).scheme.lower() not in URL_SCHEMES:
                 return None
         return value
@@ -160,65 +225,135 @@ def _cleaner(base_url: str) -> nh3.Cleaner:
     )
 
 
-def _text_of(tokens: list[Token], base_url: str) -> str:
+def _text_of(events: Iterable[Event], base_url: str) -> str:
+    """The body as plain text, from the parser's events.
+
+    A paragraph, heading or table cell becomes a line of its own; list items get ``- `` or
+    ``N. `` and an indent per nesting level; block quotes keep ``> `` on every line; links
+    read ``text (URL)`` unless the text already is the URL. Raw HTML is left out.
+    """
     out: list[str] = []
     prefix: list[str] = []
-    counters: list[int] = []
+    counters: list[int | None] = []  # per open list: the next number, None for bullets
     pending_bullet = ""
-    for token in tokens:
-        kind = token.type
-        if kind in ("bullet_list_open", "ordered_list_open"):
-            counters.append(int(token.attrGet("start") or 1) if kind == "ordered_list_open" else 0)
-        elif kind in ("bullet_list_close", "ordered_list_close"):
-            counters.pop()
-            out.append("\n")
-        elif kind == "list_item_open":
-            if counters and counters[-1]:
-                pending_bullet = f"{counters[-1]}. "
-                counters[-1] += 1
+    line: _Line | None = None  # the inline content being collected
+    code: list[str] | None = None  # the text of the code block being read
+
+    def flush() -> None:
+        nonlocal line, pending_bullet
+        if line is None:
+            return
+        indent = "  " * max(0, len(counters) - 1)
+        lead = "".join(prefix) + indent
+        text = "".join(line.parts)
+        out.append(lead + pending_bullet + text.replace("\n", "\n" + lead) + "\n")
+        line, pending_bullet = None, ""
+
+    for event in events:
+        if isinstance(event, str):  # SoftBreak, HardBreak, Rule
+            if event == "Rule":
+                flush()
+                out.append("---\n\n")
             else:
-                pending_bullet = "- "
-        elif kind == "blockquote_open":
-            prefix.append("> ")
-        elif kind == "blockquote_close":
-            prefix.pop()
-        elif kind == "inline":
-            indent = "  " * max(0, len(counters) - 1)
-            text = _inline_text(token.children or [], base_url)
-            lead = "".join(prefix) + indent + pending_bullet
-            pending_bullet = ""
-            out.append(lead + text.replace("\n", "\n" + "".join(prefix) + indent) + "\n")
-        elif kind in ("paragraph_close", "heading_close") and not counters:
-            out.append("\n")
-        elif kind in ("fence", "code_block"):
-            out.append(token.content.rstrip("\n") + "\n\n")
-        elif kind == "hr":
-            out.append("---\n\n")
+                line = line or _Line()
+                line.parts.append(" " if event == "SoftBreak" else "\n")
+            continue
+        kind, value = next(iter(event.items()))
+        if kind == "Text" or kind == "Code":
+            if code is not None:
+                code.append(str(value))
+            else:
+                line = line or _Line()
+                line.parts.append(str(value))
+        elif kind == "Start":
+            line = _start(value, line, base_url, flush, counters, prefix)
+            if isinstance(value, dict) and "CodeBlock" in value:
+                code = []
+            elif value == "Item":
+                number = counters[-1] if counters else None
+                if number is not None:
+                    pending_bullet = f"{number}. "
+                    counters[-1] = number + 1
+                else:
+                    pending_bullet = "- "
+        elif kind == "End":
+            if value == "CodeBlock" and code is not None:
+                out.append("".join(code).rstrip("\n") + "\n\n")
+                code = None
+            elif value in ("Link", "Image") and line is not None:
+                line.close(value == "Image")
+            elif value in ("Paragraph", "TableCell", "Item") or (
+                isinstance(value, dict) and "Heading" in value
+            ):
+                flush()
+                if value != "TableCell" and value != "Item" and not counters:
+                    out.append("\n")
+            elif isinstance(value, dict) and "List" in value:
+                flush()
+                counters.pop()
+                if not counters:  # a nested list goes on with its parent's items
+                    out.append("\n")
+            elif isinstance(value, dict) and "BlockQuote" in value:
+                flush()
+                prefix.pop()
+    flush()
     text = "".join(out)
     while "\n\n\n" in text:
         text = text.replace("\n\n\n", "\n\n")
     return text.strip() + "\n" if text.strip() else ""
 
 
-def _inline_text(children: list[Token], base_url: str) -> str:
-    parts: list[str] = []
-    links: list[tuple[str, int]] = []
-    for child in children:
-        kind = child.type
-        if kind in ("text", "code_inline"):
-            parts.append(child.content)
-        elif kind == "softbreak":
-            parts.append(" ")
-        elif kind == "hardbreak":
-            parts.append("\n")
-        elif kind == "link_open":
-            links.append((absolute(str(child.attrGet("href") or ""), base_url), len(parts)))
-        elif kind == "link_close" and links:
-            href, start = links.pop()
-            label = "".join(parts[start:])
-            if urlsplit(href).scheme.lower() in URL_SCHEMES and label.strip() != href:
-                parts.append(f" ({href.removeprefix('mailto:')})")
-        elif kind == "image":
-            src = absolute(str(child.attrGet("src") or ""), base_url)
-            parts.append(f"{child.content} ({src})" if child.content else src)
-    return "".join(parts)
+def _start(
+    tag: object,
+    line: _Line | None,
+    base_url: str,
+    flush: Callable[[], None],
+    counters: list[int | None],
+    prefix: list[str],
+) -> _Line | None:
+    """Open a tag: a link or image joins the current line, a block ends it."""
+    if isinstance(tag, dict) and ("Link" in tag or "Image" in tag):
+        is_image = "Image" in tag
+        data = tag["Image" if is_image else "Link"]
+        url = str(data["dest_url"])
+        if data["link_type"] == "Email":
+            url = "mailto:" + url
+        line = line or _Line()
+        line.open(_link(url, base_url), is_image)
+        return line
+    if tag in ("Emphasis", "Strong", "Strikethrough", "Superscript", "Subscript"):
+        return line
+    flush()  # any block begins a new line: a tight item's nested list, a quote, a table
+    if isinstance(tag, dict):
+        if "List" in tag:
+            counters.append(tag["List"])
+        elif "BlockQuote" in tag:
+            prefix.append("> ")
+    return None
+
+
+class _Line:
+    """The inline content of one paragraph, heading, table cell or tight list item."""
+
+    __slots__ = ("links", "parts")
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.links: list[tuple[str, int, bool]] = []
+
+    def open(self, url: str, is_image: bool) -> None:
+        self.links.append((url, len(self.parts), is_image))
+
+    def close(self, is_image: bool) -> None:
+        if not self.links:
+            return
+        url, start, _ = self.links.pop()
+        label = "".join(self.parts[start:])
+        if urlsplit(url).scheme.lower() not in URL_SCHEMES:
+            return  # the sanitiser drops such a link from the HTML: the text keeps the label
+        if is_image:  # the alt text, then where the picture is
+            self.parts[start:] = [f"{label} ({url})" if label else url]
+            return
+        shown = url.removeprefix("mailto:")
+        if label.strip() not in (url, shown):
+            self.parts.append(f" ({shown})")
