@@ -5,6 +5,11 @@ readers of ``out/`` (a web server, git, a person) see either the whole old build
 new one. On Linux the swap is one atomic ``renameat2(RENAME_EXCHANGE)``; elsewhere two renames,
 and a build that was killed between them is repaired by the next one. A lock on the parent
 folder keeps two builds from writing at once.
+
+The tree a build replaces is kept in the cache folder (when that is on the same file system),
+and the next build starts from it instead of an empty folder: most of its files are already
+the files of out/ (hard links), so only what changed since the build before the last is
+written, and no tree of a hundred thousand files is removed at each build.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from .cache import written_before
+from .cache import cache_dir, written_before
 from .errors import OutputError
 from .paths import MANIFEST
 
@@ -211,6 +216,7 @@ class _Trust:
         self.out = out
         self.cut = cut
         self._folders: dict[str, bool] = {}
+        self._read: dict[str, str | None] = {}  # the digests of files read, by path
         if cut is not None:
             try:
                 if not self.unchanged(MANIFEST, os.lstat(self.path(MANIFEST))):
@@ -244,10 +250,15 @@ class _Trust:
         return known
 
     def holds(self, key: str, info: os.stat_result, digest: str | None) -> bool:
-        """Whether the file at ``key`` (whose ``lstat`` is ``info``) holds these bytes."""
+        """Whether the file at ``key`` (whose ``lstat`` is ``info``) holds these bytes; a
+        file read to know is read once per build."""
         if self.unchanged(key, info):
             return True
-        return digest is not None and _read_digest(self.path(key)) == digest
+        if digest is None:
+            return False
+        if key not in self._read:
+            self._read[key] = _read_digest(self.path(key))
+        return self._read[key] == digest
 
 
 def _read_digest(path: str) -> str | None:
@@ -310,8 +321,9 @@ def _link(trust: _Trust, path: str, target: str, size: int, digest: str) -> bool
     file is not there as it should be (another size, or other bytes than ``digest``), or the
     file system cannot link (then it is written).
 
-    The previous tree is only ever renamed and then removed as a whole, so the shared file
-    keeps its bytes: linking instead of writing saves the data copy of every unchanged file.
+    The previous tree is only ever renamed, then removed or kept as the next build's spare
+    (whose files are replaced, never written in place), so the shared file keeps its bytes:
+    linking instead of writing saves the data copy of every unchanged file.
     """
     source = trust.path(path)
     try:
@@ -340,10 +352,17 @@ def _fill(
     old_files: Mapping[str, str] | None,
     new_files: Mapping[str, str] | None,
     trust: _Trust,
+    present: dict[str, int] | None = None,
 ) -> None:
     """Write every artifact into the new tree ``tmp``, linking the previous build's files
     that are the same (plain strings: a path object per file cost more than the writing),
-    and copying those the build spilled to disk straight from the spill file."""
+    and copying those the build spilled to disk straight from the spill file.
+
+    ``present``: the files ``tmp`` already holds, by path, with their inode numbers, when
+    ``tmp`` is the tree of the build before the last (:func:`_spare`). A file that is the
+    very file out/ holds (the same inode), with the bytes this build wants, stays; any other
+    is removed first (never written in place: it may be a link to a file of out/), and those
+    this build does not have at all are removed at the end."""
     made: set[str] = {""}
     native = os.sep == "/"
     spilled: Callable[[str], _Spill | None] = getattr(artifacts, "spilled", lambda path: None)
@@ -359,6 +378,16 @@ def _fill(
                 made.add(folder)
             target = f"{tmp}/{path}" if native else os.path.join(tmp, path.replace("/", os.sep))
             digest = new_files.get(path) if new_files is not None else None
+            if present is not None and path in present:
+                if (
+                    digest is not None
+                    and old_files is not None
+                    and old_files.get(path) == digest
+                    and _same(trust, path, present.pop(path), _size(artifacts, path), digest)
+                ):
+                    continue
+                present.pop(path, None)
+                os.unlink(target)
             if (
                 digest is not None
                 and old_files is not None
@@ -369,9 +398,90 @@ def _fill(
             where = spilled(path)
             if where is None or not _copy_spilled(where, target, spills):
                 Path(target).write_bytes(artifacts[path])  # one call per file: faults test it
+        if present:
+            _prune(tmp, present)
     finally:
         for fd in spills.values():
             os.close(fd)
+
+
+def _same(trust: _Trust, path: str, inode: int, size: int, digest: str) -> bool:
+    """Whether the spare tree's file at ``path`` (inode ``inode``) is out/'s file, which
+    holds these bytes."""
+    try:
+        info = os.lstat(trust.path(path))
+    except OSError:
+        return False
+    return (
+        info.st_ino == inode
+        and stat.S_ISREG(info.st_mode)
+        and info.st_size == size
+        and trust.holds(path, info, digest)
+    )
+
+
+def _prune(tmp: str, leftovers: Mapping[str, int]) -> None:
+    """Remove from a reused tree the files this build does not have, then the folders that
+    are left empty."""
+    folders: set[str] = set()
+    for path in leftovers:
+        os.unlink(os.path.join(tmp, *path.split("/")))
+        folder = posixpath.dirname(path)
+        while folder:
+            folders.add(folder)
+            folder = posixpath.dirname(folder)
+    for folder in sorted(folders, key=lambda f: -f.count("/")):  # the deepest first
+        with contextlib.suppress(OSError):  # not empty: it holds files of this build
+            os.rmdir(os.path.join(tmp, *folder.split("/")))
+
+
+def _files_of(tree: str) -> dict[str, int] | None:
+    """Every file under ``tree`` by its path, with its inode number (from the folder
+    listing, without a stat per file); None when the tree holds anything but folders and
+    regular files, which a reused tree must not (a link could lead the writer outside it)."""
+    found: dict[str, int] = {}
+    pending = [("", tree)]
+    while pending:
+        prefix, folder = pending.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((f"{prefix}{entry.name}/", entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    found[prefix + entry.name] = entry.inode()
+                else:
+                    return None
+    return found
+
+
+def _spare(out: Path) -> tuple[Path, dict[str, int]] | None:
+    """The tree of the build before the last, where a rebuild is written, and what it holds.
+
+    It is kept in the cache folder, under a digest of out/'s path, and swapped with out/ by
+    the atomic exchange, so after each build it holds the tree that build replaced. A
+    rebuild starts from it instead of an empty folder: its unchanged files are already the
+    files of out/ (hard links), so the rebuild writes only what changed since the build
+    before the last, and no tree of a hundred thousand files is removed at every build.
+    Nothing in it is trusted but a file that is out/'s own file (:func:`_same`), so a
+    spare left half-written by a killed build is as good as any.
+
+    None where there is no atomic exchange, or the cache folder is on another file system
+    than out/ (a tree cannot move between them), or the spare cannot be read."""
+    if _renameat2() is None:
+        return None
+    place = cache_dir() / "trees" / hashlib.sha256(str(out).encode()).hexdigest()[:32]
+    try:
+        place.mkdir(parents=True, exist_ok=True)
+        if os.lstat(place).st_dev != os.lstat(out).st_dev:
+            return None
+        present = _files_of(str(place))
+        if present is None:  # not only folders and files: made again from nothing
+            _discard(place)
+            place.mkdir()
+            present = {}
+    except OSError:
+        return None
+    return place, present
 
 
 def _copy_spilled(where: _Spill, target: str, spills: dict[Path, int]) -> bool:
@@ -435,9 +545,22 @@ def write_tree(
             trust = _Trust(str(out), written_before(out))
             if old_files == new_files and _unchanged(out, artifacts, new_files, trust):
                 return  # the same bytes are already in place: nothing to swap
-            tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+            spare = _spare(out) if old_files is not None else None
+            if spare is not None:
+                tmp, present = spare
+            else:
+                tmp, present = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent)), None
             try:
-                _fill(str(tmp), artifacts, old_files, new_files, trust)
+                try:
+                    _fill(str(tmp), artifacts, old_files, new_files, trust, present)
+                except OSError as exc:
+                    if present is None or exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                        raise
+                    # the spare does not fit this build (a file where a folder must go):
+                    # written again from nothing
+                    _discard(tmp)
+                    tmp.mkdir()
+                    _fill(str(tmp), artifacts, old_files, new_files, trust)
                 os.chmod(tmp, 0o755)
                 if not out.exists():
                     os.rename(tmp, out)
@@ -449,10 +572,12 @@ def write_tree(
                     os.rename(out, old)
                     os.rename(tmp, out)
             except BaseException:
-                _discard(tmp)
+                if spare is None:
+                    _discard(tmp)  # (a spare left half-written is still a spare)
                 raise
             # The new build is in place: whatever happens now, the build succeeded.
-            _discard(old)
+            if old != tmp or spare is None:
+                _discard(old)  # else it stays, the next build's spare
     except OSError as exc:
         where = exc.filename or out_dir
         raise OutputError(
