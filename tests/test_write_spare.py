@@ -16,6 +16,8 @@ import pytest
 from eventfeed import write
 from eventfeed.write import write_tree
 
+from .test_faults import snapshot
+
 pytestmark = pytest.mark.skipif(write._renameat2() is None, reason="needs the atomic exchange")
 
 
@@ -32,14 +34,6 @@ def site(tag: str, changed: dict[str, str] | None = None) -> dict[str, bytes]:
     digests = {path: hashlib.sha256(data).hexdigest() for path, data in files.items()}
     manifest = {"generator": "eventfeed", "format": 1, "tag": tag, "files": digests}
     return {**files, "manifest.json": json.dumps(manifest).encode()}
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(folder).as_posix(): p.read_bytes()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 def folders(folder: Path) -> set[str]:
