@@ -9,10 +9,11 @@ the site.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache
+from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import nh3
@@ -259,23 +260,39 @@ def _text_of(events: Iterable[Event], base_url: str) -> str:
                 line.parts.append(" " if event == "SoftBreak" else "\n")
             continue
         kind, value = next(iter(event.items()))
-        if kind == "Text" or kind == "Code":
+        if kind in ("Text", "Code"):
             if code is not None:
                 code.append(str(value))
             else:
                 line = line or _Line()
                 line.parts.append(str(value))
         elif kind == "Start":
-            line = _start(value, line, base_url, flush, counters, prefix)
-            if isinstance(value, dict) and "CodeBlock" in value:
-                code = []
-            elif value == "Item":
+            tag: Any = value
+            if isinstance(tag, dict) and ("Link" in tag or "Image" in tag):
+                data = tag["Image"] if "Image" in tag else tag["Link"]
+                url = str(data["dest_url"])
+                if data["link_type"] == "Email":
+                    url = "mailto:" + url
+                line = line or _Line()
+                line.open(_link(url, base_url))
+                continue
+            if tag in ("Emphasis", "Strong", "Strikethrough", "Superscript", "Subscript"):
+                continue
+            flush()  # any block begins a new line: a tight item's nested list, a quote, a table
+            if tag == "Item":
                 number = counters[-1] if counters else None
                 if number is not None:
                     pending_bullet = f"{number}. "
                     counters[-1] = number + 1
                 else:
                     pending_bullet = "- "
+            elif isinstance(tag, dict):
+                if "List" in tag:
+                    counters.append(tag["List"])
+                elif "BlockQuote" in tag:
+                    prefix.append("> ")
+                elif "CodeBlock" in tag:
+                    code = []
         elif kind == "End":
             if value == "CodeBlock" and code is not None:
                 out.append("".join(code).rstrip("\n") + "\n\n")
@@ -303,35 +320,6 @@ def _text_of(events: Iterable[Event], base_url: str) -> str:
     return text.strip() + "\n" if text.strip() else ""
 
 
-def _start(
-    tag: object,
-    line: _Line | None,
-    base_url: str,
-    flush: Callable[[], None],
-    counters: list[int | None],
-    prefix: list[str],
-) -> _Line | None:
-    """Open a tag: a link or image joins the current line, a block ends it."""
-    if isinstance(tag, dict) and ("Link" in tag or "Image" in tag):
-        is_image = "Image" in tag
-        data = tag["Image" if is_image else "Link"]
-        url = str(data["dest_url"])
-        if data["link_type"] == "Email":
-            url = "mailto:" + url
-        line = line or _Line()
-        line.open(_link(url, base_url), is_image)
-        return line
-    if tag in ("Emphasis", "Strong", "Strikethrough", "Superscript", "Subscript"):
-        return line
-    flush()  # any block begins a new line: a tight item's nested list, a quote, a table
-    if isinstance(tag, dict):
-        if "List" in tag:
-            counters.append(tag["List"])
-        elif "BlockQuote" in tag:
-            prefix.append("> ")
-    return None
-
-
 class _Line:
     """The inline content of one paragraph, heading, table cell or tight list item."""
 
@@ -339,15 +327,15 @@ class _Line:
 
     def __init__(self) -> None:
         self.parts: list[str] = []
-        self.links: list[tuple[str, int, bool]] = []
+        self.links: list[tuple[str, int]] = []  # each open link's URL, and where its label starts
 
-    def open(self, url: str, is_image: bool) -> None:
-        self.links.append((url, len(self.parts), is_image))
+    def open(self, url: str) -> None:
+        self.links.append((url, len(self.parts)))
 
     def close(self, is_image: bool) -> None:
         if not self.links:
             return
-        url, start, _ = self.links.pop()
+        url, start = self.links.pop()
         label = "".join(self.parts[start:])
         if urlsplit(url).scheme.lower() not in URL_SCHEMES:
             return  # the sanitiser drops such a link from the HTML: the text keeps the label

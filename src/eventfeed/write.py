@@ -378,15 +378,15 @@ def _fill(
                 made.add(folder)
             target = f"{tmp}/{path}" if native else os.path.join(tmp, path.replace("/", os.sep))
             digest = new_files.get(path) if new_files is not None else None
-            if present is not None and path in present:
+            inode = present.pop(path, None) if present is not None else None
+            if inode is not None:
                 if (
                     digest is not None
                     and old_files is not None
                     and old_files.get(path) == digest
-                    and _same(trust, path, present.pop(path), _size(artifacts, path), digest)
+                    and _same(trust, path, inode, _size(artifacts, path), digest)
                 ):
                     continue
-                present.pop(path, None)
                 os.unlink(target)
             if (
                 digest is not None
