@@ -1,4 +1,6 @@
-"""The build: records in, ``{relative path: bytes}`` out. No file is read or written here.
+"""The build: records in, ``{relative path: bytes}`` out. Nothing is written into out/ here
+(the writer does that); large files, and the files forked workers make, wait in a folder of
+the cache until it runs.
 
 Compilers are pure functions of a :class:`BuildContext`; each returns its artifacts, and
 :class:`Artifacts` refuses two compilers (or two events) claiming the same path.
@@ -24,12 +26,14 @@ from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from . import markdown, paths, vtimezone
+from .errors import OutputError
 from .event import Event
 from .eventcache import Entry, EventCache, event_key
 from .load import Site
 from .model import Settings
 from .state import EventState, Manifest, advance, file_digest
 from .workers import chunks_done
+from .write import check_artifact_path, write_file
 
 T = TypeVar("T")
 
@@ -152,6 +156,23 @@ class Spilled:
             return os.pread(handle.fileno(), self.size, self.offset)
 
 
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """A file a forked worker wrote on its own, at its path in the staging tree
+    (:meth:`Artifacts.staging_tree`), as soon as it was made. The writer links it into the new
+    tree, or takes the whole staging tree as the new tree when nothing else is to be kept:
+    the bytes are written once, by the workers, and never copied. Nothing reads it once the
+    writer has run."""
+
+    digest: str
+    size: int
+    file: str
+
+    def data(self) -> bytes:
+        with open(self.file, "rb") as handle:
+            return handle.read()
+
+
 #: A file of a whole step this large or larger is spilled to disk as soon as it is added.
 SPILL_BYTES = 1 << 20
 
@@ -162,11 +183,13 @@ class Artifacts(Mapping[str, bytes]):
     written to a spill file as it is added (:data:`SPILL_BYTES`)."""
 
     def __init__(self) -> None:
-        self._files: dict[str, bytes | _Known | Spilled] = {}
+        self._files: dict[str, bytes | _Known | Spilled | Staged] = {}
         self._folder: str | None = None
         #: the digests the manifest among these files names, by path, when it was made here
         #: (the writer needs them; with 100,000 events, parsing them back took a second)
         self.manifest_files: Mapping[str, str] | None = None
+        #: the staging tree, once workers were given it (:meth:`staging_tree`)
+        self.staging: str | None = None
 
     def spill_folder(self) -> str:
         """A temporary folder in the user's cache folder (a disk, where the system's temporary
@@ -181,6 +204,13 @@ class Artifacts(Mapping[str, bytes]):
                 self._folder = tempfile.mkdtemp(prefix="eventfeed-spill-")
             weakref.finalize(self, shutil.rmtree, self._folder, True)
         return self._folder
+
+    def staging_tree(self) -> str:
+        """Where forked workers write the files they make, each at its own path
+        (:class:`Staged`); named in :attr:`staging` from then on."""
+        if self.staging is None:
+            self.staging = os.path.join(self.spill_folder(), "tree")
+        return self.staging
 
     def add(self, path: str, data: bytes) -> None:
         self.add_parts(path, lambda: (data,))
@@ -216,15 +246,15 @@ class Artifacts(Mapping[str, bytes]):
             return
         self._files[path] = Spilled(digest.hexdigest(), size, spill, offset)
 
-    def add_known(self, path: str, known: _Known | Spilled) -> None:
+    def add_known(self, path: str, known: _Known | Spilled | Staged) -> None:
         if path in self._files:
             raise DuplicatePath(path)
         self._files[path] = known
 
-    def update_from(self, other: Mapping[str, bytes | Spilled]) -> None:
+    def update_from(self, other: Mapping[str, bytes | Spilled | Staged]) -> None:
         for path in sorted(other):
             value = other[path]
-            if isinstance(value, Spilled):
+            if isinstance(value, (Spilled, Staged)):
                 self.add_known(path, value)
             else:
                 self.add(path, value)
@@ -234,6 +264,12 @@ class Artifacts(Mapping[str, bytes]):
         there without reading it into memory)."""
         value = self._files[path]
         return value if isinstance(value, Spilled) else None
+
+    def staged(self, path: str) -> str | None:
+        """The file in the staging tree that holds the file at ``path``, when a worker wrote
+        it there (:class:`Staged`)."""
+        value = self._files[path]
+        return value.file if isinstance(value, Staged) else None
 
     def digest(self, path: str) -> str:
         value = self._files[path]
@@ -574,12 +610,12 @@ def _each_forked(
     (the first ones) were taken: all of them, unless the workers cannot run (no fork here, a
     worker killed); then the caller does the rest alone.
 
-    Workers write the files they make to spill files in the folder of ``artifacts``
-    (:meth:`Artifacts.spill_folder`), which lives as long as they do.
+    Workers write the files they make into the staging tree of ``artifacts``
+    (:meth:`Artifacts.staging_tree`), each at its own path, and send back where they are.
     """
     global _SHARED
-    folder = artifacts.spill_folder()
-    _SHARED = (steps, context, events, folder)
+    _SHARED = (steps, context, events, artifacts.staging_tree())
+    _STAGED_FOLDERS.clear()
     # What the workers inherit (the loaded site, above all) is moved out of the collector's
     # sight: a collection in a worker would otherwise walk every inherited object, and so
     # touch, and copy, nearly every page of the parent's memory. (:func:`compile_site`
@@ -595,25 +631,42 @@ def _each_forked(
     return done
 
 
+#: The folders of staging trees this worker has made (or found).
+_STAGED_FOLDERS: set[str] = set()
+
+
 def _each_chunk(bounds: tuple[int, int]) -> list[Made]:
-    """A chunk of events, their files written to this worker's spill file as they come."""
+    """A chunk of events, each file written to the staging tree as its own file.
+
+    A path the writer would refuse (:func:`eventfeed.write.check_artifact_path`) is kept in
+    memory instead, to be refused there, with the build's error."""
     assert _SHARED is not None
-    steps, context, events, folder = _SHARED
-    spill = Path(folder, f"{os.getpid()}.spill")
+    steps, context, events, tree = _SHARED
     made = _each(steps, context, events[bounds[0] : bounds[1]])
-    with open(spill, "ab") as handle:
-        for parts in made:
-            for name, (own, note) in parts.items():
-                spilled: dict[str, bytes | Spilled] = {}
-                for path, data in own.items():
-                    offset = handle.tell()
-                    handle.write(data)
-                    spilled[path] = Spilled(file_digest(data), len(data), spill, offset)
-                parts[name] = (cast(Mapping[str, bytes], spilled), note)
+    for parts in made:
+        for name, (own, note) in parts.items():
+            staged: dict[str, bytes | Staged] = {}
+            for path, data in own.items():
+                staged[path] = _stage(tree, path, data)
+            parts[name] = (cast(Mapping[str, bytes], staged), note)
     return made
 
 
-def _sized(value: bytes | Spilled) -> tuple[str, int]:
-    if isinstance(value, Spilled):
+def _stage(tree: str, path: str, data: bytes) -> bytes | Staged:
+    try:
+        check_artifact_path(path)
+    except OutputError:
+        return data
+    folder = os.path.join(tree, *path.split("/")[:-1])
+    if folder not in _STAGED_FOLDERS:
+        os.makedirs(folder, exist_ok=True)
+        _STAGED_FOLDERS.add(folder)
+    target = os.path.join(tree, *path.split("/"))
+    write_file(target, data)
+    return Staged(file_digest(data), len(data), target)
+
+
+def _sized(value: bytes | Spilled | Staged) -> tuple[str, int]:
+    if isinstance(value, (Spilled, Staged)):
         return value.digest, value.size
     return file_digest(value), len(value)

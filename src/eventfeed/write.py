@@ -9,7 +9,8 @@ folder keeps two builds from writing at once.
 The tree a build replaces is kept in the cache folder (when that is on the same file system),
 and the next build starts from it instead of an empty folder: most of its files are already
 the files of out/ (hard links), so only what changed since the build before the last is
-written, and no tree of a hundred thousand files is removed at each build.
+written, and no tree of a hundred thousand files is removed at each build. When there is no
+such tree to start from, the tree the build's workers wrote their files into is taken whole.
 """
 
 from __future__ import annotations
@@ -353,6 +354,7 @@ def _fill(
     new_files: Mapping[str, str] | None,
     trust: _Trust,
     present: dict[str, int] | None = None,
+    adopted: bool = False,
 ) -> None:
     """Write every artifact into the new tree ``tmp``, linking the previous build's files
     that are the same (plain strings: a path object per file cost more than the writing),
@@ -362,10 +364,14 @@ def _fill(
     ``tmp`` is the tree of the build before the last (:func:`_spare`). A file that is the
     very file out/ holds (the same inode), with the bytes this build wants, stays; any other
     is removed first (never written in place: it may be a link to a file of out/), and those
-    this build does not have at all are removed at the end."""
+    this build does not have at all are removed at the end.
+
+    ``adopted``: ``tmp`` is the staging tree the workers wrote (:func:`_adopt`), so the files
+    they staged are in place already."""
     made: set[str] = {""}
     native = os.sep == "/"
     spilled: Callable[[str], _Spill | None] = getattr(artifacts, "spilled", lambda path: None)
+    staged: Callable[[str], str | None] = getattr(artifacts, "staged", lambda path: None)
     spills: dict[Path, int] = {}  # spill file -> its open descriptor
     try:
         for path in sorted(artifacts):
@@ -376,6 +382,9 @@ def _fill(
                     exist_ok=True,
                 )
                 made.add(folder)
+            source = staged(path)
+            if adopted and source is not None:
+                continue
             target = f"{tmp}/{path}" if native else os.path.join(tmp, path.replace("/", os.sep))
             digest = new_files.get(path) if new_files is not None else None
             inode = present.pop(path, None) if present is not None else None
@@ -395,6 +404,8 @@ def _fill(
                 and _link(trust, path, target, _size(artifacts, path), digest)
             ):
                 continue
+            if source is not None and _link_staged(source, target):
+                continue
             where = spilled(path)
             if where is None or not _copy_spilled(where, target, spills):
                 Path(target).write_bytes(artifacts[path])  # one call per file: faults test it
@@ -403,6 +414,29 @@ def _fill(
     finally:
         for fd in spills.values():
             os.close(fd)
+
+
+def _link_staged(source: str, target: str) -> bool:
+    """Link a file a worker staged (:class:`eventfeed.build.Staged`) into the new tree; False
+    where the file system cannot (then it is written)."""
+    try:
+        os.link(source, target, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
+
+
+def _adopt(staging: str | None, place: Path) -> bool:
+    """Make the staging tree the workers wrote the new tree, in place of the empty folder
+    ``place``: their files are then written once, and neither copied nor linked. False when
+    there is none, or it is on another file system."""
+    if staging is None:
+        return False
+    try:
+        os.rename(staging, place)  # over an empty folder, as POSIX allows
+    except OSError:
+        return False
+    return True
 
 
 def _same(trust: _Trust, path: str, inode: int, size: int, digest: str) -> bool:
@@ -513,6 +547,17 @@ def _copy_spilled(where: _Spill, target: str, spills: dict[Path, int]) -> bool:
     return True
 
 
+def write_file(target: str, data: bytes) -> None:
+    """Write ``data`` as the file ``target`` (created, or emptied first)."""
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _CLOEXEC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 #: errors of copy_file_range that mean "not here", not "failed"
 _NO_COPY = {errno.ENOSYS, errno.EXDEV, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM}
@@ -545,14 +590,19 @@ def write_tree(
             trust = _Trust(str(out), written_before(out))
             if old_files == new_files and _unchanged(out, artifacts, new_files, trust):
                 return  # the same bytes are already in place: nothing to swap
+            staging: str | None = getattr(artifacts, "staging", None)
             spare = _spare(out) if old_files is not None else None
             if spare is not None:
                 tmp, present = spare
+                adopted = not present and _adopt(staging, tmp)
             else:
                 tmp, present = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent)), None
+                adopted = _adopt(staging, tmp)
+            if adopted:
+                present = None  # nothing in it to keep or remove
             try:
                 try:
-                    _fill(str(tmp), artifacts, old_files, new_files, trust, present)
+                    _fill(str(tmp), artifacts, old_files, new_files, trust, present, adopted)
                 except OSError as exc:
                     if present is None or exc.errno in (errno.ENOSPC, errno.EDQUOT):
                         raise

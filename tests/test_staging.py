@@ -1,0 +1,207 @@
+"""Forked workers write each file they make into a staging tree; the writer takes that tree
+whole as the new out/ when nothing is kept from an earlier build, and links its files
+otherwise. Either way out/ holds exactly the bytes of a build made in one process, and a
+writer stopped at any step leaves the old out/ and a next build that is exact."""
+
+from __future__ import annotations
+
+import errno
+import os
+import pathlib
+import shutil
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eventfeed import build, write
+from eventfeed.build import Artifacts, Staged, compile_site
+from eventfeed.load import Site, load_site
+from eventfeed.write import write_tree
+
+from .bench_records import generate
+from .test_faults import snapshot
+from .test_write_spare import counting, site, spare_of
+
+pytestmark = pytest.mark.skipif(write._renameat2() is None, reason="needs the atomic exchange")
+
+NOW = datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
+AS_OF = date(2023, 11, 14)
+RECORDS = 60
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory: pytest.TempPathFactory) -> Site:
+    return load_site(generate(tmp_path_factory.mktemp("records"), RECORDS), today=NOW.date())
+
+
+@pytest.fixture(scope="module")
+def expected(records: Site) -> dict[str, bytes]:
+    made = compile_site(records, None, NOW, as_of=AS_OF, jobs=1)
+    assert made.staging is None
+    return {path: made[path] for path in made}
+
+
+@pytest.fixture
+def out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("EVENTFEED_CACHE_DIR", str(tmp_path / "cache"))
+    target = tmp_path / "site" / "out"
+    target.parent.mkdir()
+    return target
+
+
+def parallel(records: Site, expected: dict[str, bytes]) -> Artifacts:
+    """The build made by two workers: every event's files staged, nothing else."""
+    made = compile_site(records, None, NOW, as_of=AS_OF, jobs=2)
+    staged = {path for path in made if made.staged(path) is not None}
+    assert staged == {path for path in expected if path.startswith("events/")}
+    assert len(staged) == 2 * RECORDS
+    assert made.staging is not None
+    assert Path(made.staging).is_dir()
+    return made
+
+
+def test_a_first_build_takes_the_workers_tree_whole(
+    records: Site, expected: dict[str, bytes], out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = parallel(records, expected)
+    assert made.staging is not None
+    staging = Path(made.staging)
+    links = counting(monkeypatch, "link")
+    write_tree(out, made, events_dir=None)
+    assert snapshot(out) == expected
+    assert links == []  # nothing linked or copied: the staged files were in place
+    assert not staging.exists()
+    page = out / "events" / "event-000000.html"
+    assert os.lstat(page).st_nlink == 1
+    assert sorted(p.name for p in out.parent.iterdir()) == ["out"]
+
+
+def test_the_first_rebuild_takes_it_in_place_of_the_empty_kept_tree(
+    records: Site, expected: dict[str, bytes], out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = site("before")
+    write_tree(out, before, events_dir=None)
+    made = parallel(records, expected)
+    links = counting(monkeypatch, "link")
+    write_tree(out, made, events_dir=None)
+    assert snapshot(out) == expected
+    assert links == []
+    assert snapshot(spare_of(out)) == before  # the replaced tree, kept for the next build
+    assert sorted(p.name for p in out.parent.iterdir()) == ["out"]
+
+
+def test_a_rebuild_over_a_kept_tree_links_the_staged_files(
+    records: Site, expected: dict[str, bytes], out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_tree(out, site("1"), events_dir=None)
+    write_tree(out, site("2", {"events/e1.ics": "edited\n"}), events_dir=None)
+    made = parallel(records, expected)
+    staging = made.staging
+    links = counting(monkeypatch, "link")
+    write_tree(out, made, events_dir=None)
+    assert snapshot(out) == expected
+    assert len(links) == 2 * RECORDS
+    assert all(str(source).startswith(str(staging)) for source, *_ in links)
+    del made  # the staging tree goes with the artifacts; out/ keeps its own links
+    assert staging is not None
+    assert not Path(staging).exists()
+    assert snapshot(out) == expected
+
+
+def test_staged_files_that_cannot_be_moved_or_linked_are_written(
+    records: Site, expected: dict[str, bytes], out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As when the cache folder is on another file system than out/."""
+    made = parallel(records, expected)
+    assert made.staging is not None
+    staging = made.staging
+
+    def rename(source: Any, target: Any, **kwargs: Any) -> None:
+        if str(source) == staging:
+            raise OSError(errno.EXDEV, "cross-device link")
+        real_rename(source, target, **kwargs)
+
+    def link(source: Any, target: Any, **kwargs: Any) -> None:
+        raise OSError(errno.EXDEV, "cross-device link")
+
+    real_rename = os.rename
+    monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(os, "link", link)
+    write_tree(out, made, events_dir=None)
+    monkeypatch.undo()
+    assert snapshot(out) == expected
+    assert Path(staging).is_dir()  # left where it was, removed with the artifacts
+
+
+class Injected(BaseException):
+    """Stands for the process dying at this step."""
+
+
+@pytest.mark.parametrize("name", ["os.rename", "pathlib.Path.write_bytes"])
+def test_stopped_at_any_step_out_is_the_old_build_and_the_next_is_exact(
+    records: Site, expected: dict[str, bytes], out: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """Out/ holds a build and the kept tree is still empty: the staging tree is moved in its
+    place, filled with the whole steps' files and swapped with out/; the writer is stopped at
+    a step of that (the move, a file)."""
+    owner: Any = os if name == "os.rename" else pathlib.Path
+    attribute = name.rsplit(".", 1)[1]
+    before = site("before")
+    cache = os.environ["EVENTFEED_CACHE_DIR"]
+    write_tree(out, before, events_dir=None)
+    made = parallel(records, expected)
+    calls: list[Any] = []
+    original: Callable[..., Any] = getattr(owner, attribute)
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, attribute, spy)
+    write_tree(out, made, events_dir=None)
+    monkeypatch.undo()
+    assert snapshot(out) == expected
+    assert calls
+    steps = sorted({1, max(1, len(calls) // 2), len(calls)})
+    for step in steps:
+        monkeypatch.setenv("EVENTFEED_CACHE_DIR", cache)
+        shutil.rmtree(out)
+        shutil.rmtree(Path(cache) / "trees")
+        write_tree(out, before, events_dir=None)  # as at the start
+        seen = {"n": 0}
+
+        def failing(
+            *args: Any,
+            _step: int = step,
+            _seen: dict[str, int] = seen,
+            **kwargs: Any,
+        ) -> Any:
+            _seen["n"] += 1
+            if _seen["n"] == _step:
+                raise Injected
+            return original(*args, **kwargs)
+
+        made = parallel(records, expected)
+        monkeypatch.setattr(owner, attribute, failing)
+        with pytest.raises(Injected):
+            write_tree(out, made, events_dir=None)
+        monkeypatch.undo()
+        assert snapshot(out) == before, step
+        monkeypatch.setenv("EVENTFEED_CACHE_DIR", cache)
+        write_tree(out, parallel(records, expected), events_dir=None)
+        assert snapshot(out) == expected, step
+        assert sorted(p.name for p in out.parent.iterdir()) == ["out"]
+
+
+def test_a_path_the_writer_refuses_is_not_staged(tmp_path: Path) -> None:
+    tree = str(tmp_path / "tree")
+    assert build._stage(tree, "../outside.html", b"x") == b"x"
+    assert not (tmp_path / "outside.html").exists()
+    staged = build._stage(tree, "events/a.html", b"page")
+    assert isinstance(staged, Staged)
+    assert staged.data() == b"page"
+    assert staged.size == 4
+    assert Path(staged.file) == tmp_path / "tree" / "events" / "a.html"
