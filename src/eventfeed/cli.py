@@ -5,6 +5,7 @@ Exit codes: 0 success, 1 problems in the input or the output folder, 2 usage err
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import json
 import os
@@ -49,6 +50,32 @@ def handle_errors(func: F) -> F:
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def run() -> None:
+    """The ``eventfeed`` command: :func:`main`, then out of the process without taking it apart.
+
+    At exit Python frees every object one by one; after a build of 100,000 records that is
+    millions of them, for two seconds that change nothing. So once the command has ended
+    (click always ends it with ``SystemExit``), the exit functions still run (they remove the
+    build's temporary folders, among others), the output is flushed, and the process ends.
+    Anything else raised (a bug, an interrupt) ends it the usual way.
+    """
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code
+    else:  # pragma: no cover - click's standalone mode always exits
+        code = 0
+    if code is not None and not isinstance(code, int):
+        raise SystemExit(code)  # a message: Python prints it and exits with 1
+    atexit._run_exitfuncs()  # what Python runs at exit, before freeing everything
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        raise SystemExit(code) from None  # a closed pipe: Python's usual report and code
+    os._exit(code or 0)
 
 
 def _print_problems(problems: list[Any], fmt: str) -> None:
