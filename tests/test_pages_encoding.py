@@ -6,9 +6,11 @@ import json
 import math
 import posixpath
 import urllib.parse
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from markupsafe import escape
@@ -124,3 +126,58 @@ def test_add_links_are_the_escaped_urls() -> None:
             assert google == escape(google_calendar_url(event, url))
             assert outlook == escape(outlook_url(event, url))
             assert live == escape(outlook_url(event, url, host="outlook.live.com"))
+
+
+def test_quote_plus_of_hand_cases() -> None:
+    for text in ("", "AZaz09_.-~", "~", "%", "+", " ", "\0", "a b  c ", "\U0001f600 \U00010000"):
+        assert quote_plus(text) == urllib.parse.quote_plus(text, safe=""), text
+
+
+def test_quote_plus_refuses_a_lone_surrogate_as_the_standard_library_does() -> None:
+    for text in ("\ud800", "a \udfff b"):
+        with pytest.raises(UnicodeEncodeError):
+            urllib.parse.quote_plus(text, safe="")
+        with pytest.raises(UnicodeEncodeError):
+            quote_plus(text)
+
+
+def test_add_to_calendar_urls_match_the_standard_library() -> None:
+    """Each link's query as ``urllib.parse.urlencode`` writes it from the values in full."""
+    site = load_site(Path(__file__).resolve().parents[1] / "events")
+    with memoised():
+        for event in site.events:
+            url = site.settings.site_url + paths.event_page(event.id)
+            google = urllib.parse.urlsplit(google_calendar_url(event, url))
+            outlook = urllib.parse.urlsplit(outlook_url(event, url))
+            fields = dict(urllib.parse.parse_qsl(google.query))
+            start, end = event.local_start, event.local_end
+            if event.all_day:
+                dates = f"{start:%Y%m%d}/{end:%Y%m%d}"
+                times = [("startdt", start.isoformat()), ("enddt", end.isoformat())]
+                times.append(("allday", "true"))
+            else:
+                first, last = event.aware(start), event.aware(end)
+                dates = "/".join(
+                    t.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ") for t in (first, last)
+                )
+                times = [("startdt", first.isoformat()), ("enddt", last.isoformat())]
+            assert google.query == urllib.parse.urlencode(
+                [
+                    ("action", "TEMPLATE"),
+                    ("text", event.record.title),
+                    ("dates", dates),
+                    ("details", fields["details"]),
+                    ("location", fields["location"]),
+                    ("ctz", event.tzid),
+                ]
+            )
+            assert outlook.query == urllib.parse.urlencode(
+                [
+                    ("path", "/calendar/action/compose"),
+                    ("rru", "addevent"),
+                    ("subject", event.record.title),
+                    *times,
+                    ("body", fields["details"]),
+                    ("location", fields["location"]),
+                ]
+            )

@@ -384,7 +384,14 @@ def webcal(url: str) -> str:
 
 
 def _utc_stamp(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    """``%Y%m%dT%H%M%SZ`` of the UTC time, cut from its ISO form (years have four digits)."""
+    iso = value.astimezone(UTC).isoformat()
+    return iso[0:4] + iso[5:7] + iso[8:13] + iso[14:16] + iso[17:19] + "Z"
+
+
+def _quote_iso(iso: str) -> str:
+    """:func:`quote_plus` of an ISO date or date-time (digits and ``-T:+.``)."""
+    return iso.replace(":", "%3A").replace("+", "%2B")
 
 
 def _link_location(event: Event) -> str:
@@ -433,15 +440,16 @@ def google_calendar_url(
         start, end = event.local_start, event.local_end
         assert not isinstance(start, datetime)
         assert not isinstance(end, datetime)
-        dates = f"{start:%Y%m%d}/{end:%Y%m%d}"
+        # ``%Y%m%d/%Y%m%d`` form-encoded: the slash as ``%2F``
+        dates = start.isoformat().replace("-", "") + "%2F" + end.isoformat().replace("-", "")
     else:
-        dates = f"{_utc_stamp(event.aware(event.local_start))}/"
+        dates = _utc_stamp(event.aware(event.local_start)) + "%2F"
         dates += _utc_stamp(event.aware(event.local_end))
     f = fields or _LinkFields.of(event, url)
     query = [
         ("action", "TEMPLATE"),
         ("text", f.title),
-        ("dates", quote_plus(dates)),
+        ("dates", dates),
         ("details", f.details),
         ("location", f.location),
         ("ctz", quote_plus(event.tzid)),
@@ -449,16 +457,19 @@ def google_calendar_url(
     return "https://calendar.google.com/calendar/render?" + _joined(query, separator)
 
 
+_COMPOSE = quote_plus("/calendar/action/compose")
+
+
 def _outlook_query(event: Event, fields: _LinkFields, separator: str = "&") -> str:
-    query = [("path", quote_plus("/calendar/action/compose")), ("rru", "addevent")]
+    query = [("path", _COMPOSE), ("rru", "addevent")]
     query.append(("subject", fields.title))
     if event.all_day:
-        query.append(("startdt", quote_plus(event.local_start.isoformat())))
-        query.append(("enddt", quote_plus(event.local_end.isoformat())))
+        query.append(("startdt", _quote_iso(event.local_start.isoformat())))
+        query.append(("enddt", _quote_iso(event.local_end.isoformat())))
         query.append(("allday", "true"))
     else:
-        query.append(("startdt", quote_plus(event.aware(event.local_start).isoformat())))
-        query.append(("enddt", quote_plus(event.aware(event.local_end).isoformat())))
+        query.append(("startdt", _quote_iso(event.aware(event.local_start).isoformat())))
+        query.append(("enddt", _quote_iso(event.aware(event.local_end).isoformat())))
     query.append(("body", fields.details))
     query.append(("location", fields.location))
     return _joined(query, separator)
