@@ -914,16 +914,25 @@ def _spliced_parts(text: str, pieces: Sequence[Sequence[bytes]]) -> list[bytes] 
 
     Markup of many kilobytes put in this way is not copied into the page's text, nor encoded
     again with it: the same bytes as rendering it in place."""
-    cut = text.split("\0")
+    # Encoded whole and cut as bytes: one pass over the text; the marks are ASCII, and UTF-8
+    # never has their bytes inside another character.
+    cut = text.encode("utf-8").split(b"\0")
     places = cut[1::2]
-    if len(cut) != 2 * len(pieces) + 1 or sorted(places) != sorted(map(str, range(len(pieces)))):
+    if len(cut) != 2 * len(pieces) + 1 or sorted(places) != _places(len(pieces)):
         return None
     out: list[bytes] = []
     for between, place in zip(cut[::2], [*places, None], strict=True):
-        out.append(between.encode("utf-8"))
+        out.append(between)
         if place is not None:
             out += pieces[int(place)]
     return out
+
+
+@cache
+def _places(count: int) -> list[bytes]:
+    """The places of ``count`` marks as written in a page, sorted as :func:`_spliced_parts`
+    sorts the places it finds."""
+    return sorted(str(i).encode("ascii") for i in range(count))
 
 
 def listing_page_parts(
@@ -1062,6 +1071,7 @@ class EventPages:
 
 #: The values of an event page put in as bytes after rendering, in the order the page has them.
 _SPLICED = ("google", "outlook", "outlook_live")
+_SPLICED_MARKS = {name: _mark(i) for i, name in enumerate(_SPLICED)}
 
 
 def _spliced(template: Template, values: dict[str, Any], spliced: tuple[bytes, ...]) -> bytes:
@@ -1069,8 +1079,7 @@ def _spliced(template: Template, values: dict[str, Any], spliced: tuple[bytes, .
     put in as bytes (:func:`_spliced_parts`): the "add to calendar" links are two thirds of
     an event page (the encoded body, three times). Rendered in place when the page shows a
     mark's character elsewhere."""
-    for i, name in enumerate(_SPLICED):
-        values[name] = _mark(i)
+    values.update(_SPLICED_MARKS)
     out = _spliced_parts(template.render(values), [(value,) for value in spliced])
     if out is not None:
         return b"".join(out)
