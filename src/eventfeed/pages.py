@@ -532,8 +532,13 @@ def _org_ld(org: Org) -> dict[str, Any]:
     return data
 
 
-def json_ld(event: Event, url: str) -> dict[str, Any]:
-    """schema.org ``Event`` for one record: what search engines read from the page."""
+def json_ld(
+    event: Event, url: str, start: str | None = None, end: str | None = None
+) -> dict[str, Any]:
+    """schema.org ``Event`` for one record: what search engines read from the page.
+
+    ``start`` and ``end``, when given, are the event's own (:func:`_iso`), as the page
+    already has them."""
     rec = event.record
     data: dict[str, Any] = {
         "@context": "https://schema.org",
@@ -541,8 +546,8 @@ def json_ld(event: Event, url: str) -> dict[str, Any]:
         "@id": url,
         "url": url,
         "name": rec.title,
-        "startDate": _iso(event, event.local_start),
-        "endDate": _iso(event, event.local_end, end=True),
+        "startDate": _iso(event, event.local_start) if start is None else start,
+        "endDate": _iso(event, event.local_end, end=True) if end is None else end,
         "eventStatus": _SCHEMA_STATUS[rec.status],
         "eventAttendanceMode": _SCHEMA_MODE[event.mode],
         "inLanguage": event.language,
@@ -1059,7 +1064,7 @@ class EventPages:
             body=Markup(to_html(event.body, s.site_url)),  # sanitised by to_html
             ics=link[paths.event_ics(event.id)],
             series=series if item.series else [],
-            json_ld=script_json(json_ld(event, url)),
+            json_ld=script_json(json_ld(event, url, start, end)),
             collections=[
                 (link[paths.collection_page(name)], spec)
                 for name, spec in self.collections
