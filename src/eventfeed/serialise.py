@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import json
 import json.encoder
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from icalendar import Event
 from icalendar.cal.component import Component
@@ -32,10 +35,14 @@ _ESCAPES = (0x5C, 0x5E)  # backslash, caret
 
 def fold(line: str) -> bytes:
     """One content line as folded octets, with its CRLF."""
-    data = line.encode("utf-8")
+    return _folded(line.encode("utf-8")) + b"\r\n"
+
+
+def _folded(data: bytes) -> bytes:
+    """A content line's octets, folded, without the CRLF."""
     size = len(data)
     if size <= PIECE:
-        return data + b"\r\n"
+        return data
     pieces = []
     start = 0
     while size - start > PIECE:
@@ -47,7 +54,7 @@ def fold(line: str) -> bytes:
         pieces.append(data[start:end])
         start = end
     pieces.append(data[start:])
-    return b"\r\n ".join(pieces) + b"\r\n"
+    return b"\r\n ".join(pieces)
 
 
 def component_bytes(component: Component) -> bytes:
@@ -95,11 +102,7 @@ def _core(name: str, value: object) -> tuple[str, object] | None:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             return None
-        stamp = (
-            f"{value.year:04d}{value.month:02d}{value.day:02d}"
-            f"T{value.hour:02d}{value.minute:02d}{value.second:02d}"
-        )
-        return stamp, value.tzinfo
+        return _stamp(value), value.tzinfo
     if isinstance(value, date):
         return f"{value.year:04d}{value.month:02d}{value.day:02d}", "date"
     if isinstance(value, list) and name == "CATEGORIES" and all(type(v) is str for v in value):
@@ -107,11 +110,81 @@ def _core(name: str, value: object) -> tuple[str, object] | None:
     return None
 
 
+def _stamp(value: datetime) -> str:
+    """A DATE-TIME's digits as icalendar writes them (RFC 5545 section 3.3.5)."""
+    return "%04d%02d%02dT%02d%02d%02d" % (  # noqa: UP031 (twice as fast as an f-string here)
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+    )
+
+
+# --- the values of each shape, as iCalendar text and as jCal --------------------------------
+#
+# A frame's ``text_of`` takes a value of the shape the frame was made for (the same type, the
+# same zone) and gives what :func:`_core` gives for it, or None where :func:`_core` gives None
+# (then icalendar writes the value); its ``jcal_of`` gives what :func:`_jcal_values` gives,
+# from the value and that text.
+
+
+def _uri_text(value: str) -> str | None:
+    return value if value.isprintable() else None
+
+
+def _int_text(value: int) -> str | None:
+    return str(value) if -(2**31) <= value < 2**31 else None
+
+
+def _date_text(value: date) -> str:
+    return f"{value.year:04d}{value.month:02d}{value.day:02d}"
+
+
+def _categories_text(value: list[str]) -> str | None:
+    if not all(type(v) is str for v in value):
+        return None
+    return ",".join(escape_text(v) for v in value)
+
+
+def _string_jcal(value: str, text: str, suffix: str) -> str:
+    return _json_string(value)
+
+
+def _datetime_jcal(value: datetime, text: str, suffix: str) -> str:
+    if value.year < 1000:
+        return _jcal_values(value, suffix)
+    t = text
+    return f'"{t[:4]}-{t[4:6]}-{t[6:8]}T{t[9:11]}:{t[11:13]}:{t[13:15]}{suffix}"'
+
+
+def _date_jcal(value: date, text: str, suffix: str) -> str:
+    if value.year < 1000:
+        return _jcal_values(value, suffix)
+    return f'"{text[:4]}-{text[4:6]}-{text[6:]}"'
+
+
+def _other_jcal(value: object, text: str, suffix: str) -> str:
+    return _jcal_values(value, suffix)
+
+
+#: by shape (:func:`_core`; a zone for a DATE-TIME): the frame's ``text_of`` and ``jcal_of``
+_FORMS: dict[object, tuple[Callable[[Any], str | None], Callable[[Any, str, str], str]]] = {
+    "text": (escape_text, _string_jcal),
+    "uri": (_uri_text, _string_jcal),
+    "int": (_int_text, _other_jcal),
+    "date": (_date_text, _date_jcal),
+    "categories": (_categories_text, _other_jcal),
+}
+_DATETIME_FORM = (_stamp, _datetime_jcal)
+
+
 class Writer:
     """A component written as icalendar would write it, from the same ``add`` calls.
 
     ``add`` takes what :meth:`icalendar.cal.component.Component.add` takes. The first time a
-    property of a given shape (name, kind of value, zone, parameters) is added, icalendar
+    property of a given shape (name, type of value, zone, parameters) is added, icalendar
     writes it; what comes before and after the value in that line is kept, and later values of
     the same shape are escaped and formatted here between the two. Values of any other kind
     (a recurrence rule, a position) are written by icalendar every time. Lines are ordered as
@@ -119,62 +192,103 @@ class Writer:
     name in the order added.
     """
 
+    __slots__ = ("_jcal", "_kind", "_lines")
+
     def __init__(self, kind: type[Component], *, jcal: bool = False) -> None:
         self._kind = kind
-        self._lines: list[tuple[str, str]] = []
+        #: each line with its place in icalendar's order (:func:`_rank`)
+        self._lines: list[tuple[tuple[int, str], str]] = []
         #: jCal text of each property by name, names in the order first added (as icalendar
         #: keeps them); None when only the iCalendar text is wanted
         self._jcal: dict[str, list[str]] | None = {} if jcal else None
 
     def add(self, name: str, value: object, parameters: dict[str, str] | None = None) -> None:
         name = name.upper()
-        core = _core(name, value)
-        if core is not None:
-            text, shape = core
-            given = tuple(sorted(parameters.items())) if parameters else ()
-            key = (self._kind, name, shape, given)
-            frame = _FRAMES.get(key)
-            if frame is None:
-                frame = _FRAMES[key] = _frame(self._kind, name, value, parameters, text)
+        cls = type(value)
+        key = (
+            self._kind,
+            name,
+            cls,
+            value.tzinfo if isinstance(value, datetime) else None,
+            tuple(parameters.items()) if parameters else (),
+        )
+        frame = _FRAMES.get(key)
+        if frame is None:
+            core = _core(name, value)
+            if core is None:
+                self._add_slowly(name, value, parameters)
+                return
+            frame = _FRAMES[key] = _frame(self._kind, name, value, parameters, *core)
+        jcal = self._jcal
+        last = frame.last
+        if last and last[0] == value and (jcal is None or last[2]):
+            # the same value as the shape's last one (a time stamp, a status): the same text
+            line, item = last[1], last[2]
+        else:
             around = frame.text
-            jcal = self._jcal
-            if around is not None and jcal is None:
-                self._lines.append((name, around[0] + text + around[1]))
+            framed = frame.jcal
+            if around is None or (jcal is not None and framed is None):
+                self._add_slowly(name, value, parameters)
                 return
-            if around is not None and jcal is not None and frame.jcal is not None:
-                self._lines.append((name, around[0] + text + around[1]))
-                prefix, suffix = frame.jcal
-                texts = jcal.get(name)
-                if texts is None:
-                    texts = jcal[name] = []
-                texts.append(prefix + _jcal_values(value, suffix) + "]")
+            text = frame.text_of(value)
+            if text is None:
+                self._add_slowly(name, value, parameters)
                 return
+            line = around[0] + text + around[1]
+            item = ""
+            if jcal is not None:
+                assert framed is not None
+                item = framed[0] + frame.jcal_of(value, text, framed[1]) + "]"
+            frame.last = (value.copy() if type(value) is list else value, line, item)
+        self._lines.append((frame.rank, line))
+        if jcal is not None:
+            texts = jcal.get(name)
+            if texts is None:
+                texts = jcal[name] = []
+            texts.append(item)
+
+    def _add_slowly(self, name: str, value: object, parameters: dict[str, str] | None) -> None:
         component = _icalendar_component(self._kind, name, value, parameters)
-        self._lines.extend((name, line) for line in _lines_of(component))
+        rank = _rank(self._kind, name)
+        self._lines.extend((rank, line) for line in _lines_of(component))
         if self._jcal is not None:
             self._jcal.setdefault(name, []).extend(
                 jcal_text(item) for item in component.to_jcal()[1]
             )
 
     def to_bytes(self) -> bytes:
-        order = _ORDER.get(self._kind)
-        if order is None:
-            names: tuple[str, ...] = tuple(self._kind.canonical_order or ())
-            order = _ORDER[self._kind] = {n: i for i, n in enumerate(names)}
-        last = len(order)
-        ranked = sorted(
-            self._lines,
-            key=lambda item: (order.get(item[0], last), item[0] if item[0] not in order else ""),
+        lines = sorted(self._lines, key=_first)
+        kind = self._kind.name
+        # a line of ASCII no longer than a piece needs no folding
+        body = b"\r\n".join(
+            [
+                line.encode() if len(line) <= PIECE and line.isascii() else _folded(line.encode())
+                for _, line in lines
+            ]
         )
-        begin = f"BEGIN:{self._kind.name}"
-        end = f"END:{self._kind.name}"
-        return fold(begin) + b"".join(fold(line) for _, line in ranked) + fold(end)
+        if not lines:
+            return f"BEGIN:{kind}\r\nEND:{kind}\r\n".encode()
+        return b"".join((f"BEGIN:{kind}\r\n".encode(), body, f"\r\nEND:{kind}\r\n".encode()))
 
     def jcal(self) -> str:
         """The component as icalendar's ``to_jcal()`` gives it, as :func:`jcal_text`."""
         assert self._jcal is not None, "a Writer made without jcal=True"
         props = ",".join(text for texts in self._jcal.values() for text in texts)
         return f"[{jcal_text(str(self._kind.name).lower())},[{props}],[]]"
+
+
+#: the place of a line in its component (its first item)
+_first = operator.itemgetter(0)
+
+
+def _rank(kind: type[Component], name: str) -> tuple[int, str]:
+    """Where icalendar puts a property: its canonical order for ``kind``, then by name."""
+    found = _RANKS.get((kind, name))
+    if found is None:
+        order: tuple[str, ...] = tuple(kind.canonical_order or ())
+        found = (order.index(name), "") if name in order else (len(order), name)
+        _RANKS[kind, name] = found
+    return found
 
 
 def tzid_param(value: datetime) -> str | None:
@@ -190,7 +304,7 @@ def _tzid_of(value: datetime) -> str | None:
     return found
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Frame:
     """What icalendar writes around a value of one shape.
 
@@ -201,11 +315,19 @@ class _Frame:
 
     text: tuple[str, str] | None
     jcal: tuple[str, str] | None
+    #: a value of this shape as iCalendar text (None: icalendar writes it), and as jCal
+    text_of: Callable[[Any], str | None]
+    jcal_of: Callable[[Any, str, str], str]
+    #: where its lines go in the component (:func:`_rank`)
+    rank: tuple[int, str]
+    #: the last value written here, its line and its jCal text ("" when not made): many
+    #: components in a row have the same time stamps, status, class
+    last: tuple[object, str, str] | tuple[()] = ()
 
 
 _tzids: dict[object, str | None] = {}
 _FRAMES: dict[tuple[object, ...], _Frame] = {}
-_ORDER: dict[type[Component], dict[str, int]] = {}
+_RANKS: dict[tuple[type[Component], str], tuple[int, str]] = {}
 
 #: JSON as the calendars write it: sorted keys, no insignificant space, UTF-8 as is
 jcal_text = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
@@ -254,7 +376,12 @@ def _lines_of(component: Component) -> list[str]:
 
 
 def _frame(
-    kind: type[Component], name: str, value: object, parameters: dict[str, str] | None, text: str
+    kind: type[Component],
+    name: str,
+    value: object,
+    parameters: dict[str, str] | None,
+    text: str,
+    shape: object,
 ) -> _Frame:
     """What icalendar writes around ``text`` and around the value in jCal, for this shape.
 
@@ -263,7 +390,12 @@ def _frame(
     :func:`_jcal_values`); then icalendar writes every value of the shape.
     """
     component = _icalendar_component(kind, name, value, parameters)
-    return _Frame(_text_frame(_lines_of(component), text), _jcal_frame(component, value))
+    return _Frame(
+        _text_frame(_lines_of(component), text),
+        _jcal_frame(component, value),
+        *_FORMS.get(shape, _DATETIME_FORM),  # a zone: a DATE-TIME
+        _rank(kind, name),
+    )
 
 
 def _text_frame(lines: list[str], text: str) -> tuple[str, str] | None:
