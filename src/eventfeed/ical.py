@@ -96,10 +96,11 @@ def compile_event_files(context: BuildContext, event: Event) -> EventPart:
     calendar.ics (not ended before the look-back window): the others are never shown as jCal.
     """
     state = context.history[event.id]
-    compiled = compile_event(event, state)
+    cutoff = _cutoff(context)
+    compiled = compile_event(event, state, current_from=cutoff)
     data = _calendar(context, None, [_Part.of(compiled)])
     offset = len(data) - len(_END) - len(compiled.data)
-    ended = compiled.last_day is not None and compiled.last_day < _cutoff(context)
+    ended = compiled.last_day is not None and compiled.last_day < cutoff
     # Kept for every event still in its look-back window, but shown only for the few that fit
     # in calendar.json: compressed, it takes a fifth of the memory (and of the store).
     jcal = b"" if ended else _packed(compiled.jcal)

@@ -77,7 +77,7 @@ class Compiled:
     #: the last day the event (or series) takes place on; None for a series without end
     last_day: date | None
     #: the components as jCal text, comma-separated (:func:`eventfeed.ical._jcal`); empty when
-    #: not converted
+    #: not converted (see :func:`compile_event`)
     jcal: str = ""
 
 
@@ -85,13 +85,19 @@ def page_url(event: Event) -> str:
     return event.settings.site_url + paths.event_page(event.id)
 
 
-def compile_event(event: Event, state: EventState) -> Compiled:
+def compile_event(event: Event, state: EventState, *, current_from: date | None = None) -> Compiled:
     """The event's serialised components (master first), as iCalendar and as jCal, and what
-    calendars need to know."""
-    written = _build(event, state, lambda: Writer(VEvent, jcal=True))
-    data = b"".join(w.to_bytes() for w in written)
-    jcal = ",".join(w.jcal() for w in written)
+    calendars need to know.
+
+    With ``current_from``, the jCal text is made only for an event whose last day is not
+    before that day (the others are in no calendar that is shown as jCal).
+    """
     last = _last_end(event)
+    last_day = None if last is None else _last_day(event, last)
+    with_jcal = current_from is None or last_day is None or not last_day < current_from
+    written = _build(event, state, lambda: Writer(VEvent, jcal=with_jcal))
+    data = b"".join([w.to_bytes() for w in written])
+    jcal = ",".join([w.jcal() for w in written]) if with_jcal else ""
     years = [v.year for v in _local_values(event)]
     if last is not None:
         years.append(last.year)
@@ -100,7 +106,6 @@ def compile_event(event: Event, state: EventState) -> Compiled:
         tzid = tzid_param(event.aware(event.local_start))
         if tzid:
             zones = ((tzid, min(years), max(years)),)
-    last_day = None if last is None else _last_day(event, last)
     return Compiled(event, data, zones, last_day, jcal)
 
 
