@@ -57,6 +57,16 @@ _OCCURRENCE_NEWS = {
 }
 
 
+#: the labels of the facts below a description, as HTML (they need no escaping)
+_LABELS = {
+    label: html.escape(label)
+    for label in (
+        *("First occurrence", "When", "Where", "Join"),
+        *("Registration", "Recording", "Event page"),
+    )
+}
+
+
 class _Adds(Protocol):
     def add(self, name: str, value: Any, parameters: Any = None) -> Any: ...
 
@@ -164,10 +174,11 @@ def _component(
     c.add("dtstart", _value(event, event.local_start))
     c.add("dtend", _value(event, event.local_end))
     c.add("summary", _TITLE_PREFIX.get(status, "") + title, parameters=lang)
-    text, rich = _description(event, occurrence, series=series)
+    where = where_text(event) if rec.location is not None or rec.online is not None else None
+    text, rich = _description(event, occurrence, where, series=series)
     c.add("description", text, parameters=lang)
     c.add("x-alt-desc", vText(rich), parameters={"FMTTYPE": "text/html"})
-    location = _location(event)
+    location = _location(event, where)
     if location:
         c.add("location", location, parameters=lang)
     loc = rec.location
@@ -193,19 +204,22 @@ def _component(
     return c
 
 
-def _location(event: Event) -> str:
+def _location(event: Event, where: str | None) -> str:
+    """LOCATION; ``where``: :func:`~eventfeed.text.where_text`, None without place or link."""
     rec = event.record
-    if rec.location is None and rec.online is None:
+    if where is None:
         return ""
-    where = where_text(event)
     url = rec.online.url if rec.online is not None else None
     if url and event.mode is not Mode.IN_PERSON:
         return f"{where}: {url}" if where else url
     return where
 
 
-def _description(event: Event, occurrence: Override | None, *, series: bool) -> tuple[str, str]:
-    """Plain text (links as URLs) for DESCRIPTION and HTML for X-ALT-DESC."""
+def _description(
+    event: Event, occurrence: Override | None, where: str | None, *, series: bool
+) -> tuple[str, str]:
+    """Plain text (links as URLs) for DESCRIPTION and HTML for X-ALT-DESC; ``where`` as for
+    :func:`_location`."""
     site = event.settings.site_url
     rec = event.record
     news = (_OCCURRENCE_NEWS if occurrence is not None else _NEWS).get(rec.status)
@@ -213,8 +227,8 @@ def _description(event: Event, occurrence: Override | None, *, series: bool) -> 
     facts: list[tuple[str, str, bool]] = [
         ("First occurrence" if series else "When", when_text(event), False),
     ]
-    if rec.location is not None or rec.online is not None:
-        facts.append(("Where", where_text(event), False))
+    if where is not None:
+        facts.append(("Where", where, False))
     if rec.online is not None and rec.online.url:
         facts.append(("Join", rec.online.url, True))
     if rec.links.registration:
@@ -240,8 +254,8 @@ def _description(event: Event, occurrence: Override | None, *, series: bool) -> 
     for label, value, link in facts:
         shown = html.escape(value)
         if link:
-            shown = f'<a href="{html.escape(value)}">{shown}</a>'
-        lines.append(f"{html.escape(label)}: {shown}")
+            shown = f'<a href="{shown}">{shown}</a>'
+        lines.append(f"{_LABELS.get(label) or html.escape(label)}: {shown}")
     html_parts.append("<p>" + "<br>\n".join(lines) + "</p>\n")
     return text, "".join(html_parts)
 
