@@ -30,7 +30,7 @@ from icalendar.prop import vText
 
 #: the longest piece of a folded line, in octets, as icalendar cuts them
 PIECE = 74
-_ESCAPES = (0x5C, 0x5E)  # backslash, caret
+_ESCAPES = b"\\^"  # backslash, caret
 
 
 def fold(line: str) -> bytes:
@@ -43,17 +43,21 @@ def _folded(data: bytes) -> bytes:
     size = len(data)
     if size <= PIECE:
         return data
-    pieces = []
+    pieces: list[bytes] = []
+    append = pieces.append
     start = 0
-    while size - start > PIECE:
+    stop = size - PIECE
+    while start < stop:
         end = start + PIECE
-        while data[end] & 0xC0 == 0x80:  # a continuation octet: cut before its character
+        octet = data[end]
+        while 0x80 <= octet < 0xC0:  # a continuation octet: cut before its character
             end -= 1
+            octet = data[end]
         if data[end - 1] in _ESCAPES:
             end -= 1
-        pieces.append(data[start:end])
+        append(data[start:end])
         start = end
-    pieces.append(data[start:])
+    append(data[start:])
     return b"\r\n ".join(pieces)
 
 
@@ -74,15 +78,13 @@ _URI = frozenset({"URL", "CONFERENCE", "ORGANIZER"})
 def escape_text(text: str) -> str:
     """TEXT escaping as icalendar does it (RFC 5545 section 3.3.11), in its order; a literal
     ``\\N`` is taken as a line break first, as icalendar takes it."""
-    return (
-        text.replace("\\N", "\n")
-        .replace("\\", "\\\\")
-        .replace(";", "\\;")
-        .replace(",", "\\,")
-        .replace("\r\n", "\\n")
-        .replace("\n", "\\n")
-        .replace("\r", "\\n")
-    )
+    # each replacement is a pass over the text: those of characters it lacks are skipped
+    if "\\" in text:
+        text = text.replace("\\N", "\n").replace("\\", "\\\\")
+    text = text.replace(";", "\\;").replace(",", "\\,")
+    if "\r" in text:
+        return text.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\n")
+    return text.replace("\n", "\\n")
 
 
 def _core(name: str, value: object) -> tuple[str, object] | None:
