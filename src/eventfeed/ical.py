@@ -98,8 +98,10 @@ def compile_event_files(context: BuildContext, event: Event) -> EventPart:
     state = context.history[event.id]
     cutoff = _cutoff(context)
     compiled = compile_event(event, state, current_from=cutoff)
-    data = _calendar(context, None, [_Part.of(compiled)])
-    offset = len(data) - len(_END) - len(compiled.data)
+    # what _calendar() joins for a calendar of this one event, without making it a _Part
+    zones = b"".join([vtimezone_bytes(*r) for r in _zone_ranges([compiled])])
+    data = b"".join((_EVENT_HEAD, zones, compiled.data, _END))
+    offset = len(_EVENT_HEAD) + len(zones)
     ended = compiled.last_day is not None and compiled.last_day < cutoff
     # Kept for every event still in its look-back window, but shown only for the few that fit
     # in calendar.json: compressed, it takes a fifth of the memory (and of the store).
@@ -576,7 +578,7 @@ def _tzids(c: _Part) -> list[str]:
     return [tzid for tzid, _, _ in c.zones]
 
 
-def _zone_ranges(members: Sequence[_Part]) -> list[tuple[str, int, int]]:
+def _zone_ranges(members: Sequence[_Part | Compiled]) -> list[tuple[str, int, int]]:
     ranges: dict[str, tuple[int, int]] = {}
     for c in members:
         for tzid, first, last in c.zones:
