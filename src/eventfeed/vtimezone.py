@@ -39,6 +39,7 @@ from icalendar.prop import vRecur, vUTCOffset
 from .serialise import component_bytes
 
 _DAY = timedelta(days=1)
+_ZERO = timedelta(0)
 _WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 
 
@@ -84,8 +85,12 @@ def _year_transitions(tzid: str, year: int) -> tuple[Transition, ...]:
     if current != before:
         found.append(_transition(zone, moment, before, current))
     while moment < end:
-        step = min(moment + _DAY, end)
-        after = _state(zone, step)
+        # _state() written out: this runs for every day of every year of every zone
+        step = moment + _DAY
+        if step > end:
+            step = end
+        local = step.astimezone(zone)
+        after = (local.utcoffset() or _ZERO, bool(local.dst()), local.tzname() or "")
         if after != current:
             low, high = moment, step  # state(low) == current, state(high) != current
             while high - low > timedelta(seconds=1):
