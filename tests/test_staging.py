@@ -6,6 +6,7 @@ writer stopped at any step leaves the old out/ and a next build that is exact.""
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import pathlib
 import shutil
@@ -200,8 +201,28 @@ def test_a_path_the_writer_refuses_is_not_staged(tmp_path: Path) -> None:
     tree = str(tmp_path / "tree")
     assert build._stage(tree, "../outside.html", b"x") == b"x"
     assert not (tmp_path / "outside.html").exists()
-    staged = build._stage(tree, "events/a.html", b"page")
-    assert isinstance(staged, Staged)
-    assert staged.data() == b"page"
-    assert staged.size == 4
-    assert Path(staged.file) == tmp_path / "tree" / "events" / "a.html"
+    assert build._stage(tree, "events/a.html", b"page") == Staged(
+        hashlib.sha256(b"page").hexdigest(), 4
+    )
+    assert (tmp_path / "tree" / "events" / "a.html").read_bytes() == b"page"
+
+
+def test_a_file_made_again_while_writing_reads_the_staged_files_where_they_went(
+    tmp_path: Path, out: Path
+) -> None:
+    """A file taken from the previous out/ that changed there is made again from the event
+    files while the writer runs, after the staging tree became the new tree."""
+    artifacts = Artifacts()
+    tree = artifacts.staging_tree()
+    artifacts.add_known("events/e.ics", build._stage(tree, "events/e.ics", b"event"))
+    joined = b"calendar of event"
+
+    def again() -> bytes:
+        return b"calendar of " + artifacts["events/e.ics"]
+
+    gone = str(tmp_path / "previous" / "calendar.ics")  # no longer there
+    digest = hashlib.sha256(joined).hexdigest()
+    artifacts.add_known("calendar.ics", build._Known(digest, len(joined), gone, again))
+    write_tree(out, artifacts, events_dir=None)
+    assert snapshot(out) == {"calendar.ics": joined, "events/e.ics": b"event"}
+    assert not Path(tree).exists()  # taken whole

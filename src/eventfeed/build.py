@@ -159,18 +159,13 @@ class Spilled:
 @dataclass(frozen=True, slots=True)
 class Staged:
     """A file a forked worker wrote on its own, at its path in the staging tree
-    (:meth:`Artifacts.staging_tree`), as soon as it was made. The writer links it into the new
-    tree, or takes the whole staging tree as the new tree when nothing else is to be kept:
-    the bytes are written once, by the workers, and never copied. Nothing reads it once the
-    writer has run."""
+    (:attr:`Artifacts.staging`), as soon as it was made. The writer links it into the new
+    tree, or takes the whole staging tree as the new tree when nothing else is to be kept
+    (and moves :attr:`Artifacts.staging` with it): the bytes are written once, by the
+    workers, and never copied."""
 
     digest: str
     size: int
-    file: str
-
-    def data(self) -> bytes:
-        with open(self.file, "rb") as handle:
-            return handle.read()
 
 
 #: A file of a whole step this large or larger is spilled to disk as soon as it is added.
@@ -188,7 +183,8 @@ class Artifacts(Mapping[str, bytes]):
         #: the digests the manifest among these files names, by path, when it was made here
         #: (the writer needs them; with 100,000 events, parsing them back took a second)
         self.manifest_files: Mapping[str, str] | None = None
-        #: the staging tree, once workers were given it (:meth:`staging_tree`)
+        #: the staging tree, once workers were given it (:meth:`staging_tree`); the writer
+        #: names the new tree here when it takes the staging tree as that
         self.staging: str | None = None
 
     def spill_folder(self) -> str:
@@ -266,10 +262,13 @@ class Artifacts(Mapping[str, bytes]):
         return value if isinstance(value, Spilled) else None
 
     def staged(self, path: str) -> str | None:
-        """The file in the staging tree that holds the file at ``path``, when a worker wrote
+        """The file of the staging tree that holds the file at ``path``, when a worker wrote
         it there (:class:`Staged`)."""
-        value = self._files[path]
-        return value.file if isinstance(value, Staged) else None
+        return self._in_staging(path) if isinstance(self._files[path], Staged) else None
+
+    def _in_staging(self, path: str) -> str:
+        assert self.staging is not None
+        return os.path.join(self.staging, *path.split("/"))
 
     def digest(self, path: str) -> str:
         value = self._files[path]
@@ -281,7 +280,12 @@ class Artifacts(Mapping[str, bytes]):
 
     def __getitem__(self, path: str) -> bytes:
         value = self._files[path]
-        return value if isinstance(value, bytes) else value.data()
+        if isinstance(value, bytes):
+            return value
+        if isinstance(value, Staged):
+            with open(self._in_staging(path), "rb") as handle:
+                return handle.read()
+        return value.data()
 
     def __contains__(self, path: object) -> bool:  # without reading the file
         return path in self._files
@@ -663,7 +667,7 @@ def _stage(tree: str, path: str, data: bytes) -> bytes | Staged:
         _STAGED_FOLDERS.add(folder)
     target = os.path.join(tree, *path.split("/"))
     write_file(target, data)
-    return Staged(file_digest(data), len(data), target)
+    return Staged(file_digest(data), len(data))
 
 
 def _sized(value: bytes | Spilled | Staged) -> tuple[str, int]:

@@ -600,6 +600,9 @@ def write_tree(
                 adopted = _adopt(staging, tmp)
             if adopted:
                 present = None  # nothing in it to keep or remove
+                # its files are read from where they are now, if a file is made again
+                # (:class:`eventfeed.build.Staged`)
+                setattr(artifacts, "staging", str(tmp))  # noqa: B010 (a Mapping here)
             try:
                 try:
                     _fill(str(tmp), artifacts, old_files, new_files, trust, present, adopted)
