@@ -112,6 +112,20 @@ def test_a_rebuild_over_a_kept_tree_links_the_staged_files(
     assert snapshot(out) == expected
 
 
+def test_past_its_budget_a_worker_spills_its_files_and_the_writer_copies_them(
+    records: Site, expected: dict[str, bytes], out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(build, "STAGE_BYTES", 200_000)
+    made = compile_site(records, None, NOW, as_of=AS_OF, jobs=2)
+    staged = {path for path in made if made.staged(path) is not None}
+    spilled = {path for path in made if made.spilled(path) is not None}
+    assert staged
+    assert {path for path in spilled if path.startswith("events/")}
+    assert staged | spilled >= {path for path in expected if path.startswith("events/")}
+    write_tree(out, made, events_dir=None)
+    assert snapshot(out) == expected
+
+
 def test_staged_files_that_cannot_be_moved_or_linked_are_written(
     records: Site, expected: dict[str, bytes], out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
