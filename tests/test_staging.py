@@ -168,14 +168,8 @@ def test_stopped_at_any_step_out_is_the_old_build_and_the_next_is_exact(
     cache = os.environ["EVENTFEED_CACHE_DIR"]
     write_tree(out, before, events_dir=None)
     made = parallel(records, expected)
-    calls: list[Any] = []
     original: Callable[..., Any] = getattr(owner, attribute)
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        calls.append(args)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(owner, attribute, spy)
+    calls = counting(monkeypatch, attribute, owner)
     write_tree(out, made, events_dir=None)
     monkeypatch.undo()
     assert snapshot(out) == expected

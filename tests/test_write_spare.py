@@ -54,15 +54,16 @@ def spare_of(out: Path) -> Path:
     return spares[0]
 
 
-def counting(monkeypatch: pytest.MonkeyPatch, name: str) -> list[Any]:
+def counting(monkeypatch: pytest.MonkeyPatch, name: str, owner: Any = os) -> list[Any]:
+    """The arguments of every call of ``owner.name`` from now on (``os`` by default)."""
     calls: list[Any] = []
-    original: Callable[..., Any] = getattr(os, name)
+    original: Callable[..., Any] = getattr(owner, name)
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         calls.append(args)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(os, name, spy)
+    monkeypatch.setattr(owner, name, spy)
     return calls
 
 

@@ -387,22 +387,14 @@ def _fill(
                 continue
             target = f"{tmp}/{path}" if native else os.path.join(tmp, path.replace("/", os.sep))
             digest = new_files.get(path) if new_files is not None else None
+            # the digest, when the last build's manifest names the same: out/ may hold it
+            same = digest if old_files is not None and old_files.get(path) == digest else None
             inode = present.pop(path, None) if present is not None else None
             if inode is not None:
-                if (
-                    digest is not None
-                    and old_files is not None
-                    and old_files.get(path) == digest
-                    and _same(trust, path, inode, _size(artifacts, path), digest)
-                ):
+                if same is not None and _same(trust, path, inode, _size(artifacts, path), same):
                     continue
                 os.unlink(target)
-            if (
-                digest is not None
-                and old_files is not None
-                and old_files.get(path) == digest
-                and _link(trust, path, target, _size(artifacts, path), digest)
-            ):
+            if same is not None and _link(trust, path, target, _size(artifacts, path), same):
                 continue
             if source is not None and _link_staged(source, target):
                 continue
