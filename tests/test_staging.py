@@ -10,7 +10,6 @@ import hashlib
 import os
 import pathlib
 import shutil
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from eventfeed.write import write_tree
 
 from .bench_records import generate
 from .test_faults import snapshot
-from .test_write_spare import counting, site, spare_of
+from .test_write_spare import Injected, counting, site, spare_of, stopping_at
 
 pytestmark = pytest.mark.skipif(write._renameat2() is None, reason="needs the atomic exchange")
 
@@ -151,10 +150,6 @@ def test_staged_files_that_cannot_be_moved_or_linked_are_written(
     assert Path(staging).is_dir()  # left where it was, removed with the artifacts
 
 
-class Injected(BaseException):
-    """Stands for the process dying at this step."""
-
-
 @pytest.mark.parametrize("name", ["os.rename", "pathlib.Path.write_bytes"])
 def test_stopped_at_any_step_out_is_the_old_build_and_the_next_is_exact(
     records: Site, expected: dict[str, bytes], out: Path, monkeypatch: pytest.MonkeyPatch, name: str
@@ -168,7 +163,6 @@ def test_stopped_at_any_step_out_is_the_old_build_and_the_next_is_exact(
     cache = os.environ["EVENTFEED_CACHE_DIR"]
     write_tree(out, before, events_dir=None)
     made = parallel(records, expected)
-    original: Callable[..., Any] = getattr(owner, attribute)
     calls = counting(monkeypatch, attribute, owner)
     write_tree(out, made, events_dir=None)
     monkeypatch.undo()
@@ -180,21 +174,8 @@ def test_stopped_at_any_step_out_is_the_old_build_and_the_next_is_exact(
         shutil.rmtree(out)
         shutil.rmtree(Path(cache) / "trees")
         write_tree(out, before, events_dir=None)  # as at the start
-        seen = {"n": 0}
-
-        def failing(
-            *args: Any,
-            _step: int = step,
-            _seen: dict[str, int] = seen,
-            **kwargs: Any,
-        ) -> Any:
-            _seen["n"] += 1
-            if _seen["n"] == _step:
-                raise Injected
-            return original(*args, **kwargs)
-
         made = parallel(records, expected)
-        monkeypatch.setattr(owner, attribute, failing)
+        stopping_at(monkeypatch, attribute, step, owner)
         with pytest.raises(Injected):
             write_tree(out, made, events_dir=None)
         monkeypatch.undo()

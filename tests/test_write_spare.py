@@ -150,6 +150,21 @@ class Injected(BaseException):
     """Stands for the process dying at this step."""
 
 
+def stopping_at(monkeypatch: pytest.MonkeyPatch, name: str, step: int, owner: Any = os) -> None:
+    """From now on, the ``step``-th call of ``owner.name`` (counted from 1) raises
+    :class:`Injected` instead of running."""
+    original: Callable[..., Any] = getattr(owner, name)
+    seen = [0]
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        seen[0] += 1
+        if seen[0] == step:
+            raise Injected
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, failing)
+
+
 @pytest.mark.parametrize("name", ["unlink", "link", "rmdir", "scandir"])
 def test_stopped_at_any_step_out_is_the_old_build_and_the_next_is_exact(
     out: Path, monkeypatch: pytest.MonkeyPatch, name: str
@@ -171,22 +186,7 @@ def test_stopped_at_any_step_out_is_the_old_build_and_the_next_is_exact(
     for step in range(1, len(calls) + 1):
         monkeypatch.setenv("EVENTFEED_CACHE_DIR", cache)
         start()
-        original: Callable[..., Any] = getattr(os, name)
-        seen = {"n": 0}
-
-        def failing(
-            *args: Any,
-            _o: Callable[..., Any] = original,
-            _step: int = step,
-            _seen: dict[str, int] = seen,
-            **kwargs: Any,
-        ) -> Any:
-            _seen["n"] += 1
-            if _seen["n"] == _step:
-                raise Injected
-            return _o(*args, **kwargs)
-
-        monkeypatch.setattr(os, name, failing)
+        stopping_at(monkeypatch, name, step)
         with pytest.raises(Injected):
             write_tree(out, b, events_dir=None)
         monkeypatch.undo()
