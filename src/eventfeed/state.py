@@ -231,23 +231,24 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+#: The record's fields whose change raises SEQUENCE (with the event's zone).
+SCHEDULE = (
+    "start",
+    "end",
+    "duration",
+    "location",
+    "online",
+    "status",
+    "rrule",
+    "exdates",
+    "rdates",
+    "overrides",
+)
+
+
 def schedule_fields(event: Event) -> dict[str, Any]:
     """What a subscriber's calendar must be told about with a raised SEQUENCE."""
-    data = event.record.model_dump(
-        mode="json",
-        include={
-            "start",
-            "end",
-            "duration",
-            "location",
-            "online",
-            "status",
-            "rrule",
-            "exdates",
-            "rdates",
-            "overrides",
-        },
-    )
+    data = event.record.model_dump(mode="json", include=set(SCHEDULE))
     data["timezone"] = event.tzid
     return data
 
@@ -267,7 +268,12 @@ def content_digests(event: Event) -> tuple[str, str]:
     record store and a rebuild works them out only for records that changed."""
     found = event.digests
     if found is None:
-        found = (_digest(content_fields(event)), _digest(schedule_fields(event)))
+        content = content_fields(event)
+        # The schedule is a part of what the content holds: taken from its dump, the record
+        # is serialised once, not twice.
+        schedule = {name: content[name] for name in SCHEDULE}
+        schedule["timezone"] = event.tzid
+        found = (_digest(content), _digest(schedule))
         event.keep_digests(found)
     return found
 
