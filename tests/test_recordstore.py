@@ -447,6 +447,26 @@ def test_a_packed_record_unpacks_to_the_same_objects(site: SiteDir) -> None:
         assert back.record.model_dump_json() == record.record.model_dump_json()
 
 
+def test_a_default_model_unpacks_to_the_very_object_validation_gives(site: SiteDir) -> None:
+    """Every record without links holds the one default ``Links()``, as validation made it."""
+    from eventfeed.model import Record
+    from eventfeed.recordstore import pack, unpack
+
+    default = Record.model_fields["links"].default
+    plain = [r for r in _records(site) if r.record.links is default]
+    assert plain
+    for record in plain:
+        back = unpack(pack(record))
+        assert back is not None
+        assert back.record.links is default
+    every = _records(site)[0]
+    assert every.record.links is not default
+    back = unpack(pack(every))
+    assert back is not None
+    assert back.record.links == every.record.links
+    assert back.record.links is not default
+
+
 def test_a_value_the_packed_form_does_not_spell_is_pickled(site: SiteDir) -> None:
     from datetime import UTC, datetime
 

@@ -61,8 +61,9 @@ if TYPE_CHECKING:
     from .errors import Problem
     from .load import RecordFile
 
-#: 4: records packed (:func:`pack`) instead of pickled; 5: each file's metadata kept
-FORMAT = 5
+#: 4: records packed (:func:`pack`) instead of pickled; 5: each file's metadata kept;
+#: 6: a field's default model packed as a reference to it
+FORMAT = 6
 #: rows written with one statement
 BATCH = 500
 #: rows read with one statement (:meth:`RecordStore.expect`)
@@ -334,7 +335,7 @@ class RecordStore:
 # The packed form of a record. A value is kept as it is when ``marshal`` writes it exactly
 # (text, numbers, None, and tuples of these); anything else becomes a list that starts with one
 # of these tags, and only a list is ever unpacked.
-_TUPLE, _DATETIME, _DATE, _TIMEDELTA, _ENUM, _MODEL = range(6)
+_TUPLE, _DATETIME, _DATE, _TIMEDELTA, _ENUM, _MODEL, _SHARED = range(7)
 _PACKED = b"M"
 _PICKLED = b"P"
 _PLAIN = frozenset({str, int, float, bool, type(None)})
@@ -357,9 +358,21 @@ _ENUM_NUMBERS = {cls: number for number, cls in enumerate(_ENUMS)}
 _NAMES = tuple(tuple(cls.model_fields) for cls in _MODELS)
 #: each enum's members by value
 _MEMBERS = tuple({member.value: member for member in cls} for cls in _ENUMS)
-#: the fields set of a model (its number, and one bit per field), shared by every model
-#: with the same; each model gets its own set made from it
-_FIELDS_SET: dict[tuple[int, int], frozenset[str]] = {}
+#: The models that are a field's default: validation gives every record without the field
+#: that very object (the one ``Links()`` of every record without links), and so does
+#: :func:`unpack`, by its number here.
+_DEFAULTS: tuple[BaseModel, ...] = tuple(
+    field.default
+    for cls in _MODELS
+    for field in cls.model_fields.values()
+    if isinstance(field.default, BaseModel)
+)
+_DEFAULT_NUMBERS = {id(value): number for number, value in enumerate(_DEFAULTS)}
+#: the fields set of a model, by its number and one bit per field; each model unpacked gets
+#: its own set made from the one kept here
+_FIELDS_SET: tuple[dict[int, frozenset[str]], ...] = tuple({} for _ in _MODELS)
+#: the bits of a fields set, by model number and the set
+_BITS: dict[tuple[int, frozenset[str]], int] = {}
 
 _new = object.__new__
 _set = object.__setattr__
@@ -412,8 +425,8 @@ def _pack(value: Any) -> Any:
     if kind in _PLAIN:
         return value
     if kind is tuple:
-        items = [_pack(item) for item in value]
-        if any(type(item) is list for item in items):
+        items = [item if type(item) in _PLAIN else _pack(item) for item in value]
+        if list in map(type, items):
             return [_TUPLE, *items]
         return tuple(items)
     if kind is datetime:
@@ -436,6 +449,9 @@ def _pack(value: Any) -> Any:
     number = _ENUM_NUMBERS.get(kind)
     if number is not None:
         return [_ENUM, number, value.value]
+    number = _DEFAULT_NUMBERS.get(id(value))
+    if number is not None and _DEFAULTS[number] is value:
+        return [_SHARED, number]
     number = _MODEL_NUMBERS.get(kind)
     if number is None:
         raise _NotPacked
@@ -447,40 +463,47 @@ def _pack(value: Any) -> Any:
         or tuple(fields) != names
     ):
         raise _NotPacked
-    chosen = value.__pydantic_fields_set__
-    bits = sum(1 << i for i, name in enumerate(names) if name in chosen)
-    if len(chosen) != bits.bit_count():
-        raise _NotPacked  # a name that is not a field's
-    return [_MODEL, number, bits, *[_pack(fields[name]) for name in names]]
+    chosen = frozenset(value.__pydantic_fields_set__)
+    bits = _BITS.get((number, chosen))
+    if bits is None:
+        bits = sum(1 << i for i, name in enumerate(names) if name in chosen)
+        if len(chosen) != bits.bit_count():
+            raise _NotPacked  # a name that is not a field's
+        _BITS[number, chosen] = bits
+    return [
+        _MODEL,
+        number,
+        bits,
+        *[item if type(item) in _PLAIN else _pack(item) for item in fields.values()],
+    ]
 
 
 def _unpack(value: list[Any]) -> Any:
     tag = value[0]
     if tag == _MODEL:
         number, bits = value[1], value[2]
-        cls = _MODELS[number]
-        made = _new(cls)
+        made = _new(_MODELS[number])
         names = _NAMES[number]
         values = [_unpack(item) if type(item) is list else item for item in value[3:]]
-        if len(values) != len(names):
-            raise ValueError("not a packed model")
         _set(made, "__dict__", dict(zip(names, values, strict=True)))
-        chosen = _FIELDS_SET.get((number, bits))
+        sets = _FIELDS_SET[number]
+        chosen = sets.get(bits)
         if chosen is None:
-            chosen = frozenset(name for i, name in enumerate(names) if bits >> i & 1)
-            _FIELDS_SET[number, bits] = chosen
+            chosen = sets[bits] = frozenset(name for i, name in enumerate(names) if bits >> i & 1)
         _set(made, "__pydantic_fields_set__", set(chosen))
         _set(made, "__pydantic_extra__", None)
         _set(made, "__pydantic_private__", None)
         return made
     if tag == _DATETIME:
         return datetime(*value[1:])  # noqa: DTZ001 - a record's local time, as it was packed
-    if tag == _TUPLE:
-        return tuple([_unpack(item) if type(item) is list else item for item in value[1:]])
     if tag == _DATE:
         return date(*value[1:])
-    if tag == _TIMEDELTA:
-        return timedelta(*value[1:])
     if tag == _ENUM:
         return _MEMBERS[value[1]][value[2]]
+    if tag == _SHARED:
+        return _DEFAULTS[value[1]]
+    if tag == _TUPLE:
+        return tuple([_unpack(item) if type(item) is list else item for item in value[1:]])
+    if tag == _TIMEDELTA:
+        return timedelta(*value[1:])
     raise ValueError("not a packed value")
