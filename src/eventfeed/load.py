@@ -32,6 +32,8 @@ from .state import content_digests
 from .workers import chunks_done
 
 M = TypeVar("M", bound=BaseModel)
+#: a record file's path: the loader keeps it as text
+FilePath = str | os.PathLike[str]
 
 SETTINGS_FILE = "site.yaml"
 #: Files in the events folder that are not records.
@@ -158,7 +160,7 @@ def _load(events_dir: Path, today: date | None, store: RecordStore | None) -> Lo
         )
         return result
     result.settings = _load_settings(root / SETTINGS_FILE, result.problems)
-    files = _record_files_shown(root, result.problems)
+    files = _record_paths(root, result.problems)
     if len(files) > MAX_RECORDS:
         result.problems.append(
             Problem(
@@ -297,16 +299,23 @@ def _record_files(root: Path, problems: list[Problem]) -> list[Path]:
 
 
 def _record_files_shown(root: Path, problems: list[Problem]) -> list[tuple[Path, str]]:
-    """Every record file under ``root`` with its name as shown, sorted by path.
+    """Every record file under ``root`` with its name as shown, sorted by path."""
+    return [(Path(path), shown) for path, shown in _record_paths(root, problems)]
+
+
+def _record_paths(root: Path, problems: list[Problem]) -> list[tuple[str, str]]:
+    """Every record file under ``root`` with its name as shown, sorted by path; the paths as
+    text (a ``Path`` of each, made and then turned back into text to open the file, cost
+    the loader more than the system calls on it).
 
     Folders are visited top-down in name order, as ``os.walk`` would; names come from one
     directory listing each, so a plain file costs no system call of its own until it is read.
     """
     real_root = root.resolve()
     base = display_path(root)
-    found: list[tuple[tuple[str, ...], Path, str]] = []
+    found: list[tuple[tuple[str, ...], str, str]] = []
 
-    def visit(folder: Path, parts: tuple[str, ...]) -> None:
+    def visit(folder: str, parts: tuple[str, ...]) -> None:
         try:
             with os.scandir(folder) as listing:
                 entries = list(listing)
@@ -327,7 +336,7 @@ def _record_files_shown(root: Path, problems: list[Problem]) -> list[tuple[Path,
             if entry.is_symlink():
                 problems.append(
                     Problem(
-                        display_path(folder / entry.name),
+                        display_path(Path(entry.path)),
                         0,
                         "",
                         "symbolic links to folders are not followed",
@@ -340,9 +349,9 @@ def _record_files_shown(root: Path, problems: list[Problem]) -> list[tuple[Path,
             name = entry.name
             if not name.endswith(".md") or name in IGNORED_NAMES or name.startswith((".", "_")):
                 continue
-            path = folder / name
+            path = entry.path
             if entry.is_symlink() or not _is_plain_file(entry):
-                problem = _unsafe_file(path, real_root)
+                problem = _unsafe_file(Path(path), real_root)
                 if problem:
                     problems.append(problem)
                     continue
@@ -350,9 +359,9 @@ def _record_files_shown(root: Path, problems: list[Problem]) -> list[tuple[Path,
             shown = relative if base == "." else f"{base.rstrip('/')}/{relative}"
             found.append(((*parts, name), path, shown))
         for entry in folders:
-            visit(folder / entry.name, (*parts, entry.name))
+            visit(entry.path, (*parts, entry.name))
 
-    visit(root, ())
+    visit(os.fspath(root), ())
     found.sort(key=lambda item: item[0])
     return [(path, shown) for _, path, shown in found]
 
@@ -400,14 +409,14 @@ def _unsafe_file(path: Path, real_root: Path) -> Problem | None:
     return None
 
 
-def _read(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+def _read(path: FilePath, limit: int = MAX_FILE_BYTES) -> bytes:
     """Read at most one byte past the limit, so a huge file is refused without loading it.
 
     (:func:`eventfeed.cache.read_head`, which the no-change check reads records with too.)
     """
     raw = read_head(path, limit)
     if len(raw) > limit:
-        size = max(path.stat().st_size, len(raw))
+        size = max(os.stat(path).st_size, len(raw))
         raise FrontMatterError(
             0,
             f"file is {size:,} bytes, over the limit of {limit:,}",
@@ -463,7 +472,7 @@ def _load_settings(path: Path, problems: list[Problem]) -> Settings | None:
 
 
 def read_record(
-    path: Path, shown: str, store: RecordStore | None = None
+    path: FilePath, shown: str, store: RecordStore | None = None
 ) -> RecordFile | list[Problem]:
     """Read, parse and validate one record file, or say what is wrong with it; with ``store``,
     the parsed record is taken from it when the bytes match, and kept in it otherwise.
@@ -487,7 +496,7 @@ def read_record(
 class _Pending:
     """One record file read: its bytes to parse, or the record the store had for them."""
 
-    path: Path
+    path: FilePath
     shown: str
     #: what reading it found wrong (then nothing else is set)
     problems: list[Problem] | None = None
@@ -507,7 +516,7 @@ class _Pending:
     signature: str | None = None
 
 
-def _read_or_problems(path: Path, shown: str) -> bytes | list[Problem]:
+def _read_or_problems(path: FilePath, shown: str) -> bytes | list[Problem]:
     try:
         return _read(path)
     except OSError as exc:
@@ -517,7 +526,7 @@ def _read_or_problems(path: Path, shown: str) -> bytes | list[Problem]:
 
 
 def _gather(
-    path: Path,
+    path: FilePath,
     shown: str,
     store: RecordStore | None,
     settings: str,
@@ -649,7 +658,7 @@ def _settle_chunk(bounds: tuple[int, int]) -> list[_Settled]:
     return [_settle(item, settings, today, store, ship=True) for item in part]
 
 
-def parse_record(raw: bytes, path: Path, shown: str) -> RecordFile | list[Problem]:
+def parse_record(raw: bytes, path: FilePath, shown: str) -> RecordFile | list[Problem]:
     """Parse and validate the bytes of the record file ``path``."""
     problems: list[Problem] = []
     try:
@@ -659,7 +668,7 @@ def parse_record(raw: bytes, path: Path, shown: str) -> RecordFile | list[Proble
     record = _validate(Record, doc.data, doc.lines, shown, problems, first_line=doc.first_line)
     if record is None:
         return problems
-    stem = path.stem
+    stem = _stem(path)
     if record.id is None and not is_slug(stem):
         return [
             Problem(
@@ -688,6 +697,13 @@ def parse_record(raw: bytes, path: Path, shown: str) -> RecordFile | list[Proble
         lines=doc.lines,
         first_line=doc.first_line,
     )
+
+
+def _stem(path: FilePath) -> str:
+    """The file name without its last suffix, as ``Path(path).stem`` gives it."""
+    name = os.path.basename(path)
+    dot = name.rfind(".")
+    return name[:dot] if 0 < dot < len(name) - 1 else name
 
 
 def _event_of(parsed: RecordFile, settings: Settings) -> Event:

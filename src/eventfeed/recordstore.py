@@ -144,7 +144,7 @@ class RecordStore:
         digest.update(raw)
         return digest.hexdigest()
 
-    def signature(self, source: str, path: Path, started: int) -> str | None:
+    def signature(self, source: str, path: str | os.PathLike[str], started: int) -> str | None:
         """The signature of the file ``path`` (of the record ``source``) as it is now, taken
         before its bytes are read; None when it changed too short a time before ``started``
         (:func:`eventfeed.cache.scan_started`, taken before the load began) to be trusted
