@@ -467,6 +467,24 @@ def test_a_default_model_unpacks_to_the_very_object_validation_gives(site: SiteD
     assert back.record.links is not default
 
 
+def test_records_unpacked_share_a_fields_set_that_a_copy_does_not_change(site: SiteDir) -> None:
+    from eventfeed.recordstore import pack, unpack
+
+    record = _records(site)[1]
+    first, second = unpack(pack(record)), unpack(pack(record))
+    assert first is not None
+    assert second is not None
+    assert first.record.model_fields_set == record.record.model_fields_set
+    assert first.record.model_fields_set is second.record.model_fields_set
+    assert "sequence" not in record.record.model_fields_set
+    changed = first.record.model_copy(update={"sequence": 3})
+    assert "sequence" in changed.model_fields_set
+    assert second.record.model_fields_set == record.record.model_fields_set
+    again = unpack(pack(record))
+    assert again is not None
+    assert again.record.model_fields_set == record.record.model_fields_set
+
+
 def test_a_value_the_packed_form_does_not_spell_is_pickled(site: SiteDir) -> None:
     from datetime import UTC, datetime
 
