@@ -40,10 +40,11 @@ from markupsafe import Markup, escape
 from . import paths
 from .build import BuildContext, EventPart, Lazy, in_collection
 from .event import DEFAULT_DURATION, Event, Mode, Org
+from .eventpage import EventView, event_main, h
 from .markdown import to_html, to_text
 from .model import Collection, Settings, Status
 from .recurrence import naive, occurrences
-from .text import place_text, status_label, when_text, where_text
+from .text import place_text, slug_label, status_label, when_text, where_text
 
 NOJEKYLL = ".nojekyll"
 #: The site icon; without one, browsers log a failed request for /favicon.ico.
@@ -492,25 +493,21 @@ def add_links(event: Event, url: str) -> tuple[Markup, Markup, Markup]:
     hold only ``A-Za-z0-9_.~+%-``), so the fields are joined with ``&amp;`` directly: the
     same text as escaping the URLs, without scanning kilobytes of them again.
     """
-    google, outlook, outlook_live = _add_link_bytes(event, url)
-    return (
-        Markup(google.decode("ascii")),
-        Markup(outlook.decode("ascii")),
-        Markup(outlook_live.decode("ascii")),
-    )
+    google, outlook, outlook_live = _add_link_text(event, url)
+    return Markup(google), Markup(outlook), Markup(outlook_live)
 
 
-#: What comes before the query of each Outlook link, as written in a page.
-_OUTLOOK_OFFICE = _outlook_url("outlook.office.com", "").encode("ascii")
-_OUTLOOK_LIVE = _outlook_url("outlook.live.com", "").encode("ascii")
+#: What comes before the query of each Outlook link.
+_OUTLOOK_OFFICE = _outlook_url("outlook.office.com", "")
+_OUTLOOK_LIVE = _outlook_url("outlook.live.com", "")
 
 
-def _add_link_bytes(event: Event, url: str) -> tuple[bytes, bytes, bytes]:
-    """:func:`add_links` as the UTF-8 (ASCII) of the page: the pages put them in as bytes."""
+def _add_link_text(event: Event, url: str) -> tuple[str, str, str]:
+    """:func:`add_links` as plain text, escaped already, as the event pages put them in."""
     fields = _LinkFields.of(event, url)
-    outlook = _outlook_query(event, fields, "&amp;").encode("ascii")
+    outlook = _outlook_query(event, fields, "&amp;")
     return (
-        google_calendar_url(event, url, fields, separator="&amp;").encode("ascii"),
+        google_calendar_url(event, url, fields, separator="&amp;"),
         _OUTLOOK_OFFICE + outlook,
         _OUTLOOK_LIVE + outlook,
     )
@@ -715,12 +712,8 @@ def _environment() -> Environment:
         extensions=[Once],
         auto_reload=False,  # the templates ship with the package; no stat() per page
     )
-    env.filters["label"] = _label
+    env.filters["label"] = slug_label
     return env
-
-
-def _label(slug: object) -> str:
-    return str(slug).replace("-", " ").capitalize()
 
 
 def _static(name: str) -> bytes:
@@ -827,7 +820,7 @@ def facts_of(event: Event) -> Facts:
         status=status_label(event),
         mode=_MODE_LABELS[event.mode],
         where=where_text(event),
-        kind=_label(event.record.kind),
+        kind=slug_label(event.record.kind),
         organisers=", ".join(o.short or o.name for o in event.organizers),
         page=paths.event_page(event.id),
         has_body=bool(event.body.strip()),
@@ -1022,6 +1015,26 @@ def shell(settings: Settings, folder: str) -> Shell:
     return Shell(settings, folder, Links(folder), _feeds(settings, None))
 
 
+#: The values of an event page's frame (``event.html``) that differ from page to page.
+_FRAME_VALUES = ("title", "description", "canonical", "json_ld", "main")
+
+
+def _frame(template: Template, values: dict[str, Any]) -> tuple[str | int, ...] | None:
+    """The frame of the event pages that share ``values`` (their folder's), rendered once: the
+    text between the places of the values named in :data:`_FRAME_VALUES`, and at each place
+    the value's index there. None when the frame shows the marks' character itself (a setting
+    holds it): each page is then rendered whole.
+
+    The frame shows these values as they are, never tests them, so one rendering with marks in
+    their places holds every page's text but for them."""
+    blank = template.render(dict(values, **dict.fromkeys(_FRAME_VALUES, "")))
+    if "\0" in blank:
+        return None
+    marked = dict(values, **{name: _mark(i) for i, name in enumerate(_FRAME_VALUES)})
+    cut = template.render(marked).split("\0")
+    return tuple(piece if i % 2 == 0 else int(piece) for i, piece in enumerate(cut))
+
+
 @dataclass(frozen=True)
 class EventPages:
     """Renders event pages: each a function of the event, how it is listed and the settings.
@@ -1029,12 +1042,16 @@ class EventPages:
     Nothing here depends on other events or on the build's day except through the
     :class:`Listed` passed in, so a page could be kept between builds while its event, its
     listed state and the settings stay the same.
+
+    A page is its own part (:func:`~.eventpage.event_main`) in the site's frame, which is the
+    same for every event page but for a few values (:func:`_frame`).
     """
 
     shell: Shell
     template: Template
     #: the collections in name order, with their titles and pages
     collections: tuple[tuple[str, Collection], ...]
+    frame: tuple[str | int, ...] | None
 
     def render(self, event: Event, card: Card, series: list[Occurrence]) -> bytes:
         """The page of ``event``, listed as ``card`` says (whose times are the event's own
@@ -1050,56 +1067,52 @@ class EventPages:
         page = facts.page
         url = s.site_url + page
         link = self.shell.link
-        values = self.shell.values(page, self.shell.site_feeds)
-        values.update(
-            title=event.record.title,
-            description=facts.summary or event.record.title,
-            event=event,
-            rec=event.record,
-            item=item,
-            facts=facts,
-            when=when,
-            start=start,
-            end=end,
-            body=Markup(to_html(event.body, s.site_url)),  # sanitised by to_html
-            ics=link[paths.event_ics(event.id)],
-            series=series if item.series else [],
-            json_ld=script_json(json_ld(event, url, start, end)),
-            collections=[
-                (link[paths.collection_page(name)], spec)
-                for name, spec in self.collections
-                if in_collection(event, s, name)
-            ],
+        main = event_main(
+            EventView(
+                event,
+                item,
+                facts,
+                url,
+                when,
+                start,
+                end,
+                body=to_html(event.body, s.site_url),  # sanitised by to_html
+                series=series if item.series else (),
+                collections=[
+                    (link[paths.collection_page(name)], spec.title)
+                    for name, spec in self.collections
+                    if in_collection(event, s, name)
+                ],
+                ics=link[paths.event_ics(event.id)],
+                index=link[paths.INDEX],
+                add=_add_link_text(item.shown.event, url),
+            )
         )
-        return _spliced(self.template, values, _add_link_bytes(item.shown.event, url))
-
-
-#: The values of an event page put in as bytes after rendering, in the order the page has them.
-_SPLICED = ("google", "outlook", "outlook_live")
-_SPLICED_MARKS = {name: _mark(i) for i, name in enumerate(_SPLICED)}
-
-
-def _spliced(template: Template, values: dict[str, Any], spliced: tuple[bytes, ...]) -> bytes:
-    """The page with the values named in :data:`_SPLICED` (markup, UTF-8), each shown once,
-    put in as bytes (:func:`_spliced_parts`): the "add to calendar" links are two thirds of
-    an event page (the encoded body, three times). Rendered in place when the page shows a
-    mark's character elsewhere."""
-    values.update(_SPLICED_MARKS)
-    out = _spliced_parts(template.render(values), [(value,) for value in spliced])
-    if out is not None:
-        return b"".join(out)
-    for name, value in zip(_SPLICED, spliced, strict=True):
-        values[name] = Markup(value.decode("utf-8"))
-    return template.render(values).encode("utf-8")
+        title = event.record.title
+        description = facts.summary or title
+        ld = script_json(json_ld(event, url, start, end))
+        if self.frame is None:
+            values = self.shell.values(page, self.shell.site_feeds)
+            values.update(
+                title=title, description=description, json_ld=ld, main=Markup("".join(main))
+            )
+            return self.template.render(values).encode("utf-8")
+        # in the order of _FRAME_VALUES, escaped as the template escapes them
+        shown = (h(title), h(description), h(url), ld, "".join(main))
+        text = [shown[piece] if isinstance(piece, int) else piece for piece in self.frame]
+        return "".join(text).encode("utf-8")
 
 
 def event_pages(settings: Settings) -> EventPages:
     env = _environment()
     names = sorted(settings.collections)
+    shell_ = shell(settings, posixpath.dirname(paths.event_page("x")))
+    template = env.get_template("event.html")
     return EventPages(
-        shell(settings, posixpath.dirname(paths.event_page("x"))),
-        env.get_template("event.html"),
+        shell_,
+        template,
         tuple((name, settings.collections[name]) for name in names),
+        _frame(template, shell_.values(paths.event_page("x"), shell_.site_feeds)),
     )
 
 

@@ -68,3 +68,8 @@ def status_label(event: Event) -> str:
     """``Cancelled`` / ``Postponed`` / ``Tentative`` for marking titles; empty when confirmed."""
     status = event.record.status.value
     return "" if status == "confirmed" else status.capitalize()
+
+
+def slug_label(slug: object) -> str:
+    """A slug as words: ``side-event`` reads ``Side event``."""
+    return str(slug).replace("-", " ").capitalize()
