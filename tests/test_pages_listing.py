@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 from eventfeed import pages, paths
 from eventfeed.build import BuildContext, compile_site
@@ -41,23 +42,27 @@ def test_listings_from_the_notes_are_the_listings_rendered_whole() -> None:
         assert whole[path] == built[path], path
 
 
-def test_an_item_holding_the_mark_where_its_link_goes() -> None:
-    """Record text may hold the character put in place of the link while the item is
-    rendered: a longer mark is taken, and the item is the one rendered with the link."""
+def test_an_item_is_cut_where_its_links_go() -> None:
+    """A past event with a body links its page twice, an upcoming one once; record text,
+    whatever it holds (the NUL character, quotes, markup), is escaped where it is shown."""
     context = _context()
     renderer = pages.Renderer(context)
-    template = renderer.env.get_template("item.html")
     past = [e for e in context.events if not renderer.listed(e).upcoming]
     event = next(e for e in past if renderer.facts(e).has_body)
     card = renderer.card(event)
-    for text in ["a \0 b", "\0\0\0", "\0", 'x"\0"y']:
+    title = str(escape(event.record.title))
+    for text in ["a \0 b", "\0\0\0", "\0", 'x"\0"<y>\'&']:
         odd = dataclasses.replace(card, facts=dataclasses.replace(card.facts, summary=text))
-        item = pages.listing_item(template, odd)
-        assert len(item.pieces) == 3  # a past event with a body links its page twice
+        item = pages.listing_item(odd)
+        assert len(item.pieces) == 3
         for href in ["events/a.html", "../events/a.html"]:
-            expected = template.render(card=odd, level=pages.ITEM_LEVEL, past=True, href=href)
-            assert item.html(href) == expected
-            assert text.replace('"', "&#34;") in expected
+            html = item.html(href)
+            assert html.count(f'href="{href}"') == 2
+            assert f'<a class="p-name u-url" href="{href}">{title}</a>' in html
+            assert f'<p class="p-summary">{escape(text)}</p>\n' in html
+            assert f'<p><a href="{href}">Read the report: {title}</a></p>\n' in html
+    coming = next(e for e in context.events if renderer.listed(e).upcoming)
+    assert len(pages.listing_item(renderer.card(coming)).pieces) == 2
 
 
 @pytest.mark.parametrize("limit", [0, 3])

@@ -21,7 +21,7 @@ from .text import slug_label
 
 if TYPE_CHECKING:
     from .event import Event, Org
-    from .pages import Facts, Listed, Occurrence
+    from .pages import Card, Facts, Listed, Occurrence
 
 
 def h(value: object) -> str:
@@ -236,3 +236,52 @@ def _date(occurrence: Occurrence, title: str) -> str:
     own_title = f": {h(own)}" if own != title else ""
     note = f' <span class="note">{h(occurrence.note)}</span>' if occurrence.note else ""
     return f"{opening}{h(occurrence.when)}{own_title}{note}</li>\n"
+
+
+def item_parts(card: Card, level: int, past: bool) -> list[str]:
+    """An event in the listings (index and collection pages), at heading level ``level``:
+    the markup around the links to its page, which a listing puts in (escaped) from its own
+    folder. A past event with a body links its page twice, from its title and to the report."""
+    item, facts = card.item, card.facts
+    rec = item.event.record
+    status = rec.status.value
+    title = h(rec.title)
+    parts: list[str] = []
+    out: list[str] = []
+    add = out.append
+
+    def link() -> None:  # where a link to the page goes
+        parts.append("".join(out))
+        out.clear()
+
+    if status == "confirmed":
+        add('<article class="event h-event">\n')
+    else:
+        add(f'<article class="event h-event{h(" is-" + status)}">\n')
+    add(f'<h{level} class="event-title">')
+    if facts.status:
+        add(f'<strong class="status status-{h(status)}">{h(facts.status)}</strong> ')
+    add('<a class="p-name u-url" href="')
+    link()
+    add(f'">{title}</a></h{level}>\n')
+    add('<dl class="facts">\n<dt>When</dt>\n')
+    add(f'<dd><time class="dt-start" datetime="{h(card.start)}">{h(card.when)}</time>')
+    if item.series:
+        which = "next in a series" if item.upcoming else "first of a series"
+        add(f' <span class="note">({which})</span>')
+    add(f'<data class="dt-end" value="{h(card.end)}"></data></dd>\n')
+    add(f"<dt>Format</dt>\n<dd>{h(facts.mode)}</dd>\n")
+    add(f'<dt>Where</dt>\n<dd class="p-location">{h(facts.where)}</dd>\n')
+    add(f'<dt>Kind</dt>\n<dd class="p-category">{h(facts.kind)}</dd>\n')
+    if facts.organisers:
+        add(f"<dt>Organisers</dt>\n<dd>{h(facts.organisers)}</dd>\n")
+    add("</dl>\n")
+    if facts.summary:
+        add(f'<p class="p-summary">{h(facts.summary)}</p>\n')
+    if past and facts.has_body:
+        add('<p><a href="')
+        link()
+        add(f'">Read the report: {title}</a></p>\n')
+    add("</article>\n")
+    link()
+    return parts

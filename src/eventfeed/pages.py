@@ -40,7 +40,7 @@ from markupsafe import Markup, escape
 from . import paths
 from .build import BuildContext, EventPart, Lazy, in_collection
 from .event import DEFAULT_DURATION, Event, Mode, Org
-from .eventpage import EventView, event_main, h
+from .eventpage import EventView, event_main, h, item_parts
 from .markdown import to_html, to_text
 from .model import Collection, Settings, Status
 from .recurrence import naive, occurrences
@@ -850,9 +850,9 @@ ITEM_LEVEL = 4
 
 @dataclass(frozen=True)
 class ListingItem:
-    """An event's markup in the listings (``item.html``), cut where the link to its page goes:
-    the same for the index and every collection page, but for that link, which is relative
-    to the listing's folder. The pieces are UTF-8, as the pages are written: a listing puts
+    """An event's markup in the listings (:func:`listing_item`), cut where the link to its page
+    goes: the same for the index and every collection page, but for that link, which is
+    relative to the listing's folder. The pieces are UTF-8, as the pages are written: a listing puts
     them in its page without making a string of each item, of each group or of the page."""
 
     pieces: tuple[bytes, ...]
@@ -862,16 +862,10 @@ class ListingItem:
         return href.encode("utf-8").join(self.pieces).decode("utf-8")
 
 
-def listing_item(template: Template, card: Card) -> ListingItem:
-    """Renders ``card`` once, with a mark that no record text holds in place of the link."""
-    links = 2 if not card.item.upcoming and card.facts.has_body else 1
-    mark = "\0"
-    while True:
-        html = template.render(card=card, level=ITEM_LEVEL, past=not card.item.upcoming, href=mark)
-        if html.count(mark) == links:
-            # the mark is ASCII: cutting the UTF-8 cuts the text at the same places
-            return ListingItem(tuple(html.encode("utf-8").split(mark.encode("ascii"))))
-        mark += mark  # the record holds the mark: a longer one
+def listing_item(card: Card) -> ListingItem:
+    """The markup of ``card`` in the listings (:func:`~.eventpage.item_parts`), as UTF-8."""
+    parts = item_parts(card, ITEM_LEVEL, past=not card.item.upcoming)
+    return ListingItem(tuple(part.encode("utf-8") for part in parts))
 
 
 #: A group of a listing: its label (a month or a year) and its markup, as UTF-8 parts.
@@ -1133,7 +1127,6 @@ class Renderer:
         self._facts: dict[str, Facts] = {}
         self._cards: dict[str, Card] = {}
         self._items: dict[str, ListingItem] = {}
-        self._item_template: Template | None = None
         self._event_pages: EventPages | None = None
         self._shells: dict[str, Shell] = {}
 
@@ -1192,9 +1185,7 @@ class Renderer:
     def item(self, event: Event) -> ListingItem:
         found = self._items.get(event.id)
         if found is None:
-            if self._item_template is None:
-                self._item_template = self.env.get_template("item.html")
-            found = listing_item(self._item_template, self.card(event))
+            found = listing_item(self.card(event))
             self._items[event.id] = found
         return found
 
