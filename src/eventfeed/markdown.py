@@ -148,6 +148,25 @@ def _ascii_address(address: str) -> str:
     return f"{local}@{_ascii_name(domain)}{mark}{query}"
 
 
+#: Links worked out by :func:`_resolved`, by link and base URL; at most :data:`_MAX_LINKS`.
+_LINKS: dict[tuple[str, str], tuple[str, bool]] = {}
+_MAX_LINKS = 1 << 14
+
+
+def _resolved(url: str, base_url: str) -> tuple[str, bool]:
+    """:func:`_link` of ``url``, and whether its scheme is allowed (else the sanitiser drops
+    the link and the text keeps only its label). Kept for the next body: bodies link the same
+    pages again and again, and working a link out cost a third of cleaning a body."""
+    key = (url, base_url)
+    found = _LINKS.get(key)
+    if found is None:
+        link = _link(url, base_url)
+        found = link, urlsplit(link).scheme.lower() in URL_SCHEMES
+        if len(_LINKS) < _MAX_LINKS:
+            _LINKS[key] = found
+    return found
+
+
 #: Renderings of the current build, (HTML, text) by (body, base URL); None outside a build.
 _MEMO: ContextVar[dict[tuple[str, str], tuple[str, str]] | None] = ContextVar(
     "eventfeed_markdown_memo", default=None
@@ -210,11 +229,10 @@ def _cleaner(base_url: str) -> nh3.Cleaner:
     much as cleaning a body with it."""
 
     def rewrite(tag: str, attribute: str, value: str) -> str | None:
-        if attribute in ("href", "src"):
-            value = _link(value, base_url)
-            if urlsplit(value).scheme.lower() not in URL_SCHEMES:
-                return None
-        return value
+        if attribute != "href" and attribute != "src":
+            return value
+        link, allowed = _resolved(value, base_url)
+        return link if allowed else None
 
     return nh3.Cleaner(
         tags=set(ALLOWED_TAGS),
@@ -259,8 +277,8 @@ def _text_of(events: Iterable[Event], base_url: str) -> str:
                 line = line or _Line()
                 line.parts.append(" " if event == "SoftBreak" else "\n")
             continue
-        kind, value = next(iter(event.items()))
-        if kind in ("Text", "Code"):
+        ((kind, value),) = event.items()  # each event is a dictionary of one item
+        if kind == "Text" or kind == "Code":
             if code is not None:
                 code.append(str(value))
             else:
@@ -274,7 +292,7 @@ def _text_of(events: Iterable[Event], base_url: str) -> str:
                 if data["link_type"] == "Email":
                     url = "mailto:" + url
                 line = line or _Line()
-                line.open(_link(url, base_url))
+                line.open(*_resolved(url, base_url))
                 continue
             if tag in ("Emphasis", "Strong", "Strikethrough", "Superscript", "Subscript"):
                 continue
@@ -327,17 +345,18 @@ class _Line:
 
     def __init__(self) -> None:
         self.parts: list[str] = []
-        self.links: list[tuple[str, int]] = []  # each open link's URL, and where its label starts
+        # each open link's URL, whether its scheme is allowed, and where its label starts
+        self.links: list[tuple[str, bool, int]] = []
 
-    def open(self, url: str) -> None:
-        self.links.append((url, len(self.parts)))
+    def open(self, url: str, allowed: bool) -> None:
+        self.links.append((url, allowed, len(self.parts)))
 
     def close(self, is_image: bool) -> None:
         if not self.links:
             return
-        url, start = self.links.pop()
+        url, allowed, start = self.links.pop()
         label = "".join(self.parts[start:])
-        if urlsplit(url).scheme.lower() not in URL_SCHEMES:
+        if not allowed:
             return  # the sanitiser drops such a link from the HTML: the text keeps the label
         if is_image:  # the alt text, then where the picture is
             self.parts[start:] = [f"{label} ({url})" if label else url]
