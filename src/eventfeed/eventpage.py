@@ -1,9 +1,10 @@
-"""The own part of an event page: what it shows inside the site's frame (``event.html``).
+"""The markup made once per event: its page's own part, what the page shows inside the site's
+frame (``event.html``), and its item in the listings of the index and collection pages.
 
-Every other page is a Jinja template. This part is written in Python because it is rendered
+Every other page is a Jinja template. These are written in Python because they are rendered
 once per event, by the ten thousand, and Jinja spent more on its machinery (a markup object
 for each escaped value, an attribute look-up through the environment for each ``a.b``, a
-context per render) than on the page itself. The code follows the page from top to bottom,
+context per render) than on the markup itself. The code follows the page from top to bottom,
 one section after another, each line of markup written as it appears in the page; every
 value from a record or the settings goes through :func:`h`, which escapes as Jinja's
 autoescaping does.

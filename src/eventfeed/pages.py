@@ -1,12 +1,15 @@
 """The static site: index, event and collection pages, stylesheet and host files.
 
 Pages are rendered with Jinja2 (autoescaping on; only a sanitised record body and the escaped
-JSON-LD are marked safe). Links between pages are *relative* (``../style.css`` from
-``events/<id>.html``), so the site works from a sub-path (``https://example.org/repo/``), in
-``eventfeed serve`` and when opened from disk. Absolute URLs, from ``settings.site_url``, are
-used only where a page is read far from the site: subscribe links (``webcal://`` and the https
-address to copy), the canonical URL, JSON-LD and "add to calendar" links. ``404.html`` is the
-exception: a host serves it at any depth, so its links are absolute and its style is inline.
+JSON-LD are marked safe), but for what is made once per event, an event page's own part and
+its item in the listings: :mod:`.eventpage` writes those, escaping as Jinja does.
+
+Links between pages are *relative* (``../style.css`` from ``events/<id>.html``), so the site
+works from a sub-path (``https://example.org/repo/``), in ``eventfeed serve`` and when opened
+from disk. Absolute URLs, from ``settings.site_url``, are used only where a page is read far
+from the site: subscribe links (``webcal://`` and the https address to copy), the canonical
+URL, JSON-LD and "add to calendar" links. ``404.html`` is the exception: a host serves it at
+any depth, so its links are absolute and its style is inline.
 
 Feed autodiscovery (``<link rel="alternate">``) uses relative URLs: browsers and feed readers
 resolve them against the page's own address, which keeps them right under any base path and in
