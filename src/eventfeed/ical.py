@@ -64,8 +64,7 @@ from .build import BuildContext, EventPart, Lazy
 from .errors import EventfeedError
 from .event import Event
 from .serialise import component_bytes
-from .state import EventState
-from .vevent import Compiled, compile_event, components, series_last_day
+from .vevent import Compiled, compile_event, series_last_day
 from .vtimezone import vtimezone, vtimezone_bytes
 
 PRODID = "-//eventfeed//eventfeed calendars//EN"
@@ -92,21 +91,17 @@ def compile_event_files(context: BuildContext, event: Event) -> EventPart:
 
     The components' bytes are not repeated in the note: the calendars read them from the
     event's file (:attr:`BuildContext.files`), so that a build of many events does not hold
-    them all in memory. The jCal text is in the note only for an event that can be in
-    calendar.ics (not ended before the look-back window): the others are never shown as jCal.
+    them all in memory. Nor is their jCal text: only the few hundred events that fit in
+    calendar.json are ever shown as jCal, and :func:`_jcal` makes theirs (making it for every
+    event that could be there cost a quarter of this step).
     """
     state = context.history[event.id]
-    cutoff = _cutoff(context)
-    compiled = compile_event(event, state, current_from=cutoff)
+    compiled = compile_event(event, state, with_jcal=False)
     # what _calendar() joins for a calendar of this one event, without making it a _Part
     zones = b"".join([vtimezone_bytes(*r) for r in _zone_ranges([compiled])])
     data = b"".join((_EVENT_HEAD, zones, compiled.data, _END))
     offset = len(_EVENT_HEAD) + len(zones)
-    ended = compiled.last_day is not None and compiled.last_day < cutoff
-    # Kept for every event still in its look-back window, but shown only for the few that fit
-    # in calendar.json: compressed, it takes a fifth of the memory (and of the store).
-    jcal = b"" if ended else _packed(compiled.jcal)
-    note = (offset, len(compiled.data), compiled.zones, compiled.last_day, jcal)
+    note = (offset, len(compiled.data), compiled.zones, compiled.last_day)
     return {paths.event_ics(event.id): data}, note
 
 
@@ -130,7 +125,7 @@ class _Part:
     size: int
     zones: tuple[tuple[str, int, int], ...]
     last_day: date | None
-    #: the jCal text, :func:`_packed`; empty when it is made again if needed
+    #: the jCal text, :func:`_packed`; empty when :func:`_jcal` makes it
     jcal: bytes
     #: the file that holds the components, from ``offset`` on
     files: Mapping[str, bytes]
@@ -165,11 +160,11 @@ def _compiled(context: BuildContext, event: Event) -> _Part:
     if note is None or path not in files:  # the per-event step has not run
         compiled = compile_event(event, context.history[event.id])
         return _Part.of(compiled, _packed(compiled.jcal))
-    offset, size, zones, last_day, jcal = cast(
-        tuple[int, int, tuple[tuple[str, int, int], ...], date | None, bytes], note
+    offset, size, zones, last_day = cast(
+        tuple[int, int, tuple[tuple[str, int, int], ...], date | None], note
     )
     ident = f"{files.digest(path)}:{offset}:{size}:{event.all_day}:{zones}"
-    return _Part(event, size, zones, last_day, jcal, files, path, offset, ident)
+    return _Part(event, size, zones, last_day, b"", files, path, offset, ident)
 
 
 def compile_calendars(context: BuildContext) -> Mapping[str, bytes]:
@@ -638,11 +633,6 @@ def _json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
-def jcal_components(event: Event, state: EventState) -> str:
-    """The event's components as jCal (RFC 7265), comma-separated, for :func:`_jcal`."""
-    return ",".join(_json(c.to_jcal()) for c in components(event, state))
-
-
 def _packed(jcal: str) -> bytes:
     """An event's jCal text as it is kept until calendar.json is joined: UTF-8, compressed."""
     return zlib.compress(jcal.encode(), 1)
@@ -653,8 +643,10 @@ def _jcal(context: BuildContext, header: Header, members: Sequence[_Part]) -> It
     part at a time.
 
     icalendar converts the calendar's own properties and zones; each event's components were
-    converted by its per-event step and are placed after the zones, as icalendar would place
-    them (the tests compare with icalendar's conversion of the whole calendar).
+    converted here, by :func:`~eventfeed.vevent.compile_event` (its per-event step does not
+    make them: few events are in calendar.json), and are placed after the zones, as
+    icalendar would place them (the tests compare with icalendar's conversion of the whole
+    calendar).
     """
     cal = _calendar_object(context, header, members)
     for r in _zone_ranges(members):
@@ -671,5 +663,5 @@ def _jcal(context: BuildContext, header: Header, members: Sequence[_Part]) -> It
         if c.jcal:
             yield zlib.decompress(c.jcal)
         else:
-            yield jcal_components(c.event, context.history[c.event.id]).encode()
+            yield compile_event(c.event, context.history[c.event.id]).jcal.encode()
     yield b"]]\n"

@@ -95,16 +95,11 @@ def page_url(event: Event) -> str:
     return event.settings.site_url + paths.event_page(event.id)
 
 
-def compile_event(event: Event, state: EventState, *, current_from: date | None = None) -> Compiled:
-    """The event's serialised components (master first), as iCalendar and as jCal, and what
-    calendars need to know.
-
-    With ``current_from``, the jCal text is made only for an event whose last day is not
-    before that day (the others are in no calendar that is shown as jCal).
-    """
+def compile_event(event: Event, state: EventState, *, with_jcal: bool = True) -> Compiled:
+    """The event's serialised components (master first), as iCalendar and (unless not
+    ``with_jcal``) as jCal, and what calendars need to know."""
     last = _last_end(event)
     last_day = None if last is None else _last_day(event, last)
-    with_jcal = current_from is None or last_day is None or not last_day < current_from
     written = _build(event, state, lambda: Writer(VEvent, jcal=with_jcal))
     data = b"".join([w.to_bytes() for w in written])
     jcal = ",".join([w.jcal() for w in written]) if with_jcal else ""
