@@ -86,6 +86,8 @@ class Event:
     _categories: tuple[str, ...] | None = field(default=None, init=False, repr=False, compare=False)
     #: the digests of its content and schedule (:func:`eventfeed.state.content_digests`)
     _digests: tuple[str, str] | None = field(default=None, init=False, repr=False, compare=False)
+    #: its "when" line (:func:`eventfeed.text.when_text`), which calendars, pages and feeds show
+    _when: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def keep_digests(self, digests: tuple[str, str]) -> None:
         """Keep the content and schedule digests worked out for this record and settings
@@ -95,6 +97,14 @@ class Event:
     @property
     def digests(self) -> tuple[str, str] | None:
         return self._digests
+
+    @property
+    def kept_when(self) -> str | None:
+        """Its "when" line if :meth:`keep_when` kept it."""
+        return self._when
+
+    def keep_when(self, text: str) -> str:
+        return _keep(self, "_when", text)
 
     # --- identity -------------------------------------------------------------------
     @property

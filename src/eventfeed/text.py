@@ -20,7 +20,15 @@ def _day(value: date) -> str:
 
 
 def when_text(event: Event) -> str:
-    """``Wednesday 7 December 2022, 15:00–17:00 (Europe/Zurich)`` or an all-day range."""
+    """``Wednesday 7 December 2022, 15:00–17:00 (Europe/Zurich)`` or an all-day range; kept by
+    the event, as its calendar, its page and the feeds each show it."""
+    found = event.kept_when
+    if found is None:
+        found = event.keep_when(_when_text(event))
+    return found
+
+
+def _when_text(event: Event) -> str:
     if event.all_day:
         first, last = event.local_start, event.last_day
         assert not isinstance(first, datetime)
