@@ -259,13 +259,20 @@ def test_an_edit_joins_only_the_calendars_that_hold_the_event(
         joined.append(header.path if header is not None else "")
         return real(context, header, members)
 
+    def counting_jcal(context: Any, header: Any, members: Any) -> Iterator[bytes]:
+        joined.append("calendar.json")
+        return real_jcal(context, header, members)
+
+    real_jcal = ical._jcal
     monkeypatch.setattr(ical, "_calendar_parts", counting)
+    monkeypatch.setattr(ical, "_jcal", counting_jcal)
     work = tmp_path / "work"
     shutil.copytree(events, work / "events")
     out = work / "out"
     build(work / "events", out)
     everything = sorted(p for p in joined if p)
     assert any(p.startswith("calendars/archive/") for p in everything)
+    assert "calendar.json" in everything
     manifest = tmp_path / "manifest-before-edit.json"
     shutil.copy(out / "manifest.json", manifest)
 
@@ -283,6 +290,18 @@ def test_an_edit_joins_only_the_calendars_that_hold_the_event(
     year = archived[0].last_day.year
     assert sorted(p for p in joined if p) == [f"calendars/archive/{year}.ics"]
     assert cold(work / "events", tmp_path / "cold", manifest, build) == snapshot(out)
+
+    # an event calendar.json shows: calendar.ics and calendar.json are joined again
+    shown = json.loads((out / "calendar.json").read_text(encoding="utf-8"))
+    uid = next(p[3] for c in shown[2] if c[0] == "vevent" for p in c[1] if p[0] == "uid")
+    current = next(e for e in site.events if e.uid == uid)
+    edited = work / "events" / current.source.split("events/", 1)[1]
+    edited.write_text(edited.read_text(encoding="utf-8") + "\nA new closing line.\n", "utf-8")
+    shutil.copy(out / "manifest.json", manifest)
+    joined.clear()
+    build(work / "events", out)
+    assert {"calendar.ics", "calendar.json"} <= set(joined)
+    assert cold(work / "events", tmp_path / "cold-2", manifest, build) == snapshot(out)
 
 
 def test_time_zones_of_the_last_build_are_not_made_again(

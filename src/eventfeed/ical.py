@@ -214,26 +214,32 @@ def compile_calendars(context: BuildContext) -> Mapping[str, bytes]:
             f"Coming events of {settings.title} in {year} that the main calendar has no room for.",
         )
         _add(out, context, header, by_year[year])
-    out.add_parts(paths.JCAL, functools.partial(_jcal, context, _main_header(context), current))
+    # calendar.json shows the events of calendar.ics, each converted from the same components
+    main = _main_header(context)
+    key = functools.partial(_members_key, context, main, current)
+    out.add_parts(paths.JCAL, functools.partial(_jcal, context, main, current), key)
     return out
 
 
 def _add(out: Lazy, context: BuildContext, header: Header, members: list[_Part]) -> None:
-    """A calendar, joined when the build takes it; its key is a digest of the header, the
-    settings of calendars and every member's bytes (so an unchanged archive is not joined
-    again)."""
-
-    def key() -> str | None:
-        if not all(c.ident for c in members):
-            return None
-        digest = hashlib.sha256()
-        digest.update(repr(header).encode())
-        digest.update(b"\n" + context.settings.calendars.model_dump_json().encode())
-        for c in members:  # fed a member at a time: an archive may hold a great many
-            digest.update(b"\n" + c.ident.encode())
-        return digest.hexdigest()
-
+    """A calendar, joined when the build takes it, under :func:`_members_key` (so an unchanged
+    archive is not joined again)."""
+    key = functools.partial(_members_key, context, header, members)
     out.add_parts(header.path, functools.partial(_calendar_parts, context, header, members), key)
+
+
+def _members_key(context: BuildContext, header: Header, members: Sequence[_Part]) -> str | None:
+    """A digest of what a calendar of ``members`` under ``header`` is made of: the header, the
+    settings of calendars and every member's bytes (its components in its own file); None
+    when a member's bytes are not known by their digest."""
+    if not all(c.ident for c in members):
+        return None
+    digest = hashlib.sha256()
+    digest.update(repr(header).encode())
+    digest.update(b"\n" + context.settings.calendars.model_dump_json().encode())
+    for c in members:  # fed a member at a time: an archive may hold a great many
+        digest.update(b"\n" + c.ident.encode())
+    return digest.hexdigest()
 
 
 # --- membership --------------------------------------------------------------------------
