@@ -217,11 +217,30 @@ class Artifacts(Mapping[str, bytes]):
         a large file is never joined in memory. On a full disk it is made again, joined."""
         if path in self._files:
             raise DuplicatePath(path)
+        held: list[bytes] = []
+        size = 0
+        parts = iter(make())
+        for part in parts:
+            held.append(part)
+            size += len(part)
+            if size >= SPILL_BYTES:
+                break
+        else:
+            self._files[path] = b"".join(held)
+            return
+        spill = Path(self.spill_folder(), "whole.spill")
+        digest = hashlib.sha256()  # as file_digest has it
         try:
-            made = _joined_or_spilled(make(), lambda: Path(self.spill_folder(), "whole.spill"))
+            with open(spill, "ab") as handle:
+                offset = handle.tell()
+                for part in itertools.chain(held, parts):
+                    handle.write(part)
+                    digest.update(part)
+                size = handle.tell() - offset
         except OSError:
-            made = b"".join(make())
-        self._files[path] = made
+            self._files[path] = b"".join(make())
+            return
+        self._files[path] = Spilled(digest.hexdigest(), size, spill, offset)
 
     def add_known(self, path: str, known: _Known | Spilled | Staged) -> None:
         if path in self._files:
@@ -276,30 +295,6 @@ class Artifacts(Mapping[str, bytes]):
 
     def __len__(self) -> int:
         return len(self._files)
-
-
-def _joined_or_spilled(parts: Iterable[bytes], spill: Callable[[], Path]) -> bytes | Spilled:
-    """The parts joined; or, once they come to :data:`SPILL_BYTES`, appended one by one to the
-    file ``spill()`` names, and found there. Raises OSError when that file cannot be written."""
-    held: list[bytes] = []
-    size = 0
-    parts = iter(parts)
-    for part in parts:
-        held.append(part)
-        size += len(part)
-        if size >= SPILL_BYTES:
-            break
-    else:
-        return b"".join(held)
-    where = spill()
-    digest = hashlib.sha256()  # as file_digest has it
-    with open(where, "ab") as handle:
-        offset = handle.tell()
-        for part in itertools.chain(held, parts):
-            handle.write(part)
-            digest.update(part)
-        size = handle.tell() - offset
-    return Spilled(digest.hexdigest(), size, where, offset)
 
 
 class Lazy(Mapping[str, bytes]):
@@ -425,12 +420,6 @@ def compile_site(
         gc.unfreeze()
 
 
-def _jobs(events: int) -> int:
-    """How many processes share work over this many events, when the caller does not say."""
-    cores = os.cpu_count() or 1
-    return min(cores, 2) if events >= PARALLEL_MIN_EVENTS and cores >= 2 else 1
-
-
 def _compile_site(
     site: Site,
     previous: Manifest | None,
@@ -457,11 +446,9 @@ def _compile_site(
     todo = [e for e in order if e.id not in hits]
     if reuse is not None:  # before the workers are forked, which inherit them
         vtimezone.KNOWN.update(reuse.zones(base))
-    # The whole steps' files are made in parallel too when the site is large, even when few
-    # events changed: each of its calendars and listings is then large.
-    whole_jobs = jobs if jobs is not None else _jobs(len(order))
     if jobs is None:
-        jobs = _jobs(len(todo))
+        enough = len(todo) >= PARALLEL_MIN_EVENTS and (os.cpu_count() or 1) >= 2
+        jobs = min(os.cpu_count() or 1, 2) if enough else 1
     artifacts = Artifacts()
     notes: dict[str, dict[str, object]] = {step.name: {} for step in steps}
     for event in order:
@@ -514,13 +501,14 @@ def _compile_site(
             if not isinstance(made_whole, Lazy):
                 artifacts.update_from(made_whole)
                 continue
-            to_make: list[str] = []
-            keyed_paths: dict[str, str] = {}
             for path in sorted(made_whole):
-                key = made_whole.key(path) if reuse is not None else None
+                if reuse is None:
+                    artifacts.add_parts(path, functools.partial(made_whole.parts, path))
+                    continue
+                key = made_whole.key(path)
                 if key is not None:
-                    key = keyed_paths[path] = event_key(base, [step.name, path, key])
-                known = reuse.output(path, key) if reuse is not None and key is not None else None
+                    key = event_key(base, [step.name, path, key])
+                known = reuse.output(path, key) if key is not None else None
                 if (
                     known is not None
                     and previous is not None
@@ -531,10 +519,9 @@ def _compile_site(
                     source = _in(previous_out, path)
                     artifacts.add_known(path, _Known(known[0], known[1], source, again))
                 else:
-                    to_make.append(path)
-            _make_files(made_whole, to_make, artifacts, whole_jobs)
-            for path, key in keyed_paths.items():
-                outputs[path] = (key, artifacts.digest(path), artifacts.size(path))
+                    artifacts.add_parts(path, functools.partial(made_whole.parts, path))
+                if key is not None:
+                    outputs[path] = (key, artifacts.digest(path), artifacts.size(path))
         # The last step's files are in the artifacts now (the large ones on disk): the step's
         # own copies (the pages: a hundred megabytes with 100,000 events) are not kept while
         # the manifest is made.
@@ -708,44 +695,3 @@ def _sized(value: bytes | Spilled | Staged) -> tuple[str, int]:
     if isinstance(value, (Spilled, Staged)):
         return value.digest, value.size
     return file_digest(value), len(value)
-
-
-#: The files of a whole step that forked workers make: set before the workers are forked,
-#: which inherit it.
-_WHOLE: tuple[Lazy, list[str], str] | None = None
-
-
-def _make_files(made_whole: Lazy, todo: list[str], artifacts: Artifacts, jobs: int) -> None:
-    """The files ``todo`` of a whole step, made into ``artifacts`` as :meth:`Artifacts.
-    add_parts` makes them; with ``jobs`` of 2 or more, one file at a time by each of that
-    many forked workers (with 100,000 events the calendars and listings take seconds to
-    make, each on its own), a large file written to a spill file of the worker's own.
-    Whatever the workers could not make is made here.
-
-    The workers serialise no zone this process would keep for the next build
-    (:data:`eventfeed.vtimezone.KNOWN`): the calendars' zones are serialised when the whole
-    step weighs each calendar, before the files are made."""
-    global _WHOLE
-    done = 0
-    if jobs > 1 and len(todo) > 1:
-        _WHOLE = (made_whole, todo, artifacts.spill_folder())
-        gc.freeze()  # as for the per-event workers (:func:`_each_forked`)
-        try:
-            for start, end, part in chunks_done(_make_chunk, len(todo), jobs, least=1, most=1):
-                for path, made in zip(todo[start:end], part, strict=True):
-                    if isinstance(made, Spilled):
-                        artifacts.add_known(path, made)
-                    else:
-                        artifacts.add(path, made)
-                done = end
-        finally:
-            _WHOLE = None
-    for path in todo[done:]:
-        artifacts.add_parts(path, functools.partial(made_whole.parts, path))
-
-
-def _make_chunk(bounds: tuple[int, int]) -> list[bytes | Spilled]:
-    assert _WHOLE is not None
-    made_whole, todo, folder = _WHOLE
-    spill = Path(folder, f"{os.getpid()}.whole.spill")
-    return [_joined_or_spilled(made_whole.parts(p), lambda: spill) for p in todo[slice(*bounds)]]
