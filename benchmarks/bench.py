@@ -297,6 +297,9 @@ def eventfeed() -> list[str]:
 
 #: Disk a run takes per record at its largest (measured: about 12 GB for 100,000 records).
 DISK_PER_RECORD = 120_000
+#: Disk a run's output folder and stores keep per record until the end of the timings
+#: (measured: about 520 MB for 10,000 records).
+KEPT_PER_RECORD = 60_000
 
 
 def run_size(
@@ -331,27 +334,35 @@ def run_size(
         stages(events, root / "out-stages", env, profile)
     if runs < 1:  # --runs 0: the stages only
         return []
-    out = root / "out"
-    build = [
-        *eventfeed(),
-        "build",
-        "--events",
-        str(events),
-        "--out",
-        str(out),
-        "-q",
-        "--as-of",
-        "2023-11-14",
-    ]
+    # Each run builds into an output folder and stores of its own, all removed after the
+    # timings: on ext4, a file system that has just deleted tens of thousands of files
+    # creates new ones slowly for minutes (it passes over the inodes deleted lately), so a
+    # cold build right after deleting the last run's folders pays for that deletion (10,000
+    # records: about 2.7 s more of kernel time in the workers). A fresh checkout in CI does
+    # not. Without the disk to keep them, each run deletes the last one's, as before.
+    fresh = free >= need + runs * n * KEPT_PER_RECORD
+    if not fresh:
+        print("  (not enough disk to keep each run's folders: every cold build follows")
+        print("   the deletion of the last one's, which on ext4 makes it slower)", flush=True)
     results: dict[str, list[tuple[float, float]]] = {
         k: [] for k in ("floor", "cold", "nochange", "oneedit")
     }
     edited = next(iter(sorted(events.rglob("event-*.md"))))
     original = edited.read_text(encoding="utf-8")
+    made: list[Path] = []
     for run in range(runs):
         results["floor"].append(timed([sys.executable, "-c", FLOOR, str(events)], env))
+        out, cache = (
+            (root / f"out-{run}", root / f"cache-{run}")
+            if fresh
+            else (root / "out", root / "cache")
+        )
         shutil.rmtree(out, ignore_errors=True)
-        shutil.rmtree(root / "cache", ignore_errors=True)  # cold: no stores of earlier runs
+        shutil.rmtree(cache, ignore_errors=True)  # cold: no stores of earlier runs
+        made += [out, cache]
+        env["EVENTFEED_CACHE_DIR"] = str(cache)
+        build = [*eventfeed(), "build", "--events", str(events), "--out", str(out), "-q"]
+        build += ["--as-of", "2023-11-14"]
         results["cold"].append(timed(build, env))
         results["nochange"].append(timed(build, env))
         edited.write_text(original + f"\nEdited in run {run}.\n", encoding="utf-8")
@@ -359,6 +370,8 @@ def run_size(
         edited.write_text(original, encoding="utf-8")
         timed(build, env)  # back to the unedited state for the next run
     identical = check_identical(events, out, edited, original, build, env)
+    for folder in made:
+        shutil.rmtree(folder, ignore_errors=True)
     if keep is None:
         shutil.rmtree(root, ignore_errors=True)
     floor = statistics.median(w for w, _ in results["floor"])
