@@ -29,16 +29,13 @@ def chunks_done(
     """``work`` of the items ``0 .. count - 1`` in chunks, by ``jobs`` forked workers; each
     chunk as ``(start, end, results)``, in order, as soon as it and those before it are done.
 
-    ``work`` must be a function of its module (the workers find it by name). About eight
-    chunks per worker, each of ``least`` to ``most`` items. The chunks stop early, without
-    an error, when the workers cannot run: the caller goes on from the last ``end``.
+    ``work`` must be a function of its module (the workers find it by name). The chunks stop
+    early, without an error, when the workers cannot run: the caller goes on from the last
+    ``end``. Their sizes are :func:`_chunks`'.
     """
     if "fork" not in multiprocessing.get_all_start_methods():
         return
-    size = max(least, -(-count // (jobs * 8)))
-    if most is not None:
-        size = min(most, size)
-    chunks = [(start, min(start + size, count)) for start in range(0, count, size)]
+    chunks = _chunks(count, jobs, least, most)
     try:
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
             made = pool.map(work, chunks)
@@ -50,3 +47,21 @@ def chunks_done(
                 yield start, end, part
     except (BrokenProcessPool, OSError):  # no worker could be started
         return
+
+
+def _chunks(count: int, jobs: int, least: int, most: int | None) -> list[tuple[int, int]]:
+    """``(start, end)`` of each chunk of ``count`` items: about eight per worker, each of
+    ``least`` to ``most`` items, until each worker has two chunks' worth left; from there on a
+    quarter of a worker's share of what is left, so that the last chunks are small and the
+    workers finish at about the same time (with even chunks, one worker went on alone with
+    the last one while the other waited)."""
+    size = max(least, -(-count // (jobs * 8)))
+    if most is not None:
+        size = min(most, size)
+    found = []
+    start = 0
+    while start < count:
+        step = max(least, min(size, -(-(count - start) // (jobs * 2))))
+        found.append((start, min(start + step, count)))
+        start += step
+    return found
