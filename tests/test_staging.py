@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from eventfeed import build, write
-from eventfeed.build import Artifacts, Staged, compile_site
+from eventfeed.build import Artifacts, Spilled, Staged, compile_site
 from eventfeed.load import Site, load_site
 from eventfeed.write import write_tree
 
@@ -111,16 +111,51 @@ def test_a_rebuild_over_a_kept_tree_links_the_staged_files(
     assert snapshot(out) == expected
 
 
-def test_past_its_budget_a_worker_spills_its_files_and_the_writer_copies_them(
+def test_past_its_budget_a_worker_spills_its_files_then_they_are_staged_meanwhile(
     records: Site, expected: dict[str, bytes], out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Files a worker spilled are copied into the staging tree while the whole steps run, by
+    another process: the writer then finds every event's file in place."""
     monkeypatch.setattr(build, "STAGE_BYTES", 200_000)
+    moved: list[int] = []
+    real = build._copy_to_tree
+
+    def copying(tree: str, moves: list[tuple[str, Spilled]]) -> None:
+        moved.append(len(moves))
+        assert all(spilled.spill.name.endswith(".spill") for _, spilled in moves)
+        real(tree, moves)
+
+    monkeypatch.setattr(build, "_copy_to_tree", copying)
     made = compile_site(records, None, NOW, as_of=AS_OF, jobs=2)
-    staged = {path for path in made if made.staged(path) is not None}
+    assert moved == []  # it ran in the forked process, not here
+    events = {path for path in expected if path.startswith("events/")}
+    assert {path for path in made if made.staged(path) is not None} == events
+    assert all(made.spilled(path) is None for path in events)
+    assert made.staging is not None
+    spills = [p for p in Path(made.staging).parent.iterdir() if p.name.endswith(".spill")]
+    assert sum(p.stat().st_size for p in spills) > 0  # past the budget, the workers spilled
+    copies = counting(monkeypatch, "copy_file_range")
+    write_tree(out, made, events_dir=None)
+    assert snapshot(out) == expected
+    assert copies == []  # the whole-site files here are small: nothing copied at all
+
+
+def test_spilled_files_the_copy_could_not_stage_are_copied_by_the_writer(
+    records: Site, expected: dict[str, bytes], out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy that fails half-way (here after leaving a wrong file in the staging tree) leaves
+    the files spilled; the writer copies them over whatever the copy left."""
+    monkeypatch.setattr(build, "STAGE_BYTES", 200_000)
+
+    def failing(tree: str, moves: list[tuple[str, Spilled]]) -> None:
+        path, _ = moves[0]
+        Path(tree, *path.split("/")).write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(build, "_copy_to_tree", failing)
+    made = compile_site(records, None, NOW, as_of=AS_OF, jobs=2)
     spilled = {path for path in made if made.spilled(path) is not None}
-    assert staged
     assert {path for path in spilled if path.startswith("events/")}
-    assert staged | spilled >= {path for path in expected if path.startswith("events/")}
     write_tree(out, made, events_dir=None)
     assert snapshot(out) == expected
 

@@ -342,9 +342,12 @@ def _link(trust: _Trust, path: str, target: str, size: int, digest: str) -> bool
 class _Spill(Protocol):
     """Where a file of the build is in a spill file (:class:`eventfeed.build.Spilled`)."""
 
-    spill: Path
-    offset: int
-    size: int
+    @property
+    def spill(self) -> Path: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def size(self) -> int: ...
 
 
 def _fill(
@@ -399,7 +402,7 @@ def _fill(
             if source is not None and _link_staged(source, target):
                 continue
             where = spilled(path)
-            if where is None or not _copy_spilled(where, target, spills):
+            if where is None or not copy_spilled(where, target, spills):
                 Path(target).write_bytes(artifacts[path])  # one call per file: faults test it
         if present:
             _prune(tmp, present)
@@ -510,7 +513,7 @@ def _spare(out: Path) -> tuple[Path, dict[str, int]] | None:
     return place, present
 
 
-def _copy_spilled(where: _Spill, target: str, spills: dict[Path, int]) -> bool:
+def copy_spilled(where: _Spill, target: str, spills: dict[Path, int]) -> bool:
     """Copy a file the build spilled to disk (:class:`eventfeed.build.Spilled`) into
     ``target`` inside the kernel, without reading it into memory; False where the system
     cannot (then the caller writes it)."""
