@@ -1014,6 +1014,7 @@ def shell(settings: Settings, folder: str) -> Shell:
 
 #: The values of an event page's frame (``event.html``) that differ from page to page.
 _FRAME_VALUES = ("title", "description", "canonical", "json_ld", "main")
+_MAIN = _FRAME_VALUES.index("main")
 
 
 def _frame(template: Template, values: dict[str, Any]) -> tuple[str | int, ...] | None:
@@ -1094,10 +1095,19 @@ class EventPages:
                 title=title, description=description, json_ld=ld, main=Markup("".join(main))
             )
             return self.template.render(values).encode("utf-8")
-        # in the order of _FRAME_VALUES, escaped as the template escapes them
-        shown = (h(title), h(description), h(url), ld, "".join(main))
-        text = [shown[piece] if isinstance(piece, int) else piece for piece in self.frame]
-        return "".join(text).encode("utf-8")
+        # in the order of _FRAME_VALUES, escaped as the template escapes them; each piece is
+        # encoded on its own: joined as text, the whole page would be as wide as its widest
+        # character (a body in Cyrillic), copied twice and encoded as a whole
+        shown = (h(title), h(description), h(url), ld)
+        text: list[str] = []
+        for piece in self.frame:
+            if type(piece) is str:
+                text.append(piece)
+            elif piece == _MAIN:
+                text += main
+            else:
+                text.append(shown[piece])
+        return b"".join([piece.encode("utf-8") for piece in text])
 
 
 def event_pages(settings: Settings) -> EventPages:
