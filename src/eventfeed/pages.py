@@ -1101,7 +1101,7 @@ class EventPages:
         shown = (h(title), h(description), h(url), ld)
         text: list[str] = []
         for piece in self.frame:
-            if type(piece) is str:
+            if isinstance(piece, str):
                 text.append(piece)
             elif piece == _MAIN:
                 text += main
