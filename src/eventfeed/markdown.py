@@ -219,8 +219,68 @@ def to_text(body: str, base_url: str) -> str:
 
 def _clean(raw: str, base_url: str) -> str:
     """Sanitise rendered HTML; relative links become absolute, unsafe ones are dropped."""
-    cleaned: str = _cleaner(base_url).clean(raw)
+    cleaned = _clean_plain(raw, base_url) if _is_plain(raw) else None
+    if cleaned is None:
+        cleaned = _cleaner(base_url).clean(raw)
     return cleaned.strip() + "\n" if cleaned.strip() else ""
+
+
+#: The tags of HTML the sanitiser would only rewrite, not change (:func:`_is_plain`), but
+#: for links: what the parser writes for paragraphs, emphasis, code spans, lists, quotes and
+#: headings (``h1`` is not allowed).
+_PLAIN_NAMES = ("p", "strong", "em", "code", "ul", "ol", "li", "blockquote", "a")
+_PLAIN_TAGS = frozenset(
+    f"<{end}{tag}>" for tag in (*_PLAIN_NAMES, "h2", "h3", "h4", "h5", "h6") for end in ("", "/")
+) - {"<a>"}
+#: a link without a title, as the parser writes it (``"`` in a link as ``%22``)
+_PLAIN_A = re.compile(r'<a href="(?:[^"<>&\x00-\x20\x7f-\xa0]|&amp;)+">')
+_TAG = re.compile(r"<[^<>]*>")
+_ENTITIES = ("&amp;", "&lt;", "&gt;", "&quot;")
+
+
+def _is_plain(raw: str) -> bool:
+    """Whether the sanitiser would only rewrite the links of ``raw`` (and write a quote in
+    text as itself): the tags are those of :data:`_PLAIN_TAGS` and plain links, and the text
+    has nothing HTML parsing treats specially: only printable characters and line breaks (no
+    control character, no no-break space, no noncharacter) and no entity but the four the
+    parser writes. Checked with whole-string operations: a regular expression over each
+    character cost as much as the sanitiser."""
+    if not raw.replace("\n", "").isprintable():
+        return False
+    amps = raw.count("&")
+    if amps and amps != sum(map(raw.count, _ENTITIES)):
+        return False
+    tags = _TAG.findall(raw)
+    if raw.count("<") != len(tags) or raw.count(">") != len(tags):
+        return False
+    return all(_PLAIN_A.fullmatch(tag) for tag in set(tags) - _PLAIN_TAGS)
+
+
+#: A link the sanitiser keeps as it is: http(s) with a host name of plain labels (no user,
+#: no port: a link it cannot parse as a URL, an invalid host above all, it drops), or an
+#: e-mail address.
+_PLAIN_URL = re.compile(
+    r"https?://[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(?:[/?#][!#$%&'()*+,\-./0-9:;=?@A-Z_a-z~]*)?"
+    r"|mailto:[A-Za-z0-9._+\-]+@[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?"
+)
+#: the link of each ``<a>`` of such HTML (the parser writes ``"`` in a link as ``%22``)
+_PLAIN_LINK = re.compile(r'<a href="([^"]+)">')
+
+
+def _clean_plain(raw: str, base_url: str) -> str | None:
+    """What the sanitiser makes of HTML that :func:`_is_plain` accepts, without parsing it:
+    the same markup, with text written as the HTML serialiser writes it (a quote as itself)
+    and each link resolved as :func:`_cleaner` resolves it, marked ``rel`` as it marks them.
+    None when a link's scheme is not allowed (the sanitiser drops it)."""
+    parts = _PLAIN_LINK.split(raw.replace("&quot;", '"'))
+    for i in range(1, len(parts), 2):
+        link, allowed = _resolved(parts[i].replace("&amp;", "&"), base_url)
+        if not allowed or not _PLAIN_URL.fullmatch(link):
+            return None
+        shown = link.replace("&", "&amp;").replace('"', "&quot;").replace("\xa0", "&nbsp;")
+        parts[i] = f'<a href="{shown}" rel="noopener noreferrer">'
+    return "".join(parts)
 
 
 @cache
