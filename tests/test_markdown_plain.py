@@ -44,14 +44,15 @@ def test_plain_html_is_cleaned_as_the_sanitiser_cleans_it(seed: int) -> None:
         for base in ("https://example.org/site/", "https://example.org/"):
             if markdown._is_plain(raw) and markdown._clean_plain(raw, base) is not None:
                 plain += 1
-            assert markdown._clean(raw, base) == _sanitised(raw, base), body
+            assert markdown._clean(raw, base, body) == _sanitised(raw, base), body
     assert plain > 300  # the way round the sanitiser is taken, not only the sanitiser
 
 
 def test_plain_html_examples() -> None:
     raw = markdown._parser().html('He said "hi" & [left](/a?b=1&c=2).\n\n- one\n- two\n')
     assert markdown._is_plain(raw)
-    cleaned = markdown._clean(raw, "https://example.org/site/")
+    body = 'He said "hi" & [left](/a?b=1&c=2).\n\n- one\n- two\n'
+    cleaned = markdown._clean(raw, "https://example.org/site/", body)
     assert cleaned == (
         '<p>He said "hi" &amp; <a href="https://example.org/a?b=1&amp;c=2"'
         ' rel="noopener noreferrer">left</a>.</p>\n<ul>\n<li>one</li>\n<li>two</li>\n</ul>\n'
@@ -59,8 +60,28 @@ def test_plain_html_examples() -> None:
     assert cleaned == _sanitised(raw, "https://example.org/site/")
     for body in ("a\u00a0b", "<b>x</b>", "# Title", "![i](/p.png)", "[x](javascript:y)"):
         raw = markdown._parser().html(body)
-        assert markdown._clean(raw, "https://example.org/") == _sanitised(
+        assert markdown._clean(raw, "https://example.org/", body) == _sanitised(
             raw, "https://example.org/"
         )
     assert not markdown._is_plain(markdown._parser().html("a\u00a0b"))
     assert not markdown._is_plain(markdown._parser().html("# Title"))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Hello <em>world",
+        'See <a href="https://evil.example/">this',
+        "x </blockquote> y",
+        "a <strong>b</em> c",
+        "<li>item",
+        "<p>open",
+        "**bold** <code>unclosed",
+    ],
+)
+def test_raw_html_always_goes_through_the_sanitiser(body: str) -> None:
+    """Raw HTML may leave tags open or close tags it never opened: the sanitiser balances
+    them, so that nothing of a body runs on into the rest of the page."""
+    raw = markdown._parser().html(body)
+    base = "https://example.org/"
+    assert markdown._clean(raw, base, body) == _sanitised(raw, base)

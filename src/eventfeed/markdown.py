@@ -197,7 +197,7 @@ def _both(body: str, base_url: str) -> tuple[str, str]:
     if found is None:
         parser = _parser()
         found = memo[key] = (
-            _clean(parser.html(body), base_url),
+            _clean(parser.html(body), base_url, body),
             _text_of(parser.events(body), base_url),
         )
     return found
@@ -206,7 +206,7 @@ def _both(body: str, base_url: str) -> tuple[str, str]:
 def to_html(body: str, base_url: str) -> str:
     """Render Markdown to sanitised HTML with absolute links."""
     if _MEMO.get() is None:
-        return _clean(_parser().html(body), base_url)
+        return _clean(_parser().html(body), base_url, body)
     return _both(body, base_url)[0]
 
 
@@ -217,9 +217,16 @@ def to_text(body: str, base_url: str) -> str:
     return _both(body, base_url)[1]
 
 
-def _clean(raw: str, base_url: str) -> str:
-    """Sanitise rendered HTML; relative links become absolute, unsafe ones are dropped."""
-    cleaned = _clean_plain(raw, base_url) if _is_plain(raw) else None
+def _clean(raw: str, base_url: str, body: str) -> str:
+    """Sanitise HTML rendered from ``body``; relative links become absolute, unsafe ones are
+    dropped.
+
+    When the body holds no ``<`` (no raw HTML, no autolink), every tag was written by the
+    parser, balanced and in order; such HTML, when it is plain (:func:`_is_plain`), is
+    cleaned without the sanitiser. Raw HTML always goes through it: an unclosed ``<a>`` or
+    ``<em>`` there, closed by the sanitiser, would otherwise run on into the rest of the page.
+    """
+    cleaned = _clean_plain(raw, base_url) if "<" not in body and _is_plain(raw) else None
     if cleaned is None:
         cleaned = _cleaner(base_url).clean(raw)
     return cleaned.strip() + "\n" if cleaned.strip() else ""
