@@ -1,4 +1,5 @@
-"""Shared fixtures: a small site folder to write records into, and a CLI runner."""
+"""Shared fixtures: a small site folder to write records into, an output folder, and a CLI
+runner."""
 
 from __future__ import annotations
 
@@ -82,6 +83,16 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SiteDir:
 
 
 Run = Callable[..., Result]
+
+
+@pytest.fixture
+def out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An output folder not made yet, alone in its parent folder, with the cache folder (and
+    so the writer's kept trees) beside it, on the same file system."""
+    monkeypatch.setenv("EVENTFEED_CACHE_DIR", str(tmp_path / "cache"))
+    target = tmp_path / "site" / "out"
+    target.parent.mkdir()
+    return target
 
 
 @pytest.fixture

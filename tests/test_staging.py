@@ -44,14 +44,6 @@ def expected(records: Site) -> dict[str, bytes]:
     return {path: made[path] for path in made}
 
 
-@pytest.fixture
-def out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("EVENTFEED_CACHE_DIR", str(tmp_path / "cache"))
-    target = tmp_path / "site" / "out"
-    target.parent.mkdir()
-    return target
-
-
 def parallel(records: Site, expected: dict[str, bytes]) -> Artifacts:
     """The build made by two workers: every event's files staged, nothing else."""
     made = compile_site(records, None, NOW, as_of=AS_OF, jobs=2)

@@ -40,14 +40,6 @@ def folders(folder: Path) -> set[str]:
     return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_dir()}
 
 
-@pytest.fixture
-def out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("EVENTFEED_CACHE_DIR", str(tmp_path / "cache"))
-    target = tmp_path / "site" / "out"
-    target.parent.mkdir()
-    return target
-
-
 def spare_of(out: Path) -> Path:
     spares = list((out.parent.parent / "cache" / "trees").iterdir())
     assert len(spares) == 1
