@@ -488,25 +488,20 @@ def outlook_url(event: Event, url: str, host: str = "outlook.office.com") -> str
     return _outlook_url(host, _outlook_query(event, _LinkFields.of(event, url)))
 
 
-def add_links(event: Event, url: str) -> tuple[Markup, Markup, Markup]:
-    """Google Calendar, Outlook (Microsoft 365) and Outlook.com links as HTML attribute values.
+#: What comes before the query of each Outlook link.
+_OUTLOOK_OFFICE = _outlook_url("outlook.office.com", "")
+_OUTLOOK_LIVE = _outlook_url("outlook.live.com", "")
+
+
+def add_links(event: Event, url: str) -> tuple[str, str, str]:
+    """Google Calendar, Outlook (Microsoft 365) and Outlook.com links as HTML attribute values
+    (escaped already), as the event pages put them in.
 
     The body and place are encoded once for all three, and both Outlooks take one query. The
     only character of these URLs that HTML escapes is the ``&`` between fields (encoded values
     hold only ``A-Za-z0-9_.~+%-``), so the fields are joined with ``&amp;`` directly: the
     same text as escaping the URLs, without scanning kilobytes of them again.
     """
-    google, outlook, outlook_live = _add_link_text(event, url)
-    return Markup(google), Markup(outlook), Markup(outlook_live)
-
-
-#: What comes before the query of each Outlook link.
-_OUTLOOK_OFFICE = _outlook_url("outlook.office.com", "")
-_OUTLOOK_LIVE = _outlook_url("outlook.live.com", "")
-
-
-def _add_link_text(event: Event, url: str) -> tuple[str, str, str]:
-    """:func:`add_links` as plain text, escaped already, as the event pages put them in."""
     fields = _LinkFields.of(event, url)
     outlook = _outlook_query(event, fields, "&amp;")
     return (
@@ -1023,8 +1018,9 @@ def _frame(template: Template, values: dict[str, Any]) -> tuple[str | int, ...] 
     the value's index there. None when the frame shows the marks' character itself (a setting
     holds it): each page is then rendered whole.
 
-    The frame shows these values as they are, never tests them, so one rendering with marks in
-    their places holds every page's text but for them."""
+    The frame shows these values as they are and tests only ``canonical``, which every event
+    page has, so one rendering with marks in their places holds every page's text but for
+    them."""
     blank = template.render(dict(values, **dict.fromkeys(_FRAME_VALUES, "")))
     if "\0" in blank:
         return None
@@ -1083,7 +1079,7 @@ class EventPages:
                 ],
                 ics=link[paths.event_ics(event.id)],
                 index=link[paths.INDEX],
-                add=_add_link_text(item.shown.event, url),
+                add=add_links(item.shown.event, url),
             )
         )
         title = event.record.title
