@@ -324,7 +324,14 @@ def test_time_zones_of_the_last_build_are_not_made_again(
         made.append((tzid, first, last))
         return real(tzid, first, last)
 
+    real_written = vtz._written  # the serialised form is written without the component
+
+    def counting_written(tzid: str, first: int, last: int) -> bytes:
+        made.append((tzid, first, last))
+        return real_written(tzid, first, last)
+
     monkeypatch.setattr(vtz, "vtimezone", counting)
+    monkeypatch.setattr(vtz, "_written", counting_written)
     work = tmp_path / "work"
     shutil.copytree(events, work / "events")
     out = work / "out"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.resources
 import io
+import itertools
 import os
 import random
 import struct
@@ -24,6 +25,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from eventfeed import vtimezone
+from eventfeed.serialise import component_bytes
 from eventfeed.vtimezone import _listed, _scanned, _tzif_data, _zone_data
 
 ZONES = sorted(zoneinfo.available_timezones())
@@ -170,3 +172,40 @@ def test_zones_whose_data_is_not_read_are_scanned(monkeypatch: pytest.MonkeyPatc
     finally:
         vtimezone._zone_data.cache_clear()
         vtimezone._year_transitions.cache_clear()
+
+
+# --- the component's bytes, written without icalendar ----------------------------------------
+
+
+def test_written_bytes_are_icalendars_for_every_zone() -> None:
+    """``vtimezone_bytes`` writes the lines itself; icalendar's serialisation of the same
+    component is the reference, for every zone over the sampled ranges of years."""
+    wrong: list[tuple[str, int, int]] = []
+    for tzid in ZONES:
+        years = _years(tzid)
+        for first, last in {(y, y) for y in years} | set(itertools.pairwise(years)):
+            reference = component_bytes(vtimezone.vtimezone(tzid, first, last))
+            if vtimezone._written(tzid, first, last) != reference:
+                wrong.append((tzid, first, last))
+    assert wrong == []
+
+
+def test_written_bytes_cover_every_form() -> None:
+    """The sample holds rules with and without UNTIL, offsets with seconds, names to escape."""
+    samples = [
+        vtimezone._written("America/New_York", 2006, 2008),  # rules end in 2006: UNTIL
+        vtimezone._written("Europe/Dublin", 1900, 1920),  # 1916: an offset of -00:25:21
+        vtimezone._written("Asia/Tokyo", 2023, 2023),
+    ]
+    text = b"".join(samples).decode()
+    assert ";UNTIL=20061029T060000Z;BYDAY=-1SU;BYMONTH=10\r\n" in text
+    assert "TZOFFSETFROM:-002521\r\n" in text
+    assert "TZID:Asia/Tokyo\r\nBEGIN:STANDARD\r\nDTSTART:20220101T000000\r\n" in text
+    for tzid, first, last in [
+        ("America/New_York", 2006, 2008),
+        ("Europe/Dublin", 1900, 1920),
+        ("Asia/Tokyo", 2023, 2023),
+    ]:
+        assert vtimezone._written(tzid, first, last) == component_bytes(
+            vtimezone.vtimezone(tzid, first, last)
+        )

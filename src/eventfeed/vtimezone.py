@@ -46,7 +46,7 @@ from zoneinfo import ZoneInfo
 from icalendar import Timezone, TimezoneDaylight, TimezoneStandard
 from icalendar.prop import vRecur, vUTCOffset
 
-from .serialise import component_bytes
+from .serialise import escape_text, fold
 
 _DAY = timedelta(days=1)
 _ZERO = timedelta(0)
@@ -378,35 +378,47 @@ def _runs(transitions: list[Transition]) -> list[_Run]:
     return runs
 
 
-def _rule_text(rules: frozenset[tuple[int, int, int]]) -> str:
+def _rule(rules: frozenset[tuple[int, int, int]]) -> tuple[int, int, int]:
     # "Last Sunday" wins over "4th Sunday" when both fit every onset seen: the database's
     # rules say "lastSun", and an open-ended last run must keep fitting in later years.
-    month, n, weekday = min(rules, key=lambda r: (r[1] >= 0, r))
+    return min(rules, key=lambda r: (r[1] >= 0, r))
+
+
+def _rule_text(rule: tuple[int, int, int]) -> str:
+    month, n, weekday = rule
     return f"FREQ=YEARLY;BYMONTH={month};BYDAY={n}{_WEEKDAYS[weekday]}"
 
 
-@lru_cache(maxsize=1024)
-def vtimezone(tzid: str, first_year: int, last_year: int) -> Timezone:
-    """The VTIMEZONE for ``tzid`` valid for local times from ``first_year`` to ``last_year``.
+@dataclass(frozen=True)
+class _Observance:
+    """One STANDARD or DAYLIGHT component of a VTIMEZONE."""
 
-    The component is shared between calendars: callers must not change it.
-    """
+    daylight: bool
+    onset: datetime  # local, naive
+    offset_from: timedelta
+    offset_to: timedelta
+    name: str
+    rule: tuple[int, int, int] | None = None  # yearly (month, n, weekday), as in _rule_text
+    until: datetime | None = None  # UTC, the last onset of the rule
+
+
+@lru_cache(maxsize=1024)
+def _observances(tzid: str, first_year: int, last_year: int) -> tuple[_Observance, ...]:
+    """The observances of :func:`vtimezone`, in their order."""
     zone = ZoneInfo(tzid)
     transitions = [
         t for year in range(first_year - 1, last_year + 1) for t in _year_transitions(tzid, year)
     ]
-    result = Timezone()
-    result.add("tzid", tzid)
     if not transitions:
         offset, daylight, name = _state(zone, datetime(first_year, 1, 1, tzinfo=UTC))
-        result.add_component(_observance(daylight, _new_year(first_year - 1), offset, offset, name))
-        return result
+        return (_Observance(daylight, _new_year(first_year - 1), offset, offset, name),)
+    found: list[_Observance] = []
     first_onset = _new_year(first_year)
     if transitions[0].onset > first_onset:
         # the offset on 1 January is defined by an onset before the range: name it
         first = transitions[0]
-        result.add_component(
-            _observance(
+        found.append(
+            _Observance(
                 not first.daylight,
                 _new_year(first_year - 1),
                 first.offset_from,
@@ -416,14 +428,45 @@ def vtimezone(tzid: str, first_year: int, last_year: int) -> Timezone:
         )
     for run in _runs(transitions):
         first = run.transitions[0]
-        component = _observance(
-            first.daylight, first.onset, first.offset_from, first.offset_to, first.name
-        )
+        rule = until = None
         if len(run.transitions) > 1:
-            rule = vRecur.from_ical(_rule_text(run.rules))
+            rule = _rule(run.rules)
             last = run.transitions[-1]
             if last.onset.year < last_year:
-                rule["UNTIL"] = [(last.onset - last.offset_from).replace(tzinfo=UTC)]
+                until = (last.onset - last.offset_from).replace(tzinfo=UTC)
+        found.append(
+            _Observance(
+                first.daylight,
+                first.onset,
+                first.offset_from,
+                first.offset_to,
+                first.name,
+                rule,
+                until,
+            )
+        )
+    return tuple(found)
+
+
+@lru_cache(maxsize=1024)
+def vtimezone(tzid: str, first_year: int, last_year: int) -> Timezone:
+    """The VTIMEZONE for ``tzid`` valid for local times from ``first_year`` to ``last_year``.
+
+    The component is shared between calendars: callers must not change it.
+    """
+    result = Timezone()
+    result.add("tzid", tzid)
+    for o in _observances(tzid, first_year, last_year):
+        component = TimezoneDaylight() if o.daylight else TimezoneStandard()
+        component.add("dtstart", o.onset)
+        component.add("tzoffsetfrom", vUTCOffset(o.offset_from))
+        component.add("tzoffsetto", vUTCOffset(o.offset_to))
+        if o.name:
+            component.add("tzname", o.name)
+        if o.rule is not None:
+            rule = vRecur.from_ical(_rule_text(o.rule))
+            if o.until is not None:
+                rule["UNTIL"] = [o.until]
             component.add("rrule", rule)
         result.add_component(component)
     return result
@@ -434,16 +477,43 @@ def _new_year(year: int) -> datetime:
     return datetime(year, 1, 1, tzinfo=UTC).replace(tzinfo=None)
 
 
-def _observance(
-    daylight: bool, onset: datetime, offset_from: timedelta, offset_to: timedelta, name: str
-) -> TimezoneStandard | TimezoneDaylight:
-    component = TimezoneDaylight() if daylight else TimezoneStandard()
-    component.add("dtstart", onset)
-    component.add("tzoffsetfrom", vUTCOffset(offset_from))
-    component.add("tzoffsetto", vUTCOffset(offset_to))
-    if name:
-        component.add("tzname", name)
-    return component
+def _written(tzid: str, first_year: int, last_year: int) -> bytes:
+    """:func:`vtimezone` serialised as icalendar serialises it, written here: its properties
+    in icalendar's order (DTSTART, then by name), with its escaping and its forms of date,
+    offset and rule (the tests compare both for every zone)."""
+    lines = ["BEGIN:VTIMEZONE", "TZID:" + escape_text(tzid)]
+    for o in _observances(tzid, first_year, last_year):
+        kind = "DAYLIGHT" if o.daylight else "STANDARD"
+        lines += ("BEGIN:" + kind, "DTSTART:" + _date_time(o.onset))
+        if o.rule is not None:
+            month, n, weekday = o.rule
+            until = "" if o.until is None else ";UNTIL=" + _date_time(o.until) + "Z"
+            lines.append(f"RRULE:FREQ=YEARLY{until};BYDAY={n}{_WEEKDAYS[weekday]};BYMONTH={month}")
+        if o.name:
+            lines.append("TZNAME:" + escape_text(o.name))
+        lines += (
+            "TZOFFSETFROM:" + _offset(o.offset_from),
+            "TZOFFSETTO:" + _offset(o.offset_to),
+            "END:" + kind,
+        )
+    lines.append("END:VTIMEZONE")
+    return b"".join([fold(line) for line in lines])
+
+
+def _date_time(moment: datetime) -> str:
+    return (
+        f"{moment.year:04}{moment.month:02}{moment.day:02}"
+        f"T{moment.hour:02}{moment.minute:02}{moment.second:02}"
+    )
+
+
+def _offset(offset: timedelta) -> str:
+    """A UTC offset (RFC 5545 section 3.3.14): seconds only when there are any."""
+    sign = "-" if offset < _ZERO else "+"
+    minutes, seconds = divmod(int(abs(offset).total_seconds()), 60)
+    hours, minutes = divmod(minutes, 60)
+    text = f"{sign}{hours:02}{minutes:02}"
+    return f"{text}{seconds:02}" if seconds else text
 
 
 #: Serialised components of an earlier build of this eventfeed (and zone data), by the
@@ -457,7 +527,5 @@ def vtimezone_bytes(tzid: str, first_year: int, last_year: int) -> bytes:
     """The serialised component, for calendars assembled from serialised parts."""
     found = KNOWN.get((tzid, first_year, last_year))
     if found is None:
-        found = KNOWN[tzid, first_year, last_year] = component_bytes(
-            vtimezone(tzid, first_year, last_year)
-        )
+        found = KNOWN[tzid, first_year, last_year] = _written(tzid, first_year, last_year)
     return found
