@@ -141,6 +141,47 @@ class _Known:
         return data
 
 
+class _Remake:
+    """Makes any file of one event again, by compiling the event again: what every file a
+    build takes from the previous out/ for that event holds (:class:`_Reused`), instead of
+    one callable per file."""
+
+    __slots__ = ("context", "event", "steps")
+
+    def __init__(self, steps: list[Compiler], context: BuildContext, event: Event) -> None:
+        self.steps = steps
+        self.context = context
+        self.event = event
+
+    def file(self, path: str) -> bytes:
+        return _again(self.steps, self.context, self.event, path)
+
+
+class _Reused:
+    """A file of an event that the previous build made under the same key, in the previous
+    out/ (``folder``): read from there when its bytes are asked for, or, when that file no
+    longer holds them, made again (:class:`_Known`, one per file of every unchanged event)."""
+
+    __slots__ = ("digest", "folder", "path", "remake", "size")
+
+    def __init__(self, digest: str, size: int, folder: Path, path: str, remake: _Remake) -> None:
+        self.digest = digest
+        self.size = size
+        self.folder = folder
+        self.path = path
+        self.remake = remake
+
+    def data(self) -> bytes:
+        try:
+            with open(_in(self.folder, self.path), "rb") as handle:
+                data = handle.read()
+        except OSError:
+            data = b""
+        if len(data) != self.size or file_digest(data) != self.digest:
+            data = self.remake.file(self.path)  # the previous out/ changed under us
+        return data
+
+
 @dataclass(frozen=True, slots=True)
 class Spilled:
     """A file written to a spill file as soon as it was made (by a forked worker, or a large
@@ -179,7 +220,7 @@ class Artifacts(Mapping[str, bytes]):
     written to a spill file as it is added (:data:`SPILL_BYTES`)."""
 
     def __init__(self) -> None:
-        self._files: dict[str, bytes | _Known | Spilled | Staged] = {}
+        self._files: dict[str, bytes | _Known | _Reused | Spilled | Staged] = {}
         self._folder: str | None = None
         #: the digests the manifest among these files names, by path, when it was made here
         #: (the writer needs them; with 100,000 events, parsing them back took a second)
@@ -247,6 +288,17 @@ class Artifacts(Mapping[str, bytes]):
         if path in self._files:
             raise DuplicatePath(path)
         self._files[path] = known
+
+    def add_reused(
+        self, files: Mapping[str, tuple[str, int]], folder: Path, remake: _Remake
+    ) -> None:
+        """Every file of one event, taken from the previous out/ in ``folder``
+        (:class:`_Reused`)."""
+        held = self._files
+        for path, (digest, size) in files.items():
+            if path in held:
+                raise DuplicatePath(path)
+            held[path] = _Reused(digest, size, folder, path, remake)
 
     def update_from(self, other: Mapping[str, bytes | Spilled | Staged]) -> None:
         for path in sorted(other):
@@ -464,32 +516,17 @@ def _compile_site(
     order = context.chronological()
     base = _base(context, steps) if reuse is not None else ""
     keys = _keys(context, steps, order, base) if reuse is not None else {}
-    hits: dict[str, Entry] = {}
+    artifacts = Artifacts()
+    notes: dict[str, dict[str, object]] = {step.name: {} for step in steps}
     if reuse is not None and previous is not None and previous_out is not None:
-        for event in order:
-            entry = reuse.get(event.id, keys[event.id])
-            if entry is not None and all(
-                previous.files.get(path) == digest for path, (digest, _) in entry.files.items()
-            ):
-                hits[event.id] = entry
-    todo = [e for e in order if e.id not in hits]
+        todo = _reused(steps, context, order, keys, reuse, previous, previous_out, artifacts, notes)
+    else:
+        todo = order
     if reuse is not None:  # before the workers are forked, which inherit them
         vtimezone.KNOWN.update(reuse.zones(base))
     if jobs is None:
         enough = len(todo) >= PARALLEL_MIN_EVENTS and (os.cpu_count() or 1) >= 2
         jobs = min(os.cpu_count() or 1, 2) if enough else 1
-    artifacts = Artifacts()
-    notes: dict[str, dict[str, object]] = {step.name: {} for step in steps}
-    for event in order:
-        entry = hits.get(event.id)
-        if entry is not None:
-            for path, (digest, size) in sorted(entry.files.items()):
-                assert previous_out is not None
-                again = functools.partial(_again, steps, context, event, path)
-                artifacts.add_known(path, _Known(digest, size, _in(previous_out, path), again))
-            for name, note in entry.notes.items():
-                notes[name][event.id] = note
-    del hits
 
     def take(made: Iterable[tuple[Event, Made]]) -> None:
         """Keep what the whole steps need of a batch of compiled events (their files, or
@@ -591,6 +628,41 @@ def _whole(
     manifest = Manifest(as_of=context.as_of, events=history, files=digests)
     artifacts.add_parts(paths.MANIFEST, manifest.parts)
     artifacts.manifest_files = digests
+
+
+def _reused(
+    steps: list[Compiler],
+    context: BuildContext,
+    order: list[Event],
+    keys: Mapping[str, str],
+    reuse: EventCache,
+    previous: Manifest,
+    previous_out: Path,
+    artifacts: Artifacts,
+    notes: dict[str, dict[str, object]],
+) -> list[Event]:
+    """Take from the previous build every event whose key is unchanged and whose files the
+    previous manifest names with the stored digests: its files into ``artifacts`` (read from
+    ``previous_out``, or made again), its notes into ``notes``. Returns the other events, to
+    be compiled."""
+    todo = []
+    entries = reuse.entries
+    old = previous.files
+    for event in order:
+        entry = entries.get(event.id)
+        if entry is None or entry.key != keys[event.id]:
+            todo.append(event)
+            continue
+        files = entry.files
+        for path, (digest, _) in files.items():
+            if old.get(path) != digest:
+                todo.append(event)
+                break
+        else:
+            artifacts.add_reused(files, previous_out, _Remake(steps, context, event))
+            for name, note in entry.notes.items():
+                notes[name][event.id] = note
+    return todo
 
 
 def _in(folder: Path, path: str) -> str:
