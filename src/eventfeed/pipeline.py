@@ -6,6 +6,7 @@ the order of these steps (the target is checked before a manifest in it is trust
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
@@ -40,15 +41,21 @@ def compile_into(
     site = load_site(events_dir, strict=strict, today=clock.date(), store=store)
     if loaded is not None:
         loaded(site)
-    if writing:
-        check_target(out_dir, events_dir=events_dir)  # before reading a manifest that is not ours
-    previous = read_manifest(out_dir)
-    if not writing and as_of is None and previous is not None:
-        as_of = previous.as_of
-    # A build that writes keeps what each event made, so the next one compiles only the
-    # events that changed; ``--check`` neither uses nor changes that store.
-    reuse = EventCache.for_out(out_dir) if writing else None
-    artifacts = compile_site(
-        site, previous, clock, as_of=as_of, reuse=reuse, previous_out=out_dir.resolve()
-    )
+    # The loaded site lives as long as the build: the cycle collector is kept from walking it
+    # while the previous build is read, as :func:`compile_site` keeps it from doing after.
+    gc.freeze()
+    try:
+        if writing:
+            check_target(out_dir, events_dir=events_dir)  # before trusting a manifest in it
+        previous = read_manifest(out_dir)
+        if not writing and as_of is None and previous is not None:
+            as_of = previous.as_of
+        # A build that writes keeps what each event made, so the next one compiles only the
+        # events that changed; ``--check`` neither uses nor changes that store.
+        reuse = EventCache.for_out(out_dir) if writing else None
+        artifacts = compile_site(
+            site, previous, clock, as_of=as_of, reuse=reuse, previous_out=out_dir.resolve()
+        )
+    finally:
+        gc.unfreeze()
     return site, artifacts
