@@ -293,44 +293,52 @@ def advance(
     result: dict[str, EventState] = {}
     for event in events:
         content, schedule = content_digests(event)
-        updated = _utc(event, event.record.updated)
-        published = _utc(event, event.record.published)
         prev = old.get(event.id)
-        if prev is None:
-            last_modified = updated or published or now
-            created = min(published or last_modified, last_modified)
-            state = EventState(
-                content=content,
-                schedule=schedule,
-                sequence=0,
-                created=created,
-                last_modified=last_modified,
-                dtstamp=last_modified,
-                published=published or created,
-                cancelled=event.cancelled,
-                source=event.source,
-            )
-        elif prev.content == content:
+        if prev is not None and prev.content == content:  # the most, at a rebuild
             state = prev if prev.source == event.source else _replace(prev, source=event.source)
         else:
-            moment = updated if updated is not None and updated > prev.last_modified else now
-            last_modified = max(moment, prev.last_modified + timedelta(seconds=1))
-            moved = prev.schedule != schedule
-            state = EventState(
-                content=content,
-                schedule=schedule,
-                sequence=prev.sequence + 1 if moved else prev.sequence,
-                created=prev.created,
-                last_modified=last_modified,
-                dtstamp=last_modified if moved else prev.dtstamp,
-                published=published if published is not None else prev.published,
-                cancelled=event.cancelled,
-                source=event.source,
-            )
+            state = _changed(event, prev, content, schedule, now)
         if event.record.sequence is not None and event.record.sequence != state.sequence:
             state = _replace(state, sequence=event.record.sequence)
         result[event.id] = state
     return result
+
+
+def _changed(
+    event: Event, prev: EventState | None, content: str, schedule: str, now: datetime
+) -> EventState:
+    """The history of an event that is new (``prev`` None) or whose content changed; only
+    these read the record's dates."""
+    updated = _utc(event, event.record.updated)
+    published = _utc(event, event.record.published)
+    if prev is None:
+        last_modified = updated or published or now
+        created = min(published or last_modified, last_modified)
+        return EventState(
+            content=content,
+            schedule=schedule,
+            sequence=0,
+            created=created,
+            last_modified=last_modified,
+            dtstamp=last_modified,
+            published=published or created,
+            cancelled=event.cancelled,
+            source=event.source,
+        )
+    moment = updated if updated is not None and updated > prev.last_modified else now
+    last_modified = max(moment, prev.last_modified + timedelta(seconds=1))
+    moved = prev.schedule != schedule
+    return EventState(
+        content=content,
+        schedule=schedule,
+        sequence=prev.sequence + 1 if moved else prev.sequence,
+        created=prev.created,
+        last_modified=last_modified,
+        dtstamp=last_modified if moved else prev.dtstamp,
+        published=published if published is not None else prev.published,
+        cancelled=event.cancelled,
+        source=event.source,
+    )
 
 
 def _replace(state: EventState, **changes: Any) -> EventState:
