@@ -229,11 +229,15 @@ class _Trust:
         return f"{self.out}{os.sep}{key}" if os.sep == "/" else os.path.join(self.out, key)
 
     def unchanged(self, key: str, info: os.stat_result) -> bool:
-        return (
-            self.cut is not None
-            and info.st_ctime_ns < self.cut
-            and self._folder(posixpath.dirname(key))
-        )
+        return self.unchanged_in(posixpath.dirname(key), info)
+
+    def unchanged_in(self, folder: str, info: os.stat_result) -> bool:
+        """:meth:`unchanged` for a file of ``folder`` (its path's folder part)."""
+        cut = self.cut
+        if cut is None or info.st_ctime_ns >= cut:
+            return False
+        known = self._folders.get(folder)
+        return known if known is not None else self._folder(folder)
 
     def _folder(self, key: str) -> bool:
         known = self._folders.get(key)
@@ -317,7 +321,7 @@ def _size(artifacts: Mapping[str, bytes], path: str) -> int:
     return int(size(path)) if size is not None else len(artifacts[path])
 
 
-def _link(trust: _Trust, path: str, target: str, size: int, digest: str) -> bool:
+def _link(trust: _Trust, path: str, folder: str, target: str, size: int, digest: str) -> bool:
     """Hard-link an unchanged file of the previous build into the new tree; False when the
     file is not there as it should be (another size, or other bytes than ``digest``), or the
     file system cannot link (then it is written).
@@ -331,7 +335,7 @@ def _link(trust: _Trust, path: str, target: str, size: int, digest: str) -> bool
         info = os.lstat(source)
         if not stat.S_ISREG(info.st_mode) or info.st_size != size:
             return False
-        if not trust.holds(path, info, digest):
+        if not (trust.unchanged_in(folder, info) or trust.holds(path, info, digest)):
             return False
         os.link(source, target, follow_symlinks=False)
     except OSError:
@@ -375,30 +379,35 @@ def _fill(
     native = os.sep == "/"
     spilled: Callable[[str], _Spill | None] = getattr(artifacts, "spilled", lambda path: None)
     staged: Callable[[str], str | None] = getattr(artifacts, "staged", lambda path: None)
+    sized: Callable[[str], int] = getattr(artifacts, "size", lambda path: len(artifacts[path]))
     spills: dict[Path, int] = {}  # spill file -> its open descriptor
+    # (with a spare tree, nearly every file is one that stays: the loop is kept lean for it)
+    new = new_files if new_files is not None else {}
+    old = old_files if old_files is not None else {}
+    kept = present if present is not None else {}
     try:
         for path in sorted(artifacts):
-            folder = posixpath.dirname(path)
+            folder = path.rpartition("/")[0]
             if folder not in made:
                 os.makedirs(
                     os.path.join(tmp, folder if native else folder.replace("/", os.sep)),
                     exist_ok=True,
                 )
                 made.add(folder)
-            source = staged(path)
-            if adopted and source is not None:
+            if adopted and staged(path) is not None:
                 continue
             target = f"{tmp}/{path}" if native else os.path.join(tmp, path.replace("/", os.sep))
-            digest = new_files.get(path) if new_files is not None else None
+            digest = new.get(path)
             # the digest, when the last build's manifest names the same: out/ may hold it
-            same = digest if old_files is not None and old_files.get(path) == digest else None
-            inode = present.pop(path, None) if present is not None else None
+            same = digest if digest is not None and old.get(path) == digest else None
+            inode = kept.pop(path, None)
             if inode is not None:
-                if same is not None and _same(trust, path, inode, _size(artifacts, path), same):
+                if same is not None and _same(trust, path, folder, inode, sized(path), same):
                     continue
                 os.unlink(target)
-            if same is not None and _link(trust, path, target, _size(artifacts, path), same):
+            if same is not None and _link(trust, path, folder, target, sized(path), same):
                 continue
+            source = staged(path)
             if source is not None and _link_staged(source, target):
                 continue
             where = spilled(path)
@@ -434,9 +443,9 @@ def _adopt(staging: str | None, place: Path) -> bool:
     return True
 
 
-def _same(trust: _Trust, path: str, inode: int, size: int, digest: str) -> bool:
-    """Whether the spare tree's file at ``path`` (inode ``inode``) is out/'s file, which
-    holds these bytes."""
+def _same(trust: _Trust, path: str, folder: str, inode: int, size: int, digest: str) -> bool:
+    """Whether the spare tree's file at ``path`` (in ``folder``; inode ``inode``) is out/'s
+    file, which holds these bytes."""
     try:
         info = os.lstat(trust.path(path))
     except OSError:
@@ -445,7 +454,7 @@ def _same(trust: _Trust, path: str, inode: int, size: int, digest: str) -> bool:
         info.st_ino == inode
         and stat.S_ISREG(info.st_mode)
         and info.st_size == size
-        and trust.holds(path, info, digest)
+        and (trust.unchanged_in(folder, info) or trust.holds(path, info, digest))
     )
 
 
