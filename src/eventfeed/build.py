@@ -160,7 +160,8 @@ class _Remake:
 class _Reused:
     """A file of an event that the previous build made under the same key, in the previous
     out/ (``folder``): read from there when its bytes are asked for, or, when that file no
-    longer holds them, made again (:class:`_Known`, one per file of every unchanged event)."""
+    longer holds them, made again. What :class:`_Known` is for a whole step's file, for each
+    file of every unchanged event; the files of one event share its :class:`_Remake`."""
 
     __slots__ = ("digest", "folder", "path", "remake", "size")
 
