@@ -56,15 +56,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from . import model
+from . import cache, model
 
 if TYPE_CHECKING:
     from .errors import Problem
     from .load import RecordFile
 
 #: 4: records packed (:func:`pack`) instead of pickled; 5: each file's metadata kept;
-#: 6: a field's default model packed as a reference to it
-FORMAT = 6
+#: 6: a field's default model packed as a reference to it; 7: metadata spelled out, not digested
+FORMAT = 7
 #: rows written with one statement
 BATCH = 500
 #: rows read with one statement (:meth:`RecordStore.expect`)
@@ -75,12 +75,10 @@ class RecordStore:
     """Parsed records by the name the user sees, each with the digest it was parsed from."""
 
     def __init__(self, path: Path) -> None:
-        from .cache import _code_digest
-
         self.path = path
-        self._base = hashlib.sha256(f"{FORMAT}\0{_code_digest()}\0".encode())
+        self._base = hashlib.sha256(f"{FORMAT}\0{cache._code_digest()}\0".encode())
         #: what the metadata signatures are taken under (another code: none is trusted)
-        self._prefix = self._base.hexdigest()
+        self._prefix = self._base.hexdigest()[:32] + ":"
         self._db: sqlite3.Connection | None = None
         self._seen: set[str] = set()
         #: what was kept beside each record found: (settings digest, content digest,
@@ -134,10 +132,8 @@ class RecordStore:
 
     @classmethod
     def for_events(cls, events_dir: Path) -> RecordStore:
-        from .cache import cache_dir
-
         name = hashlib.sha256(str(events_dir.resolve()).encode()).hexdigest()[:32]
-        return cls(cache_dir() / f"{name}.records.sqlite")
+        return cls(cache.cache_dir() / f"{name}.records.sqlite")
 
     def key(self, raw: bytes) -> str:
         """The digest a record's bytes are stored under (with eventfeed's own code)."""
@@ -150,17 +146,15 @@ class RecordStore:
         before its bytes are read; None when it changed too short a time before ``started``
         (:func:`eventfeed.cache.scan_started`, taken before the load began) to be trusted
         by it, or cannot be taken (reading it will tell why)."""
-        from .cache import record_signature, settled
-
         if self._db is None:
             return None
         try:
             info = os.stat(path)
         except (OSError, ValueError):
             return None
-        if not settled(info, started):
+        if not cache.settled(info, started):
             return None
-        return record_signature(self._prefix, source, info)
+        return cache.record_signature(self._prefix, info)
 
     def unchanged(self, source: str, signature: str | None) -> str | None:
         """The digest of the record kept for ``source`` when its file's ``signature``
