@@ -68,7 +68,9 @@ from typing import Any
 
 from . import __version__
 
-FORMAT = 2
+#: 3: a chunk's digest made of its records' digests (:func:`record_key`), which the loader
+#: gives for the records it read
+FORMAT = 3
 #: where the fingerprints are kept, instead of the user's cache folder
 CACHE_DIR_VARIABLE = "EVENTFEED_CACHE_DIR"
 
@@ -252,20 +254,44 @@ class _Chunk:
         self.names: list[str] = []
         self.paths: list[str] = []
         self.infos: list[os.stat_result] = []
+        #: the digest of each record's bytes (:func:`record_key`) as the loader read them,
+        #: by path, when it has read them (:meth:`Fingerprint.loaded`)
+        self.keys: Mapping[str, str] = {}
+        #: what a record's digest starts from (:func:`record_key_base`), when known
+        self.base: Any = None
 
     def signature(self) -> str:
         return _signature(self.folder, self.names, self.infos)
 
     def digest(self) -> str:
-        """The records' names and bytes, whatever their metadata."""
+        """The records' names and bytes, whatever their metadata: the digest of each
+        record's bytes (:func:`record_key`) given by the loader, else read here."""
         digest = hashlib.sha256(self.folder.encode("utf-8", "surrogateescape") + b"\0")
+        base = self.base or record_key_base(_code_digest())
         for path, name in zip(self.paths, self.names, strict=True):
-            data = read_head(path)
-            if len(data) > MAX_FILE_BYTES:
-                raise _Odd  # the loader refuses it
-            digest.update(name.encode("utf-8", "surrogateescape") + b"\0")
-            digest.update(len(data).to_bytes(8, "big") + data)
+            key = self.keys.get(path)
+            if key is None:
+                data = read_head(path)
+                if len(data) > MAX_FILE_BYTES:
+                    raise _Odd  # the loader refuses it
+                key = record_key(base, data)
+            digest.update(f"{name}\0{key}\0".encode("utf-8", "surrogateescape"))
         return digest.hexdigest()
+
+
+def record_key_base(code: str) -> Any:
+    """What the digest of a record's bytes starts from: eventfeed's code (``code``,
+    :func:`_code_digest`). The record store keeps a parsed record under this digest of the
+    bytes it was parsed from, and a chunk's digest is made of its records' digests, so
+    that the loader's serve the no-change check (:meth:`Fingerprint.loaded`)."""
+    return hashlib.sha256(f"records\0{code}\0".encode())
+
+
+def record_key(base: Any, data: bytes) -> str:
+    """The digest of a record's bytes: ``base`` (:func:`record_key_base`) followed by them."""
+    digest = base.copy()
+    digest.update(data)
+    return str(digest.hexdigest())
 
 
 def read_head(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES) -> bytes:
@@ -436,7 +462,12 @@ class Fingerprint:
         stored: dict[str, Any],
     ) -> None:
         self.path = path
-        self.inputs = inputs
+        self._inputs = inputs
+        #: chunks left for the loader to read (:meth:`loaded`): where each goes in
+        #: :attr:`_contents`, and the signature it is remembered by (None: too fresh)
+        self._unread: list[tuple[int, _Chunk, str | None]] = []
+        self._contents: list[str | None] = []
+        self._parts: list[str] = []
         self.settings = settings
         self._zone = zone
         self._chunks = chunks
@@ -448,12 +479,19 @@ class Fingerprint:
     def of(
         cls, events_dir: Path, out_dir: Path, clock: datetime, as_of: date | None, strict: bool
     ) -> Fingerprint | None:
-        """Digest the inputs; None when the folder holds something the loader reports."""
+        """Digest the inputs; None when the folder holds something the loader reports.
+
+        With no build remembered to compare with (a cold cache), a chunk not known by its
+        signature is not read here: the loader reads its records anyway, and the digests of
+        the bytes it read complete the inputs (:meth:`loaded`), which only saving needs."""
         path = cache_file(out_dir)
         stored = _read_cache(path)
         saved = stored.get("chunks")
         known: dict[str, object] = saved if isinstance(saved, dict) else {}
+        later = not isinstance(stored.get("inputs"), str)  # :meth:`lookup` can find nothing
         started = _now()
+        code = _code_digest()
+        base = record_key_base(code)
         try:
             if not events_dir.is_dir():
                 return None
@@ -464,31 +502,78 @@ class Fingerprint:
             settings = hashlib.sha256(raw_settings).hexdigest()
             cut = started - RACY_NS
             remembered: dict[str, str] = {}
-            digest = hashlib.sha256()
+            contents: list[str | None] = []
+            unread: list[tuple[int, _Chunk, str | None]] = []
             for chunk in chunks:
                 signature = chunk.signature()
+                settled = not any(_changed_since(chunk.infos, cut))
                 content = known.get(signature)
                 if not isinstance(content, str):
+                    chunk.base = base
+                    if later:
+                        unread.append((len(contents), chunk, signature if settled else None))
+                        contents.append(None)
+                        continue
                     content = chunk.digest()
-                if not any(_changed_since(chunk.infos, cut)):
+                if settled:
                     remembered[signature] = content
-                digest.update(f"{content}\n".encode())
+                contents.append(content)
         except (_Odd, OSError):
             return None
         zone = _zone(raw_settings, settings, stored.get("zone"))
         day = as_of or _site_day(clock, zone)
         parts = [
             str(FORMAT),
-            _code_digest(),
+            code,
             str(events_dir.resolve()),
             settings,
-            digest.hexdigest(),
+            "",  # the records' digest (:func:`_inputs_digest`)
             clock.date().isoformat(),  # the day that quiets warnings
             "strict" if strict else "",
             day.isoformat(),
         ]
-        inputs = hashlib.sha256("\n".join(parts).encode()).hexdigest()
-        return cls(path, inputs, settings, zone, remembered, stored)
+        made = cls(path, _UNKNOWN, settings, zone, remembered, stored)
+        made._parts = parts
+        made._contents = contents
+        made._unread = unread
+        if not unread:
+            made._inputs = _inputs_digest(parts, contents)
+        return made
+
+    @property
+    def inputs(self) -> str:
+        """The digest of the build's inputs. Before :meth:`loaded` has completed it, when
+        chunks were left for the loader to read, it is one that no build has."""
+        return self._inputs
+
+    def loaded(self, keys: Mapping[str, str]) -> None:
+        """Complete the inputs with the records the loader read: ``keys``, the digest of each
+        record's bytes (:func:`record_key`) as it read them, by path
+        (:attr:`eventfeed.load.Site.record_keys`). The build is made of those very bytes,
+        so the inputs describe it even when a record is changed while it runs (before or
+        after the loader reads it); each chunk is remembered by its signature, taken here
+        before the loader read the bytes: a record changed since has another one.
+
+        A record the loader did not read (the folder changed between the two scans) leaves
+        the inputs unknown: the next build is then a full one."""
+        unread, self._unread = self._unread, []
+        if not unread:
+            return
+        contents = list(self._contents)
+        found: dict[str, str] = {}
+        for index, chunk, signature in unread:
+            if not all(path in keys for path in chunk.paths):
+                return  # :attr:`inputs` stays unknown
+            chunk.keys = keys
+            try:
+                content = chunk.digest()
+            finally:
+                chunk.keys = {}
+            contents[index] = content
+            if signature is not None:
+                found[signature] = content
+        self._chunks.update(found)
+        self._inputs = _inputs_digest(self._parts, contents)
 
     def _key(self, state: _OutState) -> str:
         return hashlib.sha256(f"{self.inputs}\n{state.signature}".encode()).hexdigest()
@@ -564,6 +649,19 @@ class Fingerprint:
             os.replace(tmp, self.path)
         except OSError:
             pass
+
+
+#: the inputs of a fingerprint not completed (:meth:`Fingerprint.loaded`): never a digest
+_UNKNOWN = "unknown"
+
+
+def _inputs_digest(parts: list[str], contents: list[str | None]) -> str:
+    """The digest of a build's inputs: ``parts``, the records' one (at 4) made of every
+    chunk's ``contents``."""
+    records = hashlib.sha256("".join(f"{content}\n" for content in contents).encode())
+    return hashlib.sha256(
+        "\n".join([*parts[:4], records.hexdigest(), *parts[5:]]).encode()
+    ).hexdigest()
 
 
 def _digest(data: bytes) -> str:

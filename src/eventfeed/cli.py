@@ -300,6 +300,8 @@ def build(
         writing=not check_only,
         loaded=show_warnings,
     )
+    if fingerprint is not None:
+        fingerprint.loaded(site.record_keys)  # the records' digests, as the loader read them
     if check_only:
         stale = _differences(out_dir, artifacts)
         if stale:

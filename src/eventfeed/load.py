@@ -48,6 +48,10 @@ class Site:
     settings: Settings
     events: tuple[Event, ...]
     warnings: tuple[Problem, ...] = ()
+    #: with a record store: the digest of each record's bytes (:func:`eventfeed.cache.
+    #: record_key`) the site was made of, by the path read, for the no-change check
+    #: (:meth:`eventfeed.cache.Fingerprint.loaded`), which then need not read them again
+    record_keys: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass
@@ -55,6 +59,7 @@ class Loaded:
     settings: Settings | None = None
     events: list[Event] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    record_keys: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +179,7 @@ def _load(events_dir: Path, today: date | None, store: RecordStore | None) -> Lo
         return result
     by_id: dict[str, Event] = {}
     by_uid: dict[str, Event] = {}
+    keys = result.record_keys
     #: line of 'id' (or of the front matter) in each kept record, for the clash messages
     id_lines: dict[str, int] = {}
     settings = result.settings
@@ -220,6 +226,7 @@ def _load(events_dir: Path, today: date | None, store: RecordStore | None) -> Lo
             parsed = found
         assert parsed is not None
         if store is not None:
+            keys[os.fspath(item.path)] = key
             derived = (settings_digest, digests, checked, problems) if digests else None
             if found is None:
                 store.put(item.shown, key, blob or parsed, derived, item.signature)
@@ -290,7 +297,12 @@ def load_site(
     if failing or loaded.settings is None:
         raise ProblemsFound(loaded.problems)
     warnings = tuple(p for p in loaded.problems if p.severity is Severity.WARNING)
-    return Site(settings=loaded.settings, events=tuple(loaded.events), warnings=warnings)
+    return Site(
+        settings=loaded.settings,
+        events=tuple(loaded.events),
+        warnings=warnings,
+        record_keys=loaded.record_keys,
+    )
 
 
 def _record_files(root: Path, problems: list[Problem]) -> list[Path]:

@@ -63,7 +63,8 @@ if TYPE_CHECKING:
     from .load import RecordFile
 
 #: 4: records packed (:func:`pack`) instead of pickled; 5: each file's metadata kept;
-#: 6: a field's default model packed as a reference to it; 7: metadata spelled out, not digested
+#: 6: a field's default model packed as a reference to it; 7: metadata spelled out, not digested,
+#: and the records' digests those of the no-change check
 FORMAT = 7
 #: rows written with one statement
 BATCH = 500
@@ -76,7 +77,9 @@ class RecordStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._base = hashlib.sha256(f"{FORMAT}\0{cache._code_digest()}\0".encode())
+        # The digest of a record's bytes, which the no-change check shares (another format
+        # of the store drops every row, so the format need not be in it).
+        self._base = cache.record_key_base(cache._code_digest())
         #: what the metadata signatures are taken under (another code: none is trusted)
         self._prefix = self._base.hexdigest()[:32] + ":"
         self._db: sqlite3.Connection | None = None
@@ -136,10 +139,9 @@ class RecordStore:
         return cls(cache.cache_dir() / f"{name}.records.sqlite")
 
     def key(self, raw: bytes) -> str:
-        """The digest a record's bytes are stored under (with eventfeed's own code)."""
-        digest = self._base.copy()
-        digest.update(raw)
-        return digest.hexdigest()
+        """The digest a record's bytes are stored under (with eventfeed's own code,
+        :func:`eventfeed.cache.record_key`)."""
+        return cache.record_key(self._base, raw)
 
     def signature(self, source: str, path: str | os.PathLike[str], started: int) -> str | None:
         """The signature of the file ``path`` (of the record ``source``) as it is now, taken
