@@ -18,7 +18,10 @@ its index, the records are trusted by their file-system metadata. They are taken
 (one folder's records, cut where a file name's checksum says so, so that adding a record
 changes one chunk, not all that follow); a chunk's *signature* is every record's name, size,
 modification and change times (nanoseconds), inode and device, and the cache maps signatures
-to digests of the records' bytes. A chunk whose signature is known is not read again.
+to digests of the records' bytes. A chunk whose signature is known is not read again. With
+no build remembered (a cold cache) nothing is compared, so a chunk not known is not read here
+either: its digest is made after the loader, of the digests of the bytes the loader read,
+which are those the build is made of (:meth:`Fingerprint.loaded`).
 
 What this can and cannot see:
 
