@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import gc
 import hashlib
+import marshal
 import os
 import stat
 from collections.abc import Iterable, Iterator
@@ -27,7 +28,7 @@ from .errors import Problem, ProblemsFound, Severity, errors_in
 from .event import Event
 from .frontmatter import MAX_FILE_BYTES, FrontMatterError, KeyPath, read_document, read_yaml_file
 from .model import WINDOWS_DEVICES, Record, Settings, is_slug
-from .recordstore import RecordStore, pack, unpack
+from .recordstore import ID_LINE, PACKED_LINES, RecordStore, pack, unpack
 from .state import content_digests
 from .workers import chunks_done
 
@@ -62,12 +63,18 @@ class Loaded:
     record_keys: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RecordFile:
     """One record file read, parsed and validated: what it says on its own.
 
     It depends on the file's bytes and name only (and the zone database the model checks zones
     against), never on the settings, so it can be kept across builds while the file is unchanged.
+
+    One read back from the record store (:func:`eventfeed.recordstore.unpack`) holds its
+    :attr:`lines` still packed, with the line of its id beside them: a rebuild's loader
+    needs no other line unless two records clash, and making the lines of every record kept
+    cost about a tenth of its load. They are made on first use. (Hence no slots: an
+    attribute not set yet is one of the instance's dictionary.)
     """
 
     #: the path as the user names it, for messages (``events/2022/x.md``)
@@ -80,6 +87,21 @@ class RecordFile:
     lines: dict[KeyPath, int]
     #: line of the opening ``---``
     first_line: int
+
+    def __getattr__(self, name: str) -> Any:
+        # Reached only for an attribute not set: the lines of a record still packed.
+        packed = self.__dict__.get(PACKED_LINES) if name == "lines" else None
+        if packed is None:
+            raise AttributeError(name)
+        lines = marshal.loads(packed)
+        object.__setattr__(self, "lines", lines)
+        return lines
+
+    @property
+    def id_line(self) -> int:
+        """The line of its ``id`` field (1 when it has none), for the clash messages."""
+        known = self.__dict__.get(ID_LINE)
+        return known if type(known) is int else self.lines.get(("id",), 1)
 
 
 def display_path(path: Path) -> str:
@@ -238,14 +260,13 @@ def _load(events_dir: Path, today: date | None, store: RecordStore | None) -> Lo
         event = _event_of(parsed, settings)
         if digests is not None:
             event.keep_digests(digests)
-        lines = parsed.lines
+        id_line = parsed.id_line
         other = by_id.get(event.id)
         if other is not None:
-            line = lines.get(("id",), 1)
             result.problems.append(
                 Problem(
                     event.source,
-                    line,
+                    id_line,
                     "id",
                     f"id '{event.id}' is already used by {other.source}",
                     hint="give one of the two records another id (or file name)",
@@ -269,7 +290,7 @@ def _load(events_dir: Path, today: date | None, store: RecordStore | None) -> Lo
             result.problems.append(
                 Problem(
                     event.source,
-                    lines.get(("uid",), lines.get(("id",), 1)),
+                    parsed.lines.get(("uid",), id_line),
                     "uid",
                     f"calendar UID '{event.uid}' is already used by {twin.source}",
                     hint="remove 'uid' from one of the two records, or give it another value",
@@ -278,7 +299,7 @@ def _load(events_dir: Path, today: date | None, store: RecordStore | None) -> Lo
             continue
         by_id[event.id] = event
         by_uid[uid_key] = event
-        id_lines[event.source] = lines.get(("id",), 1)
+        id_lines[event.source] = id_line
     if store is not None:
         store.save()
     result.events = sorted(by_id.values(), key=lambda e: e.id)

@@ -64,8 +64,8 @@ if TYPE_CHECKING:
 
 #: 4: records packed (:func:`pack`) instead of pickled; 5: each file's metadata kept;
 #: 6: a field's default model packed as a reference to it; 7: metadata spelled out, not digested,
-#: and the records' digests those of the no-change check
-FORMAT = 7
+#: and the records' digests those of the no-change check; 8: the lines of a record packed apart
+FORMAT = 8
 #: rows written with one statement
 BATCH = 500
 #: rows read with one statement (:meth:`RecordStore.expect`)
@@ -381,6 +381,10 @@ _FIELDS_SET: tuple[dict[int, set[str]], ...] = tuple({} for _ in _MODELS)
 _BITS: dict[tuple[int, frozenset[str]], int] = {}
 
 _new = object.__new__
+#: where a record read back packed keeps its packed lines and the line of its id
+#: (:class:`eventfeed.load.RecordFile`), in the instance's dictionary
+PACKED_LINES = "_packed_lines"
+ID_LINE = "_id_line"
 _set = object.__setattr__
 
 
@@ -390,15 +394,17 @@ class _NotPacked(Exception):
 
 def pack(parsed: RecordFile) -> bytes:
     """A record as the store keeps it: packed (:func:`unpack` gives it back), or pickled
-    when it holds a value the packed form does not spell."""
+    when it holds a value the packed form does not spell. Its lines are packed apart, to
+    be made only when asked for (:class:`eventfeed.load.RecordFile`)."""
     try:
         packed = (
             parsed.source,
             parsed.id,
             _pack(parsed.record),
             parsed.body,
-            parsed.lines,
+            marshal.dumps(parsed.lines),
             parsed.first_line,
+            parsed.id_line,
         )
         if type(parsed.source) is not str or type(parsed.body) is not str:
             raise _NotPacked
@@ -415,10 +421,19 @@ def unpack(data: bytes) -> RecordFile | None:
             found = pickle.loads(data[1:])
         elif data[:1] == _PACKED:
             fields = marshal.loads(memoryview(data)[1:])
-            source, id_, record, body, lines, first_line = fields
-            if type(record) is not list:
+            source, id_, record, body, lines, first_line, id_line = fields
+            if type(record) is not list or type(lines) is not bytes or type(id_line) is not int:
                 return None
-            found = made(source, id_, _unpack(record), body, lines, first_line)
+            found = _new(made)
+            found.__dict__.update(
+                source=source,
+                id=id_,
+                record=_unpack(record),
+                body=body,
+                first_line=first_line,
+            )
+            found.__dict__[PACKED_LINES] = lines
+            found.__dict__[ID_LINE] = id_line
         else:
             return None
     except Exception:  # anything a damaged row can raise means: parse the record again
