@@ -70,6 +70,8 @@ FORMAT = 8
 BATCH = 500
 #: rows read with one statement (:meth:`RecordStore.expect`)
 AHEAD = 200
+#: the problems of a record whose checks found none, as kept
+_NO_PROBLEMS = pickle.dumps([], pickle.HIGHEST_PROTOCOL)
 
 
 class RecordStore:
@@ -248,6 +250,8 @@ class RecordStore:
         digests = (found[1], found[2]) if found[0] == settings else None
         if found[3] != checked:
             return digests, None
+        if found[4] == _NO_PROBLEMS:
+            return digests, []  # nearly every record: nothing to unpickle
         try:
             problems = pickle.loads(found[4])
         except (pickle.UnpicklingError, EOFError, AttributeError, ValueError):
