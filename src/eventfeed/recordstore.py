@@ -334,10 +334,16 @@ class RecordStore:
             self.close()
 
     def close(self) -> None:
+        """Close the database and let go of what was read of it: a closed store holds
+        nothing (the build that loaded through it keeps it until it ends; with 100,000
+        records, the names, digests and signatures read take about 35 MB)."""
         if self._db is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._db.close()
             self._db = None
+        self._keys, self._files, self._derived = {}, {}, {}
+        self._expected, self._position, self._ahead = [], {}, {}
+        self._seen = set()
 
 
 # The packed form of a record. A value is kept as it is when ``marshal`` writes it exactly
