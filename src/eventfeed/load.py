@@ -344,59 +344,68 @@ def _record_paths(root: Path, problems: list[Problem]) -> list[tuple[str, str]]:
     Folders are visited top-down in name order, as ``os.walk`` would; names come from one
     directory listing each, so a plain file costs no system call of its own until it is read.
     """
-    real_root = root.resolve()
-    base = display_path(root)
     found: list[tuple[tuple[str, ...], str, str]] = []
-
-    def visit(folder: str, parts: tuple[str, ...]) -> None:
-        try:
-            with os.scandir(folder) as listing:
-                entries = list(listing)
-        except OSError:
-            return  # an unreadable folder is skipped, as os.walk skips it
-        folders: list[os.DirEntry[str]] = []
-        files: list[os.DirEntry[str]] = []
-        for entry in entries:
-            try:
-                is_dir = entry.is_dir()
-            except OSError:
-                is_dir = False
-            (folders if is_dir else files).append(entry)
-        folders = sorted(
-            (d for d in folders if not d.name.startswith((".", "_"))), key=lambda d: d.name
-        )
-        for entry in list(folders):
-            if entry.is_symlink():
-                problems.append(
-                    Problem(
-                        display_path(Path(entry.path)),
-                        0,
-                        "",
-                        "symbolic links to folders are not followed",
-                        hint="move the records into the events folder",
-                        severity=Severity.WARNING,
-                    )
-                )
-                folders.remove(entry)
-        for entry in sorted(files, key=lambda f: f.name):
-            name = entry.name
-            if not name.endswith(".md") or name in IGNORED_NAMES or name.startswith((".", "_")):
-                continue
-            path = entry.path
-            if entry.is_symlink() or not _is_plain_file(entry):
-                problem = _unsafe_file(Path(path), real_root)
-                if problem:
-                    problems.append(problem)
-                    continue
-            relative = "/".join((*parts, name))
-            shown = relative if base == "." else f"{base.rstrip('/')}/{relative}"
-            found.append(((*parts, name), path, shown))
-        for entry in folders:
-            visit(entry.path, (*parts, entry.name))
-
-    visit(os.fspath(root), ())
+    _visit(os.fspath(root), (), root.resolve(), display_path(root), found, problems)
     found.sort(key=lambda item: item[0])
     return [(path, shown) for _, path, shown in found]
+
+
+def _visit(
+    folder: str,
+    parts: tuple[str, ...],
+    real_root: Path,
+    base: str,
+    found: list[tuple[tuple[str, ...], str, str]],
+    problems: list[Problem],
+) -> None:
+    """Add the records of ``folder`` (at ``parts`` under the events folder) and of its
+    folders to ``found``. (A function of the module, not one nested in its caller: a nested
+    function that calls itself is a reference cycle, which kept the list of every record
+    found for the cycle collector to free, at a pass over the whole loaded site.)"""
+    try:
+        with os.scandir(folder) as listing:
+            entries = list(listing)
+    except OSError:
+        return  # an unreadable folder is skipped, as os.walk skips it
+    folders: list[os.DirEntry[str]] = []
+    files: list[os.DirEntry[str]] = []
+    for entry in entries:
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            is_dir = False
+        (folders if is_dir else files).append(entry)
+    folders = sorted(
+        (d for d in folders if not d.name.startswith((".", "_"))), key=lambda d: d.name
+    )
+    for entry in list(folders):
+        if entry.is_symlink():
+            problems.append(
+                Problem(
+                    display_path(Path(entry.path)),
+                    0,
+                    "",
+                    "symbolic links to folders are not followed",
+                    hint="move the records into the events folder",
+                    severity=Severity.WARNING,
+                )
+            )
+            folders.remove(entry)
+    for entry in sorted(files, key=lambda f: f.name):
+        name = entry.name
+        if not name.endswith(".md") or name in IGNORED_NAMES or name.startswith((".", "_")):
+            continue
+        path = entry.path
+        if entry.is_symlink() or not _is_plain_file(entry):
+            problem = _unsafe_file(Path(path), real_root)
+            if problem:
+                problems.append(problem)
+                continue
+        relative = "/".join((*parts, name))
+        shown = relative if base == "." else f"{base.rstrip('/')}/{relative}"
+        found.append(((*parts, name), path, shown))
+    for entry in folders:
+        _visit(entry.path, (*parts, entry.name), real_root, base, found, problems)
 
 
 def _is_plain_file(entry: os.DirEntry[str]) -> bool:
