@@ -38,6 +38,9 @@ as validation made them (equal values of the same types, the same fields set) wi
 the validators. A general pickle of a record took about 35 us to read back, most of it in
 looking up a class or a function by name for every model, date and enum member inside; the
 packed form names none. A record holding a value the packed form does not spell is pickled.
+The line of every key, which only messages need, is packed apart, with the line of the id
+beside it: a record read back makes its lines only when asked for them
+(:class:`eventfeed.load.RecordFile`).
 """
 
 from __future__ import annotations
