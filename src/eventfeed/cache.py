@@ -286,7 +286,8 @@ def record_key_base(code: str) -> Any:
     """What the digest of a record's bytes starts from: eventfeed's code (``code``,
     :func:`_code_digest`). The record store keeps a parsed record under this digest of the
     bytes it was parsed from, and a chunk's digest is made of its records' digests, so
-    that the loader's serve the no-change check (:meth:`Fingerprint.loaded`)."""
+    that the digests the loader takes serve the no-change check too
+    (:meth:`Fingerprint.loaded`)."""
     return hashlib.sha256(f"records\0{code}\0".encode())
 
 
