@@ -515,6 +515,7 @@ class Fingerprint:
                 if not isinstance(content, str):
                     chunk.base = base
                     if later:
+                        chunk.infos = []  # taken: the digest needs only the names and paths
                         unread.append((len(contents), chunk, signature if settled else None))
                         contents.append(None)
                         continue

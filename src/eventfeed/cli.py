@@ -290,6 +290,11 @@ def build(
         warned = format_problems(site.warnings, "text") if site.warnings else ""
         if warned and not quiet:
             click.echo(warned, err=True)
+        if fingerprint is not None:
+            # The records' digests, as the loader read them, complete the fingerprint now:
+            # neither they nor the records' metadata it kept are held while the build runs.
+            fingerprint.loaded(site.record_keys)
+            site.record_keys.clear()
 
     site, artifacts = compile_into(
         events_dir,
@@ -300,8 +305,6 @@ def build(
         writing=not check_only,
         loaded=show_warnings,
     )
-    if fingerprint is not None:
-        fingerprint.loaded(site.record_keys)  # the records' digests, as the loader read them
     if check_only:
         stale = _differences(out_dir, artifacts)
         if stale:
