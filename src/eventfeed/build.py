@@ -131,14 +131,19 @@ class _Known:
     again: Callable[[], bytes]
 
     def data(self) -> bytes:
-        try:
-            with open(self.source, "rb") as handle:
-                data = handle.read()
-        except OSError:
-            data = b""
-        if len(data) != self.size or file_digest(data) != self.digest:
-            data = self.again()  # the previous out/ changed under us: make it again
-        return data
+        data = _previous(self.source, self.size, self.digest)
+        return self.again() if data is None else data
+
+
+def _previous(source: str, size: int, digest: str) -> bytes | None:
+    """The bytes of the previous build's file ``source``; None when it no longer holds them
+    (the previous out/ changed under the build: the caller makes the file again)."""
+    try:
+        with open(source, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    return data if len(data) == size and file_digest(data) == digest else None
 
 
 class _Remake:
@@ -173,14 +178,8 @@ class _Reused:
         self.remake = remake
 
     def data(self) -> bytes:
-        try:
-            with open(_in(self.folder, self.path), "rb") as handle:
-                data = handle.read()
-        except OSError:
-            data = b""
-        if len(data) != self.size or file_digest(data) != self.digest:
-            data = self.remake.file(self.path)  # the previous out/ changed under us
-        return data
+        data = _previous(_in(self.folder, self.path), self.size, self.digest)
+        return self.remake.file(self.path) if data is None else data
 
 
 @dataclass(frozen=True, slots=True)
