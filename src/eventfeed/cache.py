@@ -52,7 +52,6 @@ the parser, the compilers or their libraries, so that a no-change build stays sh
 from __future__ import annotations
 
 import contextlib
-import gc
 import hashlib
 import json
 import os
@@ -100,21 +99,6 @@ WAIT_FILES = 256
 
 #: the clock that file times are compared with
 _now = time.time_ns
-
-
-@contextlib.contextmanager
-def _no_collection() -> Iterator[None]:
-    """The cycle collector paused while objects that are all kept are made (the metadata of
-    every file of out/, after a build): they could start a collection that walks everything
-    the build holds (its loaded site among it) and frees nothing, a tenth of a second at
-    10,000 records."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def cache_dir() -> Path:
@@ -620,7 +604,11 @@ class Fingerprint:
         out = out_dir.resolve()
         if len(written) > WAIT_FILES and _fine_times(out / MANIFEST):
             time.sleep(FINE_RACY_NS / 1e9)
-        with _no_collection():
+        # The metadata of every file of out/ is made with the collector paused: it could start
+        # a collection that walks all the build still holds and frees nothing.
+        from .load import collector_paused  # (loaded by the build by now)
+
+        with collector_paused():
             state = _out_state(out)
         racy: dict[str, str] = {}
         for name in state.racy if state is not None else ():
