@@ -143,19 +143,29 @@ def test_a_worker_that_dies_leaves_the_rest_to_the_build(
     parent = os.getpid()
     real = build_module._each
     doomed = max(site.events, key=lambda e: e.sort_key).id  # in the last chunk
-    store = tmp_path / "two.sqlite"
+    # Written once the build has taken a chunk from the workers. (The store's file is made
+    # when the store is opened, before any chunk: a worker that died as soon as it existed
+    # could take the chunks already done with it, and the build then made every event itself.)
+    taken = tmp_path / "taken"
+    put = EventCache.put
     here: list[str] = []
+
+    def taking(cache: EventCache, entries: Any) -> None:
+        put(cache, entries)
+        if os.getpid() == parent:
+            taken.touch()
 
     def dying(steps: Any, context: Any, events: Any) -> Any:
         if os.getpid() == parent:
             here.extend(e.id for e in events)
         elif any(e.id == doomed for e in events):
             deadline = time.monotonic() + 60
-            while not store.exists() and time.monotonic() < deadline:
-                time.sleep(0.01)  # until the build has taken a chunk (and written the store)
+            while not taken.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)  # until the build has taken a chunk
             os._exit(1)
         return real(steps, context, events)
 
+    monkeypatch.setattr(EventCache, "put", taking)
     monkeypatch.setattr(build_module, "_each", dying)
     monkeypatch.setattr(build_module, "BATCH", 10)
     parallel, two = _built(site, tmp_path, "two", jobs=2)
