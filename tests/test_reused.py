@@ -17,18 +17,11 @@ from eventfeed.pipeline import compile_into
 from eventfeed.write import write_tree
 
 from .bench_records import generate
+from .test_cache import snapshot
 
 RECORDS = 40
 AS_OF = "2023-11-14"
 NOW = datetime.fromtimestamp(1700000000, UTC)
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(folder).as_posix(): p.read_bytes()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 @pytest.fixture
