@@ -219,9 +219,12 @@ class Artifacts(Mapping[str, bytes]):
     and size, and read (or made again) only when its bytes are asked for; a large file is
     written to a spill file as it is added (:data:`SPILL_BYTES`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: str | None = None) -> None:
         self._files: dict[str, bytes | _Known | _Reused | Spilled | Staged] = {}
-        self._folder: str | None = None
+        #: the spill folder: given, when it is another's (which removes it), or made on use
+        self._folder: str | None = folder
+        #: the spill file of the large files added here, in that folder
+        self._spill_name = "whole.spill" if folder is None else f"whole-{os.getpid()}.spill"
         #: the digests the manifest among these files names, by path, when it was made here
         #: (the writer needs them; with 100,000 events, parsing them back took a second)
         self.manifest_files: Mapping[str, str] | None = None
@@ -270,7 +273,7 @@ class Artifacts(Mapping[str, bytes]):
         else:
             self._files[path] = b"".join(held)
             return
-        spill = Path(self.spill_folder(), "whole.spill")
+        spill = Path(self.spill_folder(), self._spill_name)
         digest = hashlib.sha256()  # as file_digest has it
         try:
             with open(spill, "ab") as handle:
@@ -524,8 +527,12 @@ def _compile_site(
         todo = order
     if reuse is not None:  # before the workers are forked, which inherit them
         vtimezone.KNOWN.update(reuse.zones(base))
+    two = (os.cpu_count() or 1) >= 2
+    # The whole steps share out what they do between two processes when the site is large
+    # enough, whatever is left to compile of each event (:class:`_Aside`).
+    aside = jobs > 1 if jobs is not None else two and len(site.events) >= PARALLEL_MIN_EVENTS
     if jobs is None:
-        enough = len(todo) >= PARALLEL_MIN_EVENTS and (os.cpu_count() or 1) >= 2
+        enough = len(todo) >= PARALLEL_MIN_EVENTS and two
         jobs = min(os.cpu_count() or 1, 2) if enough else 1
 
     def take(made: Iterable[tuple[Event, Made]]) -> None:
@@ -551,7 +558,19 @@ def _compile_site(
         take(zip(batch, _each(steps, context, batch), strict=True))
     staged = artifacts.stage_spilled()  # while the whole steps run
     try:
-        _whole(steps, context, notes, artifacts, history, previous, previous_out, reuse, base, keys)
+        _whole(
+            steps,
+            context,
+            notes,
+            artifacts,
+            history,
+            previous,
+            previous_out,
+            reuse,
+            base,
+            keys,
+            aside,
+        )
     finally:
         staged()
     return artifacts
@@ -568,8 +587,10 @@ def _whole(
     reuse: EventCache | None,
     base: str,
     keys: Mapping[str, str],
+    aside: bool,
 ) -> None:
-    """Every whole step, then the manifest, into ``artifacts``."""
+    """Every whole step, then the manifest, into ``artifacts``; with ``aside``, the first
+    one in a forked process (:class:`_Aside`), when it can be."""
     if reuse is not None:
         reuse.keep_only(keys)  # the events of this site
     keyed = context
@@ -579,40 +600,26 @@ def _whole(
     context._memo.update(keyed._memo)
     outputs: dict[str, tuple[str, str, int]] = {}
     with markdown.memoised():
+        # The first step (the calendars) runs in a forked process, beside the others here.
+        beside = (
+            _Aside.start(steps[0], context, artifacts, reuse, base, previous, previous_out)
+            if aside
+            else None
+        )
         for step in steps:
-            made_whole = step.whole(context)
-            # A step's notes are for its own whole step, which has now run: its files are made
-            # (below), or taken from the last build and made again, if need be, from what the
-            # whole step itself holds. They are dropped before the next step runs.
-            notes.pop(step.name, None)
-            if not isinstance(made_whole, Lazy):
-                artifacts.update_from(made_whole)
+            if beside is not None and step is beside.step:
                 continue
-            for path in sorted(made_whole):
-                if reuse is None:
-                    artifacts.add_parts(path, functools.partial(made_whole.parts, path))
-                    continue
-                key = made_whole.key(path)
-                if key is not None:
-                    key = event_key(base, [step.name, path, key])
-                known = reuse.output(path, key) if key is not None else None
-                if (
-                    known is not None
-                    and previous is not None
-                    and previous_out is not None
-                    and previous.files.get(path) == known[0]
-                ):
-                    again = functools.partial(made_whole.__getitem__, path)
-                    source = _in(previous_out, path)
-                    artifacts.add_known(path, _Known(known[0], known[1], source, again))
-                else:
-                    artifacts.add_parts(path, functools.partial(made_whole.parts, path))
-                if key is not None:
-                    outputs[path] = (key, artifacts.digest(path), artifacts.size(path))
-        # The last step's files are in the artifacts now (the large ones on disk): the step's
-        # own copies (the pages: a hundred megabytes with 100,000 events) are not kept while
-        # the manifest is made.
-        del made_whole
+            _whole_step(step, context, artifacts, outputs, reuse, base, previous, previous_out)
+            # A step's notes are for its own whole step, which has now run: its files are made,
+            # or taken from the last build and made again, if need be, from what the whole
+            # step itself holds. They are dropped before the next step runs.
+            notes.pop(step.name, None)
+        if beside is not None:
+            if not beside.finish(artifacts, outputs):  # then made here
+                _whole_step(
+                    beside.step, context, artifacts, outputs, reuse, base, previous, previous_out
+                )
+            notes.pop(beside.step.name, None)
     # What the steps worked out (the renderers among it) is held by the contexts' memos, and
     # holds the contexts: a cycle that only the collector, which seldom walks the oldest
     # objects, would free. Broken here, the loaded site and what was worked out of it go as
@@ -628,6 +635,158 @@ def _whole(
     manifest = Manifest(as_of=context.as_of, events=history, files=digests)
     artifacts.add_parts(paths.MANIFEST, manifest.parts)
     artifacts.manifest_files = digests
+
+
+def _whole_step(
+    step: Compiler,
+    context: BuildContext,
+    artifacts: Artifacts,
+    outputs: dict[str, tuple[str, str, int]],
+    reuse: EventCache | None,
+    base: str,
+    previous: Manifest | None,
+    previous_out: Path | None,
+) -> None:
+    """One whole step's files into ``artifacts``: each taken from the previous build when
+    it made the file under the same key (:class:`_Known`), else made (large ones straight
+    to disk); the keys into ``outputs``. What the step gave is let go of on return (the
+    pages: a hundred megabytes with 100,000 events), unless a file taken from the previous
+    build holds it, to be made again if need be."""
+    made_whole = step.whole(context)
+    if not isinstance(made_whole, Lazy):
+        artifacts.update_from(made_whole)
+        return
+    for path in sorted(made_whole):
+        if reuse is None:
+            artifacts.add_parts(path, functools.partial(made_whole.parts, path))
+            continue
+        key = made_whole.key(path)
+        if key is not None:
+            key = event_key(base, [step.name, path, key])
+        known = reuse.output(path, key) if key is not None else None
+        if (
+            known is not None
+            and previous is not None
+            and previous_out is not None
+            and previous.files.get(path) == known[0]
+        ):
+            again = functools.partial(made_whole.__getitem__, path)
+            source = _in(previous_out, path)
+            artifacts.add_known(path, _Known(known[0], known[1], source, again))
+        else:
+            artifacts.add_parts(path, functools.partial(made_whole.parts, path))
+        if key is not None:
+            outputs[path] = (key, artifacts.digest(path), artifacts.size(path))
+
+
+class _Aside:
+    """A whole step run in a forked process while this one runs the others: the calendars
+    and the pages each take about half of the whole steps, which otherwise leave the
+    second core idle. The process sends back where each file it made is (large ones in a
+    spill file of its own, :class:`Spilled`; small ones as bytes), which it took from the
+    previous build (:class:`_Known`) and the keys; anything wrong there (an error of the
+    step, a process that cannot start or dies) and the step is run here instead, with the
+    same outcome."""
+
+    def __init__(self, step: Compiler, context: BuildContext, process: Any, receive: Any):
+        self.step = step
+        self.context = context
+        self._process = process
+        self._receive = receive
+
+    @classmethod
+    def start(
+        cls,
+        step: Compiler,
+        context: BuildContext,
+        artifacts: Artifacts,
+        reuse: EventCache | None,
+        base: str,
+        previous: Manifest | None,
+        previous_out: Path | None,
+    ) -> _Aside | None:
+        """The process started; None where it cannot be (no fork): the caller then runs the
+        step itself."""
+        if "fork" not in multiprocessing.get_all_start_methods():
+            return None
+        fork = multiprocessing.get_context("fork")
+        receive, send = fork.Pipe(duplex=False)
+        folder = artifacts.spill_folder()
+        args = (send, step, context, folder, reuse, base, previous, previous_out)
+        process = fork.Process(target=_aside_files, args=args, daemon=True)
+        try:
+            process.start()
+        except OSError:
+            receive.close()
+            send.close()
+            return None
+        send.close()
+        return cls(step, context, process, receive)
+
+    def finish(self, artifacts: Artifacts, outputs: dict[str, tuple[str, str, int]]) -> bool:
+        """What the process made, into ``artifacts`` and ``outputs``; False when it made
+        nothing (the caller runs the step)."""
+        try:
+            try:
+                sent = self._receive.recv()
+            except (EOFError, OSError):
+                return False
+        finally:
+            self._receive.close()
+            self._process.join()
+        if sent is None:
+            return False
+        files, keys, zones = sent
+        for path, value in files:
+            if isinstance(value, tuple):  # taken from the previous build there
+                digest, size, source = value
+                again = functools.partial(_whole_file, self.step, self.context, path)
+                artifacts.add_known(path, _Known(digest, size, source, again))
+            elif isinstance(value, Spilled):
+                artifacts.add_known(path, value)
+            else:
+                artifacts.add(path, value)
+        outputs.update(keys)
+        vtimezone.KNOWN.update(zones)
+        return True
+
+
+def _aside_files(
+    send: Any,
+    step: Compiler,
+    context: BuildContext,
+    folder: str,
+    reuse: EventCache | None,
+    base: str,
+    previous: Manifest | None,
+    previous_out: Path | None,
+) -> None:
+    """In the forked process of :class:`_Aside`: the step's files made into a spill file of
+    this process's own in ``folder`` (the build's), and sent back."""
+    known = set(vtimezone.KNOWN)
+    made = Artifacts(folder)
+    outputs: dict[str, tuple[str, str, int]] = {}
+    try:
+        _whole_step(step, context, made, outputs, reuse, base, previous, previous_out)
+    except Exception:  # the parent runs the step again, and reports what it raises
+        send.send(None)
+        send.close()
+        return
+    files: list[tuple[str, bytes | Spilled | tuple[str, int, str]]] = []
+    for path, value in made._files.items():
+        if isinstance(value, _Known):  # its remaking cannot be sent: the parent remakes it
+            files.append((path, (value.digest, value.size, value.source)))
+        else:
+            assert isinstance(value, (bytes, Spilled))
+            files.append((path, value))
+    zones = {k: v for k, v in vtimezone.KNOWN.items() if k not in known}
+    send.send((files, outputs, zones))
+    send.close()
+
+
+def _whole_file(step: Compiler, context: BuildContext, path: str) -> bytes:
+    """One file of a whole step, made again."""
+    return step.whole(context)[path]
 
 
 def _reused(

@@ -1,0 +1,116 @@
+"""The calendars' whole step run in a forked process beside the others (``_Aside``): the
+same bytes as made in one process, what it takes from the last build made again when the
+previous out/ changes under the build, and a process that fails or dies leaves the step to
+the build, which then reports what the step raises, without a traceback of the process."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from eventfeed import build as build_module
+from eventfeed.build import _Known, compile_site
+from eventfeed.cli import main
+from eventfeed.ical import CalendarTooLarge
+from eventfeed.load import load_site
+from eventfeed.pipeline import compile_into
+from eventfeed.write import write_tree
+
+from .bench_records import generate
+from .test_cache import snapshot
+from .test_incremental import _limited
+
+RECORDS = 40
+AS_OF = "2023-11-14"
+NOW = datetime.fromtimestamp(1700000000, UTC)
+
+
+@pytest.fixture(scope="module")
+def events(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate(tmp_path_factory.mktemp("records"), RECORDS)
+
+
+@pytest.fixture
+def finished(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """What each aside process gave back: True when it made the step, False when it did
+    not (the build then made it)."""
+    seen: list[bool] = []
+    real = build_module._Aside.finish
+
+    def spying(self: build_module._Aside, *args: object) -> bool:
+        done = real(self, *args)  # type: ignore[arg-type]
+        seen.append(done)
+        return done
+
+    monkeypatch.setattr(build_module._Aside, "finish", spying)
+    return seen
+
+
+def _dying(*args: object) -> None:
+    os._exit(3)
+
+
+def test_the_calendars_made_aside_are_the_bytes_made_in_one_process(
+    events: Path, finished: list[bool]
+) -> None:
+    site = load_site(events, today=NOW.date())
+    alone = compile_site(site, None, NOW, as_of=date.fromisoformat(AS_OF), jobs=1)
+    assert finished == []
+    beside = compile_site(site, None, NOW, as_of=date.fromisoformat(AS_OF), jobs=2)
+    assert finished == [True]
+    assert list(beside) == list(alone)
+    assert [p for p in alone if beside[p] != alone[p]] == []
+    assert any(p.startswith("calendars/") for p in alone)
+
+
+def test_an_aside_process_that_dies_leaves_the_step_to_the_build(
+    events: Path, finished: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = load_site(events, today=NOW.date())
+    alone = compile_site(site, None, NOW, as_of=date.fromisoformat(AS_OF), jobs=1)
+    monkeypatch.setattr(build_module, "_aside_files", _dying)
+    beside = compile_site(site, None, NOW, as_of=date.fromisoformat(AS_OF), jobs=2)
+    assert finished == [False]
+    assert list(beside) == list(alone)
+    assert [p for p in alone if beside[p] != alone[p]] == []
+
+
+def test_an_error_of_the_step_aside_is_the_builds_without_a_traceback(
+    events: Path, finished: list[bool], capfd: pytest.CaptureFixture[str]
+) -> None:
+    site = _limited(load_site(events, today=NOW.date()))
+    with pytest.raises(CalendarTooLarge) as raised:
+        compile_site(site, None, NOW, as_of=date.fromisoformat(AS_OF), jobs=2)
+    assert finished == [False]
+    assert "over calendars.max_bytes" in str(raised.value)
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_calendar_taken_aside_from_the_last_build_is_made_again_when_out_changes(
+    events: Path, tmp_path: Path, finished: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EVENTFEED_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    monkeypatch.setattr(build_module, "PARALLEL_MIN_EVENTS", 10)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    out = tmp_path / "out"
+    args = ["build", "--events", str(events), "--out", str(out), "--as-of", AS_OF]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    expected = snapshot(out)
+    finished.clear()
+    _, artifacts = compile_into(events, out, NOW, as_of=date.fromisoformat(AS_OF))
+    assert finished == [True]
+    calendars = sorted(p for p in expected if p.startswith("calendars/"))
+    taken = [p for p in calendars if isinstance(artifacts._files[p], _Known)]
+    assert taken == calendars  # every calendar taken from the last build, by the process
+    # Changed under the build: the writer gets the calendars' bytes made again here.
+    one, other = calendars[0], calendars[-1]
+    (out / one).write_bytes(bytes(b ^ 1 for b in expected[one]))
+    (out / other).unlink()
+    write_tree(out, artifacts, events_dir=events, files=artifacts.manifest_files)
+    assert snapshot(out) == expected
