@@ -114,3 +114,18 @@ def test_a_calendar_taken_aside_from_the_last_build_is_made_again_when_out_chang
     (out / other).unlink()
     write_tree(out, artifacts, events_dir=events, files=artifacts.manifest_files)
     assert snapshot(out) == expected
+
+
+def test_the_calendars_stay_here_while_spilled_files_are_copied(
+    events: Path, finished: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy of what the workers spilled takes the second core: the whole steps leave it
+    to the copy (with 100,000 events it is what the build waits for last)."""
+    site = load_site(events, today=NOW.date())
+    alone = compile_site(site, None, NOW, as_of=date.fromisoformat(AS_OF), jobs=1)
+    monkeypatch.setattr(build_module, "STAGE_BYTES", 0)  # every file spilled, then copied
+    copied = compile_site(site, None, NOW, as_of=date.fromisoformat(AS_OF), jobs=2)
+    assert copied.staging is not None
+    assert all(copied.staged(p) for p in copied if p.startswith("events/"))
+    assert finished == []
+    assert [p for p in alone if copied[p] != alone[p]] == []

@@ -311,23 +311,24 @@ class Artifacts(Mapping[str, bytes]):
             else:
                 self.add(path, value)
 
-    def stage_spilled(self) -> Callable[[], None]:
+    def stage_spilled(self) -> Callable[[], None] | None:
         """Start copying the files spilled so far into the staging tree, at their own paths,
         in a forked process; returns what waits for it, after which those files are
         :class:`Staged` (the writer then takes them as the workers' own, and copies
-        nothing). The copy runs while this process makes the whole steps, on the core they
-        leave idle: with 100,000 events it is 3 GB that the writer copied, alone, at the end.
-        Where the copy cannot run or fails, the files stay spilled."""
+        nothing), or None when there is nothing to copy, or the copy cannot run. The copy
+        runs while this process makes the whole steps, on the core they leave idle: with
+        100,000 events it is 3 GB that the writer copied, alone, at the end. Where the copy
+        fails, the files stay spilled."""
         moves = [(p, v) for p, v in self._files.items() if isinstance(v, Spilled)]
         forks = "fork" in multiprocessing.get_all_start_methods()
         if self.staging is None or not moves or not forks:
-            return lambda: None
+            return None
         context = multiprocessing.get_context("fork")
         process = context.Process(target=_copy_to_tree, args=(self.staging, moves), daemon=True)
         try:
             process.start()
         except OSError:
-            return lambda: None
+            return None
 
         def finish() -> None:
             process.join()
@@ -529,7 +530,8 @@ def _compile_site(
         vtimezone.KNOWN.update(reuse.zones(base))
     two = (os.cpu_count() or 1) >= 2
     # The whole steps share out what they do between two processes when the site is large
-    # enough, whatever is left to compile of each event (:class:`_Aside`).
+    # enough, whatever is left to compile of each event (:class:`_Aside`), unless the second
+    # core copies spilled files meanwhile (below).
     aside = jobs > 1 if jobs is not None else two and len(site.events) >= PARALLEL_MIN_EVENTS
     if jobs is None:
         enough = len(todo) >= PARALLEL_MIN_EVENTS and two
@@ -557,6 +559,9 @@ def _compile_site(
         batch = todo[start : start + BATCH]
         take(zip(batch, _each(steps, context, batch), strict=True))
     staged = artifacts.stage_spilled()  # while the whole steps run
+    # The copy takes the second core (with 100,000 events, cold, it is what the build waits
+    # for last): the whole steps then leave it to the copy.
+    aside = aside and staged is None
     try:
         _whole(
             steps,
@@ -572,7 +577,8 @@ def _compile_site(
             aside,
         )
     finally:
-        staged()
+        if staged is not None:
+            staged()
     return artifacts
 
 
