@@ -22,6 +22,8 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
@@ -694,7 +696,9 @@ class _Aside:
     step, a process that cannot start or dies) and the step is run here instead, with the
     same outcome."""
 
-    def __init__(self, step: Compiler, context: BuildContext, process: Any, receive: Any):
+    def __init__(
+        self, step: Compiler, context: BuildContext, process: BaseProcess, receive: Connection
+    ) -> None:
         self.step = step
         self.context = context
         self._process = process
@@ -758,7 +762,7 @@ class _Aside:
 
 
 def _aside_files(
-    send: Any,
+    send: Connection,
     step: Compiler,
     context: BuildContext,
     folder: str,
