@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from eventfeed import build as build_module
-from eventfeed import eventcache
+from eventfeed import eventcache, ical, pages
 from eventfeed.build import compile_site
 from eventfeed.eventcache import Entry, EventCache
 from eventfeed.load import Site, load_site
@@ -185,6 +185,30 @@ def test_parallel_builds_in_small_chunks_equal_a_sequential_one(
     assert list(parallel) == list(sequential)
     assert parallel == sequential
     assert stored(two) == stored(one)
+
+
+def test_workers_key_the_events_they_compile(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With forked workers, the build itself asks no compiler for an event's key: each
+    worker keys the events it compiles, to the keys of a build in one process."""
+    sequential, one = _built(site, tmp_path, "one", jobs=1)
+    parent = os.getpid()
+    asked: list[str] = []
+    for module in (ical, pages):
+        real = module.event_key
+
+        def counting(context: Any, event: Any, real: Any = real) -> str:
+            if os.getpid() == parent:
+                asked.append(event.id)
+            return str(real(context, event))
+
+        monkeypatch.setattr(module, "event_key", counting)
+    parallel, two = _built(site, tmp_path, "two", jobs=2)
+    assert asked == []
+    assert parallel == sequential
+    assert stored(two) == stored(one)
+    assert all(e.state and e.day == AS_OF.isoformat() for e in stored(two).values())
 
 
 @pytest.mark.parametrize("enabled", [True, False])

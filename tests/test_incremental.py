@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from eventfeed import build as build_module
+from eventfeed import ical, pages
 from eventfeed.build import compile_site
 from eventfeed.cli import main
 from eventfeed.ical import CalendarTooLarge
@@ -196,6 +197,64 @@ def test_an_edit_compiles_only_the_edited_event(
     edited.write_text(edited.read_text(encoding="utf-8") + "\nAnd another.\n", "utf-8")
     build(work / "events", out)
     assert len(compiled) == RECORDS
+
+
+@pytest.fixture
+def asked(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """(compiler, event id) of every key a compiler is asked for, and ("listed", event id)
+    of every event whose listing is worked out."""
+    seen: list[tuple[str, str]] = []
+    listed = pages._listed
+
+    def listing(event: Any, zone: Any, as_of: Any) -> Any:
+        seen.append(("listed", event.id))
+        return listed(event, zone, as_of)
+
+    monkeypatch.setattr(pages, "_listed", listing)
+    for name, module in (("ical", ical), ("pages", pages)):
+        real = module.event_key
+
+        def counting(context: Any, event: Any, name: str = name, real: Any = real) -> str:
+            seen.append((name, event.id))
+            return str(real(context, event))
+
+        monkeypatch.setattr(module, "event_key", counting)
+    return seen
+
+
+def test_a_rebuild_on_the_same_day_takes_unchanged_keys_from_the_store(
+    events: Path, tmp_path: Path, build: Build, asked: list[tuple[str, str]]
+) -> None:
+    """The compilers' keys depend on the event, the settings and the day: on the same day,
+    only the edited event's are asked for; on another day, every event's (and that build
+    equals a cold one)."""
+    work = tmp_path / "work"
+    shutil.copytree(events, work / "events")
+    out = work / "out"
+    build(work / "events", out)
+    ids = sorted(p.stem for p in (work / "events").rglob("event-*.md"))
+    assert sorted(set(asked)) == sorted((n, i) for n in ("ical", "listed", "pages") for i in ids)
+
+    asked.clear()
+    edited = sorted((work / "events").rglob("event-*.md"))[5]
+    edited.write_text(edited.read_text(encoding="utf-8") + "\nOne more line.\n", "utf-8")
+    build(work / "events", out)
+    # The listings place the others by their stored notes, without working out how each
+    # is listed.
+    assert sorted(set(asked)) == [(n, edited.stem) for n in ("ical", "listed", "pages")]
+
+    asked.clear()
+    manifest = tmp_path / "manifest-before.json"
+    shutil.copy(out / "manifest.json", manifest)
+    args = ["build", "--events", str(work / "events"), "--out", str(out), "--as-of", "2024-02-01"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    assert sorted(set(asked)) == sorted((n, i) for n in ("ical", "listed", "pages") for i in ids)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    shutil.copy(manifest, fresh / "manifest.json")
+    args[4] = str(fresh)
+    assert CliRunner().invoke(main, args).exit_code == 0
+    assert snapshot(fresh) == snapshot(out)
 
 
 def test_a_stored_file_that_out_no_longer_holds_is_made_again(

@@ -521,7 +521,7 @@ def _compile_site(
     steps = compilers()
     order = context.chronological()
     base = _base(context, steps) if reuse is not None else ""
-    keys = _keys(context, steps, order, base) if reuse is not None else {}
+    keys = _keys(context, steps, order, base, reuse.entries) if reuse is not None else {}
     artifacts = Artifacts()
     notes: dict[str, dict[str, object]] = {step.name: {} for step in steps}
     if reuse is not None and previous is not None and previous_out is not None:
@@ -539,11 +539,15 @@ def _compile_site(
         enough = len(todo) >= PARALLEL_MIN_EVENTS and two
         jobs = min(os.cpu_count() or 1, 2) if enough else 1
 
-    def take(made: Iterable[tuple[Event, Made]]) -> None:
+    day = context.as_of.isoformat()
+
+    def take(made: Iterable[tuple[Event, tuple[Made, Keyed | None]]]) -> None:
         """Keep what the whole steps need of a batch of compiled events (their files, or
-        where they are, and their notes), and write the batch's entries to the store."""
+        where they are, and their notes), and write the batch's entries to the store, each
+        under the event's keys: those worked out before (:func:`_keys`), or where the event
+        was compiled, or here."""
         entries = []
-        for event, parts in made:
+        for event, (parts, keyed) in made:
             files: dict[str, tuple[str, int]] = {}
             for name, (own, note) in parts.items():
                 artifacts.update_from(own)
@@ -551,19 +555,25 @@ def _compile_site(
                 files.update((p, _sized(d)) for p, d in own.items())
             if reuse is not None:
                 kept = {name: note for name, (_, note) in parts.items()}
-                entries.append((event.id, Entry(keys[event.id], files, kept)))
+                if keyed is None:
+                    keyed = keys.get(event.id) or _keyed(context, steps, base, event)
+                state, key = keyed
+                entries.append((event.id, Entry(key, files, kept, state, day)))
         if reuse is not None:
             reuse.put(entries)
 
     # The events are taken as they come: what the workers send back is never all held at once.
-    done = _each_forked(steps, context, todo, jobs, artifacts, take) if jobs > 1 else 0
+    keying = (base, keys) if reuse is not None else None
+    done = _each_forked(steps, context, todo, jobs, artifacts, take, keying) if jobs > 1 else 0
     for start in range(done, len(todo), BATCH):
         batch = todo[start : start + BATCH]
-        take(zip(batch, _each(steps, context, batch), strict=True))
+        take(zip(batch, ((made, None) for made in _each(steps, context, batch)), strict=True))
     staged = artifacts.stage_spilled()  # while the whole steps run
     # The copy takes the second core (with 100,000 events, cold, it is what the build waits
     # for last): the whole steps then leave it to the copy.
     aside = aside and staged is None
+    if reuse is not None:
+        reuse.keep_only({event.id for event in order})  # the events of this site
     try:
         _whole(
             steps,
@@ -575,7 +585,6 @@ def _compile_site(
             previous_out,
             reuse,
             base,
-            keys,
             aside,
         )
     finally:
@@ -594,13 +603,10 @@ def _whole(
     previous_out: Path | None,
     reuse: EventCache | None,
     base: str,
-    keys: Mapping[str, str],
     aside: bool,
 ) -> None:
     """Every whole step, then the manifest, into ``artifacts``; with ``aside``, the first
     one in a forked process (:class:`_Aside`), when it can be."""
-    if reuse is not None:
-        reuse.keep_only(keys)  # the events of this site
     keyed = context
     context = dataclasses.replace(context, notes=notes, files=artifacts)
     # What was worked out for the keys (orders, the pages' listed states) holds for the same
@@ -803,7 +809,7 @@ def _reused(
     steps: list[Compiler],
     context: BuildContext,
     order: list[Event],
-    keys: Mapping[str, str],
+    keys: Mapping[str, Keyed],
     reuse: EventCache,
     previous: Manifest,
     previous_out: Path,
@@ -819,7 +825,7 @@ def _reused(
     old = previous.files
     for event in order:
         entry = entries.get(event.id)
-        if entry is None or entry.key != keys[event.id]:
+        if entry is None or entry.key != keys[event.id][1]:
             todo.append(event)
             continue
         files = entry.files
@@ -851,19 +857,51 @@ def _base(context: BuildContext, steps: list[Compiler]) -> str:
     return "\0".join([_code_digest(), context.settings.model_dump_json(), *(s.name for s in steps)])
 
 
+#: An event's state key (:func:`state_key`) and cache key (:func:`_keyed`).
+Keyed = tuple[str, str]
+
+_STATE_FIELDS = operator.attrgetter(*(f.name for f in dataclasses.fields(EventState)))
+
+
+def state_key(base: str, event_id: str, state: EventState) -> str:
+    """What an event is in a build: ``base`` (:func:`_base`: eventfeed and the settings) and
+    the event's history, whose content digest covers the whole record."""
+    return event_key(base, [event_id, *map(str, _STATE_FIELDS(state))])
+
+
+def _keyed(context: BuildContext, steps: list[Compiler], base: str, event: Event) -> Keyed:
+    """An event's state key and its cache key: the state key and what each compiler's
+    ``key`` adds (what the build's day changes of the event's files, such as whether it is
+    still coming)."""
+    state = state_key(base, event.id, context.history[event.id])
+    extra = [step.key(context, event) for step in steps if step.key is not None]
+    return state, event_key(base, [state, *extra])
+
+
 def _keys(
-    context: BuildContext, steps: list[Compiler], order: list[Event], base: str
-) -> dict[str, str]:
-    """Each event's cache key: ``base`` (:func:`_base`), the event's history
-    (whose content digest covers the whole record) and what each compiler's ``key`` adds."""
-    fields = operator.attrgetter(*(f.name for f in dataclasses.fields(EventState)))
-    extra = [s.key for s in steps if s.key is not None]
+    context: BuildContext,
+    steps: list[Compiler],
+    order: list[Event],
+    base: str,
+    entries: Mapping[str, Entry],
+) -> dict[str, Keyed]:
+    """The keys of each event the store has an entry for (the others are compiled, and keyed
+    where they are). An entry made for the same state key on the same day has the key this
+    build would work out: the compilers' keys depend on nothing else (the event, the
+    settings and the day). Its key is taken, without asking the compilers, which would work
+    out how every event is listed again (with 100,000 events, most of the keys' 6 s)."""
+    day = context.as_of.isoformat()
     history = context.history
     keys = {}
     for event in order:
-        parts = [event.id, *map(str, fields(history[event.id]))]
-        parts += [key(context, event) for key in extra]
-        keys[event.id] = event_key(base, parts)
+        entry = entries.get(event.id)
+        if entry is None:
+            continue
+        state = state_key(base, event.id, history[event.id])
+        if entry.state == state and entry.day == day:
+            keys[event.id] = (state, entry.key)
+        else:
+            keys[event.id] = _keyed(context, steps, base, event)
     return keys
 
 
@@ -887,8 +925,11 @@ def _each(steps: list[Compiler], context: BuildContext, events: list[Event]) -> 
     return made
 
 
+#: The base of the keys (:func:`_base`) and the keys already worked out (:func:`_keys`).
+_Keying = tuple[str, Mapping[str, Keyed]]
+
 #: The build a forked worker serves: set before the workers are forked, which inherit it.
-_SHARED: tuple[list[Compiler], BuildContext, list[Event], str, str] | None = None
+_SHARED: tuple[list[Compiler], BuildContext, list[Event], str, str, _Keying | None] | None = None
 
 #: How many bytes of files each forked worker writes as files of their own into the staging
 #: tree; the rest go into its spill file, which the writer copies from. Many small files
@@ -905,7 +946,8 @@ def _each_forked(
     events: list[Event],
     jobs: int,
     artifacts: Artifacts,
-    take: Callable[[Iterable[tuple[Event, Made]]], None],
+    take: Callable[[Iterable[tuple[Event, tuple[Made, Keyed | None]]]], None],
+    keying: _Keying | None = None,
 ) -> int:
     """The per-event steps shared out among ``jobs`` forked workers, in chunks, each chunk
     given to ``take`` as it comes back (in the order of ``events``). Returns how many events
@@ -914,10 +956,13 @@ def _each_forked(
 
     Workers write the files they make into the staging tree of ``artifacts``
     (:meth:`Artifacts.staging_tree`), each at its own path, up to :data:`STAGE_BYTES`, then
-    into a spill file of their own in its spill folder, and send back where they are.
+    into a spill file of their own in its spill folder, and send back where they are. With
+    ``keying``, they key each event not keyed yet (:func:`_keyed`): how it is listed, which
+    its page needed, is at hand there.
     """
     global _SHARED
-    _SHARED = (steps, context, events, artifacts.staging_tree(), artifacts.spill_folder())
+    tree, folder = artifacts.staging_tree(), artifacts.spill_folder()
+    _SHARED = (steps, context, events, tree, folder, keying)
     _STAGED_FOLDERS.clear()
     _STAGED[0] = 0
     # What the workers inherit (the loaded site, above all) is moved out of the collector's
@@ -941,15 +986,20 @@ _STAGED_FOLDERS: set[str] = set()
 _STAGED = [0]
 
 
-def _each_chunk(bounds: tuple[int, int]) -> list[Made]:
+def _each_chunk(bounds: tuple[int, int]) -> list[tuple[Made, Keyed | None]]:
     """A chunk of events, each file written to the staging tree as its own file, or, past
-    :data:`STAGE_BYTES`, to this worker's spill file.
+    :data:`STAGE_BYTES`, to this worker's spill file; with each, its keys when asked for.
 
     A path the writer would refuse (:func:`eventfeed.write.check_artifact_path`) is kept in
     memory instead, to be refused there, with the build's error."""
     assert _SHARED is not None
-    steps, context, events, tree, folder = _SHARED
-    made = _each(steps, context, events[bounds[0] : bounds[1]])
+    steps, context, events, tree, folder, keying = _SHARED
+    chunk = events[bounds[0] : bounds[1]]
+    made = _each(steps, context, chunk)
+    keyed: list[Keyed | None] = [None] * len(chunk)
+    if keying is not None:
+        base, keys = keying
+        keyed = [keys.get(e.id) or _keyed(context, steps, base, e) for e in chunk]
     spill = Path(folder, f"{os.getpid()}.spill")
     with open(spill, "ab") as handle:
         for parts in made:
@@ -964,7 +1014,7 @@ def _each_chunk(bounds: tuple[int, int]) -> list[Made]:
                         handle.write(data)
                         placed[path] = Spilled(file_digest(data), len(data), spill, offset)
                 parts[name] = (cast(Mapping[str, bytes], placed), note)
-    return made
+    return list(zip(made, keyed, strict=True))
 
 
 def _stage(tree: str, path: str, data: bytes) -> bytes | Staged:

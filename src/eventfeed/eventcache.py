@@ -8,13 +8,19 @@ compiler's note. When the key is the same, the build takes the notes from here a
 from the previous out/ (the writer links them into the new tree), instead of compiling the
 event again.
 
+Working out the key asks each compiler what the build's day changes of the event (how it
+is listed, above all), which took most of a rebuild's keys. So each entry also names the
+event's state key (the base and the event's history, which covers the whole record) and the
+day it was made on: a build with both the same takes the entry's key as it is.
+
 A file is reused only when the previous build's manifest, still in out/, names it with the
 same digest; otherwise the event is compiled as if it were new. So the store can never put
 bytes into out/ that a build would not make: it only says which files of the out/ in place
 are already right, and the manifest in that out/ must agree. Entries are written as the
 build's per-event steps make them, a batch at a time (so that a build of many events never
 holds every entry, nor every pickled entry, at once), whether or not the rest of the build
-succeeds; they stay true either way, because each says only what a key produces.
+succeeds; they stay true either way, because each says only what a key produces (and which
+key a state has on a day).
 
 The store is one SQLite file per output folder in the user's cache folder, beside the
 no-change fingerprints (:mod:`eventfeed.cache`); deleting it is always safe.
@@ -42,8 +48,10 @@ from typing import Any
 from .load import collector_paused
 
 #: The layout of the rows; rows of another layout are never read, and are deleted when a
-#: build is done (:meth:`EventCache.keep_only`). 2: the calendars' jCal text is compressed.
-FORMAT = 2
+#: build is done (:meth:`EventCache.keep_only`). 2: the calendars' jCal text is compressed;
+#: 3: each entry names the state and the day its key was worked out for, and the pages'
+#: note where the event goes in the listings.
+FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,11 @@ class Entry:
     files: Mapping[str, tuple[str, int]]
     #: compiler name -> its note
     notes: Mapping[str, object]
+    #: the event's state key (:func:`eventfeed.build.state_key`) and the build's day (ISO)
+    #: when :attr:`key` was worked out: a build with both the same has the same key for the
+    #: event without asking the compilers (empty: never the same)
+    state: str = ""
+    day: str = ""
 
 
 class EventCache:

@@ -854,6 +854,10 @@ class ListingItem:
     them in its page without making a string of each item, of each group or of the page."""
 
     pieces: tuple[bytes, ...]
+    #: where the event goes in every listing (:meth:`Renderer.placed`), which depends on
+    #: how it is listed, as the markup does: a build that takes this note from the last
+    #: build places the event without working out how it is listed again
+    placed: Placed
 
     def html(self, href: str) -> str:
         """The markup with ``href`` (an escaped link) put back in."""
@@ -861,15 +865,23 @@ class ListingItem:
 
 
 def listing_item(card: Card) -> ListingItem:
-    """The markup of ``card`` in the listings (:func:`~.eventpage.item_parts`), as UTF-8."""
+    """The markup of ``card`` in the listings (:func:`~.eventpage.item_parts`), as UTF-8,
+    and where it goes in them."""
     parts = item_parts(card, ITEM_LEVEL, past=not card.item.upcoming)
-    return ListingItem(tuple(part.encode("utf-8") for part in parts))
+    return ListingItem(tuple(part.encode("utf-8") for part in parts), placed_of(card.item))
 
 
 #: A group of a listing: its label (a month or a year) and its markup, as UTF-8 parts.
 Group = tuple[str, list[bytes]]
 #: Where an event goes in the listings: upcoming or not, its sort key, its group's label.
 Placed = tuple[bool, tuple[datetime, str], str]
+
+
+def placed_of(item: Listed) -> Placed:
+    """Where an event listed as ``item`` goes: its group is the month of its shown start
+    when it is upcoming, else the year."""
+    start = item.shown.event.local_start
+    return item.upcoming, item.sort_key, _month(start) if item.upcoming else _year(start)
 
 
 def _grouped(items: list[tuple[tuple[datetime, str], str, ListingItem, bytes]]) -> list[Group]:
@@ -1188,8 +1200,10 @@ class Renderer:
             memo.pop(event.id, None)
 
     def seed_item(self, event: Event, item: ListingItem) -> None:
-        """What the per-event step rendered (in another process, or an earlier build)."""
+        """What the per-event step rendered (in another process, or an earlier build), and
+        where it goes in the listings."""
         self._items[event.id] = item
+        self._placed[event.id] = item.placed
 
     def item(self, event: Event) -> ListingItem:
         found = self._items.get(event.id)
@@ -1203,10 +1217,7 @@ class Renderer:
         of its group (the month of its shown start when upcoming, else the year)."""
         found = self._placed.get(event.id)
         if found is None:
-            item = self.listed(event)
-            start = item.shown.event.local_start
-            label = _month(start) if item.upcoming else _year(start)
-            found = self._placed[event.id] = (item.upcoming, item.sort_key, label)
+            found = self._placed[event.id] = placed_of(self.listed(event))
         return found
 
     def hrefs(self, folder: str) -> Callable[[str], bytes]:
