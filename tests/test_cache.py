@@ -94,6 +94,14 @@ def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Tree:
     return made
 
 
+@pytest.fixture(params=["here", "beside"])
+def scanned(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """out/ looked at by the lookup itself, or beside the records in a forked process (as
+    from :data:`eventfeed.cache.SCAN_ASIDE_CHUNKS` chunks on)."""
+    monkeypatch.setattr(cache, "SCAN_ASIDE_CHUNKS", 10**9 if request.param == "here" else 0)
+    return str(request.param)
+
+
 @pytest.fixture
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The chunks of records read (not trusted by their metadata), by their first file."""
@@ -156,7 +164,9 @@ def rebuilt(
     return after
 
 
-def test_an_unchanged_tree_is_neither_read_nor_built(tree: Tree, reads: list[str]) -> None:
+def test_an_unchanged_tree_is_neither_read_nor_built(
+    tree: Tree, reads: list[str], scanned: str
+) -> None:
     assert "built 45 event(s)" in tree.build().stderr
     assert len(reads) >= 2
     reads.clear()
@@ -251,7 +261,7 @@ def test_a_racy_edit_is_read_again(
 
 
 @pytest.mark.parametrize("change", ["same-size", "appended", "added", "removed", "folder", "link"])
-def test_a_change_made_by_hand_in_out_is_built(tree: Tree, change: str) -> None:
+def test_a_change_made_by_hand_in_out_is_built(tree: Tree, change: str, scanned: str) -> None:
     tree.build()
     expected = snapshot(tree.out)
     target = tree.out / "calendar.ics"
@@ -280,7 +290,9 @@ def test_a_change_made_by_hand_in_out_is_built(tree: Tree, change: str) -> None:
         assert UP_TO_DATE in tree.build().stderr
 
 
-def test_a_racy_file_in_out_is_read_again(tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_racy_file_in_out_is_read_again(
+    tree: Tree, monkeypatch: pytest.MonkeyPatch, scanned: str
+) -> None:
     """out/ on a file system whose metadata does not move: its files are compared by bytes."""
     monkeypatch.setattr(cache, "RACY_NS", 3_000_000_000)
     frozen = 1_600_000_000_000_000_000
@@ -481,4 +493,69 @@ def test_changed_records_are_built_without_looking_at_out(
     result = tree.build()
     assert "built 45 event(s)" in result.stderr
     assert looked == [tree.out.resolve(), tree.out.resolve()]  # the lookup, then the save
+    assert (tree.out / "index.html").read_bytes() != b"edited by hand"
+
+
+def test_out_is_looked_at_beside_the_records(tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From enough chunks on, the lookup's look at out/ is made in a forked process while the
+    records are looked at; when the records changed, that process is stopped, and out/ is
+    looked at only by the save, here."""
+    monkeypatch.setattr(cache, "SCAN_ASIDE_CHUNKS", 1)
+    parent = os.getpid()
+    where = tree.root / "looked"
+    real = cache._out_state
+
+    def spy(out: Path) -> Any:
+        with where.open("a", encoding="utf-8") as handle:
+            handle.write(f"{'here' if os.getpid() == parent else 'beside'}\n")
+        return real(out)
+
+    scans: list[int] = []
+    start = cache._OutScan.start
+
+    def starting(out: Path) -> Any:
+        made = start(out)
+        scans.append(made._pid if made is not None else 0)
+        return made
+
+    monkeypatch.setattr(cache, "_out_state", spy)
+    monkeypatch.setattr(cache._OutScan, "start", starting)
+    tree.build()
+    assert scans == []  # no build remembered: nothing to look up
+    where.unlink()
+    assert UP_TO_DATE in tree.build().stderr
+    assert where.read_text(encoding="utf-8").split() == ["beside"]
+    (tree.out / "index.html").write_bytes(b"edited by hand")
+    where.unlink()
+    assert "built 45 event(s)" in tree.build().stderr  # seen beside
+    assert sorted(where.read_text(encoding="utf-8").split()) == ["beside", "here"]
+    tree.record(7).write_text(record(7).replace("Body", "Edited body"), encoding="utf-8")
+    assert "built 45 event(s)" in tree.build().stderr
+    assert len(scans) == 3
+    assert all(scans)
+    for pid in scans:  # every process ended and was waited for
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+@pytest.mark.parametrize("failure", ["dies", "odd"])
+def test_a_look_beside_that_fails_is_made_by_the_lookup(
+    tree: Tree, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    monkeypatch.setattr(cache, "SCAN_ASIDE_CHUNKS", 0)
+    parent = os.getpid()
+    real = cache._out_state
+
+    def failing(out: Path) -> Any:
+        if os.getpid() != parent:
+            if failure == "dies":
+                os._exit(3)
+            return "not a state"
+        return real(out)
+
+    monkeypatch.setattr(cache, "_out_state", failing)
+    tree.build()
+    assert UP_TO_DATE in tree.build().stderr
+    (tree.out / "index.html").write_bytes(b"edited by hand")
+    assert "built 45 event(s)" in tree.build().stderr
     assert (tree.out / "index.html").read_bytes() != b"edited by hand"
