@@ -257,6 +257,35 @@ def test_a_rebuild_on_the_same_day_takes_unchanged_keys_from_the_store(
     assert snapshot(fresh) == snapshot(out)
 
 
+def test_after_a_change_of_settings_events_are_keyed_where_they_are_compiled(
+    events: Path, tmp_path: Path, build: Build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change of the settings (or of eventfeed) changes every event's state key, so no
+    stored key can be the same: none is worked out before the events are compiled (in the
+    workers, when there are any); the bytes are a cold build's."""
+    work = tmp_path / "work"
+    shutil.copytree(events, work / "events")
+    out = work / "out"
+    build(work / "events", out)
+    manifest = tmp_path / "manifest-before.json"
+    shutil.copy(out / "manifest.json", manifest)
+    found: list[dict[str, Any]] = []
+    real = build_module._keys
+
+    def keys(*args: Any) -> Any:
+        found.append(real(*args))
+        return found[-1]
+
+    monkeypatch.setattr(build_module, "_keys", keys)
+    settings = work / "events" / "site.yaml"
+    text = settings.read_text(encoding="utf-8")
+    assert "title: " in text
+    settings.write_text(text.replace("title: ", "title: New ", 1), encoding="utf-8")
+    build(work / "events", out)
+    assert found == [{}]
+    assert cold(work / "events", tmp_path / "cold", manifest, build) == snapshot(out)
+
+
 def test_a_stored_file_that_out_no_longer_holds_is_made_again(
     events: Path, tmp_path: Path, build: Build
 ) -> None:
