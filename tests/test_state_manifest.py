@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from eventfeed import write
 from eventfeed.errors import StateError
 from eventfeed.paths import MANIFEST
 from eventfeed.state import EventState, Manifest, _parse_time, _replace, read_manifest
@@ -222,3 +223,22 @@ def test_a_value_of_another_type_anywhere_takes_the_library(odd: str) -> None:
         events = {"e": _replace(state, sequence=1.5)}
     manifest = Manifest(as_of=date(2023, 1, 2), events=events, files=files)
     assert list(manifest.parts()) == [manifest._to_bytes_by_library()]
+
+
+def test_the_parse_is_let_go_of_once_read(tmp_path: Path) -> None:
+    """Once read, the manifest's parse is not held (with 100,000 events, 150 MB): the writer
+    takes the files the build kept, and the folder is ours; other bytes are parsed again."""
+    stamp = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    state = EventState("c" * 32, "s" * 32, 0, stamp, stamp, stamp, stamp, False, "a.md")
+    manifest = Manifest(date(2024, 1, 2), {"a": state}, {"events/a.html": "d" * 64})
+    raw = manifest.to_bytes()
+    (tmp_path / MANIFEST).write_bytes(raw)
+    read = read_manifest(tmp_path)
+    assert read == manifest
+    assert write._PARSED is None
+    assert read is not None
+    assert write._manifest_files(raw) is read.files
+    assert write._made_by_eventfeed(tmp_path / MANIFEST)
+    other = raw.replace(b'"' + b"d" * 64, b'"e' + b"d" * 63)
+    assert write._manifest_files(other) == {"events/a.html": "e" + "d" * 63}
+    assert read_manifest(tmp_path) == manifest  # the same bytes, parsed again

@@ -27,7 +27,7 @@ from typing import Any
 from .errors import StateError
 from .event import Event
 from .paths import MANIFEST
-from .write import manifest_json
+from .write import manifest_json, manifest_read
 
 FORMAT = 1
 
@@ -212,12 +212,14 @@ def read_manifest(out_dir: Path) -> Manifest | None:
             for key, v in data["events"].items()
         }
         files = {str(k): str(v) for k, v in data["files"].items()}
-        return Manifest(as_of=date.fromisoformat(data["as_of"]), events=events, files=files)
+        manifest = Manifest(as_of=date.fromisoformat(data["as_of"]), events=events, files=files)
     except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError) as exc:
         raise StateError(
             f"{path}: the previous build's manifest is damaged ({exc}); restore it from git "
             "(git checkout -- out/manifest.json) so event history is kept"
         ) from None
+    manifest_read(raw, files)
+    return manifest
 
 
 #: one encoder for every digest (json.dumps with options would make one per call)
