@@ -286,6 +286,27 @@ def test_after_a_change_of_settings_events_are_keyed_where_they_are_compiled(
     assert cold(work / "events", tmp_path / "cold", manifest, build) == snapshot(out)
 
 
+def test_memberships_are_worked_out_once_per_build(
+    events: Path, tmp_path: Path, build: Build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether an event is in a collection is worked out once per build, also when the keys
+    were worked out first (the day moved on): the whole steps share one memory of it."""
+    out = tmp_path / "out"
+    build(events, out)
+    asked: list[tuple[str, str]] = []
+    real = build_module.in_collection
+
+    def counting(event: Any, settings: Any, name: str) -> bool:
+        asked.append((event.id, name))
+        return real(event, settings, name)
+
+    monkeypatch.setattr(build_module, "in_collection", counting)
+    args = ["build", "--events", str(events), "--out", str(out), "--as-of", "2024-02-01"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    assert asked
+    assert len(asked) == len(set(asked))
+
+
 def test_a_stored_file_that_out_no_longer_holds_is_made_again(
     events: Path, tmp_path: Path, build: Build
 ) -> None:

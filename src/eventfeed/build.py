@@ -609,9 +609,14 @@ def _whole(
     one in a forked process (:class:`_Aside`), when it can be."""
     keyed = context
     context = dataclasses.replace(context, notes=notes, files=artifacts)
-    # What was worked out for the keys (orders, the pages' listed states) holds for the same
-    # site and day; the whole steps use it instead of working it out again.
-    context._memo.update(keyed._memo)
+    # What was worked out for the keys (the order of the events) holds for the same site and
+    # day; the whole steps use it instead of working it out again. Not what a compiler made
+    # for itself (:meth:`BuildContext.shared`, the pages' renderer): it holds the context it
+    # was made with, and would work out again, in that one's memory, what the steps here
+    # work out in this one's (whether each event is in each collection: every membership
+    # twice). The whole steps place the events by their notes, not by how the keys found
+    # them listed.
+    context._memo.update((k, v) for k, v in keyed._memo.items() if not k.startswith("shared:"))
     outputs: dict[str, tuple[str, str, int]] = {}
     with markdown.memoised():
         # The first step (the calendars) runs in a forked process, beside the others here.
