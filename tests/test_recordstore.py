@@ -702,6 +702,38 @@ def test_metadata_kept_under_another_code_is_not_trusted(
     assert sorted(reads) == sorted(parses) == ["events/2023/c.md", "events/a.md", "events/b.md"]
 
 
+def test_records_kept_under_another_code_are_shared_out_to_parse(
+    site: SiteDir, parses: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an upgrade no kept record can be taken: the loader shares them out to its
+    workers, as in a first build, instead of parsing them one by one itself."""
+    from eventfeed import cache
+
+    _mixed(site, 60)
+    _later(monkeypatch, 2 * cache.RACY_NS)
+    store_file = site.root / "store.sqlite"
+    first = load(site.events, store=RecordStore(store_file))
+    # more than the records that fail (never kept, so parsed at every load), fewer than all
+    monkeypatch.setattr(load_module, "PARALLEL_MIN_RECORDS", 30)
+    shared: list[int] = []
+    real_settled = load_module._settled
+
+    def settled(pending: list[Any], *args: Any) -> Any:
+        shared.append(len(pending))
+        return real_settled(pending, *args)
+
+    monkeypatch.setattr(load_module, "_settled", settled)
+    again = load(site.events, store=RecordStore(store_file))
+    assert shared == []  # the same code: every record is taken from the store
+    real = cache._code_digest()
+    monkeypatch.setattr(cache, "_code_digest", lambda: real + "another")
+    upgraded = load(site.events, store=RecordStore(store_file))
+    assert len(shared) == 1
+    assert shared[0] >= 60
+    assert upgraded.events == again.events == first.events
+    assert upgraded.problems == first.problems
+
+
 def test_a_file_read_just_after_it_was_written_is_read_again(
     site: SiteDir, reads: list[str], parses: list[str]
 ) -> None:

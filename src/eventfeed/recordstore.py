@@ -179,8 +179,15 @@ class RecordStore:
                 self._flush()
 
     def holds(self, source: str) -> bool:
-        """Whether a record of the file ``source`` is kept (parsed from whatever bytes)."""
-        return self._db is not None and source in self._keys
+        """Whether a record of the file ``source`` is kept (parsed from whatever bytes) that
+        this eventfeed may take: not one whose file's signature was taken under another code
+        (its digest holds that code too, so no bytes can match it). After an upgrade, the
+        loader then shares every record out to its workers to parse, as in a first build,
+        instead of parsing them one by one."""
+        if self._db is None or source not in self._keys:
+            return False
+        file = self._files.get(source)
+        return file is None or file.startswith(self._prefix)
 
     def expect(self, sources: list[str]) -> None:
         """Say which records :meth:`get` will be asked for, in order: their rows are then
