@@ -25,7 +25,6 @@ from eventfeed.build import compile_site
 from eventfeed.cli import main
 from eventfeed.ical import CalendarTooLarge
 from eventfeed.load import Site, load_site
-from eventfeed.recordstore import LazyRecord
 
 from .bench_records import generate
 
@@ -306,40 +305,6 @@ def test_memberships_are_worked_out_once_per_build(
     assert CliRunner().invoke(main, args).exit_code == 0
     assert asked
     assert len(asked) == len(set(asked))
-
-
-def test_an_edit_makes_no_unchanged_record_whole(
-    events: Path, tmp_path: Path, build: Build, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A rebuild asks a few fields of each record it read back (start, zone, kind, region,
-    organisers ...; :class:`eventfeed.recordstore.LazyRecord`), and more of those its feeds
-    show; none is made whole."""
-    work = tmp_path / "work"
-    shutil.copytree(events, work / "events")
-    out = work / "out"
-    build(work / "events", out)
-    made: list[str] = []
-    asked: dict[str, int] = {}
-    real_made = LazyRecord.made
-    real_get = LazyRecord.__getattr__
-
-    def making(self: LazyRecord) -> Any:
-        if self._whole is None:
-            made.append(str(real_get(self, "title")))
-        return real_made(self)
-
-    def getting(self: LazyRecord, name: str) -> Any:
-        asked[name] = asked.get(name, 0) + 1
-        return real_get(self, name)
-
-    monkeypatch.setattr(LazyRecord, "made", making)
-    monkeypatch.setattr(LazyRecord, "__getattr__", getting)
-    edited = sorted((work / "events").rglob("event-*.md"))[9]
-    edited.write_text(edited.read_text(encoding="utf-8") + "\nOne line more.\n", "utf-8")
-    build(work / "events", out)
-    assert made == []
-    assert asked["start"] >= RECORDS - 1  # every unchanged record was read back
-    assert "speakers" not in asked  # shown on pages alone, and no unchanged page is made
 
 
 def test_a_stored_file_that_out_no_longer_holds_is_made_again(

@@ -396,10 +396,6 @@ def _parts(value: object) -> object:
     model, its fields in order and the fields set: equal only for the same objects."""
     from pydantic import BaseModel
 
-    from eventfeed.recordstore import LazyRecord
-
-    if isinstance(value, LazyRecord):  # read back: compared once made whole
-        value = value.made()
     if isinstance(value, BaseModel):
         return (
             type(value),
@@ -449,43 +445,6 @@ def test_a_packed_record_unpacks_to_the_same_objects(site: SiteDir) -> None:
         assert back is not None
         assert _parts(back) == _parts(record)
         assert back.record.model_dump_json() == record.record.model_dump_json()
-
-
-def test_a_record_read_back_is_made_a_field_at_a_time(site: SiteDir) -> None:
-    """Fields asked for are made alone, and are the very objects of the record once it is
-    made whole (by anything else: a method, equality, a copy)."""
-    import copy
-    import pickle
-
-    from eventfeed.recordstore import LazyRecord, pack, unpack
-
-    record = _records(site)[0]
-    back = unpack(pack(record))
-    assert back is not None
-    lazy = back.record
-    assert isinstance(lazy, LazyRecord)
-    location, start, overrides = lazy.location, lazy.start, lazy.overrides
-    assert lazy._whole is None  # nothing but those three fields made yet
-    assert sorted(lazy._fields) == ["location", "overrides", "start"]
-    assert location == record.record.location
-    assert lazy.location is location
-    dumped = lazy.model_dump_json()  # a method: made whole
-    whole = lazy._whole
-    assert whole is not None
-    assert dumped == record.record.model_dump_json()
-    assert whole.location is location
-    assert whole.start is start
-    assert whole.overrides is overrides
-    assert lazy.location is location
-    assert lazy == record.record
-    assert hash(lazy) == hash(record.record)
-    assert pickle.loads(pickle.dumps(lazy)) == record.record
-    assert copy.deepcopy(lazy) == record.record
-    changed = lazy.model_copy(update={"sequence": 4})
-    assert changed.sequence == 4
-    assert lazy.sequence == record.record.sequence
-    with pytest.raises(AttributeError):
-        _ = lazy.no_such_field
 
 
 def test_a_default_model_unpacks_to_the_very_object_validation_gives(site: SiteDir) -> None:

@@ -448,7 +448,7 @@ def unpack(data: bytes) -> RecordFile | None:
             found.__dict__.update(
                 source=source,
                 id=id_,
-                record=LazyRecord(record) if _lazy(record) else _unpack(record),
+                record=_unpack(record),
                 body=body,
                 first_line=first_line,
             )
@@ -527,107 +527,22 @@ def _pack(value: Any) -> Any:
     ]
 
 
-class LazyRecord:
-    """A record read back, made a field at a time as its fields are asked for, and whole as
-    soon as anything else is (a method, pydantic's own attributes, equality, a copy).
-
-    A rebuild asks a handful of fields of every unchanged record (its start and zone, kind,
-    region, organisers, partners, language, sequence, uid) and the rest of only the few whose
-    pages or feed entries it makes: with 100,000 records, making every record whole took
-    about a fifth of a one-edit rebuild's load. A field is made once; the record made whole
-    holds the very values already made of it, so a value asked for before and after is the
-    same object."""
-
-    __slots__ = ("_fields", "_packed", "_whole")
-
-    def __init__(self, packed: list[Any]) -> None:
-        self._packed: list[Any] | None = packed
-        self._fields: dict[str, Any] = {}
-        self._whole: Any = None
-
-    def __getattr__(self, name: str) -> Any:  # reached for what the slots are not
-        whole = self._whole
-        if whole is not None:
-            return getattr(whole, name)
-        packed = self._packed
-        assert packed is not None
-        index = _INDEX[packed[1]].get(name)
-        if index is None:
-            return getattr(self.made(), name)
-        found = self._fields.get(name, _MISSING)
-        if found is _MISSING:
-            value = packed[3 + index]
-            found = self._fields[name] = _unpack(value) if type(value) is list else value
-        return found
-
-    def made(self) -> Any:
-        """The whole record, as :func:`unpack` makes it (made on first use)."""
-        whole = self._whole
-        if whole is None:
-            packed = self._packed
-            assert packed is not None
-            names = _NAMES[packed[1]]
-            fields = self._fields
-            values = [
-                fields[name] if name in fields else (_unpack(v) if type(v) is list else v)
-                for name, v in zip(names, packed[3:], strict=True)
-            ]
-            whole = self._whole = _model(packed[1], packed[2], names, values)
-            self._packed, self._fields = None, {}
-        return whole
-
-    def __eq__(self, other: object) -> bool:
-        return bool(self.made() == (other.made() if isinstance(other, LazyRecord) else other))
-
-    def __hash__(self) -> int:
-        return hash(self.made())
-
-    def __repr__(self) -> str:
-        return repr(self.made())
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return _itself, (self.made(),)
-
-
-def _lazy(packed: list[Any]) -> bool:
-    """Whether ``packed`` has the shape of a packed record, to be made a field at a time (a
-    damaged row otherwise fails when it is read, and its record is parsed again)."""
-    if len(packed) < 3 or packed[0] != _MODEL or type(packed[1]) is not int:
-        return False
-    number = packed[1]
-    return 0 <= number < len(_MODELS) and len(packed) == 3 + len(_NAMES[number])
-
-
-def _itself(value: Any) -> Any:
-    return value
-
-
-_MISSING = object()
-#: each model's fields by name: their places in its packed form (after the tag, the model's
-#: number and the bits of its fields set)
-_INDEX = tuple({name: i for i, name in enumerate(names)} for names in _NAMES)
-
-
-def _model(number: int, bits: int, names: tuple[str, ...], values: list[Any]) -> Any:
-    made = _new(_MODELS[number])
-    _set(made, "__dict__", dict(zip(names, values, strict=True)))
-    sets = _FIELDS_SET[number]
-    chosen = sets.get(bits)
-    if chosen is None:
-        chosen = sets[bits] = {name for i, name in enumerate(names) if bits >> i & 1}
-    _set(made, "__pydantic_fields_set__", chosen)
-    _set(made, "__pydantic_extra__", None)
-    _set(made, "__pydantic_private__", None)
-    return made
-
-
 def _unpack(value: list[Any]) -> Any:
     tag = value[0]
     if tag == _MODEL:
-        number = value[1]
+        number, bits = value[1], value[2]
+        made = _new(_MODELS[number])
         names = _NAMES[number]
         values = [_unpack(item) if type(item) is list else item for item in value[3:]]
-        return _model(number, value[2], names, values)
+        _set(made, "__dict__", dict(zip(names, values, strict=True)))
+        sets = _FIELDS_SET[number]
+        chosen = sets.get(bits)
+        if chosen is None:
+            chosen = sets[bits] = {name for i, name in enumerate(names) if bits >> i & 1}
+        _set(made, "__pydantic_fields_set__", chosen)
+        _set(made, "__pydantic_extra__", None)
+        _set(made, "__pydantic_private__", None)
+        return made
     if tag == _DATETIME:
         return datetime(*value[1:])  # noqa: DTZ001 - a record's local time, as it was packed
     if tag == _DATE:
