@@ -40,6 +40,9 @@ from .write import check_artifact_path, copy_spilled, write_file
 
 T = TypeVar("T")
 
+#: What begins the memo keys of :meth:`BuildContext.shared` (a compiler's own values).
+_SHARED_MEMO = "shared:"
+
 
 @dataclass(frozen=True)
 class BuildContext:
@@ -58,9 +61,9 @@ class BuildContext:
 
     def shared(self, name: str, make: Callable[[BuildContext], T]) -> T:
         """One value per build and process, made on first use (a compiler's renderer)."""
-        found = self._memo.get("shared:" + name)
+        found = self._memo.get(_SHARED_MEMO + name)
         if found is None:
-            found = self._memo["shared:" + name] = make(self)
+            found = self._memo[_SHARED_MEMO + name] = make(self)
         return cast(T, found)
 
     def note(self, compiler: str, event: Event) -> object | None:
@@ -616,7 +619,7 @@ def _whole(
     # work out in this one's (whether each event is in each collection: every membership
     # twice). The whole steps place the events by their notes, not by how the keys found
     # them listed.
-    context._memo.update((k, v) for k, v in keyed._memo.items() if not k.startswith("shared:"))
+    context._memo.update((k, v) for k, v in keyed._memo.items() if not k.startswith(_SHARED_MEMO))
     outputs: dict[str, tuple[str, str, int]] = {}
     with markdown.memoised():
         # The first step (the calendars) runs in a forked process, beside the others here.
