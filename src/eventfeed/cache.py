@@ -48,8 +48,10 @@ when it is saved, and read again by every lookup until one finds them old enough
 Folders are listed with ``os.scandir`` and each file costs one ``lstat``; nothing here imports
 the parser, the compilers or their libraries, so that a no-change build stays short. With many
 records, out/ is looked at in a forked process while the records are (:class:`_OutScan`), on
-the second core: the lookup needs that look only when the records are unchanged, and then
-waits for the longer of the two instead of both.
+the second core: the lookup needs that look when the records are unchanged, and then waits
+for the longer of the two instead of both. When they changed, the build goes on, and the
+writer and the save take that look for the files the build leaves as they were, instead of
+one of their own (:meth:`Fingerprint.seen`).
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ import sys
 import time
 import zlib
 import zoneinfo
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from datetime import date, datetime
 from importlib import resources
 from operator import attrgetter
@@ -101,6 +103,11 @@ CHUNK_MASK = 0x3F
 #: from this many files on, saving waits out :data:`FINE_RACY_NS` rather than read back the
 #: files the build has just written
 WAIT_FILES = 256
+
+#: The most files a build may write for its save to take what was seen of out/ before it
+#: for the others (:meth:`Fingerprint._merged`): each one's inode and change time is kept
+#: in the fingerprint.
+LATER_FILES = 4096
 
 #: the clock that file times are compared with
 _now = time.time_ns
@@ -178,26 +185,41 @@ def _lstat_all(paths: list[str]) -> list[os.stat_result]:
     return [os.lstat(path) for path in paths]
 
 
-_PACK = struct.Struct("<6q").pack
+#: a file's metadata as the signatures hold it: type, size, modification and change times
+#: in nanoseconds, inode and device
+ROW = struct.Struct("<6q")
+_PACK = ROW.pack
 
 
-def _signature(prefix: str, names: list[str], infos: list[os.stat_result]) -> str:
-    """A digest of files' names and metadata: type, size, modification and change times in
-    nanoseconds, inode and device (what changes when a file is written or replaced)."""
-    digest = hashlib.sha256(f"{prefix}\0{len(names)}\0".encode("utf-8", "surrogateescape"))
-    digest.update("\0".join(names).encode("utf-8", "surrogateescape"))
+def _rows(infos: list[os.stat_result]) -> bytes | None:
+    """Every file's metadata packed (:data:`ROW`), in order; None when a number is beyond
+    64 bits (an inode on some network file systems)."""
     try:
-        packed = b"S" + b"".join(
+        return b"".join(
             [
                 _PACK(i.st_mode, i.st_size, i.st_mtime_ns, i.st_ctime_ns, i.st_ino, i.st_dev)
                 for i in infos
             ]
         )
-    except struct.error:  # a number beyond 64 bits (an inode on some network file systems)
-        rows = [
+    except struct.error:
+        return None
+
+
+def _signature(prefix: str, names: list[str], infos: list[os.stat_result]) -> str:
+    """A digest of files' names and metadata: type, size, modification and change times in
+    nanoseconds, inode and device (what changes when a file is written or replaced)."""
+    rows = _rows(infos)
+    if rows is None:
+        listed = [
             (i.st_mode, i.st_size, i.st_mtime_ns, i.st_ctime_ns, i.st_ino, i.st_dev) for i in infos
         ]
-        packed = b"R" + repr(rows).encode()
+        return _signed(prefix, names, b"R" + repr(listed).encode())
+    return _signed(prefix, names, b"S" + rows)
+
+
+def _signed(prefix: str, names: list[str], packed: bytes) -> str:
+    digest = hashlib.sha256(f"{prefix}\0{len(names)}\0".encode("utf-8", "surrogateescape"))
+    digest.update("\0".join(names).encode("utf-8", "surrogateescape"))
     digest.update(packed)
     return digest.hexdigest()
 
@@ -396,18 +418,34 @@ def _record_chunks(events_dir: Path) -> list[_Chunk]:
     return chunks
 
 
-class _OutState:
-    """The signature of out/ and the files in it too fresh for their metadata alone."""
+class OutState:
+    """The signature of out/ and the files in it too fresh for their metadata alone; with
+    what the signature was made of, for the writer and the save of a build that follows
+    (:meth:`Fingerprint.seen`)."""
 
-    def __init__(self, signature: str, racy: list[str], top: os.stat_result, cut: int) -> None:
+    def __init__(
+        self,
+        signature: str,
+        racy: list[str],
+        top: os.stat_result,
+        cut: int,
+        seen: tuple[list[str], list[str], bytes] | None = None,
+        later: dict[str, list[int]] | None = None,
+    ) -> None:
         self.signature = signature
         self.racy = racy
         #: out/ itself, and the moment before which a change shows in a file's change time
         self.top = top
         self.cut = cut
+        #: the folders and files of out/ in the signature's order, and each file's metadata
+        #: packed (:data:`ROW`); None when the metadata does not pack
+        self.seen = seen
+        #: the files and folders changed since :attr:`cut` that are as the writer left them,
+        #: with their inode and change time (:func:`written_before`)
+        self.later = later or {}
 
 
-def _out_state(out: Path) -> _OutState | None:
+def _out_state(out: Path) -> OutState | None:
     """Every entry of out/ with its type, size, times and inode; None if anything is odd
     (a link, a device, a folder that cannot be read)."""
     started = _now()
@@ -435,8 +473,17 @@ def _out_state(out: Path) -> _OutState | None:
     fine = any(info.st_mtime_ns % 1_000_000_000 for info in infos)
     cut = started - (FINE_RACY_NS if fine else RACY_NS)
     racy = [f for f, fresh in zip(files, _changed_since(infos, cut), strict=True) if fresh]
-    place = f"{top.st_ino}:{top.st_dev}\0" + "\0".join(folders)
-    return _OutState(_signature(place, files, infos), racy, top, cut)
+    rows = _rows(infos)
+    place = _place(top, folders)
+    if rows is None:
+        return OutState(_signature(place, files, infos), racy, top, cut)
+    return OutState(_signed(place, files, b"S" + rows), racy, top, cut, (folders, files, rows))
+
+
+def _place(top: os.stat_result, folders: list[str]) -> str:
+    """What the signature of out/ holds besides its files: the folder itself, and the
+    folders in it."""
+    return f"{top.st_ino}:{top.st_dev}\0" + "\0".join(folders)
 
 
 class _OutScan:
@@ -474,7 +521,7 @@ class _OutScan:
         os.close(write)
         return cls(out, pid, read)
 
-    def result(self) -> tuple[bool, _OutState | None]:
+    def result(self) -> tuple[bool, OutState | None]:
         """(True, what the scan found) once it has ended well; (False, None) otherwise. The
         process has ended on return, either way."""
         try:
@@ -493,7 +540,7 @@ class _OutScan:
             found = pickle.loads(data)
         except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError):
             return False, None
-        return (True, found) if found is None or isinstance(found, _OutState) else (False, None)
+        return (True, found) if found is None or isinstance(found, OutState) else (False, None)
 
     def stop(self) -> None:
         """Stop the scan (when :meth:`result` is not asked for), and wait for its end."""
@@ -539,9 +586,12 @@ class Fingerprint:
         self._chunks = chunks
         self._stored = stored
         #: out/ (inode, device) and the moment it was found as the writer left it
-        self._written: list[int] | None = None
-        #: out/ being looked at beside (:class:`_OutScan`), until :meth:`lookup`
+        self._written: list[Any] | None = None
+        #: out/ being looked at beside (:class:`_OutScan`), until :meth:`lookup`; then, when
+        #: the build goes on, until :meth:`seen`
         self._scan: _OutScan | None = None
+        #: what :meth:`seen` found of out/ before the build
+        self._seen: OutState | None = None
 
     @classmethod
     def of(
@@ -672,7 +722,7 @@ class Fingerprint:
         self._chunks.update(found)
         self._inputs = _inputs_digest(self._parts, contents)
 
-    def _key(self, state: _OutState) -> str:
+    def _key(self, state: OutState) -> str:
         return hashlib.sha256(f"{self.inputs}\n{state.signature}".encode()).hexdigest()
 
     def lookup(self, out_dir: Path) -> str | None:
@@ -688,9 +738,10 @@ class Fingerprint:
             or not isinstance(racy, dict)
             or self._stored.get("inputs") != self.inputs
         ):
-            if scan is not None:
-                scan.stop()
-            return None  # other inputs: out/ (a file's metadata each) need not be looked at
+            # Other inputs: out/ need not be looked at now. A look beside goes on, for the
+            # writer (:meth:`seen`).
+            self._scan = scan
+            return None
         out = out_dir.resolve()
         done, state = False, None
         if scan is not None and scan.out == out:
@@ -700,6 +751,7 @@ class Fingerprint:
         if not done:
             state = _out_state(out)
         if state is None or key != self._key(state):
+            self._seen = state
             return None
         # The metadata is the same as when saved, and so the files that were too fresh then:
         # each is read, however old it is now.
@@ -712,24 +764,56 @@ class Fingerprint:
                 self._store(key, warnings, fresh)
         return warnings
 
-    def save(self, out_dir: Path, warnings: str, written: Mapping[str, bytes]) -> None:
+    def seen(self, out_dir: Path) -> OutState | None:
+        """What was found of out/ before the build (by the lookup, or the look beside the
+        records, waited for here), when it holds every file's metadata: the writer trusts
+        it instead of looking at each file again, and :meth:`save` takes it for the files
+        the writer left as they were. None when out/ was not looked at, or the look failed.
+        """
+        scan, self._scan = self._scan, None
+        if scan is not None:
+            done, state = scan.result() if scan.out == out_dir.resolve() else (False, None)
+            if not done:
+                scan.stop()
+            self._seen = state if done else None
+        seen = self._seen
+        return seen if seen is not None and seen.seen is not None else None
+
+    def close(self) -> None:
+        """Stop a look at out/ that nothing asked for (a build that failed)."""
+        scan, self._scan = self._scan, None
+        if scan is not None:
+            scan.stop()
+
+    def save(
+        self,
+        out_dir: Path,
+        warnings: str,
+        written: Mapping[str, bytes],
+        stayed: Collection[str] | None = None,
+    ) -> None:
         """Remember the build now in out/ (``written``: its files' bytes, just written); a
         cache that cannot be written is no failure, but a stale one is removed.
 
-        The writer has just written or linked every file, and removing the previous tree
-        changed the change time of every file linked from it: taken at once, nearly all of
-        out/ would be racy and read back. With many files on a file system with fine times,
-        the margin is waited out first (a tenth of a second), so that only a file changed
-        after the writer ended is read."""
-        out = out_dir.resolve()
-        if len(written) > WAIT_FILES and _fine_times(out / MANIFEST):
-            time.sleep(FINE_RACY_NS / 1e9)
-        # The metadata of every file of out/ is made with the collector paused: it could start
-        # a collection that walks all the build still holds and frees nothing.
-        from .load import collector_paused  # (loaded by the build by now)
+        ``stayed``: the files of out/ the writer left as they were when it trusted what
+        :meth:`seen` gave it; their metadata is taken from there (:meth:`_merged`).
 
-        with collector_paused():
-            state = _out_state(out)
+        Otherwise every file is looked at. The writer has just written or linked every file,
+        and removing the previous tree changed the change time of every file linked from it:
+        taken at once, nearly all of out/ would be racy and read back. With many files on a
+        file system with fine times, the margin is waited out first (a tenth of a second), so
+        that only a file changed after the writer ended is read."""
+        out = out_dir.resolve()
+        state = self._merged(out, written, stayed) if stayed is not None else None
+        if state is None:
+            if len(written) > WAIT_FILES and _fine_times(out / MANIFEST):
+                time.sleep(FINE_RACY_NS / 1e9)
+            # The metadata of every file of out/ is made with the collector paused: it could
+            # start a collection that walks all the build still holds and frees nothing.
+            from .load import collector_paused  # (loaded by the build by now)
+
+            with collector_paused():
+                state = _out_state(out)
         racy: dict[str, str] = {}
         for name in state.racy if state is not None else ():
             expected = _expected_digest(written, name)
@@ -741,8 +825,82 @@ class Fingerprint:
             with contextlib.suppress(OSError):
                 self.path.unlink(missing_ok=True)
             return
-        self._written = [state.top.st_ino, state.top.st_dev, state.cut]
+        self._written = [state.top.st_ino, state.top.st_dev, state.cut, state.later]
         self._store(self._key(state), warnings, racy)
+
+    def _merged(
+        self, out: Path, written: Mapping[str, bytes], stayed: Collection[str]
+    ) -> OutState | None:
+        """The state of out/ as the writer has just left it, made of what was seen before the
+        build (:meth:`seen`) for the files in ``stayed`` and a look at each other file: with
+        100,000 events and one of them edited, a second less than looking at every file.
+        None when out/ does not hold the same paths as before, or the writer left fewer than
+        half of its files or wrote more than :data:`LATER_FILES` (then every file is looked
+        at).
+
+        A file the writer left is taken to be as it was seen. So the moment before which a
+        change time vouches for a file (:func:`written_before`) is the one of that look, and
+        what the build changed after it (files, and folders of out/) is vouched for by its
+        inode and change time, taken here: a file changed by hand while the build ran is read
+        by the next build, and written again when it is not the build's."""
+        before = self._seen
+        if before is None or before.seen is None:
+            return None
+        folders, files, rows = before.seen
+        if len(files) != len(written) or not all(name in written for name in files):
+            return None
+        racy = set(before.racy)  # looked at again: too fresh then to be vouched for
+        fresh = [i for i, name in enumerate(files) if name not in stayed or name in racy]
+        if len(fresh) > LATER_FILES or len(fresh) * 2 > len(files):
+            return None
+        made: set[str] = set()  # the folders the files are in: out/ must hold no other
+        for folder in {name.rpartition("/")[0] for name in files}:
+            while folder and folder not in made:
+                made.add(folder)
+                folder = folder.rpartition("/")[0]
+        if made != set(folders):
+            return None
+        fine = _fine_times(out / MANIFEST)
+        if fine:  # waited out, so that what the writer wrote is not racy (as :meth:`save`)
+            time.sleep(FINE_RACY_NS / 1e9)
+        cut = _now() - (FINE_RACY_NS if fine else RACY_NS)
+        root = str(out)
+        try:
+            top = os.lstat(out)
+            places = [os.lstat(os.path.join(root, *f.split("/"))) for f in folders]
+            infos = [os.lstat(os.path.join(root, *files[i].split("/"))) for i in fresh]
+        except OSError:
+            return None
+        if not all(stat.S_ISREG(info.st_mode) for info in infos):
+            return None
+        if not all(stat.S_ISDIR(info.st_mode) for info in [top, *places]):
+            return None
+        packed = bytearray(rows)
+        size = ROW.size
+        try:
+            for i, info in zip(fresh, infos, strict=True):
+                packed[i * size : (i + 1) * size] = _PACK(
+                    info.st_mode,
+                    info.st_size,
+                    info.st_mtime_ns,
+                    info.st_ctime_ns,
+                    info.st_ino,
+                    info.st_dev,
+                )
+        except struct.error:
+            return None
+        later: dict[str, list[int]] = {}
+        left = []
+        for i, info in zip(fresh, infos, strict=True):
+            if info.st_mtime_ns >= cut or info.st_ctime_ns >= cut:
+                left.append(files[i])  # read back by the save
+            else:
+                later[files[i]] = [info.st_ino, info.st_ctime_ns]
+        for key, info in (("", top), *zip(folders, places, strict=True)):
+            if before.cut <= info.st_ctime_ns < cut:
+                later[key] = [info.st_ino, info.st_ctime_ns]
+        signature = _signed(_place(top, folders), files, b"S" + bytes(packed))
+        return OutState(signature, left, top, before.cut, later=later)
 
     def _store(self, key: str, warnings: str, racy: dict[str, str]) -> None:
         saved = {
@@ -798,27 +956,46 @@ def _fine_times(path: Path) -> bool:
         return False
 
 
-def written_before(out_dir: Path) -> int | None:
+#: What vouches for the files of out/ by their metadata (:func:`written_before`): a moment,
+#: and the files and folders changed since it whose inode and change time are known.
+Trusted = tuple[int, Mapping[str, tuple[int, int]]]
+
+
+def written_before(out_dir: Path) -> Trusted | None:
     """A moment before which a file of ``out_dir`` whose change time is older holds the
-    bytes the last build put there; None when no saved fingerprint vouches for this out/.
+    bytes the last build put there, and the files (and folders) changed since that moment
+    whose inode and change time say the same; None when no saved fingerprint vouches for
+    this out/.
 
     :meth:`Fingerprint.save` found out/ as the writer left it at that moment (files changed
-    after it were compared with the build's bytes then). Writing a file, replacing it,
-    linking or renaming it sets its change time, which no program sets back; out/ itself
-    must be the same folder (the writer swaps in a new one at each build)."""
+    after it were compared with the build's bytes then), or, when it took what was seen of
+    out/ before the build (:meth:`Fingerprint._merged`), the moment of that look, with the
+    metadata of what the build wrote after it. Writing a file, replacing it, linking or
+    renaming it sets its change time, which no program sets back; out/ itself must be the
+    same folder (the writer swaps in a new one at each build)."""
     written = _read_cache(cache_file(out_dir)).get("written")
-    if not (isinstance(written, list) and len(written) == 3):
+    if not (isinstance(written, list) and len(written) in (3, 4)):
         return None
-    if not all(type(n) is int for n in written):
+    if not all(type(n) is int for n in written[:3]):
         return None
-    ino, dev, cut = written
+    ino, dev, cut = written[:3]
+    later: dict[str, tuple[int, int]] = {}
+    if len(written) == 4:
+        if not isinstance(written[3], dict):
+            return None
+        for key, value in written[3].items():
+            if not (isinstance(value, list) and len(value) == 2):
+                return None
+            if not all(type(n) is int for n in value):
+                return None
+            later[key] = (value[0], value[1])
     try:
         top = os.lstat(out_dir)
     except OSError:
         return None
     if not stat.S_ISDIR(top.st_mode) or (top.st_ino, top.st_dev) != (ino, dev):
         return None
-    return int(cut)
+    return int(cut), later
 
 
 def _read_cache(path: Path) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, MutableMapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -270,6 +270,23 @@ def build(
     fingerprint = (
         None if check_only else Fingerprint.of(events_dir, out_dir, clock, day_given, strict)
     )
+    try:
+        _build(events_dir, out_dir, clock, day_given, strict, check_only, quiet, fingerprint)
+    finally:
+        if fingerprint is not None:
+            fingerprint.close()
+
+
+def _build(
+    events_dir: Path,
+    out_dir: Path,
+    clock: datetime,
+    day_given: date | None,
+    strict: bool,
+    check_only: bool,
+    quiet: bool,
+    fingerprint: Fingerprint | None,
+) -> None:
     done = fingerprint.lookup(out_dir) if fingerprint is not None else None
     if done is not None:  # out/ already holds this very build: nothing to parse or write
         if not quiet:
@@ -327,9 +344,12 @@ def build(
     # in eventfeed.build): there it goes with them, at exit.
     count = len(site.events)
     del site
-    write_tree(out_dir, artifacts, events_dir=events_dir, files=artifacts.manifest_files)
+    seen = fingerprint.seen(out_dir) if fingerprint is not None else None
+    stayed = write_tree(
+        out_dir, artifacts, events_dir=events_dir, files=artifacts.manifest_files, seen=seen
+    )
     if fingerprint is not None:
-        fingerprint.save(out_dir, warned, artifacts)
+        fingerprint.save(out_dir, warned, artifacts, stayed)
     if not quiet:
         click.echo(
             f"built {count} event(s) into {display_path(out_dir)} ({len(artifacts)} files)",

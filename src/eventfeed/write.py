@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from .cache import cache_dir, written_before
+from .cache import ROW, OutState, Trusted, cache_dir, written_before
 from .errors import OutputError
 from .paths import MANIFEST
 
@@ -232,16 +232,18 @@ class _Trust:
     The no-change fingerprint, when it was saved, found out/ as the writer left it
     (:func:`eventfeed.cache.written_before`): a file and the folders above it whose change
     times are older than that moment are unchanged since (writing, replacing, linking or
-    renaming a file sets its change time). Any other file is read and compared with the
+    renaming a file sets its change time), and so are those changed since whose inode and
+    change time are the ones the fingerprint kept. Any other file is read and compared with the
     digest the manifest names, so that a file edited by hand in out/, even to the same size,
     is written again instead of kept."""
 
-    def __init__(self, out: str, cut: int | None) -> None:
+    def __init__(self, out: str, trusted: Trusted | None) -> None:
         self.out = out
-        self.cut = cut
+        self.cut: int | None = trusted[0] if trusted is not None else None
+        self.later: Mapping[str, tuple[int, int]] = trusted[1] if trusted is not None else {}
         self._folders: dict[str, bool] = {}
         self._read: dict[str, str | None] = {}  # the digests of files read, by path
-        if cut is not None:
+        if self.cut is not None:
             try:
                 if not self.unchanged(MANIFEST, os.lstat(self.path(MANIFEST))):
                     self.cut = None  # the manifest's digests name nothing we can trust
@@ -252,15 +254,30 @@ class _Trust:
         return f"{self.out}{os.sep}{key}" if os.sep == "/" else os.path.join(self.out, key)
 
     def unchanged(self, key: str, info: os.stat_result) -> bool:
-        return self.unchanged_in(posixpath.dirname(key), info)
+        return self.unchanged_in(posixpath.dirname(key), info, key)
 
-    def unchanged_in(self, folder: str, info: os.stat_result) -> bool:
-        """:meth:`unchanged` for a file of ``folder`` (its path's folder part)."""
-        cut = self.cut
-        if cut is None or info.st_ctime_ns >= cut:
+    def unchanged_in(self, folder: str, info: os.stat_result, key: str) -> bool:
+        """:meth:`unchanged` for the file ``key`` of ``folder`` (its path's folder part)."""
+        if not self._vouched(key, info):
             return False
         known = self._folders.get(folder)
         return known if known is not None else self._folder(folder)
+
+    def _vouched(self, key: str, info: os.stat_result) -> bool:
+        """Whether the file or folder ``key`` is as the last build left it by its metadata:
+        changed before the trusted moment, or since, as the build wrote it."""
+        cut = self.cut
+        if cut is None:
+            return False
+        if info.st_ctime_ns < cut:
+            return True
+        return self.later.get(key) == (info.st_ino, info.st_ctime_ns)
+
+    def folder(self, key: str) -> bool:
+        """Whether the folder ``key`` of out/ (and each one above it) is unchanged since the
+        trusted moment."""
+        known = self._folders.get(key)
+        return known if known is not None else self._folder(key)
 
     def _folder(self, key: str) -> bool:
         known = self._folders.get(key)
@@ -270,8 +287,7 @@ class _Trust:
             except OSError:
                 known = False
             else:
-                assert self.cut is not None
-                known = info.st_ctime_ns < self.cut and (
+                known = self._vouched(key, info) and (
                     not key or self._folder(posixpath.dirname(key))
                 )
             self._folders[key] = known
@@ -358,7 +374,7 @@ def _link(trust: _Trust, path: str, folder: str, target: str, size: int, digest:
         info = os.lstat(source)
         if not stat.S_ISREG(info.st_mode) or info.st_size != size:
             return False
-        if not (trust.unchanged_in(folder, info) or trust.holds(path, info, digest)):
+        if not (trust.unchanged_in(folder, info, path) or trust.holds(path, info, digest)):
             return False
         os.link(source, target, follow_symlinks=False)
     except OSError:
@@ -385,6 +401,7 @@ def _fill(
     trust: _Trust,
     present: dict[str, int] | None = None,
     adopted: bool = False,
+    stay: frozenset[str] = frozenset(),
 ) -> None:
     """Write every artifact into the new tree ``tmp``, linking the previous build's files
     that are the same (plain strings: a path object per file cost more than the writing),
@@ -397,7 +414,9 @@ def _fill(
     this build does not have at all are removed at the end.
 
     ``adopted``: ``tmp`` is the staging tree the workers wrote (:func:`_adopt`), so the files
-    they staged are in place already."""
+    they staged are in place already.
+
+    ``stay``: files of ``present`` known to stay (:func:`_stayed`), not looked at again."""
     made: set[str] = {""}
     native = os.sep == "/"
     spilled: Callable[[str], _Spill | None] = getattr(artifacts, "spilled", lambda path: None)
@@ -408,8 +427,10 @@ def _fill(
     new = new_files if new_files is not None else {}
     old = old_files if old_files is not None else {}
     kept = present if present is not None else {}
+    for path in stay:
+        del kept[path]
     try:
-        for path in sorted(artifacts):
+        for path in sorted(path for path in artifacts if path not in stay):
             folder = path.rpartition("/")[0]
             if folder not in made:
                 os.makedirs(
@@ -477,8 +498,61 @@ def _same(trust: _Trust, path: str, folder: str, inode: int, size: int, digest: 
         info.st_ino == inode
         and stat.S_ISREG(info.st_mode)
         and info.st_size == size
-        and (trust.unchanged_in(folder, info) or trust.holds(path, info, digest))
+        and (trust.unchanged_in(folder, info, path) or trust.holds(path, info, digest))
     )
+
+
+def _stayed(
+    out: Path,
+    present: Mapping[str, int],
+    old: Mapping[str, str],
+    new: Mapping[str, str],
+    trust: _Trust,
+    seen: OutState,
+) -> frozenset[str]:
+    """The files of the spare tree ``present`` that stay as they are, judged by what was seen
+    of out/ before the build (:meth:`eventfeed.cache.Fingerprint.seen`) instead of a look at
+    each: the build wants the bytes the last one wrote there, and the spare's file is out/'s
+    own (the same inode), unchanged since the last build (its change time and its folders'
+    older than the trusted moment, :class:`_Trust`). Nothing stays when out/ is not the folder
+    that was seen.
+
+    (A file changed by hand after that look may stay as it is; the fingerprint then takes
+    that look's moment as the trusted one, so the next build reads and repairs it.)"""
+    cut = trust.cut
+    if cut is None or seen.seen is None:
+        return frozenset()
+    later = trust.later
+    try:
+        top = os.lstat(out)
+    except OSError:
+        return frozenset()
+    if (top.st_ino, top.st_dev) != (seen.top.st_ino, seen.top.st_dev):
+        return frozenset()
+    _, files, rows = seen.seen
+    where = {name: i for i, name in enumerate(files)}
+    row = ROW.unpack_from
+    size = ROW.size
+    device = top.st_dev
+    folders = trust.folder
+    stay = []
+    for path, inode in present.items():
+        digest = new.get(path)
+        if digest is None or old.get(path) != digest:
+            continue
+        i = where.get(path)
+        if i is None:
+            continue
+        mode, _, _, ctime, ino, dev = row(rows, i * size)
+        if (
+            ino == inode
+            and dev == device
+            and (ctime < cut or later.get(path) == (ino, ctime))
+            and stat.S_ISREG(mode)
+            and folders(path.rpartition("/")[0])
+        ):
+            stay.append(path)
+    return frozenset(stay)
 
 
 def _prune(tmp: str, leftovers: Mapping[str, int]) -> None:
@@ -596,11 +670,16 @@ def write_tree(
     *,
     events_dir: Path | None,
     files: Mapping[str, str] | None = None,
-) -> None:
+    seen: OutState | None = None,
+) -> frozenset[str] | None:
     """Replace ``out_dir`` with exactly ``artifacts``, all at once, or leave it untouched.
 
     ``files``: the digests that the manifest among ``artifacts`` names, when the caller has
-    them (else they are read from it)."""
+    them (else they are read from it). ``seen``: what was seen of out/ before the build
+    (:meth:`eventfeed.cache.Fingerprint.seen`), trusted instead of a look at each file of it.
+
+    Returns, when ``seen`` was taken, the files of out/ left exactly as they were then (for
+    :meth:`eventfeed.cache.Fingerprint.save`); else None."""
     for path in artifacts:
         check_artifact_path(path)
     check_target(out_dir, events_dir=events_dir)
@@ -616,7 +695,7 @@ def write_tree(
             old_files = _manifest_files(_read_manifest(out)) if new_files is not None else None
             trust = _Trust(str(out), written_before(out))
             if old_files == new_files and _unchanged(out, artifacts, new_files, trust):
-                return  # the same bytes are already in place: nothing to swap
+                return None  # the same bytes are already in place: nothing to swap
             staging: str | None = getattr(artifacts, "staging", None)
             spare = _spare(out) if old_files is not None else None
             if spare is not None:
@@ -630,9 +709,21 @@ def write_tree(
                 # its files are read from where they are now, if a file is made again
                 # (:class:`eventfeed.build.Staged`)
                 setattr(artifacts, "staging", str(tmp))  # noqa: B010 (a Mapping here)
+            stay: frozenset[str] | None = None
+            if seen is not None and present and old_files is not None and new_files is not None:
+                stay = _stayed(out, present, old_files, new_files, trust, seen)
             try:
                 try:
-                    _fill(str(tmp), artifacts, old_files, new_files, trust, present, adopted)
+                    _fill(
+                        str(tmp),
+                        artifacts,
+                        old_files,
+                        new_files,
+                        trust,
+                        present,
+                        adopted,
+                        stay or frozenset(),
+                    )
                 except OSError as exc:
                     if present is None or exc.errno in (errno.ENOSPC, errno.EDQUOT):
                         raise
@@ -640,11 +731,12 @@ def write_tree(
                     # written again from nothing
                     _discard(tmp)
                     tmp.mkdir()
+                    stay = None
                     _fill(str(tmp), artifacts, old_files, new_files, trust)
                 os.chmod(tmp, 0o755)
                 if not out.exists():
                     os.rename(tmp, out)
-                    return
+                    return None
                 if _exchange(tmp, out):
                     old = tmp  # now holds the old build
                 else:
@@ -658,6 +750,8 @@ def write_tree(
             # The new build is in place: whatever happens now, the build succeeded.
             if old != tmp or spare is None:
                 _discard(old)  # else it stays, the next build's spare
+                stay = None  # (its files were linked from the old tree, now removed)
+            return stay
     except OSError as exc:
         where = exc.filename or out_dir
         raise OutputError(
