@@ -202,10 +202,32 @@ def test_a_same_size_edit_with_the_old_modification_time_is_built(
     "change",
     ["added", "removed", "renamed", "settings", "grown", "replaced", "ignored-folder"],
 )
-def test_a_change_to_the_records_is_built(tree: Tree, change: str) -> None:
+def test_a_change_to_the_records_is_built(
+    tree: Tree, change: str, scanned: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each change leads to a build equal to a cold one, whose saved state is the one a look
+    at out/ after it finds; with out/ looked at beside the records, that state is made of
+    the look before the build for the files the writer kept (files written a moment ago
+    count as old here, so that the writer keeps them)."""
+    if scanned == "beside":
+        monkeypatch.setattr(cache, "FINE_RACY_NS", 0)
     events = tree.events
+    parent = os.getpid()
+    looks: list[int] = []  # who looked at tree.out
+    real = cache._out_state
+
+    def state(out: Path) -> Any:
+        if out == tree.out.resolve():
+            looks.append(os.getpid())
+        return real(out)
+
+    monkeypatch.setattr(cache, "_out_state", state)
 
     def apply() -> None:
+        # another record edited first, so that the spare tree holds out/'s files
+        tree.record(20).write_text(record(20).replace("Body", "Text"), encoding="utf-8")
+        tree.build()
+        looks.clear()
         if change == "added":
             (events / "b" / "meeting-050.md").write_text(record(50), encoding="utf-8")
         elif change == "removed":
@@ -234,6 +256,11 @@ def test_a_change_to_the_records_is_built(tree: Tree, change: str) -> None:
         assert UP_TO_DATE in tree.build().stderr
         return
     rebuilt(tree, apply)
+    looked = list(looks)
+    assert UP_TO_DATE in tree.build().stderr
+    # the same files in out/: the save took the look made beside the records
+    merged = scanned == "beside" and change in ("grown", "replaced")
+    assert (parent in looked) is not merged
 
 
 def test_a_racy_edit_is_read_again(

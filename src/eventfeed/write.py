@@ -529,28 +529,22 @@ def _stayed(
         return frozenset()
     if (top.st_ino, top.st_dev) != (seen.top.st_ino, seen.top.st_dev):
         return frozenset()
-    _, files, rows = seen.seen
-    where = {name: i for i, name in enumerate(files)}
-    row = ROW.unpack_from
-    size = ROW.size
+    folders, files, rows = seen.seen
+    # every folder vouched for (as after a build): no file's folders need be asked for
+    every = all(map(trust.folder, ["", *folders]))
+    regular = stat.S_ISREG
     device = top.st_dev
-    folders = trust.folder
     stay = []
-    for path, inode in present.items():
+    # in the order of the look, each path hashed once
+    for path, (mode, _, _, ctime, ino, dev) in zip(files, ROW.iter_unpack(rows), strict=True):
+        if present.get(path) != ino or dev != device or not regular(mode):
+            continue
+        if ctime >= cut and later.get(path) != (ino, ctime):
+            continue
         digest = new.get(path)
         if digest is None or old.get(path) != digest:
             continue
-        i = where.get(path)
-        if i is None:
-            continue
-        mode, _, _, ctime, ino, dev = row(rows, i * size)
-        if (
-            ino == inode
-            and dev == device
-            and (ctime < cut or later.get(path) == (ino, ctime))
-            and stat.S_ISREG(mode)
-            and folders(path.rpartition("/")[0])
-        ):
+        if every or trust.folder(path.rpartition("/")[0]):
             stay.append(path)
     return frozenset(stay)
 
