@@ -257,6 +257,68 @@ def test_a_rebuild_on_the_same_day_takes_unchanged_keys_from_the_store(
     assert snapshot(fresh) == snapshot(out)
 
 
+def test_state_keys_are_taken_from_a_store_marked_for_the_manifest_in_out(
+    events: Path, tmp_path: Path, build: Build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build marks the per-event store as made for the manifest it wrote: the next one
+    works out the state key of the edited event only. When out/ holds another manifest (put
+    back from git, say), every state key is worked out; either way the bytes are a cold
+    build's."""
+    work = tmp_path / "work"
+    shutil.copytree(events, work / "events")
+    out = work / "out"
+    build(work / "events", out)
+    stated: list[str] = []
+    real = build_module.state_key
+
+    def state_key(base: str, event_id: str, state: Any) -> str:
+        stated.append(event_id)
+        return real(base, event_id, state)
+
+    monkeypatch.setattr(build_module, "state_key", state_key)
+    records = sorted((work / "events").rglob("event-*.md"))
+    first = tmp_path / "manifest-first.json"
+    shutil.copy(out / "manifest.json", first)
+    edited = records[5]
+    edited.write_text(edited.read_text(encoding="utf-8") + "\nOne more line.\n", "utf-8")
+    build(work / "events", out)
+    assert set(stated) == {edited.stem}
+
+    stated.clear()
+    shutil.copy(first, out / "manifest.json")  # the manifest of the build before
+    other = records[7]
+    other.write_text(other.read_text(encoding="utf-8") + "\nOne more line.\n", "utf-8")
+    before = tmp_path / "manifest-before.json"
+    shutil.copy(out / "manifest.json", before)
+    build(work / "events", out)
+    assert set(stated) == {p.stem for p in records}
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    shutil.copy(before, fresh / "manifest.json")
+    build(work / "events", fresh)
+    assert snapshot(fresh) == snapshot(out)
+
+    # A build that wrote entries and failed before the end leaves the store unmarked.
+    build(work / "events", out)
+    real_whole = build_module._whole
+
+    def failing(*args: Any) -> None:
+        raise OSError("the disk went away")
+
+    monkeypatch.setattr(build_module, "_whole", failing)
+    text = other.read_text(encoding="utf-8")
+    other.write_text(text + "\nAnd another.\n", "utf-8")
+    args = ["build", "--events", str(work / "events"), "--out", str(out), "--as-of", AS_OF]
+    assert CliRunner().invoke(main, args).exit_code != 0
+    monkeypatch.setattr(build_module, "_whole", real_whole)
+    other.write_text(text, "utf-8")  # put back: its history is the manifest's again
+    third = records[9]
+    third.write_text(third.read_text(encoding="utf-8") + "\nOne more line.\n", "utf-8")
+    stated.clear()
+    build(work / "events", out)
+    assert set(stated) == {p.stem for p in records}
+
+
 def test_after_a_change_of_settings_events_are_keyed_where_they_are_compiled(
     events: Path, tmp_path: Path, build: Build, monkeypatch: pytest.MonkeyPatch
 ) -> None:

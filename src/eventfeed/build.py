@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 from . import markdown, paths, vtimezone
 from .errors import OutputError
 from .event import Event
-from .eventcache import Entry, EventCache, event_key
+from .eventcache import Entry, EventCache, event_key, short_digest
 from .load import Site
 from .model import Settings
 from .state import EventState, Manifest, advance, file_digest
@@ -524,7 +524,13 @@ def _compile_site(
     steps = compilers()
     order = context.chronological()
     base = _base(context, steps) if reuse is not None else ""
-    keys = _keys(context, steps, order, base, reuse.entries) if reuse is not None else {}
+    keys = {}
+    if reuse is not None:
+        # the store marked as made for this base and the manifest in out/: every entry's
+        # state key is that manifest's (:meth:`EventCache.mark`)
+        marked = previous is not None and reuse.marked == made_for(base, previous.digest)
+        kept = previous.events if previous is not None and marked else None
+        keys = _keys(context, steps, order, base, reuse.entries, kept)
     artifacts = Artifacts()
     notes: dict[str, dict[str, object]] = {step.name: {} for step in steps}
     if reuse is not None and previous is not None and previous_out is not None:
@@ -657,6 +663,15 @@ def _whole(
     manifest = Manifest(as_of=context.as_of, events=history, files=digests)
     artifacts.add_parts(paths.MANIFEST, manifest.parts)
     artifacts.manifest_files = digests
+    if reuse is not None:  # every entry is now this build's (:func:`_keys`)
+        reuse.mark(made_for(base, artifacts.digest(paths.MANIFEST)))
+
+
+def made_for(base: str, manifest: str) -> str:
+    """What the per-event store's entries are marked as made for (:meth:`EventCache.mark`):
+    the build's base and the digest of the manifest it wrote, whose history of each event
+    gave the entry's state key."""
+    return f"{short_digest(base)}:{manifest}"
 
 
 def _whole_step(
@@ -897,6 +912,7 @@ def _keys(
     order: list[Event],
     base: str,
     entries: Mapping[str, Entry],
+    kept: Mapping[str, EventState] | None = None,
 ) -> dict[str, Keyed]:
     """The keys of each event whose entry in the store was made for the same state key: the
     others cannot have the same key (it digests the state key), so they are compiled, and
@@ -904,15 +920,22 @@ def _keys(
     the settings: all of them). The compilers' keys depend on nothing but the event, the
     settings and the day: an entry made for the same state on the same day has the key this
     build would work out, and it is taken without asking the compilers, which would work out
-    how every event is listed again (with 100,000 events, most of the keys' 5 s)."""
+    how every event is listed again (with 100,000 events, most of the keys' 5 s).
+
+    ``kept``: the history of the manifest every entry was made for (the store's mark), when
+    it is the previous build's: an event whose history is that very state has the entry's
+    state key, which is not worked out again (with 100,000 events, about half a second)."""
     day = context.as_of.isoformat()
     history = context.history
+    same = kept if kept is not None else {}
     keys = {}
     for event in order:
         entry = entries.get(event.id)
         if entry is None:
             continue
-        state = state_key(base, event.id, history[event.id])
+        now = history[event.id]
+        # (the history keeps an unchanged event's very state)
+        state = entry.state if same.get(event.id) is now else state_key(base, event.id, now)
         if entry.state != state:
             continue
         if entry.day == day:

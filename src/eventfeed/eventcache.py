@@ -11,7 +11,11 @@ event again.
 Working out the key asks each compiler what the build's day changes of the event (how it
 is listed, above all), which took most of a rebuild's keys. So each entry also names the
 event's state key (the base and the event's history, which covers the whole record) and the
-day it was made on: a build with both the same takes the entry's key as it is.
+day it was made on: a build with both the same takes the entry's key as it is. A build that
+has put every entry marks the store as made for its base and the manifest it wrote
+(:meth:`EventCache.mark`); the next build, finding that manifest in out/, takes the state key
+of each event whose history is unchanged from its entry too, instead of digesting the
+history again. Writing any entry removes the mark first.
 
 A file is reused only when the previous build's manifest, still in out/, names it with the
 same digest; otherwise the event is compiled as if it were new. So the store can never put
@@ -76,6 +80,9 @@ class EventCache:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.entries: dict[str, Entry] = {}
+        #: what the entries were marked as made for when read (:meth:`mark`), if anything
+        self.marked: str | None = None
+        self._spoiled = False  # an entry of this build that could not be written
         #: files of whole steps: path -> (key, digest, size) (:class:`eventfeed.build.Lazy`)
         self.outputs: dict[str, tuple[str, str, int]] = {}
         try:
@@ -95,6 +102,12 @@ class EventCache:
                 self.outputs = {str(p): (str(k), str(d), int(n)) for p, k, d, n in found}
         except (sqlite3.Error, ValueError, TypeError):
             self.outputs = {}
+        try:
+            with contextlib.closing(sqlite3.connect(path)) as db:
+                row = db.execute("SELECT value FROM marks WHERE format = ?", (FORMAT,)).fetchone()
+                self.marked = str(row[0]) if row is not None and self.entries else None
+        except (sqlite3.Error, TypeError):
+            self.marked = None
 
     @classmethod
     def for_out(cls, out_dir: Path) -> EventCache:
@@ -123,14 +136,34 @@ class EventCache:
                     "CREATE TABLE IF NOT EXISTS events"
                     " (id TEXT PRIMARY KEY, format INTEGER, data BLOB)"
                 )
+                _unmark(db)  # in the same transaction as the entries
                 db.executemany(
                     "INSERT OR REPLACE INTO events VALUES (?, ?, ?)",
                     ((i, FORMAT, pickle.dumps(e, pickle.HIGHEST_PROTOCOL)) for i, e in changed),
                 )
         except (OSError, sqlite3.Error):
+            self._spoiled = True
             return
+        self.marked = None
         for event_id, _ in changed:
             self.entries.pop(event_id, None)
+
+    def mark(self, made_for: str) -> None:
+        """Mark every entry as made for ``made_for`` (:func:`eventfeed.build.made_for`: the
+        build's base and the manifest it wrote), once the build has put all of them: then
+        the state key of each is the one that manifest's history of its event gives, and the
+        next build takes it as it is for an event whose history is unchanged
+        (:func:`eventfeed.build._keys`). Any entry written later removes the mark first;
+        nothing is marked after an entry of this build could not be written."""
+        if self._spoiled:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.closing(sqlite3.connect(self.path)) as db, db:
+                _unmark(db)
+                db.execute("INSERT INTO marks VALUES (?, ?)", (FORMAT, made_for))
+        except (OSError, sqlite3.Error):
+            return
 
     def keep_only(self, ids: Container[str]) -> None:
         """Delete the entries of events not in ``ids`` (gone from the site), and every row of
@@ -177,7 +210,8 @@ class EventCache:
         try:
             with contextlib.closing(sqlite3.connect(self.path)) as db:
                 rows = db.execute(
-                    "SELECT tzid, first, last, data FROM zones WHERE base = ?", (_short(base),)
+                    "SELECT tzid, first, last, data FROM zones WHERE base = ?",
+                    (short_digest(base),),
                 )
                 return {(str(z), int(f), int(t)): bytes(d) for z, f, t, d in rows}
         except (sqlite3.Error, ValueError, TypeError):
@@ -193,16 +227,21 @@ class EventCache:
                     "CREATE TABLE IF NOT EXISTS zones (base TEXT, tzid TEXT, first INTEGER,"
                     " last INTEGER, data BLOB, PRIMARY KEY (base, tzid, first, last))"
                 )
-                db.execute("DELETE FROM zones WHERE base != ?", (_short(base),))
+                db.execute("DELETE FROM zones WHERE base != ?", (short_digest(base),))
                 db.executemany(
                     "INSERT OR IGNORE INTO zones VALUES (?, ?, ?, ?, ?)",
-                    ((_short(base), *key, data) for key, data in sorted(zones.items())),
+                    ((short_digest(base), *key, data) for key, data in sorted(zones.items())),
                 )
         except (OSError, sqlite3.Error):
             return
 
 
-def _short(base: str) -> str:
+def _unmark(db: sqlite3.Connection) -> None:
+    db.execute("CREATE TABLE IF NOT EXISTS marks (format INTEGER, value TEXT)")
+    db.execute("DELETE FROM marks")
+
+
+def short_digest(base: str) -> str:
     return hashlib.sha256(base.encode()).hexdigest()
 
 

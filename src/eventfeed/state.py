@@ -19,7 +19,7 @@ import json
 import operator
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,8 @@ class Manifest:
     as_of: date
     events: Mapping[str, EventState]
     files: Mapping[str, str]
+    #: the digest of the bytes it was read from (:func:`read_manifest`); "" for one made
+    digest: str = field(default="", compare=False)
 
     def to_bytes(self) -> bytes:
         """The manifest as ``json.dumps(..., indent=1, ensure_ascii=False)`` writes it."""
@@ -212,7 +214,12 @@ def read_manifest(out_dir: Path) -> Manifest | None:
             for key, v in data["events"].items()
         }
         files = {str(k): str(v) for k, v in data["files"].items()}
-        manifest = Manifest(as_of=date.fromisoformat(data["as_of"]), events=events, files=files)
+        manifest = Manifest(
+            as_of=date.fromisoformat(data["as_of"]),
+            events=events,
+            files=files,
+            digest=file_digest(raw),
+        )
     except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError) as exc:
         raise StateError(
             f"{path}: the previous build's manifest is damaged ({exc}); restore it from git "
