@@ -40,17 +40,21 @@ _SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$|^\.nojekyll$|^_headers$")
 _WINDOWS_DEVICES = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
 
 
+#: A whole path of :data:`_SAFE_PART` parts, none of them a Windows device name, in one
+#: expression: the writer checks every path of a build (with 100,000 events, 200,000 of
+#: them), and a look at each part in Python took about 0.4 s.
+_PART = (
+    r"(?!(?i:con|prn|aux|nul|com[0-9]|lpt[0-9])(?:\.[^/]*)?(?:/|\Z))"
+    r"(?:[A-Za-z0-9][A-Za-z0-9._-]*|\.nojekyll|_headers)"
+)
+_SAFE_PATH = re.compile(rf"{_PART}(?:/{_PART})*")
+
+
 def check_artifact_path(path: str) -> None:
-    """Refuse any path that could leave out/ or misbehave on another file system."""
-    parts = path.split("/")
-    if (
-        not path
-        or path.startswith("/")
-        or any(
-            p in ("", ".", "..") or not _SAFE_PART.match(p) or _WINDOWS_DEVICES.match(p)
-            for p in parts
-        )
-    ):
+    """Refuse any path that could leave out/ or misbehave on another file system: each part
+    is a name of :data:`_SAFE_PART` (no empty part, no ``.`` or ``..``, no line break) and
+    none is a Windows device name (:data:`_WINDOWS_DEVICES`)."""
+    if _SAFE_PATH.fullmatch(path) is None:
         raise OutputError(f"refusing to write unsafe output path {path!r}")
 
 
