@@ -11,7 +11,10 @@ For each N it measures, in child processes so peak memory is the child's own:
 * floor    -- only reading every file and YAML-parsing its front matter (the C loader);
 * cold     -- a full build into an empty output folder;
 * nochange -- a rebuild with nothing changed (the previous out/ and manifest present);
-* oneedit  -- a rebuild after editing one record's wording;
+* oneedit  -- a rebuild after editing one record's wording (the first rebuild after the cold
+  build: the writer links every file into a new tree);
+* nextedit -- the rebuild after that, which puts the record back: an edit as every later one
+  is made, into the tree the rebuild before replaced, which already holds the unchanged files;
 
 and prints the median wall time, the peak resident memory, records per second and the ratio to
 the floor. With ``--stages`` it also times one cold build stage by stage (load, history, each
@@ -345,7 +348,7 @@ def run_size(
         print("  (not enough disk to keep each run's folders: every cold build follows")
         print("   the deletion of the last one's, which on ext4 makes it slower)", flush=True)
     results: dict[str, list[tuple[float, float]]] = {
-        k: [] for k in ("floor", "cold", "nochange", "oneedit")
+        k: [] for k in ("floor", "cold", "nochange", "oneedit", "nextedit")
     }
     edited = next(iter(sorted(events.rglob("event-*.md"))))
     original = edited.read_text(encoding="utf-8")
@@ -367,8 +370,8 @@ def run_size(
         results["nochange"].append(timed(build, env))
         edited.write_text(original + f"\nEdited in run {run}.\n", encoding="utf-8")
         results["oneedit"].append(timed(build, env))
-        edited.write_text(original, encoding="utf-8")
-        timed(build, env)  # back to the unedited state for the next run
+        edited.write_text(original, encoding="utf-8")  # back, for the next run
+        results["nextedit"].append(timed(build, env))
     identical = check_identical(events, out, edited, original, build, env)
     for folder in made:
         shutil.rmtree(folder, ignore_errors=True)
