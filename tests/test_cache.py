@@ -103,6 +103,21 @@ def scanned(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 @pytest.fixture
+def scans(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The process id of each look at out/ started beside the records (0: none could be)."""
+    started: list[int] = []
+    start = cache._OutScan.start
+
+    def starting(out: Path) -> Any:
+        made = start(out)
+        started.append(made._pid if made is not None else 0)
+        return made
+
+    monkeypatch.setattr(cache._OutScan, "start", starting)
+    return started
+
+
+@pytest.fixture
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The chunks of records read (not trusted by their metadata), by their first file."""
     read: list[str] = []
@@ -523,7 +538,9 @@ def test_changed_records_are_built_without_looking_at_out(
     assert (tree.out / "index.html").read_bytes() != b"edited by hand"
 
 
-def test_out_is_looked_at_beside_the_records(tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_out_is_looked_at_beside_the_records(
+    tree: Tree, monkeypatch: pytest.MonkeyPatch, scans: list[int]
+) -> None:
     """From enough chunks on, the lookup's look at out/ is made in a forked process while the
     records are looked at; when the records changed, that process is stopped, and out/ is
     looked at only by the save, here."""
@@ -537,16 +554,7 @@ def test_out_is_looked_at_beside_the_records(tree: Tree, monkeypatch: pytest.Mon
             handle.write(f"{'here' if os.getpid() == parent else 'beside'}\n")
         return real(out)
 
-    scans: list[int] = []
-    start = cache._OutScan.start
-
-    def starting(out: Path) -> Any:
-        made = start(out)
-        scans.append(made._pid if made is not None else 0)
-        return made
-
     monkeypatch.setattr(cache, "_out_state", spy)
-    monkeypatch.setattr(cache._OutScan, "start", starting)
     tree.build()
     assert scans == []  # no build remembered: nothing to look up
     where.unlink()
@@ -696,18 +704,9 @@ def test_a_file_changed_by_hand_while_the_build_runs_is_repaired_by_the_next(
 
 
 def test_a_look_beside_is_ended_when_the_build_fails(
-    tree: Tree, monkeypatch: pytest.MonkeyPatch
+    tree: Tree, monkeypatch: pytest.MonkeyPatch, scans: list[int]
 ) -> None:
     monkeypatch.setattr(cache, "SCAN_ASIDE_CHUNKS", 0)
-    scans: list[int] = []
-    start = cache._OutScan.start
-
-    def starting(out: Path) -> Any:
-        made = start(out)
-        scans.append(made._pid if made is not None else 0)
-        return made
-
-    monkeypatch.setattr(cache._OutScan, "start", starting)
     tree.build()
     before = snapshot(tree.out)
     tree.record(7).write_text(record(7).replace("kind: meeting", "kind: 12"), encoding="utf-8")

@@ -262,10 +262,7 @@ class _Trust:
 
     def unchanged_in(self, folder: str, info: os.stat_result, key: str) -> bool:
         """:meth:`unchanged` for the file ``key`` of ``folder`` (its path's folder part)."""
-        if not self._vouched(key, info):
-            return False
-        known = self._folders.get(folder)
-        return known if known is not None else self._folder(folder)
+        return self._vouched(key, info) and self.folder(folder)
 
     def _vouched(self, key: str, info: os.stat_result) -> bool:
         """Whether the file or folder ``key`` is as the last build left it by its metadata:
@@ -279,11 +276,7 @@ class _Trust:
 
     def folder(self, key: str) -> bool:
         """Whether the folder ``key`` of out/ (and each one above it) is unchanged since the
-        trusted moment."""
-        known = self._folders.get(key)
-        return known if known is not None else self._folder(key)
-
-    def _folder(self, key: str) -> bool:
+        trusted moment; each folder is looked at once."""
         known = self._folders.get(key)
         if known is None:
             try:
@@ -292,7 +285,7 @@ class _Trust:
                 known = False
             else:
                 known = self._vouched(key, info) and (
-                    not key or self._folder(posixpath.dirname(key))
+                    not key or self.folder(posixpath.dirname(key))
                 )
             self._folders[key] = known
         return known
