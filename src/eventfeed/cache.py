@@ -875,20 +875,13 @@ class Fingerprint:
             return None
         if not all(stat.S_ISDIR(info.st_mode) for info in [top, *places]):
             return None
+        taken = _rows(infos)
+        if taken is None:
+            return None
         packed = bytearray(rows)
         size = ROW.size
-        try:
-            for i, info in zip(fresh, infos, strict=True):
-                packed[i * size : (i + 1) * size] = _PACK(
-                    info.st_mode,
-                    info.st_size,
-                    info.st_mtime_ns,
-                    info.st_ctime_ns,
-                    info.st_ino,
-                    info.st_dev,
-                )
-        except struct.error:
-            return None
+        for n, i in enumerate(fresh):
+            packed[i * size : (i + 1) * size] = taken[n * size : (n + 1) * size]
         later: dict[str, list[int]] = {}
         left = []
         for i, info in zip(fresh, infos, strict=True):
