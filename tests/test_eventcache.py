@@ -235,3 +235,25 @@ def test_entries_are_read_back_with_the_cycle_collector_paused(
         (gc.enable if was else gc.disable)()
     assert seen == [False, False]
     assert store.entries == {"a": entry("ka"), "b": entry("kb")}
+
+
+def test_entries_read_back_in_a_build_are_kept_from_the_collector_with_the_site(
+    tmp_path: Path,
+) -> None:
+    """A build opens the store with its loaded site frozen (kept from the collector): the
+    entries join it, instead of being walked as young when the collector resumes (at 100,000
+    events, a pass of half a second that frees nothing)."""
+    path = tmp_path / "store.sqlite"
+    EventCache(path).put([("a", entry("ka")), ("b", entry("kb"))])
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        gc.freeze()
+        store = EventCache(path)
+        walked = {id(o) for generation in range(3) for o in gc.get_objects(generation)}
+    finally:
+        gc.unfreeze()
+        (gc.enable if was else gc.disable)()
+    assert store.entries == {"a": entry("ka"), "b": entry("kb")}
+    kept = [store.entries["a"], store.entries["a"].files, store.entries["b"].notes]
+    assert not {id(o) for o in kept} & walked

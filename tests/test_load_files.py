@@ -157,6 +157,42 @@ def test_a_file_that_grew_since_it_was_measured_is_read_to_its_end(
         assert raised.value.message == f"file is {size:,} bytes, over the limit of {limit:,}"
 
 
+def _generations() -> set[int]:
+    """The ids of every object the cycle collector walks (any generation; not the frozen)."""
+    return {id(o) for generation in range(3) for o in gc.get_objects(generation)}
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_what_is_made_with_the_collector_paused_is_not_left_young(frozen: bool) -> None:
+    """What a pause made goes to the oldest generation at once; when something is frozen
+    already (a build keeps its loaded site from the collector), it is frozen with it, and
+    given back with it. Either way, the collector resuming does not walk it all as young."""
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        if frozen:
+            gc.freeze()
+        before = gc.get_freeze_count()
+        with load.collector_paused():
+            made = [[n] for n in range(20_000)]
+        added = gc.get_freeze_count() - before
+        young = {id(o) for generation in (0, 1) for o in gc.get_objects(generation)}
+        walked = _generations()
+    finally:
+        gc.unfreeze()
+        (gc.enable if was else gc.disable)()
+    ids = {id(item) for item in made}
+    assert not ids & young
+    if frozen:
+        assert added >= len(made)
+        assert not ids & walked
+    else:
+        assert added == 0
+        assert ids <= walked
+    assert gc.get_freeze_count() == 0  # given back, with what froze it first
+    assert {id(made[0])} <= _generations()
+
+
 @pytest.mark.parametrize("enabled", [True, False])
 def test_loading_leaves_the_cycle_collector_as_it_found_it(tree: Path, enabled: bool) -> None:
     was = gc.isenabled()
