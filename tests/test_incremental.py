@@ -530,9 +530,9 @@ def test_what_a_rebuild_takes_from_the_last_build_is_kept_from_the_collector(
     events: Path, tmp_path: Path, build: Build, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The history, the keys and the notes of the unchanged events, taken from the last
-    build, live as long as the build: they are made with the collector paused, and join the
-    loaded site it is kept from, so its passes in the whole steps do not walk them (with
-    100,000 events, half a second that freed nothing)."""
+    build, and those of the events compiled, live as long as the build: they join the loaded
+    site the collector is kept from, so its passes in the whole steps do not walk them (with
+    100,000 events, half a second of a rebuild that freed nothing)."""
     work = tmp_path / "work"
     shutil.copytree(events, work / "events")
     out = work / "out"
@@ -543,8 +543,9 @@ def test_what_a_rebuild_takes_from_the_last_build_is_kept_from_the_collector(
 
     def whole(*args: Any) -> None:
         notes, history = args[2], args[4]
+        kept: dict[str, object] = {"a list made here": [history]}  # the collector sees it
         seen = {id(o) for generation in range(3) for o in gc.get_objects(generation)}
-        kept = {"history": history, "notes": notes}
+        kept.update(history=history, notes=notes)
         kept.update((f"state of {i}", state) for i, state in history.items())
         kept.update((f"note of {i}", note) for i, note in notes["pages"].items())
         walked.extend(name for name, o in kept.items() if id(o) in seen)
@@ -553,5 +554,38 @@ def test_what_a_rebuild_takes_from_the_last_build_is_kept_from_the_collector(
     monkeypatch.setattr(build_module, "_whole", whole)
     edited.write_text(edited.read_text(encoding="utf-8") + "\nA new closing line.\n", "utf-8")
     build(work / "events", out)
-    # only the note of the event compiled in this build, made after the others
-    assert walked == [f"note of {edited.stem}"]
+    assert walked == ["a list made here"]  # the edited event's note too is kept from it
+
+
+def test_the_collector_makes_no_pass_during_the_whole_steps(
+    events: Path, tmp_path: Path, build: Build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the whole steps make is kept to the end of the build and holds next to no cycles:
+    the collector is paused while they run (its passes there freed nothing)."""
+    inside: list[bool] = []
+    passes: list[int] = []
+    real = build_module._whole
+
+    def whole(*args: Any) -> None:
+        inside.append(True)
+        try:
+            real(*args)
+        finally:
+            inside.pop()
+
+    def watch(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and inside:
+            passes.append(info["generation"])
+
+    monkeypatch.setattr(build_module, "_whole", whole)
+    gc.callbacks.append(watch)
+    try:
+        build(events, tmp_path / "out")
+        during_build = list(passes)
+        inside.append(True)  # the watch does see a pass while the flag is up
+        gc.collect()
+        inside.pop()
+    finally:
+        gc.callbacks.remove(watch)
+    assert during_build == []
+    assert passes == [2]

@@ -522,7 +522,7 @@ def _compile_site(
     # The history, the keys and what is taken from the last build live as long as the build:
     # made with the collector paused, they join the site it is kept from (with 100,000
     # events, its passes over them cost a rebuild half a second).
-    with collector_paused():
+    with collector_paused(frozen=True):
         history = advance(previous, site.events, now)
         context = BuildContext(
             site=site, history=history, as_of=as_of or as_of_for(now, site.settings)
@@ -578,6 +578,10 @@ def _compile_site(
                 entries.append((event.id, Entry(key, files, kept, state, day)))
         if reuse is not None:
             reuse.put(entries)
+        # What is kept of the batch lives as long as the build: it joins the frozen site,
+        # instead of being walked again by every full pass of the collector while the
+        # workers run (with 100,000 events, about 3 s of a cold build, in this process).
+        gc.freeze()
 
     # The events are taken as they come: what the workers send back is never all held at once.
     keying = (base, keys) if reuse is not None else None
@@ -591,19 +595,23 @@ def _compile_site(
     aside = aside and staged is None
     if reuse is not None:
         reuse.keep_only({event.id for event in order})  # the events of this site
+    # The whole steps make what the site's files are joined from, kept to the end, and next
+    # to no garbage the collector alone could free (a few hundred objects at 10,000 events):
+    # its passes over them freed nothing (with 100,000 events, about 1.5 s of a cold build).
     try:
-        _whole(
-            steps,
-            context,
-            notes,
-            artifacts,
-            history,
-            previous,
-            previous_out,
-            reuse,
-            base,
-            aside,
-        )
+        with collector_paused(frozen=True):
+            _whole(
+                steps,
+                context,
+                notes,
+                artifacts,
+                history,
+                previous,
+                previous_out,
+                reuse,
+                base,
+                aside,
+            )
     finally:
         if staged is not None:
             staged()

@@ -155,7 +155,7 @@ def load(
 
 
 @contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
+def collector_paused(*, frozen: bool | None = None) -> Iterator[None]:
     """Pause the cycle collector while records load (or a store is read back).
 
     Loading makes millions of small objects and keeps most of them, so the collector would walk
@@ -169,7 +169,9 @@ def collector_paused() -> Iterator[None]:
     the oldest generation at once, and the collector's next full pass looks at it as at
     everything else. When something is frozen already (a build keeps the loaded site from
     the collector, :func:`eventfeed.pipeline.compile_into`), unfreezing would give that back
-    too, so what was made joins it instead, and is given back with it.
+    too, so what was made joins it instead, and is given back with it. ``frozen`` says
+    whether something is, when the caller knows: asking the collector walks every frozen
+    object (at 100,000 events, 20 ms each time).
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -177,7 +179,8 @@ def collector_paused() -> Iterator[None]:
         yield
     finally:
         if enabled:
-            frozen = gc.get_freeze_count() != 0
+            if frozen is None:
+                frozen = gc.get_freeze_count() != 0
             gc.freeze()
             if not frozen:
                 gc.unfreeze()
