@@ -9,6 +9,7 @@ import errno
 import hashlib
 import os
 import pathlib
+import pickle
 import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -221,6 +222,20 @@ def test_a_path_the_writer_refuses_is_not_staged(tmp_path: Path) -> None:
         hashlib.sha256(b"page").hexdigest(), 4
     )
     assert (tmp_path / "tree" / "events" / "a.html").read_bytes() == b"page"
+
+
+def test_what_a_worker_sends_back_of_each_file_reads_back_equal(tmp_path: Path) -> None:
+    """Staged and spilled files are sent back to the first process by pickling (made again
+    by their constructors, which is quicker than a frozen dataclass's generic state)."""
+    spill = tmp_path / "1.spill"
+    spill.write_bytes(b"..page..")
+    sent = [Staged("d" * 64, 4), Spilled("e" * 64, 4, spill, 2)]
+    back = pickle.loads(pickle.dumps(sent, pickle.HIGHEST_PROTOCOL))
+    assert back == sent
+    assert [type(item) for item in back] == [Staged, Spilled]
+    assert back[1].data() == b"page"
+    with pytest.raises(AttributeError):
+        back[0].size = 5  # type: ignore[misc]
 
 
 def test_a_file_made_again_while_writing_reads_the_staged_files_where_they_went(

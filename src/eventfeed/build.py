@@ -202,6 +202,9 @@ class Spilled:
         with open(self.spill, "rb") as handle:
             return os.pread(handle.fileno(), self.size, self.offset)
 
+    def __reduce__(self) -> tuple[type[Spilled], tuple[str, int, Path, int]]:
+        return Spilled, (self.digest, self.size, self.spill, self.offset)  # see Staged
+
 
 @dataclass(frozen=True, slots=True)
 class Staged:
@@ -213,6 +216,12 @@ class Staged:
 
     digest: str
     size: int
+
+    def __reduce__(self) -> tuple[type[Staged], tuple[str, int]]:
+        # Sent back by the workers for every file: made again by the constructor, not by the
+        # generic state of a frozen dataclass with slots, which looks its fields up each
+        # time (200,000 files: 1.0-1.7 s to read back, 0.5 s now).
+        return Staged, (self.digest, self.size)
 
 
 #: A file of a whole step this large or larger is spilled to disk as soon as it is added.
