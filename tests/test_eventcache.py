@@ -22,6 +22,7 @@ from eventfeed.eventcache import Entry, EventCache
 from eventfeed.load import Site, load_site
 
 from .bench_records import generate
+from .gc_support import tracked
 
 RECORDS = 120
 NOW = datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
@@ -250,10 +251,10 @@ def test_entries_read_back_in_a_build_are_kept_from_the_collector_with_the_site(
     try:
         gc.freeze()
         store = EventCache(path)
-        walked = {id(o) for generation in range(3) for o in gc.get_objects(generation)}
+        seen = tracked()
     finally:
         gc.unfreeze()
         (gc.enable if was else gc.disable)()
     assert store.entries == {"a": entry("ka"), "b": entry("kb")}
     kept = [store.entries["a"], store.entries["a"].files, store.entries["b"].notes]
-    assert not {id(o) for o in kept} & walked
+    assert not {id(o) for o in kept} & seen

@@ -28,6 +28,7 @@ from eventfeed.ical import CalendarTooLarge
 from eventfeed.load import Site, load_site
 
 from .bench_records import generate
+from .gc_support import tracked
 
 RECORDS = 200
 AS_OF = "2023-11-14"
@@ -538,23 +539,23 @@ def test_what_a_rebuild_takes_from_the_last_build_is_kept_from_the_collector(
     out = work / "out"
     build(work / "events", out)
     edited = sorted((work / "events").rglob("event-*.md"))[3]
-    walked: list[str] = []
+    found: list[str] = []
     real = build_module._whole
 
     def whole(*args: Any) -> None:
         notes, history = args[2], args[4]
         kept: dict[str, object] = {"a list made here": [history]}  # the collector sees it
-        seen = {id(o) for generation in range(3) for o in gc.get_objects(generation)}
+        seen = tracked()
         kept.update(history=history, notes=notes)
         kept.update((f"state of {i}", state) for i, state in history.items())
         kept.update((f"note of {i}", note) for i, note in notes["pages"].items())
-        walked.extend(name for name, o in kept.items() if id(o) in seen)
+        found.extend(name for name, o in kept.items() if id(o) in seen)
         real(*args)
 
     monkeypatch.setattr(build_module, "_whole", whole)
     edited.write_text(edited.read_text(encoding="utf-8") + "\nA new closing line.\n", "utf-8")
     build(work / "events", out)
-    assert walked == ["a list made here"]  # the edited event's note too is kept from it
+    assert found == ["a list made here"]  # the edited event's note too is kept from it
 
 
 def test_the_collector_makes_no_pass_during_the_whole_steps(

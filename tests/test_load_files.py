@@ -18,6 +18,8 @@ import pytest
 from eventfeed import load
 from eventfeed.errors import Problem
 
+from .gc_support import tracked
+
 NAMES = [
     "a.md",
     "a-b.md",
@@ -157,11 +159,6 @@ def test_a_file_that_grew_since_it_was_measured_is_read_to_its_end(
         assert raised.value.message == f"file is {size:,} bytes, over the limit of {limit:,}"
 
 
-def _generations() -> set[int]:
-    """The ids of every object the cycle collector walks (any generation; not the frozen)."""
-    return {id(o) for generation in range(3) for o in gc.get_objects(generation)}
-
-
 @pytest.mark.parametrize("frozen", [False, True])
 def test_what_is_made_with_the_collector_paused_is_not_left_young(frozen: bool) -> None:
     """What a pause made goes to the oldest generation at once; when something is frozen
@@ -176,8 +173,8 @@ def test_what_is_made_with_the_collector_paused_is_not_left_young(frozen: bool) 
         with load.collector_paused():
             made = [[n] for n in range(20_000)]
         added = gc.get_freeze_count() - before
-        young = {id(o) for generation in (0, 1) for o in gc.get_objects(generation)}
-        walked = _generations()
+        young = tracked((0, 1))
+        everywhere = tracked()
     finally:
         gc.unfreeze()
         (gc.enable if was else gc.disable)()
@@ -185,12 +182,12 @@ def test_what_is_made_with_the_collector_paused_is_not_left_young(frozen: bool) 
     assert not ids & young
     if frozen:
         assert added >= len(made)
-        assert not ids & walked
+        assert not ids & everywhere
     else:
         assert added == 0
-        assert ids <= walked
+        assert ids <= everywhere
     assert gc.get_freeze_count() == 0  # given back, with what froze it first
-    assert {id(made[0])} <= _generations()
+    assert {id(made[0])} <= tracked()
 
 
 @pytest.mark.parametrize("enabled", [True, False])
