@@ -22,11 +22,13 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 from urllib.request import urlopen
 
 import pytest
 import websocket
 
+from eventfeed import paths
 from eventfeed.build import compile_site
 from eventfeed.load import load_site
 from eventfeed.serve import make_server
@@ -217,6 +219,36 @@ def test_page_loads_without_errors_and_links_resolve(
     assert len(internal) >= 10
     kinds = {Path(p).suffix for p in internal}
     assert {".html", ".css", ".ics", ".xml", ".json"} <= kinds
+
+
+#: A page whose "add to calendar" links carry text beyond ASCII (Spanish).
+SPANISH = "events/trabajo-decente-ess-america-latina.html"
+ADD_LINKS = (
+    "JSON.stringify(Array.from(document.querySelectorAll("
+    '\'a[href^="https://calendar.google.com/"], a[href^="https://outlook."]\'))'
+    ".map(e => [e.getAttribute('href'), e.href]))"
+)
+
+
+def test_add_to_calendar_links_ask_for_the_form_encoded_text(browser: DevTools, base: str) -> None:
+    """The links keep characters beyond ASCII as they are; the browser, following one, asks
+    for the address with every such character in ``%XX`` of its UTF-8 bytes: the standard
+    form encoding of the event's own text (the browser is the reader here, not our code)."""
+    site = load_site(ROOT / "events")
+    event = next(e for e in site.events if paths.event_page(e.id) == SPANISH)
+    browser.open(base + SPANISH)
+    result = browser.call("Runtime.evaluate", expression=ADD_LINKS, returnByValue=True)
+    pairs: list[list[str]] = json.loads(result["result"]["value"])
+    assert len(pairs) == 3
+    for written, followed in pairs:
+        assert not written.isascii()  # "América", "desafíos"
+        assert followed.isascii()
+        assert len(followed) > len(written)
+        query = urlsplit(followed).query
+        fields = parse_qsl(query, strict_parsing=True)
+        assert urlencode(fields) == query
+        title = dict(fields).get("text") or dict(fields)["subject"]
+        assert title == event.record.title
 
 
 def test_a_missing_stylesheet_would_be_reported(browser: DevTools, base: str, out: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import posixpath
+import re
 import urllib.parse
 from datetime import UTC
 from pathlib import Path
@@ -24,9 +25,9 @@ from eventfeed.pages import (
     add_links,
     google_calendar_url,
     json_text,
+    link_plus,
     outlook_url,
     quote_plus,
-    urlencode,
 )
 
 FAST = settings(derandomize=True, max_examples=300, deadline=None)
@@ -48,10 +49,55 @@ def test_quote_plus_matches_the_standard_library(text: str) -> None:
     assert quote_plus(text) == urllib.parse.quote_plus(text, safe="")
 
 
+#: Every printable ASCII character: what :func:`as_requested` leaves as it is.
+PRINTABLE = "".join(map(chr, range(0x21, 0x7F)))
+#: What a link's query may hold (:func:`link_plus`): form-encoded ASCII, and beyond ASCII
+#: the URL Standard's "URL code points" (from U+00A0, no surrogates or noncharacters).
+LINK_TEXT = re.compile(
+    "[A-Za-z0-9_.~+%\\-\u00a0-\ud7ff\ue000-\ufdcf\ufdf0-\ufffd"
+    + "".join(f"{chr(p << 16)}-{chr(p << 16 | 0xFFFD)}" for p in range(1, 17))
+    + "]*"
+)
+
+
+def as_requested(url: str) -> str:
+    """The address a browser asks for when it follows ``url`` from a UTF-8 page: each
+    character beyond ASCII as ``%XX`` of its UTF-8 bytes (the URL Standard's query state;
+    the ASCII of these links is escaped already)."""
+    return urllib.parse.quote(url, safe=PRINTABLE)
+
+
+def check_link_plus(text: str) -> None:
+    linked = link_plus(text)
+    assert as_requested(linked) == urllib.parse.quote_plus(text, safe="")
+    assert LINK_TEXT.fullmatch(linked), ascii(linked)
+
+
 @FAST
-@given(st.lists(st.tuples(st.text(), st.text()), max_size=6))
-def test_urlencode_matches_the_standard_library(pairs: list[tuple[str, str]]) -> None:
-    assert urlencode(pairs) == urllib.parse.urlencode(pairs)
+@given(st.text())
+def test_link_plus_asks_for_what_quote_plus_spells(text: str) -> None:
+    check_link_plus(text)
+
+
+def test_link_plus_of_every_character() -> None:
+    """Each code point (one to four UTF-8 bytes), beside the characters form encoding treats
+    specially, 256 code points at a time."""
+    points = [p for p in range(0x110000) if not 0xD800 <= p < 0xE000]  # no UTF-8 surrogates
+    for start in range(0, len(points), 256):
+        check_link_plus(" a+%~".join(map(chr, points[start : start + 256])))
+
+
+def test_link_plus_of_hand_cases() -> None:
+    assert link_plus("Économie sociale: 社会 (¿sí?) 100%") == (
+        "Économie+sociale%3A+社会+%28¿sí%3F%29+100%25"
+    )
+    assert link_plus("التعاونيات\n\nhttps://example.org/a?b=c&d=e") == (
+        "التعاونيات%0A%0Ahttps%3A%2F%2Fexample.org%2Fa%3Fb%3Dc%26d%3De"
+    )
+    # not URL code points: a C1 control, noncharacters
+    assert link_plus("a\x85b \ufdd0 \U0010ffffé") == "a%C2%85b+%EF%B7%90+%F4%8F%BF%BFé"
+    with pytest.raises(UnicodeEncodeError):
+        link_plus("a \ud800")
 
 
 def test_quote_plus_of_long_mixed_text() -> None:
@@ -142,13 +188,14 @@ def test_quote_plus_refuses_a_lone_surrogate_as_the_standard_library_does() -> N
 
 
 def test_add_to_calendar_urls_match_the_standard_library() -> None:
-    """Each link's query as ``urllib.parse.urlencode`` writes it from the values in full."""
+    """Each link's query, as a browser asks for it, as ``urllib.parse.urlencode`` writes it
+    from the values in full."""
     site = load_site(Path(__file__).resolve().parents[1] / "events")
     with memoised():
         for event in site.events:
             url = site.settings.site_url + paths.event_page(event.id)
-            google = urllib.parse.urlsplit(google_calendar_url(event, url))
-            outlook = urllib.parse.urlsplit(outlook_url(event, url))
+            google = urllib.parse.urlsplit(as_requested(google_calendar_url(event, url)))
+            outlook = urllib.parse.urlsplit(as_requested(outlook_url(event, url)))
             fields = dict(urllib.parse.parse_qsl(google.query))
             start, end = event.local_start, event.local_end
             if event.all_day:

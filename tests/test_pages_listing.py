@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import urllib.parse
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import pytest
 from markupsafe import escape
 
 from eventfeed import pages, paths
@@ -63,15 +61,3 @@ def test_an_item_is_cut_where_its_links_go() -> None:
             assert f'<p><a href="{href}">Read the report: {title}</a></p>\n' in html
     coming = next(e for e in context.events if renderer.listed(e).upcoming)
     assert len(pages.listing_item(renderer.card(coming)).pieces) == 2
-
-
-@pytest.mark.parametrize("limit", [0, 3])
-def test_quote_plus_beyond_the_words_it_keeps(monkeypatch: pytest.MonkeyPatch, limit: int) -> None:
-    monkeypatch.setattr(pages, "_WORDS", pages._QuotedWords())
-    monkeypatch.setattr(pages, "_MAX_WORDS", limit)
-    long_word = "社会" * pages._MAX_WORD
-    text = f"Réunion  régionale {long_word} a+b 100% {long_word} \n\nRéunion  x "
-    for _ in range(3):
-        assert pages.quote_plus(text) == urllib.parse.quote_plus(text, safe="")
-    assert len(pages._WORDS) <= limit
-    assert long_word not in pages._WORDS
