@@ -257,3 +257,77 @@ def test_a_file_made_again_while_writing_reads_the_staged_files_where_they_went(
     write_tree(out, artifacts, events_dir=None)
     assert snapshot(out) == {"calendar.ics": joined, "events/e.ics": b"event"}
     assert not Path(tree).exists()  # taken whole
+
+
+class _LoggedLock:
+    """The workers' lock, each take and release written to a file shared by the processes
+    (one line appended at a time), as is each file a worker creates (:func:`build._stage`)."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = str(log)
+        self.lock = build._writing_lock()
+        assert self.lock is not None
+
+    def line(self, what: str) -> None:
+        fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        try:
+            os.write(fd, f"{what} {os.getpid()}\n".encode())
+        finally:
+            os.close(fd)
+
+    def acquire(self, timeout: float) -> bool:
+        taken = self.lock.acquire(timeout=timeout)
+        if taken:
+            self.line("take")
+        return taken
+
+    def release(self) -> None:
+        self.line("give")
+        self.lock.release()
+
+
+def test_the_workers_create_their_files_one_at_a_time(
+    records: Site, expected: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes creating files in one folder at once contend for it inside the kernel:
+    each worker creates a chunk's files while it alone holds the workers' lock."""
+    lock = _LoggedLock(tmp_path / "log")
+    real = build._stage
+
+    def staging(tree: str, path: str, data: bytes) -> bytes | Staged:
+        lock.line("file")
+        return real(tree, path, data)
+
+    monkeypatch.setattr(build, "_writing_lock", lambda: lock)
+    monkeypatch.setattr(build, "_stage", staging)
+    made = parallel(records, expected)
+    assert {path: made[path] for path in made} == expected
+    holder = None
+    files: dict[str, int] = {}
+    for line in (tmp_path / "log").read_text().splitlines():
+        what, pid = line.split()
+        if what == "take":
+            assert holder is None, line
+            holder = pid
+        elif what == "give":
+            assert holder == pid, line
+            holder = None
+        else:
+            assert holder == pid, line
+            files[pid] = files.get(pid, 0) + 1
+    assert holder is None
+    assert len(files) == 2  # both workers created files
+    assert sum(files.values()) == 2 * RECORDS
+
+
+def test_a_lock_never_given_back_holds_a_worker_back_only_a_while(
+    records: Site, expected: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As when a worker died holding it: the others create their files anyway."""
+    lock = build._writing_lock()
+    assert lock is not None
+    assert lock.acquire(timeout=1)
+    monkeypatch.setattr(build, "_writing_lock", lambda: lock)
+    monkeypatch.setattr(build, "WRITE_WAIT", 0.05)
+    made = parallel(records, expected)
+    assert {path: made[path] for path in made} == expected
