@@ -25,6 +25,7 @@ from eventfeed import cache, frontmatter, load, paths
 from eventfeed.cache import Fingerprint, _Chunk, _Odd, _record_chunks
 from eventfeed.cli import main
 from eventfeed.errors import Problem
+from eventfeed.recordstore import RecordStore
 
 from .conftest import SITE_YAML
 
@@ -718,3 +719,53 @@ def test_a_look_beside_is_ended_when_the_build_fails(
     assert all(scans)
     with pytest.raises(ChildProcessError):  # ended and waited for
         os.waitpid(scans[0], os.WNOHANG)
+
+
+def test_the_loader_takes_the_records_as_the_no_change_check_listed_them(odd_tree: Path) -> None:
+    """The files, their order and their names as shown, as the loader's own look finds
+    them; each one's metadata is what the loader would take (a linked record's target's)."""
+    fingerprint = Fingerprint.of(
+        odd_tree, odd_tree.parent / "out", datetime(2023, 1, 1, tzinfo=UTC), None, False
+    )
+    assert fingerprint is not None
+    listed = fingerprint.listed()
+    assert listed is not None
+    assert fingerprint.listed() is None  # given once, not held
+    infos: dict[str, os.stat_result] = {}
+    problems: list[Problem] = []
+    assert load._listed_paths(odd_tree, listed, infos) == load._record_paths(odd_tree, problems)
+    assert problems == []
+    assert len(infos) == 6
+    for path, info in infos.items():
+        now = os.stat(path)
+        assert (info.st_ino, info.st_mtime_ns, info.st_size) == (
+            now.st_ino,
+            now.st_mtime_ns,
+            now.st_size,
+        )
+
+
+def test_an_edit_rebuild_looks_for_the_records_once(
+    tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loader takes the records the no-change check found, with their metadata: it
+    neither looks through the folders nor takes a record's metadata again."""
+    tree.build()
+    visits: list[str] = []
+    stats: list[str] = []
+    visit, signature = load._visit, RecordStore.signature
+
+    def visiting(folder: str, *args: Any) -> None:
+        visits.append(folder)
+        visit(folder, *args)
+
+    def signing(self: RecordStore, source: str, *args: Any) -> str | None:
+        stats.append(source)
+        return signature(self, source, *args)
+
+    monkeypatch.setattr(load, "_visit", visiting)
+    monkeypatch.setattr(RecordStore, "signature", signing)
+    after = rebuilt(tree, lambda: _edit(tree, 3, "Edited body"))
+    assert visits == []
+    assert stats == []
+    assert [path for path, data in after.items() if b"Edited body of meeting 003" in data]

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from eventfeed import cache, pipeline
 from eventfeed.cache import Fingerprint
+from eventfeed.cli import main
 
 from .test_cache import AS_OF, UP_TO_DATE, Tree, snapshot
 
@@ -133,17 +135,25 @@ def test_a_record_changed_before_the_loader_read_it_is_the_build(
     assert UP_TO_DATE not in tree.build().stderr
 
 
-def test_a_record_removed_before_the_loader_leaves_no_fingerprint_to_trust(
+def test_a_record_removed_before_the_loader_read_it_is_reported(
     tree: Tree, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A record in the fingerprint's scan that the loader never read: the inputs stay
-    unknown, and the next build is a full one."""
+    """The loader reads the records the no-change check found: one removed in between is
+    reported as gone (nothing written, no fingerprint to trust), and the next build, which
+    does not find it, builds without it."""
     gone = tree.record(41)
     kept = tree.root / "kept.md"
     shutil.copy(gone, kept)
     with monkeypatch.context() as patched:
         _during(patched, "load", gone.unlink)
-        assert "built 44 event(s)" in tree.build().stderr
+        result = CliRunner().invoke(
+            main, ["build", "--events", str(tree.events), "--out", str(tree.out)]
+        )
+    assert result.exit_code == 1
+    assert "meeting-041.md" in result.output
+    assert "removed while the build ran" in result.output
+    assert not tree.out.exists()
+    assert "built 44 event(s)" in tree.build().stderr
     shutil.copy(kept, gone)
     result = tree.build()
     assert UP_TO_DATE not in result.stderr

@@ -321,6 +321,7 @@ def _build(
         as_of=day_given,
         writing=not check_only,
         loaded=show_warnings,
+        listed=fingerprint.listed() if fingerprint is not None else None,
     )
     if check_only:
         stale = _differences(out_dir, artifacts)

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from . import checks
-from .cache import read_head, scan_started
+from .cache import Listed, read_head, scan_started
 from .errors import Problem, ProblemsFound, Severity, errors_in
 from .event import Event
 from .frontmatter import MAX_FILE_BYTES, FrontMatterError, KeyPath, read_document, read_yaml_file
@@ -141,15 +141,21 @@ def _printable(problem: Problem) -> Problem:
 
 
 def load(
-    events_dir: Path, *, today: date | None = None, store: RecordStore | None = None
+    events_dir: Path,
+    *,
+    today: date | None = None,
+    store: RecordStore | None = None,
+    listed: Listed | None = None,
 ) -> Loaded:
     """Read and check everything; ``today`` quiets warnings that only matter for coming events.
 
     With ``store``, records parsed by an earlier load from the same bytes are taken from it,
-    and the records parsed now are kept in it (:mod:`eventfeed.recordstore`).
+    and the records parsed now are kept in it (:mod:`eventfeed.recordstore`). ``listed``:
+    the record files, and their metadata, as the no-change check found them just before
+    (:meth:`eventfeed.cache.Fingerprint.listed`), taken instead of looking again.
     """
     with collector_paused():
-        result = _load(events_dir, today, store)
+        result = _load(events_dir, today, store, listed)
     result.problems = [_printable(p) for p in result.problems]
     return result
 
@@ -187,9 +193,12 @@ def collector_paused(*, frozen: bool | None = None) -> Iterator[None]:
             gc.enable()
 
 
-def _load(events_dir: Path, today: date | None, store: RecordStore | None) -> Loaded:
+def _load(
+    events_dir: Path, today: date | None, store: RecordStore | None, listed: Listed | None
+) -> Loaded:
     result = Loaded()
-    started = scan_started()  # before any record's metadata is taken
+    # before any record's metadata is taken (by the no-change check, when it listed them)
+    started = listed.started if listed is not None else scan_started()
     root = events_dir
     if not root.is_dir():
         result.problems.append(
@@ -203,7 +212,11 @@ def _load(events_dir: Path, today: date | None, store: RecordStore | None) -> Lo
         )
         return result
     result.settings = _load_settings(root / SETTINGS_FILE, result.problems)
-    files = _record_paths(root, result.problems)
+    infos: dict[str, os.stat_result] = {}
+    if listed is not None:
+        files = _listed_paths(root, listed, infos)
+    else:
+        files = _record_paths(root, result.problems)
     if len(files) > MAX_RECORDS:
         result.problems.append(
             Problem(
@@ -234,12 +247,13 @@ def _load(events_dir: Path, today: date | None, store: RecordStore | None) -> Lo
     if store is not None:
         store.expect([shown for _, shown in files])
     pending = (
-        _gather(path, shown, store, settings_digest, checked, started) for path, shown in files
+        _gather(path, shown, store, settings_digest, checked, started, infos.pop(path, None))
+        for path, shown in files
     )
     pairs: Iterable[tuple[_Pending, _Settled]]
     if fresh >= PARALLEL_MIN_RECORDS:
-        listed = list(pending)  # read here: only what the store holds (its bytes digested)
-        pairs = zip(listed, _settled(listed, settings, today, store), strict=True)
+        gathered = list(pending)  # read here: only what the store holds (its bytes digested)
+        pairs = zip(gathered, _settled(gathered, settings, today, store), strict=True)
     else:
         pairs = ((item, _settle(item, settings, today, store, ship=False)) for item in pending)
     for item, done in pairs:
@@ -328,8 +342,9 @@ def load_site(
     strict: bool = False,
     today: date | None = None,
     store: RecordStore | None = None,
+    listed: Listed | None = None,
 ) -> Site:
-    loaded = load(events_dir, today=today, store=store)
+    loaded = load(events_dir, today=today, store=store, listed=listed)
     failing = loaded.problems if strict else errors_in(loaded.problems)
     if failing or loaded.settings is None:
         raise ProblemsFound(loaded.problems)
@@ -362,6 +377,21 @@ def _record_paths(root: Path, problems: list[Problem]) -> list[tuple[str, str]]:
     """
     found: list[tuple[tuple[str, ...], str, str]] = []
     _visit(os.fspath(root), (), root.resolve(), display_path(root), found, problems)
+    found.sort(key=lambda item: item[0])
+    return [(path, shown) for _, path, shown in found]
+
+
+def _listed_paths(
+    root: Path, listed: Listed, infos: dict[str, os.stat_result]
+) -> list[tuple[str, str]]:
+    """:func:`_record_paths` of the records ``listed`` (in the same order), their metadata
+    into ``infos`` by path."""
+    base = display_path(root)
+    found = []
+    for relative, path, info in listed.records:
+        shown = relative if base == "." else f"{base.rstrip('/')}/{relative}"
+        found.append((tuple(relative.split("/")), path, shown))
+        infos[path] = info
     found.sort(key=lambda item: item[0])
     return [(path, shown) for _, path, shown in found]
 
@@ -577,6 +607,9 @@ class _Pending:
 def _read_or_problems(path: FilePath, shown: str) -> bytes | list[Problem]:
     try:
         return _read(path)
+    except FileNotFoundError as exc:  # found when the records were looked for, gone now
+        hint = "it was removed while the build ran; run the build again"
+        return [Problem(shown, 0, "", f"cannot read: {exc.strerror}", hint=hint)]
     except OSError as exc:
         return [Problem(shown, 0, "", f"cannot read: {exc.strerror}")]
     except FrontMatterError as exc:
@@ -590,6 +623,7 @@ def _gather(
     settings: str,
     checked: str,
     started: int,
+    info: os.stat_result | None = None,
 ) -> _Pending:
     """Read one record file and look it up in ``store``; what the store keeps for it is
     taken when it was worked out under the settings digest ``settings`` (the digests) and
@@ -599,10 +633,14 @@ def _gather(
     again (:mod:`eventfeed.recordstore` says when that is safe), when it had not changed for
     a while before ``started`` (:func:`eventfeed.cache.scan_started`, taken before the load
     began). The metadata is always taken before the bytes are read: a write in between is
-    then seen by the next load."""
+    then seen by the next load. ``info``: the file's metadata, taken already (after
+    ``started``)."""
     item = _Pending(path, shown)
     if store is not None:
-        item.signature = store.signature(shown, path, started)
+        if info is not None:
+            item.signature = store.signature_of(info, started)
+        else:
+            item.signature = store.signature(shown, path, started)
         if not store.holds(shown):
             item.unread = True
             return item

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from .build import Artifacts, compile_site
+from .cache import Listed
 from .eventcache import EventCache
 from .load import Site, load_site
 from .recordstore import RecordStore
@@ -28,17 +29,19 @@ def compile_into(
     as_of: date | None = None,
     writing: bool = True,
     loaded: Callable[[Site], None] | None = None,
+    listed: Listed | None = None,
 ) -> tuple[Site, Artifacts]:
     """Compile the records for ``out_dir`` in memory; nothing is written.
 
     ``writing`` is False for ``build --check``: the target is only read, and without an explicit
     ``as_of`` the day of the existing build is reused, so a day passing does not make it stale.
     ``loaded`` is called with the site as soon as it is valid (to print its warnings).
+    ``listed``: the record files as the no-change check found them (:func:`load_site`).
     """
     # A build that writes keeps the records it parsed, so the next one parses only those
     # whose bytes changed; ``--check`` neither uses nor changes that store.
     store = RecordStore.for_events(events_dir) if writing else None
-    site = load_site(events_dir, strict=strict, today=clock.date(), store=store)
+    site = load_site(events_dir, strict=strict, today=clock.date(), store=store, listed=listed)
     if loaded is not None:
         loaded(site)
     # The loaded site lives as long as the build: the cycle collector is kept from walking it

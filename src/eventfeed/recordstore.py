@@ -159,7 +159,11 @@ class RecordStore:
             info = os.stat(path)
         except (OSError, ValueError):
             return None
-        if not cache.settled(info, started):
+        return self.signature_of(info, started)
+
+    def signature_of(self, info: os.stat_result, started: int) -> str | None:
+        """:meth:`signature` of a file whose metadata ``info`` was taken after ``started``."""
+        if self._db is None or not cache.settled(info, started):
             return None
         return cache.record_signature(self._prefix, info)
 
