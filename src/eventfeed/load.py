@@ -385,13 +385,15 @@ def _listed_paths(
     root: Path, listed: Listed, infos: dict[str, os.stat_result]
 ) -> list[tuple[str, str]]:
     """:func:`_record_paths` of the records ``listed`` (in the same order), their metadata
-    into ``infos`` by path."""
+    into ``infos`` by path. ``listed`` is used up: what the build holds to its end does not
+    hold its list (with 100,000 records, 90 MB more at the build's peak)."""
     base = display_path(root)
     found = []
     for relative, path, info in listed.records:
         shown = relative if base == "." else f"{base.rstrip('/')}/{relative}"
         found.append((tuple(relative.split("/")), path, shown))
         infos[path] = info
+    listed.records.clear()
     found.sort(key=lambda item: item[0])
     return [(path, shown) for _, path, shown in found]
 
