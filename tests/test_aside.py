@@ -5,7 +5,6 @@ the build, which then reports what the step raises, without a traceback of the p
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -66,33 +65,6 @@ def test_the_calendars_made_aside_are_the_bytes_made_in_one_process(
     assert list(beside) == list(alone)
     assert [p for p in alone if beside[p] != alone[p]] == []
     assert any(p.startswith("calendars/") for p in alone)
-
-
-def test_the_manifest_history_is_spelled_before_the_build_waits_for_the_calendars(
-    events: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The history the manifest spells is made while the calendars' process may still run,
-    not after this one has waited for it (that the manifest so made is the one made in one
-    go: ``test_the_history_spelled_first_makes_the_same_manifest``)."""
-    calls: list[str] = []
-    real_head, real_finish = build_module.manifest_head, build_module._Aside.finish
-
-    def head(*args: object) -> object:
-        calls.append("head")
-        return real_head(*args)  # type: ignore[arg-type]
-
-    def finish(self: build_module._Aside, *args: object) -> bool:
-        calls.append("finish")
-        return real_finish(self, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(build_module, "manifest_head", head)
-    monkeypatch.setattr(build_module._Aside, "finish", finish)
-    site = load_site(events, today=NOW.date())
-    made = compile_site(site, None, NOW, as_of=date.fromisoformat(AS_OF), jobs=2)
-    assert calls == ["head", "finish"]
-    manifest = json.loads(made["manifest.json"])
-    assert sorted(manifest["events"]) == sorted(event.id for event in site.events)
-    assert sorted(manifest["files"]) == sorted(p for p in made if p != "manifest.json")
 
 
 def test_an_aside_process_that_dies_leaves_the_step_to_the_build(

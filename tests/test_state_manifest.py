@@ -17,14 +17,7 @@ from hypothesis import strategies as st
 from eventfeed import write
 from eventfeed.errors import StateError
 from eventfeed.paths import MANIFEST
-from eventfeed.state import (
-    EventState,
-    Manifest,
-    _parse_time,
-    _replace,
-    manifest_head,
-    read_manifest,
-)
+from eventfeed.state import EventState, Manifest, _parse_time, _replace, read_manifest
 
 FIELDS = (
     "content",
@@ -212,27 +205,6 @@ def test_written_in_parts_as_one(monkeypatch: pytest.MonkeyPatch) -> None:
     assert b"".join(parts) == manifest.to_bytes() == reference_bytes(manifest)
     odd = Manifest(manifest.as_of, events | {"event-9": _replace(first, sequence=1.5)}, files)
     assert list(odd.parts()) == [reference_bytes(odd)]
-
-
-@pytest.mark.parametrize("count", [0, 1, 10])
-def test_the_history_spelled_first_makes_the_same_manifest(
-    monkeypatch: pytest.MonkeyPatch, count: int
-) -> None:
-    """A build spells the history before its files are all known (:func:`manifest_head`);
-    the manifest made from that head is the one made in one go, whatever the files."""
-    from eventfeed import state as state_module
-
-    monkeypatch.setattr(state_module, "_PIECES", 3)
-    moment = datetime(2023, 1, 2, 3, 4, 5, tzinfo=UTC)
-    first = EventState("c", "s", 1, moment, moment, moment, moment, False, "a.md")
-    events = {f"event-{i}": _replace(first, sequence=i) for i in range(count)}
-    head = manifest_head(date(2023, 1, 2), events)
-    assert head is not None
-    for files in ({}, {"a": "b"}, {f"f/{i}.html": f"{i:064x}" for i in range(10)}):
-        manifest = Manifest(as_of=date(2023, 1, 2), events=events, files=files)
-        assert b"".join(manifest.parts(head)) == reference_bytes(manifest)
-    odd = {"event-0": _replace(first, sequence=1.5)}
-    assert manifest_head(date(2023, 1, 2), odd) is None
 
 
 @pytest.mark.parametrize("odd", ["key", "path", "digest", "field"])

@@ -34,7 +34,7 @@ from .event import Event
 from .eventcache import Entry, EventCache, event_key, short_digest
 from .load import Site, collector_paused
 from .model import Settings
-from .state import EventState, Manifest, advance, file_digest, manifest_head
+from .state import EventState, Manifest, advance, file_digest
 from .workers import chunks_done
 from .write import check_artifact_path, copy_spilled, write_file
 
@@ -669,10 +669,6 @@ def _whole(
             # or taken from the last build and made again, if need be, from what the whole
             # step itself holds. They are dropped before the next step runs.
             notes.pop(step.name, None)
-        # The manifest's history, which no step changes, is spelled while the calendars'
-        # process may still run (with 100,000 events, most of a second here, which this
-        # process otherwise spent waiting for it).
-        head = manifest_head(context.as_of, history)
         if beside is not None:
             if not beside.finish(artifacts, outputs):  # then made here
                 _whole_step(
@@ -692,7 +688,7 @@ def _whole(
         reuse.save_zones(base, vtimezone.KNOWN)
     digests = {path: artifacts.digest(path) for path in artifacts}
     manifest = Manifest(as_of=context.as_of, events=history, files=digests)
-    artifacts.add_parts(paths.MANIFEST, functools.partial(manifest.parts, head))
+    artifacts.add_parts(paths.MANIFEST, manifest.parts)
     artifacts.manifest_files = digests
     if reuse is not None:  # every entry is now this build's (:func:`_keys`)
         reuse.mark(made_for(base, artifacts.digest(paths.MANIFEST)))

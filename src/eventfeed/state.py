@@ -61,24 +61,23 @@ class Manifest:
         """The manifest as ``json.dumps(..., indent=1, ensure_ascii=False)`` writes it."""
         return b"".join(self.parts())
 
-    def parts(self, head: list[bytes] | None = None) -> Iterator[bytes]:
+    def parts(self) -> Iterator[bytes]:
         """The bytes of :meth:`to_bytes`, a few thousand lines at a time (with 100,000 events
         a manifest is tens of megabytes, which the build writes without joining).
 
         That indenting encoder is written in Python and was the build's slowest way to spell
         a few strings; the same text is put together here from the C encoder's strings, and
-        anything but the plain values a manifest holds takes the library's own way.
-
-        ``head``: :func:`manifest_head` of this manifest's day and events, made before its
-        files were all known (a build makes it while a forked process makes the calendars)."""
+        anything but the plain values a manifest holds takes the library's own way."""
         if not _all_plain(self.events, self.files):
             yield self._to_bytes_by_library()
             return
-        if head is None:
-            head = manifest_head(self.as_of, self.events)
-            assert head is not None  # plain, as asked above
-        yield from head
-        yield from _joined(_files_pieces(self.files))
+        pieces: list[str] = []
+        for piece in _manifest_pieces(self.as_of, self.events, self.files):
+            pieces.append(piece)
+            if len(pieces) >= _PIECES:
+                yield "".join(pieces).encode()
+                pieces.clear()
+        yield "".join(pieces).encode()
 
     def _to_bytes_by_library(self) -> bytes:
         data = {
@@ -128,12 +127,8 @@ _PIECES = 1 << 12
 def _all_plain(events: Mapping[str, EventState], files: Mapping[str, str]) -> bool:
     """Whether every key and value of a manifest is one :func:`_plain` spells (by their types,
     gathered in one pass per field)."""
-    names = set(map(type, files)) | set(map(type, files.values()))
-    return all(issubclass(kind, str) for kind in names) and _events_plain(events)
-
-
-def _events_plain(events: Mapping[str, EventState]) -> bool:
-    if not all(issubclass(kind, str) for kind in set(map(type, events))):
+    names = set(map(type, events)) | set(map(type, files)) | set(map(type, files.values()))
+    if not all(issubclass(kind, str) for kind in names):
         return False
     kinds: set[type] = set()
     for name in _FIELDS:
@@ -141,28 +136,10 @@ def _events_plain(events: Mapping[str, EventState]) -> bool:
     return all(kind in (bool, int) or issubclass(kind, (str, datetime)) for kind in kinds)
 
 
-def manifest_head(as_of: date, events: Mapping[str, EventState]) -> list[bytes] | None:
-    """The text of a manifest of ``as_of`` and ``events`` up to its files, as
-    :meth:`Manifest.parts` gives it; None when a value is not one it spells itself."""
-    if not _events_plain(events):
-        return None
-    return list(_joined(_head_pieces(as_of, events)))
-
-
-def _joined(pieces: Iterable[str]) -> Iterator[bytes]:
-    """``pieces`` encoded, a few thousand at a time."""
-    held: list[str] = []
-    for piece in pieces:
-        held.append(piece)
-        if len(held) >= _PIECES:
-            yield "".join(held).encode()
-            held.clear()
-    yield "".join(held).encode()
-
-
-def _head_pieces(as_of: date, events: Mapping[str, EventState]) -> Iterator[str]:
-    """The manifest's text up to its files, in pieces; every value must be plain
-    (:func:`_events_plain`)."""
+def _manifest_pieces(
+    as_of: date, events: Mapping[str, EventState], files: Mapping[str, str]
+) -> Iterator[str]:
+    """The manifest's text in pieces; every value must be plain (:func:`_all_plain`)."""
     times: dict[datetime, str] = {}  # equal UTC times spell the same; states share many
     yield '{\n "generator": "eventfeed",\n "format": '
     yield _plain(FORMAT, times)
@@ -181,10 +158,6 @@ def _head_pieces(as_of: date, events: Mapping[str, EventState]) -> Iterator[str]
         yield "".join(parts)
         separator = ",\n  "
     yield "\n }" if events else "}"
-
-
-def _files_pieces(files: Mapping[str, str]) -> Iterator[str]:
-    """The rest of the manifest's text: its files, in pieces (every path and digest text)."""
     yield ',\n "files": {'
     separator = "\n  "
     for path, digest in sorted(files.items()):
