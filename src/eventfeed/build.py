@@ -1000,8 +1000,8 @@ _SHARED: (
     tuple[list[Compiler], BuildContext, list[Event], str, str, _Keying | None, _Lock | None] | None
 ) = None
 #: How long a worker waits for the other to finish creating its files (:func:`_each_chunk`)
-#: before it creates its own anyway: a chunk's take well under a second; a worker that died
-#: holding the lock does not stop the other.
+#: before it creates its own anyway: a chunk's files take well under a second to create, and
+#: a worker that died holding the lock does not stop the other.
 WRITE_WAIT = 2.0
 
 #: How many bytes of files each forked worker writes as files of their own into the staging

@@ -605,8 +605,8 @@ class Fingerprint:
         self._scan: _OutScan | None = None
         #: what :meth:`seen` found of out/ before the build
         self._seen: OutState | None = None
-        #: the records found, until :meth:`listed` gives them
-        self._listed: Listed | None = None
+        #: when the look at the records began, and what it found, until :meth:`listed`
+        self._found: tuple[int, list[_Chunk]] | None = None
 
     @classmethod
     def of(
@@ -659,14 +659,6 @@ class Fingerprint:
             chunks = _record_chunks(events_dir)
             if not chunks:
                 return None
-            listed = Listed(
-                started,
-                [
-                    (chunk.folder + name, path, info)
-                    for chunk in chunks
-                    for name, path, info in zip(chunk.names, chunk.paths, chunk.infos, strict=True)
-                ],
-            )
             raw_settings = (events_dir / SETTINGS_FILE).read_bytes()
             settings = hashlib.sha256(raw_settings).hexdigest()
             cut = started - RACY_NS
@@ -680,7 +672,6 @@ class Fingerprint:
                 if not isinstance(content, str):
                     chunk.base = base
                     if later:
-                        chunk.infos = []  # taken: the digest needs only the names and paths
                         unread.append((len(contents), chunk, signature if settled else None))
                         contents.append(None)
                         continue
@@ -706,7 +697,7 @@ class Fingerprint:
         made._parts = parts
         made._contents = contents
         made._unread = unread
-        made._listed = listed
+        made._found = (started, chunks)
         if not unread:
             made._inputs = _inputs_digest(parts, contents)
         return made
@@ -717,9 +708,20 @@ class Fingerprint:
         The loader finds the same files by the same rules (a folder holding anything it would
         report has no fingerprint), and a record's metadata taken here serves it as one it
         took itself, before reading the bytes: with 100,000 records, looking for them and
-        taking their metadata again cost the loader most of a second."""
-        listed, self._listed = self._listed, None
-        return listed
+        taking their metadata again cost the loader most of a second. (Made here, not when
+        the records were looked at: a build that finds nothing changed never asks.)"""
+        found, self._found = self._found, None
+        if found is None:
+            return None
+        started, chunks = found
+        records = [
+            (chunk.folder + name, path, info)
+            for chunk in chunks
+            for name, path, info in zip(chunk.names, chunk.paths, chunk.infos, strict=True)
+        ]
+        for chunk in chunks:
+            chunk.infos = []  # taken: a chunk left to read needs only its names and paths
+        return Listed(started, records)
 
     @property
     def inputs(self) -> str:
