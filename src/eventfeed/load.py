@@ -381,6 +381,12 @@ def _record_paths(root: Path, problems: list[Problem]) -> list[tuple[str, str]]:
     return [(path, shown) for _, path, shown in found]
 
 
+def _shown(base: str, relative: str) -> str:
+    """A record's name as the user sees it: its path below the events folder shown as
+    ``base`` (:func:`display_path`)."""
+    return relative if base == "." else f"{base.rstrip('/')}/{relative}"
+
+
 def _listed_paths(
     root: Path, listed: Listed, infos: dict[str, os.stat_result]
 ) -> list[tuple[str, str]]:
@@ -390,7 +396,7 @@ def _listed_paths(
     base = display_path(root)
     found = []
     for relative, path, info in listed.records:
-        shown = relative if base == "." else f"{base.rstrip('/')}/{relative}"
+        shown = _shown(base, relative)
         found.append((tuple(relative.split("/")), path, shown))
         infos[path] = info
     listed.records.clear()
@@ -450,7 +456,7 @@ def _visit(
                 problems.append(problem)
                 continue
         relative = "/".join((*parts, name))
-        shown = relative if base == "." else f"{base.rstrip('/')}/{relative}"
+        shown = _shown(base, relative)
         found.append(((*parts, name), path, shown))
     for entry in folders:
         _visit(entry.path, (*parts, entry.name), real_root, base, found, problems)
