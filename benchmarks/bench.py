@@ -17,8 +17,9 @@ For each N it measures, in child processes so peak memory is the child's own:
   is made, into the tree the rebuild before replaced, which already holds the unchanged files;
 
 and prints the median wall time, the peak resident memory, records per second and the ratio to
-the floor. With ``--stages`` it also times one cold build stage by stage (load, history, each
-compiler, manifest, write), and with ``--profile FILE`` writes that build's cProfile. It also
+the floor. With ``--stages`` it also times a cold build and a one-edit rebuild phase by phase
+and process by process (``phases.py``), and with ``--profile FILE`` writes the cProfile of
+that cold build's first process. It also
 checks that the one-edit rebuild gives the same bytes as a cold build of the
 edited records from the same previous manifest. Not part of the test suite: timings are figures
 to read, never assertions.
@@ -202,84 +203,36 @@ FLOOR = textwrap.dedent("""
 """)
 
 
-# One cold build in one process, timed stage by stage with the library's own functions.
-STAGES = textwrap.dedent("""
-    import cProfile, dataclasses, os, sys, time
-    from datetime import UTC, date, datetime
-    from pathlib import Path
-    from eventfeed import markdown, paths
-    from eventfeed.build import Artifacts, BuildContext, compilers
-    from eventfeed.load import load_site
-    from eventfeed.state import Manifest, advance, file_digest
-    from eventfeed.write import write_tree
-
-    events, out, profile = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
-    now, as_of = datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC), date(2023, 11, 14)
-    profiler = cProfile.Profile() if profile else None
-    if profiler:
-        profiler.enable()
-    times = []
-    def rss():  # resident memory now, in MB (Linux); 0 where /proc is missing
-        try:
-            with open("/proc/self/statm") as handle:
-                return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-        except OSError:
-            return 0.0
-    def stage(name, start):
-        times.append((name, time.perf_counter() - start, rss()))
-    t = time.perf_counter(); site = load_site(events, today=now.date()); stage("load", t)
-    t = time.perf_counter(); history = advance(None, site.events, now); stage("history", t)
-    context = BuildContext(site=site, history=history, as_of=as_of)
-    artifacts = Artifacts()
-    notes = {}
-    steps = compilers()
-    order = context.chronological()
-    t = time.perf_counter()
-    with markdown.memoised():
-        for e in order:
-            markdown.to_text(e.body, site.settings.site_url)
-    stage("markdown", t)
-    with markdown.memoised():  # one process, each body rendered once (the stage above)
-        for e in order:
-            markdown.to_text(e.body, site.settings.site_url)
-        for step in (s for s in steps if s.each is not None):
-            t = time.perf_counter()
-            notes[step.name] = {}
-            for e in order:
-                own, notes[step.name][e.id] = step.each(context, e)
-                artifacts.update_from(own)
-            stage(step.name + ":each", t)
-        context = dataclasses.replace(context, notes=notes, files=artifacts)
-        for step in steps:
-            t = time.perf_counter(); artifacts.update_from(step.whole(context))
-            stage(step.name, t)
-    t = time.perf_counter()
-    files = {p: file_digest(d) for p, d in artifacts.items()}
-    artifacts.add(paths.MANIFEST, Manifest(as_of, history, files).to_bytes()); stage("manifest", t)
-    t = time.perf_counter(); write_tree(out, artifacts, events_dir=events); stage("write", t)
-    if profiler:
-        profiler.disable(); profiler.dump_stats(profile)
-    for name, seconds, memory in times:
-        print(f"{name} {seconds:.3f} {memory:.0f}")
-""")
-
-
 def stages(events: Path, out: Path, env: dict[str, str], profile: Path | None) -> None:
-    """Print where one cold build spends its time; with a profile file, cProfile it too."""
-    shutil.rmtree(out, ignore_errors=True)
-    cmd = [sys.executable, "-c", STAGES, str(events), str(out), str(profile or "")]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        sys.exit(f"stage timing failed:\n{done.stderr[-2000:]}")
-    rows = [line.split() for line in done.stdout.splitlines()]
-    total = sum(float(seconds) for _, seconds, _ in rows)
-    print("  cold build by stage (one run, in one process; resident memory after each):")
-    for name, seconds, memory in rows:
-        share = float(seconds) / total if total else 0.0
-        print(f"    {name:10} {float(seconds):8.2f} s  {share:6.1%}  {float(memory):7.0f} MB")
+    """Print where a cold build and a one-edit rebuild after it spend their time, phase by
+    phase and process by process (``phases.py``: the real command, workers and all); with a
+    profile file, the cold build's first process is cProfiled into it."""
+    cache = out.with_name(out.name + "-cache")
+    for folder in (out, cache):
+        shutil.rmtree(folder, ignore_errors=True)
+    env = dict(env, EVENTFEED_CACHE_DIR=str(cache))
+    script = str(Path(__file__).with_name("phases.py"))
+    build = ["build", "--events", str(events), "--out", str(out), "-q", "--as-of", "2023-11-14"]
+    edited = next(iter(sorted(events.rglob("event-*.md"))))
+    original = edited.read_text(encoding="utf-8")
+    try:
+        for name in ("cold build", "one-edit rebuild"):
+            extra = ["--profile", str(profile)] if profile and name == "cold build" else []
+            if name == "one-edit rebuild":
+                edited.write_text(original + "\nEdited for the phases.\n", encoding="utf-8")
+            cmd = [sys.executable, script, *extra, *build]
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                sys.exit(f"timing by phase failed:\n{done.stderr[-2000:]}")
+            print(f"  {name}, phase by phase (seconds from the start of the command):")
+            print(textwrap.indent(done.stderr.rstrip("\n"), "  "), flush=True)
+    finally:
+        edited.write_text(original, encoding="utf-8")
+        for folder in (out, cache):
+            shutil.rmtree(folder, ignore_errors=True)
     if profile:
-        print(f"  profile written to {profile} (python -m pstats {profile})")
-    shutil.rmtree(out, ignore_errors=True)
+        print(f"  profile of the cold build's first process: {profile}")
+        print(f"  (python -m pstats {profile})")
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -424,10 +377,15 @@ def main() -> None:
         "--keep", type=Path, default=None, help="generate into this folder and keep it"
     )
     parser.add_argument(
-        "--stages", action="store_true", help="also time one cold build stage by stage"
+        "--stages",
+        action="store_true",
+        help="also time a cold build and a one-edit rebuild phase by phase",
     )
     parser.add_argument(
-        "--profile", type=Path, default=None, help="cProfile that build into this file"
+        "--profile",
+        type=Path,
+        default=None,
+        help="cProfile that cold build's first process into this file",
     )
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores")

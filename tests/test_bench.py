@@ -1,0 +1,79 @@
+"""The benchmark's timing by phase still fits the build it times.
+
+``benchmarks/phases.py`` wraps the build's own functions by name; a function renamed or
+moved would make it fail, or time nothing. This runs it as ``bench.py --stages`` runs it, on
+enough records for the forked workers, and checks that every phase and every kind of
+process is timed. The figures themselves are never checked: timings are read, not asserted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from .bench_records import BENCH, generate
+
+#: the phases a cold build goes through, and those of a one-edit rebuild after it
+COLD = [
+    "no-change check",
+    "load",
+    "out/ checked",
+    "manifest read",
+    "per-event store opened",
+    "history",
+    "keys",
+    "per-event work (workers)",
+    "whole steps and manifest",
+    "whole step: feeds",
+    "whole step: pages",
+    "write",
+    "fingerprint saved",
+]
+EDIT = [
+    "no-change check",
+    "load",
+    "per-event store opened",
+    "unchanged events taken",
+    "per-event work (here)",
+    "whole steps and manifest",
+    "write",
+    "fingerprint saved",
+]
+ROW = re.compile(r"^\s+(\S.*?) +(-?\d+\.\d\d) +(\d+\.\d\d) +(\d+\.\d\d) +(\d+\.\d\d)$")
+
+
+def test_the_benchmark_times_every_phase_of_a_build(tmp_path: Path) -> None:
+    events = generate(tmp_path, 1000)  # the least that the workers share out
+    env = dict(os.environ, CI="true", SOURCE_DATE_EPOCH="1700000000")
+    profile = tmp_path / "cold.prof"
+    done = subprocess.run(
+        [
+            *(sys.executable, str(BENCH), "--sizes", "1000", "--runs", "0"),
+            *("--keep", str(tmp_path), "--stages", "--profile", str(profile)),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    cold, edit = done.stdout.split("one-edit rebuild, phase by phase")
+    for text, phases in ((cold, COLD), (edit, EDIT)):
+        rows = [ROW.match(line) for line in text.splitlines()]
+        timed = {m.group(1).strip(): m for m in rows if m is not None}
+        assert [p for p in phases if p not in timed] == []
+        for m in timed.values():  # start, end, wall: in order, and agreeing
+            start, end, wall = (float(m.group(i)) for i in (2, 3, 4))
+            assert 0 <= start <= end
+            assert abs(end - start - wall) <= 0.011
+        assert "whole command" in text
+    for process in ("load worker", "per-event worker", "whole step beside", "whole step: ical"):
+        assert len(re.findall(rf"^ +{re.escape(process)} +pid \d+", cold, re.M)) >= 1, process
+    assert len(re.findall(r"^ +per-event worker +pid \d+", cold, re.M)) == 2
+    assert profile.stat().st_size > 0
+    assert not (tmp_path / "out-stages").exists()  # the timed builds' folders are removed
+    assert events.is_dir()
