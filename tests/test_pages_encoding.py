@@ -87,6 +87,21 @@ def test_link_plus_of_every_character() -> None:
         check_link_plus(" a+%~".join(map(chr, points[start : start + 256])))
 
 
+def test_link_plus_escapes_each_character_a_url_may_not_hold_alone() -> None:
+    """Each C1 control and noncharacter is escaped, beside letters of other scripts, and
+    beside characters whose UTF-8 shares some of its bytes (``C2`` of a no-break space and of
+    "¿", ``EF B7`` of U+FDCF) without being one: the looks at the bytes that come before the
+    pattern miss none of them. Alone, so that no other character sends the text to the
+    pattern in its stead."""
+    c1 = [chr(p) for p in range(0x80, 0xA0)]
+    noncharacters = [chr(p) for p in range(0xFDD0, 0xFDF0)]
+    noncharacters += [chr(plane << 16 | low) for plane in range(17) for low in (0xFFFE, 0xFFFF)]
+    for char in c1 + noncharacters:
+        escaped = quote_plus(char)
+        assert link_plus(f"\u0424 {char} \u4e00") == f"\u0424+{escaped}+\u4e00"
+        assert link_plus(f"\xa0¿\ufdcf {char}") == f"\xa0¿\ufdcf+{escaped}"
+
+
 def test_link_plus_of_hand_cases() -> None:
     assert link_plus("Économie sociale: 社会 (¿sí?) 100%") == (
         "Économie+sociale%3A+社会+%28¿sí%3F%29+100%25"
