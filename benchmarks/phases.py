@@ -72,24 +72,27 @@ def _write(log: str, *fields: object) -> None:
         handle.write("\t".join(map(str, fields)) + "\n")
 
 
-def _timed(function: Callable[..., Any], log: str, label: str | None) -> Callable[..., Any]:
+#: what a phase is called: its name, or a function of its arguments that names it
+Label = str | Callable[..., str]
+
+
+def _timed(function: Callable[..., Any], log: str, label: Label) -> Callable[..., Any]:
     """``function`` writing, when it returns, its label, process, start, end and CPU time."""
 
     @functools.wraps(function)
     def timed(*args: Any, **kwargs: Any) -> Any:
-        name = label
-        if function.__name__ == "_whole_step":
-            name = f"  whole step: {args[0].name}"
-        if name is None:
-            return function(*args, **kwargs)
         began, cpu = time.perf_counter(), _cpu()
         try:
             return function(*args, **kwargs)
         finally:
-            end = time.perf_counter()
+            end, name = time.perf_counter(), label if isinstance(label, str) else label(*args)
             _write(log, name, os.getpid(), began - START, end - START, _cpu() - cpu)
 
     return timed
+
+
+def _whole_step(step: Any, *_: Any) -> str:
+    return f"  whole step: {step.name}"
 
 
 def install(log: str) -> None:
@@ -103,7 +106,7 @@ def install(log: str) -> None:
             setattr(owner, name, _timed_here(raw, log, label))
         else:
             setattr(owner, name, _timed(raw, log, label))
-    build._whole_step = _timed(build._whole_step, log, None)
+    build._whole_step = _timed(build._whole_step, log, _whole_step)
     for module, name, label in OTHERS:
         setattr(module, name, _timed(getattr(module, name), log, label))
 
@@ -130,9 +133,8 @@ def report(log: str, out: Any = sys.stderr) -> None:
     head = f"{'phase (first process)':34} {'start':>7} {'end':>7} {'wall':>7} {'cpu':>7}"
     print(f"  {head}", file=out)
     here = sorted((r for r in rows if r[1] == PARENT), key=lambda r: (r[2], -r[3]))
-    for label, _, began, end, cpu in here:
-        if label.startswith("  whole step") or label in {r[2] for r in PHASES}:
-            print(f"  {label:34} {began:7.2f} {end:7.2f} {end - began:7.2f} {cpu:7.2f}", file=out)
+    for label, _, began, end, cpu in here:  # only phases run in the first process
+        print(f"  {label:34} {began:7.2f} {end:7.2f} {end - began:7.2f} {cpu:7.2f}", file=out)
     others: dict[tuple[str, int], list[tuple[float, float, float]]] = defaultdict(list)
     for label, pid, began, end, cpu in rows:
         if pid != PARENT:
