@@ -203,10 +203,11 @@ FLOOR = textwrap.dedent("""
 """)
 
 
-def stages(events: Path, out: Path, env: dict[str, str], profile: Path | None) -> None:
+def stages(events: Path, out: Path, env: dict[str, str], profile: Path | None) -> list[Path]:
     """Print where a cold build and a one-edit rebuild after it spend their time, phase by
     phase and process by process (``phases.py``: the real command, workers and all); with a
-    profile file, the cold build's first process is cProfiled into it."""
+    profile file, the cold build's first process is cProfiled into it. Returns the folders
+    the builds made, for the caller to remove after its own timings (see :func:`run_size`)."""
     cache = out.with_name(out.name + "-cache")
     for folder in (out, cache):
         shutil.rmtree(folder, ignore_errors=True)
@@ -228,11 +229,10 @@ def stages(events: Path, out: Path, env: dict[str, str], profile: Path | None) -
             print(textwrap.indent(done.stderr.rstrip("\n"), "  "), flush=True)
     finally:
         edited.write_text(original, encoding="utf-8")
-        for folder in (out, cache):
-            shutil.rmtree(folder, ignore_errors=True)
     if profile:
         print(f"  profile of the cold build's first process: {profile}")
         print(f"  (python -m pstats {profile})")
+    return [out, cache]
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -286,9 +286,12 @@ def run_size(
     else:
         print(f"\nN = {n:,}: generating ...", flush=True)
         events = generate(root, n)
+    made: list[Path] = []
     if by_stage or profile:
-        stages(events, root / "out-stages", env, profile)
+        made += stages(events, root / "out-stages", env, profile)
     if runs < 1:  # --runs 0: the stages only
+        for folder in made:
+            shutil.rmtree(folder, ignore_errors=True)
         return []
     # Each run builds into an output folder and stores of its own, all removed after the
     # timings: on ext4, a file system that has just deleted tens of thousands of files
@@ -305,7 +308,6 @@ def run_size(
     }
     edited = next(iter(sorted(events.rglob("event-*.md"))))
     original = edited.read_text(encoding="utf-8")
-    made: list[Path] = []
     for run in range(runs):
         results["floor"].append(timed([sys.executable, "-c", FLOOR, str(events)], env))
         out, cache = (
