@@ -1005,12 +1005,17 @@ _SHARED: (
 WRITE_WAIT = 2.0
 
 #: How many bytes of files each forked worker writes as files of their own into the staging
-#: tree; the rest go into its spill file, which the writer copies from. Many small files
-#: written while the build runs are flushed to disk while it runs, and a disk that does few
-#: operations a second then holds the workers back: with 100,000 events (3.7 GB of pages)
-#: staging everything made the workers 20 s slower on a cloud disk, while the writer saved
-#: 15 s; with 10,000 events (300 MB) it saves the writer's copy and costs the workers little.
-STAGE_BYTES = 256 << 20
+#: tree; the rest go into its spill file, copied into the tree by another process while the
+#: whole steps run (:meth:`Artifacts.stage_spilled`), which then leave that process the
+#: second core. A staged file costs a worker its creation; a spilled one, its bytes written
+#: twice and the copy's core. With 100,000 events (2.8 GB of files, 1.4 GB a worker), staging
+#: every file left the workers' part as it was on a 2-core machine and made the cold build
+#: 12-31 s faster (three alternated rounds: 84.8 / 83.6 / 81.4 s against 115.7 / 95.4 /
+#: 95.7 s): no copy, and the calendars beside the other whole steps. A disk that does few
+#: operations a second holds back workers that create many files (measured once, with larger
+#: pages and without the workers' lock: 20 s slower on a cloud disk); the cap keeps a site
+#: far larger than that from finding it out.
+STAGE_BYTES = 2 << 30
 
 
 def _each_forked(
