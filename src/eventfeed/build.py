@@ -370,7 +370,7 @@ class Artifacts(Mapping[str, bytes]):
 
     def _in_staging(self, path: str) -> str:
         assert self.staging is not None
-        return os.path.join(self.staging, *path.split("/"))
+        return _in(self.staging, path)  # asked of every file by the writer
 
     def digest(self, path: str) -> str:
         value = self._files[path]
@@ -891,13 +891,13 @@ def _reused(
     return todo
 
 
-def _in(folder: Path, path: str) -> str:
+def _in(folder: str | Path, path: str) -> str:
     """A path of out/ (``a/b.html``) in ``folder``, as the system names it."""
     return _folder_name(folder) + os.sep + (path if os.sep == "/" else path.replace("/", os.sep))
 
 
 @functools.lru_cache(maxsize=4)
-def _folder_name(folder: Path) -> str:
+def _folder_name(folder: str | Path) -> str:
     return os.fspath(folder).rstrip(os.sep)  # the root folder: ""
 
 
