@@ -102,24 +102,11 @@ def install(log: str) -> None:
         raw = owner.__dict__[name]
         if isinstance(raw, classmethod):
             setattr(owner, name, classmethod(_timed(raw.__func__, log, label)))
-        elif name == "_each":
-            setattr(owner, name, _timed_here(raw, log, label))
         else:
             setattr(owner, name, _timed(raw, log, label))
     build._whole_step = _timed(build._whole_step, log, _whole_step)
     for module, name, label in OTHERS:
         setattr(module, name, _timed(getattr(module, name), log, label))
-
-
-def _timed_here(function: Callable[..., Any], log: str, label: str) -> Callable[..., Any]:
-    """``_each`` timed only in the first process (in a worker, its chunk is timed)."""
-    timed = _timed(function, log, label)
-
-    @functools.wraps(function)
-    def either(*args: Any, **kwargs: Any) -> Any:
-        return (timed if os.getpid() == PARENT else function)(*args, **kwargs)
-
-    return either
 
 
 def report(log: str, out: Any = sys.stderr) -> None:
@@ -135,9 +122,10 @@ def report(log: str, out: Any = sys.stderr) -> None:
     here = sorted((r for r in rows if r[1] == PARENT), key=lambda r: (r[2], -r[3]))
     for label, _, began, end, cpu in here:  # only phases run in the first process
         print(f"  {label:34} {began:7.2f} {end:7.2f} {end - began:7.2f} {cpu:7.2f}", file=out)
+    phases = {label for _, _, label in PHASES}
     others: dict[tuple[str, int], list[tuple[float, float, float]]] = defaultdict(list)
     for label, pid, began, end, cpu in rows:
-        if pid != PARENT:
+        if pid != PARENT and label not in phases:  # a worker's chunk runs ``_each`` too
             others[label, pid].append((began, end, cpu))
     for (label, pid), spans in sorted(others.items(), key=lambda kv: (kv[1][0][0], kv[0][1])):
         first, last = min(s[0] for s in spans), max(s[1] for s in spans)
