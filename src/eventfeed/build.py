@@ -1010,8 +1010,8 @@ WRITE_WAIT = 2.0
 #: second core. A staged file costs a worker its creation; a spilled one, its bytes written
 #: twice and the copy's core. With 100,000 events (2.8 GB of files, 1.4 GB a worker), staging
 #: every file left the workers' part as it was on a 2-core machine and made the cold build
-#: 12-31 s faster (three alternated rounds: 84.8 / 83.6 / 81.4 s against 115.7 / 95.4 /
-#: 95.7 s): no copy, and the calendars beside the other whole steps. A disk that does few
+#: 12-14 s faster (two alternated rounds: 83.6 / 81.4 s against 95.4 / 95.7 s): no copy, and
+#: the calendars beside the other whole steps. A disk that does few
 #: operations a second holds back workers that create many files (measured once, with larger
 #: pages and without the workers' lock: 20 s slower on a cloud disk); the cap keeps a site
 #: far larger than that from finding it out.
