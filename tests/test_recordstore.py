@@ -288,9 +288,12 @@ def checked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 UNDATED = MINIMAL.replace("updated: 2022-12-01\n", "")
 
 
-def test_checks_are_kept_under_the_settings_and_the_day(site: SiteDir, checked: list[str]) -> None:
-    _three(site)
+def test_checks_are_kept_under_the_settings_and_the_days_they_hold_on(
+    site: SiteDir, checked: list[str]
+) -> None:
+    _three(site)  # each on 2022-12-07
     site.record("w.md", UNDATED)
+    site.record("late.md", UNDATED.replace("2022-12-07", "2023-09-01"))
     store_file = site.root / "store.sqlite"
     day = date(2022, 11, 1)  # before the events: warnings about coming events are given
 
@@ -310,16 +313,40 @@ def test_checks_are_kept_under_the_settings_and_the_day(site: SiteDir, checked: 
     site.record("b.md", UNDATED.replace("A meeting", "Edited"))
     checked.clear()
     edited, plain = both(day)
-    everything = ["events/2023/c.md", "events/a.md", "events/b.md", "events/w.md"]
+    everything = ["events/2023/c.md", "events/a.md", "events/b.md", "events/late.md", "events/w.md"]
     assert checked == ["events/b.md", *everything]  # the edited one, then the plain load
     assert edited.problems == plain.problems
     assert edited.problems != first.problems
-    # Another day: the checks run again (a warning may hold on one day and not on the next)
+    # Another day before every event's last day, and that day itself: nothing is checked
+    # again (only by the plain loads)
     checked.clear()
-    later, plain = both(date(2023, 6, 1))
+    nearer, plain = both(date(2022, 12, 6))
+    last, plain_last = both(date(2022, 12, 7))
     assert checked == everything * 2
+    assert nearer.problems == plain.problems == last.problems == plain_last.problems
+    assert last.problems == edited.problems
+    # The day after it, those events are checked again (the warnings about coming events
+    # are quieted); the one still to come is not
+    checked.clear()
+    later, plain = both(date(2022, 12, 8))
+    past = ["events/2023/c.md", "events/a.md", "events/b.md", "events/w.md"]
+    assert checked == [*past, *everything]
     assert later.problems == plain.problems
     assert later.problems != edited.problems
+    assert {p.path for p in edited.problems} - {p.path for p in later.problems} == {
+        "events/b.md",
+        "events/w.md",
+    }
+    # and on any later day, until the last one's end, none is
+    checked.clear()
+    after, plain = both(date(2023, 9, 1))
+    assert checked == everything
+    assert after.problems == plain.problems == later.problems
+    checked.clear()
+    gone, plain = both(date(2023, 9, 2))
+    assert checked == ["events/late.md", *everything]
+    assert gone.problems == plain.problems
+    assert [p.path for p in gone.problems] == []
 
 
 def test_a_record_read_on_its_own_is_kept_and_found(site: SiteDir, parses: list[str]) -> None:

@@ -38,8 +38,13 @@ def local_time_problem(value: datetime, zone: ZoneInfo) -> str | None:
     return None
 
 
-def check_event(event: Event, report: Report, *, today: date | None = None) -> None:
-    """Report every problem with one event through ``report(path, message, hint=, warning=)``."""
+def check_event(event: Event, report: Report, *, coming: bool = True) -> None:
+    """Report every problem with one event through ``report(path, message, hint=, warning=)``.
+
+    ``coming``: whether the event is still to come on the day of the build (its last day is
+    not before it). It is all the checks may know of the day: what they find then holds on
+    every day on the same side of the event's last day, and the loader keeps it that long
+    (:func:`eventfeed.load.check_record`)."""
     rec = event.record
     tz = event.tzid
     start = rec.start
@@ -114,7 +119,6 @@ def check_event(event: Event, report: Report, *, today: date | None = None) -> N
 
     _check_recurrence(event, report)
 
-    coming = today is None or event.last_day >= today
     if event.mode is Mode.ONLINE and coming and (rec.online is None or rec.online.url is None):
         if rec.location is None and rec.online is None:
             report(

@@ -234,10 +234,10 @@ def _load(
     #: line of 'id' (or of the front matter) in each kept record, for the clash messages
     id_lines: dict[str, int] = {}
     settings = result.settings
-    settings_digest = checked = ""
+    settings_digest = ""
     if settings is not None and store is not None:
         settings_digest = hashlib.sha256(settings.model_dump_json().encode()).hexdigest()
-        checked = f"{settings_digest}\0{today.isoformat() if today else ''}"
+    day = today.isoformat() if today is not None else ""
     # Shared out only when the records to parse are many and kept in the store: a worker
     # sends a record back packed, which the store needs anyway; without a store the sending
     # would cost about what the second core saves. Otherwise each record is read, settled
@@ -247,7 +247,7 @@ def _load(
     if store is not None:
         store.expect([shown for _, shown in files])
     pending = (
-        _gather(path, shown, store, settings_digest, checked, started, infos.pop(path, None))
+        _gather(path, shown, store, settings_digest, day, started, infos.pop(path, None))
         for path, shown in files
     )
     pairs: Iterable[tuple[_Pending, _Settled]]
@@ -264,7 +264,7 @@ def _load(
         if item.problems is not None:
             result.problems.extend(item.problems)
             continue
-        parsed, problems, digests, key = done
+        parsed, problems, digests, key, days = done
         if isinstance(parsed, bytes):  # parsed by a worker, and sent as the store keeps it
             blob, parsed = parsed, unpack(parsed)
             if parsed is None:
@@ -279,6 +279,7 @@ def _load(
         assert parsed is not None
         if store is not None:
             keys[os.fspath(item.path)] = key
+            checked = f"{settings_digest}\0{days}"  # (:meth:`RecordStore.derived`)
             derived = (settings_digest, digests, checked, problems) if digests else None
             if found is None:
                 store.put(item.shown, key, blob or parsed, derived, item.signature)
@@ -580,7 +581,7 @@ def read_record(
         return item.problems
     if item.found is not None:
         return item.found
-    parsed, _, _, key = _settle(item, None, None, store, ship=False)  # no settings: no checks
+    parsed, _, _, key, _ = _settle(item, None, None, store, ship=False)  # no settings: no checks
     assert parsed is not None
     assert not isinstance(parsed, bytes)
     if store is not None and isinstance(parsed, RecordFile):
@@ -629,13 +630,13 @@ def _gather(
     shown: str,
     store: RecordStore | None,
     settings: str,
-    checked: str,
+    day: str,
     started: int,
     info: os.stat_result | None = None,
 ) -> _Pending:
     """Read one record file and look it up in ``store``; what the store keeps for it is
-    taken when it was worked out under the settings digest ``settings`` (the digests) and
-    ``checked`` (the problems of the checks: settings and day).
+    taken when it was worked out under the settings digest ``settings`` (the digests), and
+    holds under them on ``day`` (the problems of the checks: the build's day, ISO, or "").
 
     A file whose metadata is the same as when the record kept for it was read is not read
     again (:mod:`eventfeed.recordstore` says when that is safe), when it had not changed for
@@ -657,7 +658,7 @@ def _gather(
             found = store.get(shown, key)
             if found is not None:
                 item.key, item.found = key, found
-                item.kept, item.checked = store.derived(shown, settings, checked)
+                item.kept, item.checked = store.derived(shown, settings, day)
                 return item
     raw = _read_or_problems(path, shown)
     if isinstance(raw, list):
@@ -668,7 +669,7 @@ def _gather(
         item.found = store.get(shown, item.key)
         if item.found is not None:
             store.saw(shown, item.signature)
-            item.kept, item.checked = store.derived(shown, settings, checked)
+            item.kept, item.checked = store.derived(shown, settings, day)
             return item  # the bytes are not needed again
     item.raw = raw
     return item
@@ -676,10 +677,10 @@ def _gather(
 
 #: What checking one record gave: the record (parsed here, or packed by a worker, or None
 #: when the store had it; or what reading or parsing found wrong), the problems of its checks,
-#: its content and schedule digests (None without settings or when not asked for), and the
-#: store's digest of its bytes.
+#: its content and schedule digests (None without settings or when not asked for), the
+#: store's digest of its bytes, and the days its problems hold on (:func:`_days`).
 _Settled = tuple[
-    RecordFile | bytes | list[Problem] | None, list[Problem], tuple[str, str] | None, str
+    RecordFile | bytes | list[Problem] | None, list[Problem], tuple[str, str] | None, str, str
 ]
 
 #: From this many records to parse on, parsing and checking are shared out among forked
@@ -699,7 +700,7 @@ def _settle(
     digest one record; with ``ship``, a record parsed here is returned packed, as the store
     keeps it and as a worker sends it (:func:`eventfeed.recordstore.pack`)."""
     if item.problems is not None:
-        return None, [], None, ""
+        return None, [], None, "", ""
     key = item.key
     parsed: RecordFile | list[Problem]
     if item.found is not None:
@@ -707,25 +708,38 @@ def _settle(
     else:
         raw = _read_or_problems(item.path, item.shown) if item.unread else item.raw
         if isinstance(raw, list):
-            return raw, [], None, ""
+            return raw, [], None, "", ""
         assert raw is not None
         if item.unread and store is not None:
             key = store.key(raw)
         parsed = parse_record(raw, item.path, item.shown)
         if isinstance(parsed, list):
-            return parsed, [], None, key
+            return parsed, [], None, key, ""
     made: RecordFile | bytes | None = None
     if item.found is None:
         made = pack(parsed) if ship else parsed
     if settings is None:
-        return made, [], None, key
+        return made, [], None, key, ""
     if item.kept is not None and item.checked is not None:
-        return made, item.checked, item.kept, key  # the store had it all
+        return made, item.checked, item.kept, key, ""  # the store had it all (and keeps it)
     problems: list[Problem] = []
     event = check_record(parsed, settings, problems, today)
     if item.kept is not None:
         event.keep_digests(item.kept)
-    return made, problems, content_digests(event) if store is not None else None, key
+    digests = content_digests(event) if store is not None else None
+    return made, problems, digests, key, _days(event, today)
+
+
+def _days(event: Event, today: date | None) -> str:
+    """The days on which the checks of ``event`` find what they found on ``today``, as the
+    record store keeps them (:meth:`eventfeed.recordstore.RecordStore.derived`): of the day,
+    the checks know only whether the event is still to come (:func:`check_record`), so what
+    they found holds up to its last day (``<=`` that day) or after it (``>``); "" for
+    checks run without a day."""
+    if today is None:
+        return ""
+    last = event.last_day
+    return f"<={last.isoformat()}" if last >= today else f">{last.isoformat()}"
 
 
 def _settled(
@@ -839,7 +853,8 @@ def check_record(
             )
         )
 
-    checks.check_event(event, report, today=today)
+    # Whether it is still to come is all the checks know of the day (:func:`_days`).
+    checks.check_event(event, report, coming=today is None or event.last_day >= today)
     checks.check_references(event, settings, report)
     return event
 

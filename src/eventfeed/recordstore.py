@@ -24,8 +24,11 @@ Beside each record the store keeps what the loader works out for it from the set
 digests of its content and schedule that the build's history compares
 (:func:`eventfeed.state.content_digests`), under the digest of the settings (they depend on the
 default zone and language); and the problems its checks found (:func:`eventfeed.load.
-check_record`), under the settings digest and the day that quiets warnings about past events.
-A rebuild on the same day with the same settings checks only the records that changed.
+check_record`), under the settings digest and the days they hold on. Of the day, the checks
+know only whether the event is still to come (warnings about a past event are quieted), so
+what they found holds up to the event's last day, or from the day after it on. A rebuild
+with the same settings checks only the records that changed, on any day but the one after an
+event's last day (:meth:`RecordStore.derived`).
 
 Only records that parse are kept: one that does not is parsed again at every build. Every key
 holds a digest of eventfeed's code, so the messages are always those of the current code. The
@@ -51,6 +54,7 @@ import hashlib
 import marshal
 import os
 import pickle
+import re
 import sqlite3
 from datetime import date, datetime, timedelta
 from enum import Enum
@@ -252,17 +256,22 @@ class RecordStore:
         return found
 
     def derived(
-        self, source: str, settings: str, checked: str
+        self, source: str, settings: str, day: str
     ) -> tuple[tuple[str, str] | None, list[Problem] | None]:
         """What was kept beside the record just found for ``source``, each part when it was
         worked out under the same settings: its content and schedule digests (under the
-        settings digest ``settings``), and the problems of its checks (under ``checked``, the
-        settings digest and the day). Asked once: it is not kept here any longer."""
+        settings digest ``settings``), and the problems of its checks, when they hold under
+        those settings on ``day`` (ISO, or "" for checks run without a day). Asked once: it
+        is not kept here any longer.
+
+        The problems are kept under the settings digest and the days they hold on, joined by
+        a NUL: ``<=`` or ``>`` a day (up to it, or after it; :func:`eventfeed.load._days`),
+        or nothing for checks run without a day."""
         found = self._derived.pop(source, None)
         if found is None:
             return None, None
         digests = (found[1], found[2]) if found[0] == settings else None
-        if found[3] != checked:
+        if not _holds_on(found[3], settings, day):
             return digests, None
         if found[4] == _NO_PROBLEMS:
             return digests, []  # nearly every record: nothing to unpickle
@@ -410,6 +419,24 @@ _new = object.__new__
 PACKED_LINES = "_packed_lines"
 ID_LINE = "_id_line"
 _set = object.__setattr__
+
+
+#: the days problems of checks hold on, as kept (:meth:`RecordStore.derived`)
+_DAYS = re.compile(r"(<=|>)([0-9]{4}-[0-9]{2}-[0-9]{2})")
+
+
+def _holds_on(checked: str, settings: str, day: str) -> bool:
+    """Whether problems kept under ``checked`` hold under the settings digest ``settings`` on
+    ``day`` (:meth:`RecordStore.derived`); ISO days compare as their text does."""
+    kept, sep, days = checked.partition("\0")
+    if not sep or kept != settings:
+        return False
+    if not day or not days:
+        return day == days
+    found = _DAYS.fullmatch(days)
+    if found is None:
+        return False
+    return day <= found[2] if found[1] == "<=" else day > found[2]
 
 
 class _NotPacked(Exception):
