@@ -89,6 +89,9 @@ def test_the_first_rebuild_takes_it_in_place_of_the_empty_kept_tree(
 def test_a_rebuild_over_a_kept_tree_links_the_staged_files(
     records: Site, expected: dict[str, bytes], out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The staging tree is removed before the writer returns, so that no file of out/
+    changes (removing its other name sets its change time) after the caller looked at them
+    to vouch for them next time."""
     write_tree(out, site("1"), events_dir=None)
     write_tree(out, site("2", {"events/e1.ics": "edited\n"}), events_dir=None)
     made = parallel(records, expected)
@@ -98,9 +101,12 @@ def test_a_rebuild_over_a_kept_tree_links_the_staged_files(
     assert snapshot(out) == expected
     assert len(links) == 2 * RECORDS
     assert all(str(source).startswith(str(staging)) for source, *_ in links)
-    del made  # the staging tree goes with the artifacts; out/ keeps its own links
     assert staging is not None
     assert not Path(staging).exists()
+    page = "events/event-000000.html"
+    assert os.lstat(out / page).st_nlink == 1
+    assert made[page] == expected[page]  # a staged file is read from out/ now
+    del made
     assert snapshot(out) == expected
 
 
@@ -175,7 +181,9 @@ def test_staged_files_that_cannot_be_moved_or_linked_are_written(
     write_tree(out, made, events_dir=None)
     monkeypatch.undo()
     assert snapshot(out) == expected
-    assert Path(staging).is_dir()  # left where it was, removed with the artifacts
+    assert not Path(staging).exists()  # removed once its files were written into out/
+    page = "events/event-000000.html"
+    assert made[page] == expected[page]  # read from out/ from then on
 
 
 @pytest.mark.parametrize("name", ["os.rename", "pathlib.Path.write_bytes"])

@@ -471,6 +471,15 @@ def _link_staged(source: str, target: str) -> bool:
     return True
 
 
+def _unstage(artifacts: Mapping[str, bytes], staging: str, out: Path) -> None:
+    """Remove the staging tree, whose files the new tree, now out/, holds linked (or written
+    again): before the caller looks at out/'s files to vouch for them next time
+    (:func:`eventfeed.cache.written_before`), since removing a file's other name changes its
+    change time. Its files are read from out/ from then on (:class:`eventfeed.build.Staged`)."""
+    setattr(artifacts, "staging", str(out))  # noqa: B010 (a Mapping here)
+    _discard(Path(staging))
+
+
 def _adopt(staging: str | None, place: Path) -> bool:
     """Make the staging tree the workers wrote the new tree, in place of the empty folder
     ``place``: their files are then written once, and neither copied nor linked. False when
@@ -727,6 +736,8 @@ def write_tree(
                 os.chmod(tmp, 0o755)
                 if not out.exists():
                     os.rename(tmp, out)
+                    if staging is not None and not adopted:
+                        _unstage(artifacts, staging, out)
                     return None
                 if _exchange(tmp, out):
                     old = tmp  # now holds the old build
@@ -739,6 +750,8 @@ def write_tree(
                     _discard(tmp)  # (a spare left half-written is still a spare)
                 raise
             # The new build is in place: whatever happens now, the build succeeded.
+            if staging is not None and not adopted:
+                _unstage(artifacts, staging, out)
             if old != tmp or spare is None:
                 _discard(old)  # else it stays, the next build's spare
                 stay = None  # (its files were linked from the old tree, now removed)
