@@ -28,7 +28,7 @@ from .errors import Problem, ProblemsFound, Severity, errors_in
 from .event import Event
 from .frontmatter import MAX_FILE_BYTES, FrontMatterError, KeyPath, read_document, read_yaml_file
 from .model import WINDOWS_DEVICES, Record, Settings, is_slug
-from .recordstore import ID_LINE, PACKED_LINES, RecordStore, pack, unpack
+from .recordstore import ID_LINE, PACKED_LINES, RecordStore, days_held, pack, unpack
 from .state import content_digests
 from .workers import chunks_done
 
@@ -279,8 +279,7 @@ def _load(
         assert parsed is not None
         if store is not None:
             keys[os.fspath(item.path)] = key
-            checked = f"{settings_digest}\0{days}"  # (:meth:`RecordStore.derived`)
-            derived = (settings_digest, digests, checked, problems) if digests else None
+            derived = (settings_digest, digests, days, problems) if digests else None
             if found is None:
                 store.put(item.shown, key, blob or parsed, derived, item.signature)
             elif derived is not None and (item.kept is None or known is None):
@@ -678,7 +677,8 @@ def _gather(
 #: What checking one record gave: the record (parsed here, or packed by a worker, or None
 #: when the store had it; or what reading or parsing found wrong), the problems of its checks,
 #: its content and schedule digests (None without settings or when not asked for), the
-#: store's digest of its bytes, and the days its problems hold on (:func:`_days`).
+#: store's digest of its bytes, and the days its problems hold on
+#: (:func:`eventfeed.recordstore.days_held`).
 _Settled = tuple[
     RecordFile | bytes | list[Problem] | None, list[Problem], tuple[str, str] | None, str, str
 ]
@@ -727,19 +727,7 @@ def _settle(
     if item.kept is not None:
         event.keep_digests(item.kept)
     digests = content_digests(event) if store is not None else None
-    return made, problems, digests, key, _days(event, today)
-
-
-def _days(event: Event, today: date | None) -> str:
-    """The days on which the checks of ``event`` find what they found on ``today``, as the
-    record store keeps them (:meth:`eventfeed.recordstore.RecordStore.derived`): of the day,
-    the checks know only whether the event is still to come (:func:`check_record`), so what
-    they found holds up to its last day (``<=`` that day) or after it (``>``); "" for
-    checks run without a day."""
-    if today is None:
-        return ""
-    last = event.last_day
-    return f"<={last.isoformat()}" if last >= today else f">{last.isoformat()}"
+    return made, problems, digests, key, days_held(today, event.last_day)
 
 
 def _settled(
@@ -853,7 +841,8 @@ def check_record(
             )
         )
 
-    # Whether it is still to come is all the checks know of the day (:func:`_days`).
+    # Whether it is still to come is all the checks know of the day (the record store keeps
+    # what they found for the days it holds on: :func:`eventfeed.recordstore.days_held`).
     checks.check_event(event, report, coming=today is None or event.last_day >= today)
     checks.check_references(event, settings, report)
     return event

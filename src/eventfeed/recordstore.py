@@ -265,8 +265,8 @@ class RecordStore:
         is not kept here any longer.
 
         The problems are kept under the settings digest and the days they hold on, joined by
-        a NUL: ``<=`` or ``>`` a day (up to it, or after it; :func:`eventfeed.load._days`),
-        or nothing for checks run without a day."""
+        a NUL: ``<=`` or ``>`` a day (up to it, or after it; :func:`days_held`), or nothing
+        for checks run without a day."""
         found = self._derived.pop(source, None)
         if found is None:
             return None, None
@@ -286,13 +286,14 @@ class RecordStore:
         source: str,
         settings: str,
         digests: tuple[str, str],
-        checked: str,
+        days: str,
         problems: list[Problem],
     ) -> None:
         """Keep what was worked out for the record kept for ``source``: its digests under
-        the settings ``settings``, and the problems of its checks run under ``checked``."""
+        the settings ``settings``, and the problems of its checks, which hold under them on
+        ``days`` (:func:`days_held`)."""
         blob = pickle.dumps(problems, pickle.HIGHEST_PROTOCOL)
-        self._updates.append((settings, *digests, checked, blob, source))
+        self._updates.append((settings, *digests, f"{settings}\0{days}", blob, source))
         if len(self._updates) >= BATCH:
             self._flush()
 
@@ -312,8 +313,9 @@ class RecordStore:
         if derived is None:
             self._rows.append((source, key, data, None, None, None, None, None, signature))
         else:
-            settings, digests, checked, problems = derived
+            settings, digests, days, problems = derived
             blob = pickle.dumps(problems, pickle.HIGHEST_PROTOCOL)
+            checked = f"{settings}\0{days}"  # (:meth:`derived`)
             self._rows.append((source, key, data, settings, *digests, checked, blob, signature))
         if len(self._rows) >= BATCH:
             self._flush()
@@ -423,6 +425,17 @@ _set = object.__setattr__
 
 #: the days problems of checks hold on, as kept (:meth:`RecordStore.derived`)
 _DAYS = re.compile(r"(<=|>)([0-9]{4}-[0-9]{2}-[0-9]{2})")
+
+
+def days_held(today: date | None, last_day: date) -> str:
+    """The days on which the checks of an event whose last day is ``last_day`` find what
+    they found on ``today``, as the store keeps them: of the day, the checks know only
+    whether the event is still to come (:func:`eventfeed.load.check_record`), so what they
+    found holds up to its last day (``<=`` it) or after it (``>``); "" for checks run
+    without a day."""
+    if today is None:
+        return ""
+    return f"<={last_day.isoformat()}" if last_day >= today else f">{last_day.isoformat()}"
 
 
 def _holds_on(checked: str, settings: str, day: str) -> bool:
