@@ -5,6 +5,7 @@ writer stopped at any step leaves the old out/ and a next build that is exact.""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import os
@@ -20,6 +21,7 @@ import pytest
 from eventfeed import build, write
 from eventfeed.build import Artifacts, Spilled, Staged, compile_site
 from eventfeed.load import Site, load_site
+from eventfeed.state import read_manifest
 from eventfeed.write import write_tree
 
 from .bench_records import generate
@@ -224,10 +226,10 @@ def test_stopped_at_any_step_out_is_the_old_build_and_the_next_is_exact(
 
 def test_a_path_the_writer_refuses_is_not_staged(tmp_path: Path) -> None:
     tree = str(tmp_path / "tree")
-    assert build._stage(tree, "../outside.html", b"x") == b"x"
+    assert build._stage(tree, "../outside.html", b"x", _digest(b"x")) == b"x"
     assert not (tmp_path / "outside.html").exists()
-    assert build._stage(tree, "events/a.html", b"page") == Staged(
-        hashlib.sha256(b"page").hexdigest(), 4
+    assert build._stage(tree, "events/a.html", b"page", _digest(b"page")) == Staged(
+        _digest(b"page"), 4
     )
     assert (tmp_path / "tree" / "events" / "a.html").read_bytes() == b"page"
 
@@ -253,7 +255,9 @@ def test_a_file_made_again_while_writing_reads_the_staged_files_where_they_went(
     files while the writer runs, after the staging tree became the new tree."""
     artifacts = Artifacts()
     tree = artifacts.staging_tree()
-    artifacts.add_known("events/e.ics", build._stage(tree, "events/e.ics", b"event"))
+    artifacts.add_known(
+        "events/e.ics", build._stage(tree, "events/e.ics", b"event", _digest(b"event"))
+    )
     joined = b"calendar of event"
 
     def again() -> bytes:
@@ -302,9 +306,9 @@ def test_the_workers_create_their_files_one_at_a_time(
     lock = _LoggedLock(tmp_path / "log")
     real = build._stage
 
-    def staging(tree: str, path: str, data: bytes) -> bytes | Staged:
+    def staging(tree: str, path: str, data: bytes, digest: str) -> bytes | Staged:
         lock.line("file")
-        return real(tree, path, data)
+        return real(tree, path, data, digest)
 
     monkeypatch.setattr(build, "_writing_lock", lambda: lock)
     monkeypatch.setattr(build, "_stage", staging)
@@ -339,3 +343,49 @@ def test_a_lock_never_given_back_holds_a_worker_back_only_a_while(
     monkeypatch.setattr(build, "WRITE_WAIT", 0.05)
     made = parallel(records, expected)
     assert {path: made[path] for path in made} == expected
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("changed_by_hand", [False, True])
+def test_files_a_worker_makes_as_out_holds_them_are_not_staged(
+    records: Site,
+    expected: dict[str, bytes],
+    out: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    changed_by_hand: bool,
+) -> None:
+    """After a change of the site's title, which changes every page but no event's calendar
+    file, the workers create the pages only: each calendar file they make with the bytes the
+    previous manifest names is taken from out/, whose file stays (the same inode). Should that
+    file change under the build, it is made again, and out/ is still exact."""
+    write_tree(out, parallel(records, expected), events_dir=None)
+    previous = read_manifest(out)
+    assert previous is not None
+    retitled = dataclasses.replace(
+        records, settings=records.settings.model_copy(update={"title": "Another title"})
+    )
+    wanted = compile_site(retitled, None, NOW, as_of=AS_OF, jobs=1)
+    calendars = {path for path in wanted if path.startswith("events/") and ".ics" in path}
+    pages = {path for path in wanted if path.startswith("events/") and ".html" in path}
+    assert len(calendars) == len(pages) == RECORDS
+    assert all(wanted[path] == expected[path] for path in calendars)
+    assert all(wanted[path] != expected[path] for path in pages)
+    inodes = {path: os.lstat(out / path).st_ino for path in calendars}
+
+    made = compile_site(retitled, previous, NOW, as_of=AS_OF, jobs=2, previous_out=out)
+    assert {path for path in made if made.staged(path) is not None} == pages
+    assert made.staging is not None
+    assert {
+        p.relative_to(made.staging).as_posix() for p in Path(made.staging).rglob("*.*")
+    } == pages
+    assert all(made.digest(path) == _digest(wanted[path]) for path in calendars)
+    hand = "events/event-000003.ics"
+    if changed_by_hand:
+        (out / hand).write_bytes(b"changed by hand")
+    write_tree(out, made, events_dir=None)
+    assert snapshot(out) == {path: wanted[path] for path in wanted}
+    kept = {path for path in calendars if os.lstat(out / path).st_ino == inodes[path]}
+    assert kept == (calendars - {hand} if changed_by_hand else calendars)

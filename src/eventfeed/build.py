@@ -227,6 +227,23 @@ class Staged:
         return Staged, (self.digest, self.size)
 
 
+@dataclass(frozen=True, slots=True)
+class AsBefore:
+    """A file a forked worker made with the very bytes the previous build's manifest names
+    for its path: not staged (the previous out/ holds it already, and the writer keeps or
+    links that file), and taken by the parent as a file of the previous out/
+    (:class:`_Reused`, made again should out/ no longer hold it). After an upgrade of
+    eventfeed, or a change of settings, that leaves many files as they were, the workers
+    create only the files that changed, and the writer removes no staged copy of the others
+    (with 100,000 events and no file changed: 200,000 files created, then removed)."""
+
+    digest: str
+    size: int
+
+    def __reduce__(self) -> tuple[type[AsBefore], tuple[str, int]]:
+        return AsBefore, (self.digest, self.size)  # see Staged
+
+
 #: A file of a whole step this large or larger is spilled to disk as soon as it is added.
 SPILL_BYTES = 1 << 20
 
@@ -320,11 +337,22 @@ class Artifacts(Mapping[str, bytes]):
                 raise DuplicatePath(path)
             held[path] = _Reused(digest, size, folder, path, remake)
 
-    def update_from(self, other: Mapping[str, bytes | Spilled | Staged]) -> None:
+    def update_from(
+        self,
+        other: Mapping[str, bytes | Spilled | Staged | AsBefore],
+        before: Callable[[], tuple[Path, _Remake]] | None = None,
+    ) -> None:
+        """Add the files one event's step made; ``before`` gives the previous out/ and how
+        to make the event's files again, for those made as they were before
+        (:class:`AsBefore`)."""
         for path in sorted(other):
             value = other[path]
             if isinstance(value, (Spilled, Staged)):
                 self.add_known(path, value)
+            elif isinstance(value, AsBefore):
+                assert before is not None, "a file as before, without the previous out/"
+                folder, remake = before()
+                self.add_reused({path: (value.digest, value.size)}, folder, remake)
             else:
                 self.add(path, value)
 
@@ -581,8 +609,9 @@ def _compile_site(
         with collector_paused(frozen=True):
             for event, (parts, keyed) in made:
                 files: dict[str, tuple[str, int]] = {}
+                before = _before(steps, context, event, previous_out)
                 for name, (own, note) in parts.items():
-                    artifacts.update_from(own)
+                    artifacts.update_from(own, before)
                     notes[name][event.id] = note
                     files.update((p, _sized(d)) for p, d in own.items())
                 if reuse is not None:
@@ -596,7 +625,9 @@ def _compile_site(
 
     # The events are taken as they come: what the workers send back is never all held at once.
     keying = (base, keys) if reuse is not None else None
-    done = _each_forked(steps, context, todo, jobs, artifacts, take, keying) if jobs > 1 else 0
+    # the files of the previous out/, which the workers then do not stage again
+    old = previous.files if previous is not None and previous_out is not None else None
+    done = _each_forked(steps, context, todo, jobs, artifacts, take, keying, old) if jobs > 1 else 0
     for start in range(done, len(todo), BATCH):
         batch = todo[start : start + BATCH]
         take(zip(batch, ((made, None) for made in _each(steps, context, batch)), strict=True))
@@ -891,6 +922,22 @@ def _reused(
     return todo
 
 
+def _before(
+    steps: list[Compiler], context: BuildContext, event: Event, previous_out: Path | None
+) -> Callable[[], tuple[Path, _Remake]]:
+    """What :meth:`Artifacts.update_from` takes an event's files made as before from: the
+    previous out/, and one :class:`_Remake` of the event, made when first asked for."""
+    made: list[tuple[Path, _Remake]] = []
+
+    def before() -> tuple[Path, _Remake]:
+        if not made:
+            assert previous_out is not None
+            made.append((previous_out, _Remake(steps, context, event)))
+        return made[0]
+
+    return before
+
+
 def _in(folder: str | Path, path: str) -> str:
     """A path of out/ (``a/b.html``) in ``folder``, as the system names it."""
     return _folder_name(folder) + os.sep + (path if os.sep == "/" else path.replace("/", os.sep))
@@ -997,7 +1044,17 @@ _Keying = tuple[str, Mapping[str, Keyed]]
 
 #: The build a forked worker serves: set before the workers are forked, which inherit it.
 _SHARED: (
-    tuple[list[Compiler], BuildContext, list[Event], str, str, _Keying | None, _Lock | None] | None
+    tuple[
+        list[Compiler],
+        BuildContext,
+        list[Event],
+        str,
+        str,
+        _Keying | None,
+        _Lock | None,
+        Mapping[str, str] | None,
+    ]
+    | None
 ) = None
 #: How long a worker waits for the other to finish creating its files (:func:`_each_chunk`)
 #: before it creates its own anyway: a chunk's files take well under a second to create, and
@@ -1026,6 +1083,7 @@ def _each_forked(
     artifacts: Artifacts,
     take: Callable[[Iterable[tuple[Event, tuple[Made, Keyed | None]]]], None],
     keying: _Keying | None = None,
+    old: Mapping[str, str] | None = None,
 ) -> int:
     """The per-event steps shared out among ``jobs`` forked workers, in chunks, each chunk
     given to ``take`` as it comes back (in the order of ``events``). Returns how many events
@@ -1036,11 +1094,12 @@ def _each_forked(
     (:meth:`Artifacts.staging_tree`), each at its own path, up to :data:`STAGE_BYTES`, then
     into a spill file of their own in its spill folder, and send back where they are. With
     ``keying``, they key each event not keyed yet (:func:`_keyed`): how it is listed, which
-    its page needed, is at hand there.
+    its page needed, is at hand there. A file whose digest ``old`` (the previous manifest's
+    files) names for its path is neither staged nor spilled (:class:`AsBefore`).
     """
     global _SHARED
     tree, folder = artifacts.staging_tree(), artifacts.spill_folder()
-    _SHARED = (steps, context, events, tree, folder, keying, _writing_lock())
+    _SHARED = (steps, context, events, tree, folder, keying, _writing_lock(), old)
     _STAGED_FOLDERS.clear()
     _STAGED[0] = 0
     # What the workers inherit (the loaded site, above all) is moved out of the collector's
@@ -1088,7 +1147,7 @@ def _each_chunk(bounds: tuple[int, int]) -> list[tuple[Made, Keyed | None]]:
     A path the writer would refuse (:func:`eventfeed.write.check_artifact_path`) is kept in
     memory instead, to be refused there, with the build's error."""
     assert _SHARED is not None
-    steps, context, events, tree, folder, keying, lock = _SHARED
+    steps, context, events, tree, folder, keying, lock, old = _SHARED
     chunk = events[bounds[0] : bounds[1]]
     made = _each(steps, context, chunk)
     keyed: list[Keyed | None] = [None] * len(chunk)
@@ -1101,17 +1160,20 @@ def _each_chunk(bounds: tuple[int, int]) -> list[tuple[Made, Keyed | None]]:
         with open(spill, "ab") as handle:
             for parts in made:
                 for name, (own, note) in parts.items():
-                    placed: dict[str, bytes | Spilled | Staged] = {}
+                    placed: dict[str, bytes | Spilled | Staged | AsBefore] = {}
                     for path, data in own.items():
-                        if _STAGED[0] < STAGE_BYTES:
+                        digest = file_digest(data)
+                        if old is not None and old.get(path) == digest:
+                            placed[path] = AsBefore(digest, len(data))
+                        elif _STAGED[0] < STAGE_BYTES:
                             if not asked and lock is not None:
                                 asked, held = True, lock.acquire(timeout=WRITE_WAIT)
-                            placed[path] = _stage(tree, path, data)
+                            placed[path] = _stage(tree, path, data, digest)
                             _STAGED[0] += len(data)
                         else:
                             offset = handle.tell()
                             handle.write(data)
-                            placed[path] = Spilled(file_digest(data), len(data), spill, offset)
+                            placed[path] = Spilled(digest, len(data), spill, offset)
                     parts[name] = (cast(Mapping[str, bytes], placed), note)
     finally:
         if held:
@@ -1120,7 +1182,7 @@ def _each_chunk(bounds: tuple[int, int]) -> list[tuple[Made, Keyed | None]]:
     return list(zip(made, keyed, strict=True))
 
 
-def _stage(tree: str, path: str, data: bytes) -> bytes | Staged:
+def _stage(tree: str, path: str, data: bytes, digest: str) -> bytes | Staged:
     try:
         check_artifact_path(path)
     except OutputError:
@@ -1131,7 +1193,7 @@ def _stage(tree: str, path: str, data: bytes) -> bytes | Staged:
         _STAGED_FOLDERS.add(folder)
     target = os.path.join(tree, *path.split("/"))
     write_file(target, data)
-    return Staged(file_digest(data), len(data))
+    return Staged(digest, len(data))
 
 
 def _copy_to_tree(tree: str, moves: list[tuple[str, Spilled]]) -> None:
@@ -1154,7 +1216,7 @@ def _copy_to_tree(tree: str, moves: list[tuple[str, Spilled]]) -> None:
             os.close(fd)
 
 
-def _sized(value: bytes | Spilled | Staged) -> tuple[str, int]:
-    if isinstance(value, (Spilled, Staged)):
+def _sized(value: bytes | Spilled | Staged | AsBefore) -> tuple[str, int]:
+    if isinstance(value, (Spilled, Staged, AsBefore)):
         return value.digest, value.size
     return file_digest(value), len(value)
