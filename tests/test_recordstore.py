@@ -761,6 +761,49 @@ def test_records_kept_under_another_code_are_shared_out_to_parse(
     assert upgraded.problems == first.problems
 
 
+@pytest.mark.parametrize("change", ["settings", "every record"])
+def test_records_kept_but_to_check_or_parse_again_are_shared_out(
+    site: SiteDir, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """After a change of the settings, every kept record is checked again; after an edit of
+    every record, each is parsed again. Either way the loader shares them out to its workers
+    (which read again the bytes it read to look each up), and loads what a load without the
+    store loads."""
+    from eventfeed import cache
+
+    _mixed(site, 60)
+    _later(monkeypatch, 2 * cache.RACY_NS)
+    store_file = site.root / "store.sqlite"
+    load(site.events, store=RecordStore(store_file))
+    monkeypatch.setattr(load_module, "PARALLEL_MIN_RECORDS", 30)
+    shared: list[int] = []
+    real_settled = load_module._settled
+
+    def settled(pending: list[Any], *args: Any) -> Any:
+        shared.append(sum(map(load_module._unsettled, pending)))
+        assert all(item.raw is None for item in pending)  # none held: read where parsed
+        return real_settled(pending, *args)
+
+    monkeypatch.setattr(load_module, "_settled", settled)
+    load(site.events, store=RecordStore(store_file))
+    assert shared == []  # nothing to do but take every record from the store
+    if change == "settings":
+        yaml = site.events / "site.yaml"
+        yaml.write_text(yaml.read_text().replace("Test Secretariat", "The Secretariat"))
+    else:
+        for path in site.events.rglob("*.md"):
+            path.write_text(path.read_text() + "\nEdited.\n")
+    alone = load(site.events)
+    again = load(site.events, store=RecordStore(store_file))
+    assert len(shared) == 1
+    assert shared[0] >= 60  # every record (but the one too large to read)
+    assert again.events == alone.events
+    assert again.problems == alone.problems
+    assert [e.digests for e in again.events] == [
+        e.digests for e in load(site.events, store=RecordStore(site.root / "new.sqlite")).events
+    ]
+
+
 def test_a_file_read_just_after_it_was_written_is_read_again(
     site: SiteDir, reads: list[str], parses: list[str]
 ) -> None:

@@ -238,22 +238,25 @@ def _load(
     if settings is not None and store is not None:
         settings_digest = hashlib.sha256(settings.model_dump_json().encode()).hexdigest()
     day = today.isoformat() if today is not None else ""
-    # Shared out only when the records to parse are many and kept in the store: a worker
+    # Shared out only when the records to settle are many and a store is kept: a worker
     # sends a record back packed, which the store needs anyway; without a store the sending
     # would cost about what the second core saves. Otherwise each record is read, settled
     # and let go of in turn. (Without a store the digests are left to the build's history,
-    # which works them out itself; ``eventfeed check`` never needs them.)
-    fresh = sum(not store.holds(shown) for _, shown in files) if store is not None else 0
-    if store is not None:
-        store.expect([shown for _, shown in files])
-    pending = (
+    # which works them out itself; ``eventfeed check`` never needs them.) A record is to
+    # settle when the store does not have it, or has not checked it under these settings on
+    # this day (after a change of the settings: every record).
+    pending: Iterable[_Pending] = (
         _gather(path, shown, store, settings_digest, day, started, infos.pop(path, None))
         for path, shown in files
     )
     pairs: Iterable[tuple[_Pending, _Settled]]
-    if fresh >= PARALLEL_MIN_RECORDS:
-        gathered = list(pending)  # read here: only what the store holds (its bytes digested)
-        pairs = zip(gathered, _settled(gathered, settings, today, store), strict=True)
+    many = False
+    if store is not None:
+        store.expect([shown for _, shown in files])
+        pending, many = _looked_up(pending)
+    if many:
+        assert isinstance(pending, list)
+        pairs = zip(pending, _settled(pending, settings, today, store), strict=True)
     else:
         pairs = ((item, _settle(item, settings, today, store, ship=False)) for item in pending)
     for item, done in pairs:
@@ -604,8 +607,10 @@ class _Pending:
     kept: tuple[str, str] | None = None
     #: the problems of its checks the store kept for it under the build's settings and day
     checked: list[Problem] | None = None
-    #: not read yet: the store has no record of this name, so it is read where it is parsed
-    #: (by a worker, when they share the work), and its bytes are never all held at once
+    #: to be read where it is parsed (by a worker, when they share the work), so that the
+    #: bytes of many records are never all held at once: the store has no record of this
+    #: name, or, when many are to parse, none of the bytes read to look it up
+    #: (:func:`_looked_up`; the store's key is then taken of the bytes read again)
     unread: bool = False
     #: the signature of its metadata taken before it was read, when settled enough to keep
     #: (:meth:`eventfeed.recordstore.RecordStore.signature`)
@@ -672,6 +677,32 @@ def _gather(
             return item  # the bytes are not needed again
     item.raw = raw
     return item
+
+
+def _unsettled(item: _Pending) -> bool:
+    """Whether :func:`_settle` has work for a record: to parse, or to check (and digest)."""
+    return item.problems is None and (
+        item.found is None or item.kept is None or item.checked is None
+    )
+
+
+def _looked_up(pending: Iterable[_Pending]) -> tuple[list[_Pending], bool]:
+    """Every record, looked up in the store, and whether enough of them are left to settle
+    to share them out (:data:`PARALLEL_MIN_RECORDS`). Then none of them holds the bytes read
+    to look it up: a worker reads them again where it parses them, and the bytes of a
+    hundred thousand edited records are never all held here. Fewer are parsed here, from
+    the bytes read once."""
+    items: list[_Pending] = []
+    todo = 0
+    for item in pending:
+        items.append(item)
+        if _unsettled(item):
+            todo += 1
+            if todo >= PARALLEL_MIN_RECORDS:
+                for each in items if todo == PARALLEL_MIN_RECORDS else (item,):
+                    if each.raw is not None:
+                        each.raw, each.unread = None, True
+    return items, todo >= PARALLEL_MIN_RECORDS
 
 
 #: What checking one record gave: the record (parsed here, or packed by a worker, or None
