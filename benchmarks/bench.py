@@ -15,6 +15,11 @@ For each N it measures, in child processes so peak memory is the child's own:
   build: the writer links every file into a new tree);
 * nextedit -- the rebuild after that, which puts the record back: an edit as every later one
   is made, into the tree the rebuild before replaced, which already holds the unchanged files;
+* nextday  -- a rebuild with nothing changed on the next day (the first build of each day:
+  events that ended are past now, and the clock is not the one the records were checked on);
+* settings -- a rebuild after a change of the site's title, that day: every record checked
+  again and every event compiled again, over an out/ that holds most of the files already
+  (each event's calendar file is as it was; its page is not);
 
 and prints the median wall time, the peak resident memory, records per second and the ratio to
 the floor. With ``--stages`` it also times a cold build and a one-edit rebuild phase by phase
@@ -304,8 +309,10 @@ def run_size(
         print("  (not enough disk to keep each run's folders: every cold build follows")
         print("   the deletion of the last one's, which on ext4 makes it slower)", flush=True)
     results: dict[str, list[tuple[float, float]]] = {
-        k: [] for k in ("floor", "cold", "nochange", "oneedit", "nextedit")
+        k: [] for k in ("floor", "cold", "nochange", "oneedit", "nextedit", "nextday", "settings")
     }
+    settings = events / "site.yaml"
+    settings_text = settings.read_text(encoding="utf-8")
     edited = next(iter(sorted(events.rglob("event-*.md"))))
     original = edited.read_text(encoding="utf-8")
     for run in range(runs):
@@ -327,6 +334,14 @@ def run_size(
         results["oneedit"].append(timed(build, env))
         edited.write_text(original, encoding="utf-8")  # back, for the next run
         results["nextedit"].append(timed(build, env))
+        next_day = [*build[:-1], NEXT_DAY]
+        day_env = dict(env, SOURCE_DATE_EPOCH=str(int(env["SOURCE_DATE_EPOCH"]) + 86_400))
+        results["nextday"].append(timed(next_day, day_env))
+        settings.write_text(retitled(settings_text), encoding="utf-8")
+        try:
+            results["settings"].append(timed(next_day, day_env))
+        finally:
+            settings.write_text(settings_text, encoding="utf-8")
     identical = check_identical(events, out, edited, original, build, env)
     for folder in made:
         shutil.rmtree(folder, ignore_errors=True)
@@ -345,6 +360,20 @@ def run_size(
         )
     print(f"  one-edit rebuild identical to a cold build from the same manifest: {identical}")
     return rows
+
+
+#: the day after the one every other build is made as of (``--as-of``)
+NEXT_DAY = "2023-11-15"
+
+
+def retitled(settings: str) -> str:
+    """The settings with another site title (the first line that gives it)."""
+    lines = settings.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.startswith("title:"):
+            lines[i] = line.rstrip("\n") + " (retitled)\n"
+            return "".join(lines)
+    raise ValueError("the generated settings give no title")
 
 
 def check_identical(
