@@ -26,6 +26,7 @@ from eventfeed.build import compile_site
 from eventfeed.cli import main
 from eventfeed.ical import CalendarTooLarge
 from eventfeed.load import Site, load_site
+from eventfeed.state import advance
 
 from .bench_records import generate
 from .gc_support import tracked
@@ -216,9 +217,9 @@ def asked(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     for name, module in (("ical", ical), ("pages", pages)):
         real = module.event_key
 
-        def counting(context: Any, event: Any, name: str = name, real: Any = real) -> str:
+        def counting(context: Any, event: Any, name: str = name, real: Any = real) -> Any:
             seen.append((name, event.id))
-            return str(real(context, event))
+            return real(context, event)
 
         monkeypatch.setattr(module, "event_key", counting)
     return seen
@@ -228,8 +229,9 @@ def test_a_rebuild_on_the_same_day_takes_unchanged_keys_from_the_store(
     events: Path, tmp_path: Path, build: Build, asked: list[tuple[str, str]]
 ) -> None:
     """The compilers' keys depend on the event, the settings and the day: on the same day,
-    only the edited event's are asked for; on another day, every event's (and that build
-    equals a cold one)."""
+    only the edited event's are asked for; on a later day, those of the events whose keys
+    stopped holding on a day between (they ended, say); back on the first day, those worked
+    out on the later day. Each build equals a cold one."""
     work = tmp_path / "work"
     shutil.copytree(events, work / "events")
     out = work / "out"
@@ -245,18 +247,54 @@ def test_a_rebuild_on_the_same_day_takes_unchanged_keys_from_the_store(
     # is listed.
     assert sorted(set(asked)) == [(n, edited.stem) for n in ("ical", "listed", "pages")]
 
+    site = load_site(work / "events", today=NOW.date())
+    history = advance(None, site.events, NOW)
+    steps = [s for s in build_module.compilers() if s.key is not None]
+
+    def keys_on(day: date) -> dict[str, list[tuple[str, date | None]]]:
+        context = build_module.BuildContext(site=site, history=history, as_of=day)
+        return {e.id: [s.key(context, e) for s in steps if s.key] for e in site.events}
+
+    first, later = keys_on(date(2023, 11, 14)), keys_on(date(2024, 2, 1))
+    # (the compilers' keys of an event, which hold up to the earliest day they give)
+    stopped = {
+        i
+        for i, parts in first.items()
+        if any(until is not None and until < date(2024, 2, 1) for _, until in parts)
+    }
+    changed = {i for i in ids if [p for p, _ in first[i]] != [p for p, _ in later[i]]}
+    assert changed <= stopped
+    assert len(changed) >= 5
+    assert len(stopped) <= len(ids) - 50  # most hold: past events, and those still to come
     asked.clear()
     manifest = tmp_path / "manifest-before.json"
     shutil.copy(out / "manifest.json", manifest)
     args = ["build", "--events", str(work / "events"), "--out", str(out), "--as-of", "2024-02-01"]
     assert CliRunner().invoke(main, args).exit_code == 0
-    assert sorted(set(asked)) == sorted((n, i) for n in ("ical", "listed", "pages") for i in ids)
+    assert sorted(set(asked)) == sorted(
+        (n, i) for n in ("ical", "listed", "pages") for i in stopped
+    )
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     shutil.copy(manifest, fresh / "manifest.json")
     args[4] = str(fresh)
     assert CliRunner().invoke(main, args).exit_code == 0
     assert snapshot(fresh) == snapshot(out)
+
+    # back to the first day: a key kept holds from the day it was worked out on, not before
+    # (those worked out again on the later day), and the bytes are the first build's
+    asked.clear()
+    args[4], args[-1] = str(out), AS_OF
+    assert CliRunner().invoke(main, args).exit_code == 0
+    assert sorted(set(asked)) == sorted(
+        (n, i) for n in ("ical", "listed", "pages") for i in stopped
+    )
+    back = tmp_path / "back"
+    back.mkdir()
+    shutil.copy(manifest, back / "manifest.json")
+    args[4] = str(back)
+    assert CliRunner().invoke(main, args).exit_code == 0
+    assert snapshot(back) == snapshot(out)
 
 
 def test_state_keys_are_taken_from_a_store_marked_for_the_manifest_in_out(

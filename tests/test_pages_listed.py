@@ -54,6 +54,15 @@ def _same(event: Event, zone: ZoneInfo, as_of: date) -> None:
     ), where
     assert got.sort_key == shown.event.sort_key, where
     assert pages.when_text(got.shown.event) == pages.when_text(shown.event), where
+    # listed so up to the day it says, and not the day after (on later days fewer
+    # occurrences are left to come: what holds on the last day held on every day before)
+    now = (upcoming, place)
+    if got.until is None:
+        assert _reference(event, zone, date(2199, 12, 31))[1:] == now, where
+    else:
+        assert got.until >= as_of, where
+        assert _reference(event, zone, got.until)[1:] == now, where
+        assert _reference(event, zone, got.until + timedelta(days=1))[1:] != now, where
 
 
 SERIES = {
@@ -186,7 +195,8 @@ def test_event_key_names_the_place(site: SiteDir) -> None:
     assert shown.note == ""
     assert shown.status is Status.CONFIRMED
     assert pages.event_key(context, event) == (
-        f"True|True|3|{shown.event.sort_key}|False"  # the 4th date: the 3rd is cancelled
+        f"True|True|3|{shown.event.sort_key}|False",  # the 4th date: the 3rd is cancelled
+        pages._last_day_in(shown.event, ZoneInfo(loaded.settings.timezone)),  # then the 5th
     )
 
 

@@ -11,7 +11,9 @@ event again.
 Working out the key asks each compiler what the build's day changes of the event (how it
 is listed, above all), which took most of a rebuild's keys. So each entry also names the
 event's state key (the base and the event's history, which covers the whole record) and the
-day it was made on: a build with both the same takes the entry's key as it is. A build that
+days its key holds on, from the day it was worked out on to the day the compilers say it
+stops holding (an event's last day, say, after which it is listed among the past ones): a
+build with the same state key, on one of those days, takes the entry's key as it is. A build that
 has put every entry marks the store as made for its base and the manifest it wrote
 (:meth:`EventCache.mark`); the next build, finding that manifest in out/, takes the state key
 of each event whose history is unchanged from its entry too, instead of digesting the
@@ -54,8 +56,8 @@ from .load import collector_paused
 #: The layout of the rows; rows of another layout are never read, and are deleted when a
 #: build is done (:meth:`EventCache.keep_only`). 2: the calendars' jCal text is compressed;
 #: 3: each entry names the state and the day its key was worked out for, and the pages'
-#: note where the event goes in the listings.
-FORMAT = 3
+#: note where the event goes in the listings; 4: the days its key holds on, not that day.
+FORMAT = 4
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,12 @@ class Entry:
     files: Mapping[str, tuple[str, int]]
     #: compiler name -> its note
     notes: Mapping[str, object]
-    #: the event's state key (:func:`eventfeed.build.state_key`) and the build's day (ISO)
-    #: when :attr:`key` was worked out: a build with both the same has the same key for the
-    #: event without asking the compilers (empty: never the same)
+    #: the event's state key (:func:`eventfeed.build.state_key`) and the days :attr:`key`
+    #: holds on (:func:`eventfeed.build.key_days`): a build with the same state key on one
+    #: of those days has the same key for the event without asking the compilers (empty:
+    #: never the same)
     state: str = ""
-    day: str = ""
+    days: str = ""
 
 
 class EventCache:

@@ -105,10 +105,18 @@ def compile_event_files(context: BuildContext, event: Event) -> EventPart:
     return {paths.event_ics(event.id): data}, note
 
 
-def event_key(context: BuildContext, event: Event) -> str:
-    """The build's day changes the note only by whether the event can be in calendar.ics."""
+def event_key(context: BuildContext, event: Event) -> tuple[str, date | None]:
+    """The build's day changes the note only by whether the event can be in calendar.ics:
+    it can up to the day its look-back window ends (then on no later day)."""
     last = series_last_day(event)
-    return "archived" if last is not None and last < _cutoff(context) else "current"
+    if last is None:
+        return "current", None
+    if last < _cutoff(context):
+        return "archived", None
+    try:
+        return "current", last + timedelta(days=context.settings.calendars.lookback_days)
+    except OverflowError:  # past the last date there is
+        return "current", None
 
 
 def _cutoff(context: BuildContext) -> date:

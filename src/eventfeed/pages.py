@@ -225,6 +225,9 @@ class Listed:
     series: bool
     #: the shown occurrence's place in the series (:func:`occurrences_of`); 0 for one event
     place: int = 0
+    #: the last day (as of) on which the event is listed so, from the day it was worked out
+    #: for on; None: every later day
+    until: date | None = None
 
     @property
     def sort_key(self) -> tuple[datetime, str]:
@@ -242,19 +245,27 @@ def _listed(event: Event, zone: ZoneInfo, as_of: date) -> Listed:
     event: the others are weighed by their dates alone (the earliest start that has not
     ended, cancelled ones left out; the first of equal starts)."""
     if not _is_series(event):
-        upcoming = _last_day_in(event, zone) >= as_of
-        return Listed(event, Occurrence(event, event.record.status, "", False), upcoming, False)
+        last = _last_day_in(event, zone)
+        upcoming = last >= as_of
+        shown = Occurrence(event, event.record.status, "", False)
+        return Listed(event, shown, upcoming, False, until=last if upcoming else None)
     every = _series_dates(event)
-    best: tuple[datetime, int] | None = None
+    best: tuple[datetime, int, date] | None = None
     for place, dates in enumerate(every):
-        if dates.status is Status.CANCELLED or _dates_last_day_in(event, dates, zone) < as_of:
+        if dates.status is Status.CANCELLED:
+            continue
+        last = _dates_last_day_in(event, dates, zone)
+        if last < as_of:
             continue
         utc_start = event.aware(dates.start).astimezone(UTC)
         if best is None or utc_start < best[0]:
-            best = (utc_start, place)
-    if best is None:
+            best = (utc_start, place, last)
+    if best is None:  # and on every later day: none is left to come
         return Listed(event, _occurrence(event, every[0]), False, True, 0)
-    return Listed(event, _occurrence(event, every[best[1]]), True, True, best[1])
+    # On a later day fewer occurrences are left to come, and the first of them is this one
+    # until its own last day has passed.
+    place = best[1]
+    return Listed(event, _occurrence(event, every[place]), True, True, place, until=best[2])
 
 
 # --- links ---------------------------------------------------------------------------------
@@ -1370,13 +1381,15 @@ def compile_event_page(context: BuildContext, event: Event) -> EventPart:
     return made
 
 
-def event_key(context: BuildContext, event: Event) -> str:
-    """The build's day changes an event page only through how the event is listed."""
+def event_key(context: BuildContext, event: Event) -> tuple[str, date | None]:
+    """The build's day changes an event page only through how the event is listed; and that
+    holds up to the day :attr:`Listed.until` gives."""
     item = _renderer(context).listed(event)
     # The shown occurrence is named by its place in the series: two occurrences may share a
     # start (an override moved onto another's) and differ in all else.
     shown = item.shown
-    return f"{item.upcoming}|{item.series}|{item.place}|{shown.event.sort_key}|{shown.cancelled}"
+    text = f"{item.upcoming}|{item.series}|{item.place}|{shown.event.sort_key}|{shown.cancelled}"
+    return text, item.until
 
 
 def compile_pages(context: BuildContext) -> Mapping[str, bytes]:
