@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from eventfeed import build, ical
-from eventfeed.build import BuildContext, _holds_on, compilers, key_days
+from eventfeed import build, days, ical
+from eventfeed.build import BuildContext, compilers, key_days
 from eventfeed.load import Site, load_site
 from eventfeed.state import advance
 
@@ -79,7 +79,7 @@ def test_an_events_key_holds_up_to_the_earliest_day_of_its_parts(site: Site) -> 
 
 
 @pytest.mark.parametrize(
-    ("days", "day", "holds"),
+    ("held", "day", "holds"),
     [
         ("2023-11-14..2023-11-20", "2023-11-14", True),
         ("2023-11-14..2023-11-20", "2023-11-20", True),
@@ -87,20 +87,25 @@ def test_an_events_key_holds_up_to_the_earliest_day_of_its_parts(site: Site) -> 
         ("2023-11-14..2023-11-20", "2023-11-13", False),
         ("2023-11-14..", "2199-12-31", True),
         ("2023-11-14..", "2023-11-13", False),
+        ("..2023-11-20", "1900-01-01", True),
+        ("..2023-11-20", "2023-11-21", False),
+        ("..", "2023-11-21", True),
         ("2023-11-14", "2023-11-14", False),  # an older store's day: worked out again
+        ("<=2023-11-20", "2023-11-14", False),  # an older record store's days: the same
         ("", "2023-11-14", False),
-        ("..2023-11-20", "2023-11-14", False),
         ("2023-11-14..20231120", "2023-11-15", False),
+        ("x..", "2023-11-15", False),
     ],
 )
-def test_kept_days_are_read_as_they_are_written(days: str, day: str, holds: bool) -> None:
-    assert _holds_on(days, day) is holds
+def test_kept_days_are_read_as_they_are_written(held: str, day: str, holds: bool) -> None:
+    assert days.within(held, day) is holds
 
 
 def test_key_days_are_spelled_for_the_store() -> None:
     assert key_days(date(2023, 11, 14), date(2023, 12, 1)) == "2023-11-14..2023-12-01"
     assert key_days(date(2023, 11, 14), None) == "2023-11-14.."
-    assert _holds_on(key_days(date(2023, 11, 14), None), "2023-11-14")
+    assert days.span(None, date(2023, 12, 1)) == "..2023-12-01"
+    assert days.within(key_days(date(2023, 11, 14), None), "2023-11-14")
 
 
 def test_the_records_end_on_both_sides_of_the_days(tmp_path: Path) -> None:

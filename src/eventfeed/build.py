@@ -16,7 +16,6 @@ import itertools
 import multiprocessing
 import operator
 import os
-import re
 import shutil
 import tempfile
 import weakref
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
-from . import markdown, paths, vtimezone
+from . import days, markdown, paths, vtimezone
 from .errors import OutputError
 from .event import Event
 from .eventcache import Entry, EventCache, event_key, short_digest
@@ -341,19 +340,17 @@ class Artifacts(Mapping[str, bytes]):
     def update_from(
         self,
         other: Mapping[str, bytes | Spilled | Staged | AsBefore],
-        before: Callable[[], tuple[Path, _Remake]] | None = None,
+        before: tuple[Path, _Remake] | None = None,
     ) -> None:
-        """Add the files one event's step made; ``before`` gives the previous out/ and how
-        to make the event's files again, for those made as they were before
-        (:class:`AsBefore`)."""
+        """Add the files one event's step made; ``before``: the previous out/ and what makes
+        the event's files again, for those made as they were before (:class:`AsBefore`)."""
         for path in sorted(other):
             value = other[path]
             if isinstance(value, (Spilled, Staged)):
                 self.add_known(path, value)
             elif isinstance(value, AsBefore):
                 assert before is not None, "a file as before, without the previous out/"
-                folder, remake = before()
-                self.add_reused({path: (value.digest, value.size)}, folder, remake)
+                self.add_reused({path: (value.digest, value.size)}, *before)
             else:
                 self.add(path, value)
 
@@ -609,7 +606,10 @@ def _compile_site(
         with collector_paused(frozen=True):
             for event, (parts, keyed) in made:
                 files: dict[str, tuple[str, int]] = {}
-                before = _before(steps, context, event, previous_out)
+                # (the previous out/, for the files made as before, and how to make them again)
+                before = (
+                    None if previous_out is None else (previous_out, _Remake(steps, context, event))
+                )
                 for name, (own, note) in parts.items():
                     artifacts.update_from(own, before)
                     notes[name][event.id] = note
@@ -618,8 +618,8 @@ def _compile_site(
                     kept = {name: note for name, (_, note) in parts.items()}
                     if keyed is None:
                         keyed = keys.get(event.id) or _keyed(context, steps, base, event)
-                    state, key, days = keyed
-                    entries.append((event.id, Entry(key, files, kept, state, days)))
+                    state, key, held = keyed
+                    entries.append((event.id, Entry(key, files, kept, state, held)))
         if reuse is not None:
             reuse.put(entries)
 
@@ -922,22 +922,6 @@ def _reused(
     return todo
 
 
-def _before(
-    steps: list[Compiler], context: BuildContext, event: Event, previous_out: Path | None
-) -> Callable[[], tuple[Path, _Remake]]:
-    """What :meth:`Artifacts.update_from` takes an event's files made as before from: the
-    previous out/, and one :class:`_Remake` of the event, made when first asked for."""
-    made: list[tuple[Path, _Remake]] = []
-
-    def before() -> tuple[Path, _Remake]:
-        if not made:
-            assert previous_out is not None
-            made.append((previous_out, _Remake(steps, context, event)))
-        return made[0]
-
-    return before
-
-
 def _in(folder: str | Path, path: str) -> str:
     """A path of out/ (``a/b.html``) in ``folder``, as the system names it."""
     return _folder_name(folder) + os.sep + (path if os.sep == "/" else path.replace("/", os.sep))
@@ -991,23 +975,11 @@ def _key(
 
 
 def key_days(as_of: date, until: date | None) -> str:
-    """The days an event's key worked out on ``as_of`` holds on, as the store keeps them:
-    from that day up to ``until`` (the earliest day the compilers' keys give; None: every
-    later day), ISO days joined by ``..``. Not before that day: builds go forward in time,
-    and an earlier day is worked out again."""
-    return f"{as_of.isoformat()}..{until.isoformat() if until is not None else ''}"
-
-
-def _holds_on(days: str, day: str) -> bool:
-    """Whether a key kept for ``days`` (:func:`key_days`) holds on ``day`` (ISO); ISO days
-    compare as their text does. A value not of that form (an older store's) never holds."""
-    first, sep, last = days.partition("..")
-    if not sep or not _ISO_DAY.fullmatch(first) or (last and not _ISO_DAY.fullmatch(last)):
-        return False
-    return first <= day and (not last or day <= last)
-
-
-_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+    """The days an event's key worked out on ``as_of`` holds on, as the store keeps them
+    (:func:`eventfeed.days.span`): from that day up to ``until`` (the earliest day the
+    compilers' keys give; None: every later day). Not before that day: builds go forward in
+    time, and an earlier day is worked out again."""
+    return days.span(as_of, until)
 
 
 def _keys(
@@ -1044,7 +1016,7 @@ def _keys(
         state = entry.state if same.get(event.id) is now else state_key(base, event.id, now)
         if entry.state != state:
             continue
-        if _holds_on(entry.days, day):
+        if days.within(entry.days, day):
             keys[event.id] = (state, entry.key, entry.days)
         else:
             keys[event.id] = (state, *_key(context, steps, base, event, state))

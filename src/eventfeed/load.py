@@ -249,15 +249,14 @@ def _load(
         _gather(path, shown, store, settings_digest, day, started, infos.pop(path, None))
         for path, shown in files
     )
-    pairs: Iterable[tuple[_Pending, _Settled]]
-    many = False
+    pairs: Iterable[tuple[_Pending, _Settled]] | None = None
     if store is not None:
         store.expect([shown for _, shown in files])
-        pending, many = _looked_up(pending)
-    if many:
-        assert isinstance(pending, list)
-        pairs = zip(pending, _settled(pending, settings, today, store), strict=True)
-    else:
+        gathered, many = _looked_up(pending)
+        if many:
+            pairs = zip(gathered, _settled(gathered, settings, today, store), strict=True)
+        pending = gathered
+    if pairs is None:
         pairs = ((item, _settle(item, settings, today, store, ship=False)) for item in pending)
     for item, done in pairs:
         # What the store had for it; the item lets go of it (the parsed record holds the line

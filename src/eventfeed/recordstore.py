@@ -54,7 +54,6 @@ import hashlib
 import marshal
 import os
 import pickle
-import re
 import sqlite3
 from datetime import date, datetime, timedelta
 from enum import Enum
@@ -63,7 +62,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from . import cache, model
+from . import cache, days, model
 
 if TYPE_CHECKING:
     from .errors import Problem
@@ -265,8 +264,7 @@ class RecordStore:
         is not kept here any longer.
 
         The problems are kept under the settings digest and the days they hold on, joined by
-        a NUL: ``<=`` or ``>`` a day (up to it, or after it; :func:`days_held`), or nothing
-        for checks run without a day."""
+        a NUL: a span of days (:func:`days_held`), or nothing for checks run without a day."""
         found = self._derived.pop(source, None)
         if found is None:
             return None, None
@@ -286,14 +284,14 @@ class RecordStore:
         source: str,
         settings: str,
         digests: tuple[str, str],
-        days: str,
+        held: str,
         problems: list[Problem],
     ) -> None:
         """Keep what was worked out for the record kept for ``source``: its digests under
         the settings ``settings``, and the problems of its checks, which hold under them on
-        ``days`` (:func:`days_held`)."""
+        ``held`` (:func:`days_held`)."""
         blob = pickle.dumps(problems, pickle.HIGHEST_PROTOCOL)
-        self._updates.append((settings, *digests, f"{settings}\0{days}", blob, source))
+        self._updates.append((settings, *digests, f"{settings}\0{held}", blob, source))
         if len(self._updates) >= BATCH:
             self._flush()
 
@@ -313,9 +311,9 @@ class RecordStore:
         if derived is None:
             self._rows.append((source, key, data, None, None, None, None, None, signature))
         else:
-            settings, digests, days, problems = derived
+            settings, digests, held, problems = derived
             blob = pickle.dumps(problems, pickle.HIGHEST_PROTOCOL)
-            checked = f"{settings}\0{days}"  # (:meth:`derived`)
+            checked = f"{settings}\0{held}"  # (:meth:`derived`)
             self._rows.append((source, key, data, settings, *digests, checked, blob, signature))
         if len(self._rows) >= BATCH:
             self._flush()
@@ -423,33 +421,28 @@ ID_LINE = "_id_line"
 _set = object.__setattr__
 
 
-#: the days problems of checks hold on, as kept (:meth:`RecordStore.derived`)
-_DAYS = re.compile(r"(<=|>)([0-9]{4}-[0-9]{2}-[0-9]{2})")
-
-
 def days_held(today: date | None, last_day: date) -> str:
     """The days on which the checks of an event whose last day is ``last_day`` find what
-    they found on ``today``, as the store keeps them: of the day, the checks know only
-    whether the event is still to come (:func:`eventfeed.load.check_record`), so what they
-    found holds up to its last day (``<=`` it) or after it (``>``); "" for checks run
-    without a day."""
+    they found on ``today``, as the store keeps them (:func:`eventfeed.days.span`): of the
+    day, the checks know only whether the event is still to come
+    (:func:`eventfeed.load.check_record`), so what they found holds up to its last day, or
+    from the day after it; "" for checks run without a day."""
     if today is None:
         return ""
-    return f"<={last_day.isoformat()}" if last_day >= today else f">{last_day.isoformat()}"
+    if last_day >= today:
+        return days.span(None, last_day)
+    return days.span(last_day + timedelta(days=1), None)  # (today is a later day: one exists)
 
 
 def _holds_on(checked: str, settings: str, day: str) -> bool:
     """Whether problems kept under ``checked`` hold under the settings digest ``settings`` on
-    ``day`` (:meth:`RecordStore.derived`); ISO days compare as their text does."""
-    kept, sep, days = checked.partition("\0")
+    ``day`` (:meth:`RecordStore.derived`)."""
+    kept, sep, held = checked.partition("\0")
     if not sep or kept != settings:
         return False
-    if not day or not days:
-        return day == days
-    found = _DAYS.fullmatch(days)
-    if found is None:
-        return False
-    return day <= found[2] if found[1] == "<=" else day > found[2]
+    if not day or not held:
+        return day == held
+    return days.within(held, day)
 
 
 class _NotPacked(Exception):
