@@ -1007,6 +1007,8 @@ def _keys(
     history = context.history
     same = kept if kept is not None else {}
     keys = {}
+    # whether each span kept holds on the day, looked at once (events share a few thousand)
+    holds: dict[str, bool] = {}
     for event in order:
         entry = entries.get(event.id)
         if entry is None:
@@ -1016,7 +1018,10 @@ def _keys(
         state = entry.state if same.get(event.id) is now else state_key(base, event.id, now)
         if entry.state != state:
             continue
-        if days.within(entry.days, day):
+        held = holds.get(entry.days)
+        if held is None:
+            held = holds[entry.days] = days.within(entry.days, day)
+        if held:
             keys[event.id] = (state, entry.key, entry.days)
         else:
             keys[event.id] = (state, *_key(context, steps, base, event, state))
