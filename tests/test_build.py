@@ -87,3 +87,41 @@ def test_refuses_output_folders_it_does_not_own(site: SiteDir, run: Run, target:
         f"error: refusing to use {target} as the output folder"
     ) or result.stderr.startswith(f"error: refusing to replace {target}")
     assert snapshot(site.root) == before
+
+
+COLLECTED = MINIMAL.replace(
+    "updated: 2022-12-01\n",
+    "updated: 2022-12-01\norganizers: [{name: A network of its own}]\npartners: [ilo]\n"
+    "tags: [decent-work, finance]\nlanguage: fr\n",
+)
+
+
+@pytest.mark.parametrize(
+    ("spec", "member"),
+    [
+        ({}, True),
+        ({"kinds": ["meeting", "webinar"]}, True),
+        ({"kinds": ["webinar"]}, False),
+        ({"regions": ["global"]}, False),  # the record names no region
+        ({"tags": ["finance", "trade"]}, True),
+        ({"tags": ["trade"]}, False),
+        ({"organizers": ["ilo"]}, True),  # a partner counts
+        ({"organizers": ["undp"]}, False),  # an organisation given whole has no key
+        ({"languages": ["fr"]}, True),
+        ({"languages": ["en"]}, False),
+        ({"kinds": ["meeting"], "tags": ["finance"], "languages": ["en"]}, False),  # all must
+    ],
+)
+def test_an_event_is_in_a_collection_when_it_matches_every_filter(
+    site: SiteDir, spec: dict[str, list[str]], member: bool
+) -> None:
+    from eventfeed.build import in_collection
+    from eventfeed.load import load_site
+    from eventfeed.model import Collection
+
+    site.record("a.md", COLLECTED)
+    loaded = load_site(site.events)
+    (event,) = loaded.events
+    collection = Collection(title="Some", **spec)  # type: ignore[arg-type]
+    settings = loaded.settings.model_copy(update={"collections": {"some": collection}})
+    assert in_collection(event, settings, "some") is member

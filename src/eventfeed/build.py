@@ -115,12 +115,17 @@ def in_collection(event: Event, settings: Settings, name: str) -> bool:
     """An event belongs when it matches every filter the collection gives (any value of each)."""
     spec = settings.collections[name]
     rec = event.record
-    organisations = {r for r in (*rec.organizers, *rec.partners) if isinstance(r, str)}
     return (
         (not spec.kinds or rec.kind in spec.kinds)
         and (not spec.regions or rec.region in spec.regions)
-        and (not spec.tags or bool(set(spec.tags) & set(rec.tags)))
-        and (not spec.organizers or bool(set(spec.organizers) & organisations))
+        and (not spec.tags or not set(spec.tags).isdisjoint(rec.tags))
+        and (
+            not spec.organizers
+            # (organisations named by their key in the settings, not given whole)
+            or any(
+                r in spec.organizers for r in (*rec.organizers, *rec.partners) if isinstance(r, str)
+            )
+        )
         and (not spec.languages or event.language in spec.languages)
     )
 
