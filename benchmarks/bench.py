@@ -22,9 +22,9 @@ For each N it measures, in child processes so peak memory is the child's own:
   (each event's calendar file is as it was; its page is not);
 
 and prints the median wall time, the peak resident memory, records per second and the ratio to
-the floor. With ``--stages`` it also times a cold build and a one-edit rebuild phase by phase
-and process by process (``phases.py``), and with ``--profile FILE`` writes the cProfile of
-that cold build's first process. It also
+the floor. With ``--stages`` it also times a cold build, a one-edit rebuild, a next-day and a
+settings rebuild phase by phase and process by process (``phases.py``), and with
+``--profile FILE`` writes the cProfile of that cold build's first process. It also
 checks that the one-edit rebuild gives the same bytes as a cold build of the
 edited records from the same previous manifest. Not part of the test suite: timings are figures
 to read, never assertions.
@@ -209,8 +209,9 @@ FLOOR = textwrap.dedent("""
 
 
 def stages(events: Path, out: Path, env: dict[str, str], profile: Path | None) -> list[Path]:
-    """Print where a cold build and a one-edit rebuild after it spend their time, phase by
-    phase and process by process (``phases.py``: the real command, workers and all); with a
+    """Print where a cold build, a one-edit rebuild after it, the first rebuild of the next
+    day and a rebuild after a change of the site's title spend their time, phase by phase
+    and process by process (``phases.py``: the real command, workers and all); with a
     profile file, the cold build's first process is cProfiled into it. Returns the folders
     the builds made, for the caller to remove after its own timings (see :func:`run_size`)."""
     cache = out.with_name(out.name + "-cache")
@@ -221,19 +222,28 @@ def stages(events: Path, out: Path, env: dict[str, str], profile: Path | None) -
     build = ["build", "--events", str(events), "--out", str(out), "-q", "--as-of", "2023-11-14"]
     edited = next(iter(sorted(events.rglob("event-*.md"))))
     original = edited.read_text(encoding="utf-8")
+    settings = events / "site.yaml"
+    settings_text = settings.read_text(encoding="utf-8")
+    day_env = dict(env, SOURCE_DATE_EPOCH=str(int(env["SOURCE_DATE_EPOCH"]) + 86_400))
     try:
-        for name in ("cold build", "one-edit rebuild"):
+        for name in ("cold build", "one-edit rebuild", "next-day rebuild", "settings rebuild"):
             extra = ["--profile", str(profile)] if profile and name == "cold build" else []
+            run_env, args = env, build
             if name == "one-edit rebuild":
                 edited.write_text(original + "\nEdited for the phases.\n", encoding="utf-8")
-            cmd = [sys.executable, script, *extra, *build]
-            done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+            elif name != "cold build":
+                run_env, args = day_env, [*build[:-1], NEXT_DAY]
+                if name == "settings rebuild":
+                    settings.write_text(retitled(settings_text), encoding="utf-8")
+            cmd = [sys.executable, script, *extra, *args]
+            done = subprocess.run(cmd, env=run_env, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 sys.exit(f"timing by phase failed:\n{done.stderr[-2000:]}")
             print(f"  {name}, phase by phase (seconds from the start of the command):")
             print(textwrap.indent(done.stderr.rstrip("\n"), "  "), flush=True)
     finally:
         edited.write_text(original, encoding="utf-8")
+        settings.write_text(settings_text, encoding="utf-8")
     if profile:
         print(f"  profile of the cold build's first process: {profile}")
         print(f"  (python -m pstats {profile})")
@@ -410,7 +420,8 @@ def main() -> None:
     parser.add_argument(
         "--stages",
         action="store_true",
-        help="also time a cold build and a one-edit rebuild phase by phase",
+        help="also time a cold build and the rebuilds after it (one edit, next day, settings) "
+        "phase by phase",
     )
     parser.add_argument(
         "--profile",

@@ -42,6 +42,9 @@ EDIT = [
     "write",
     "fingerprint saved",
 ]
+#: those of the first rebuild of the next day, and of one after a change of the settings
+DAY = [*EDIT[:3], "keys", *EDIT[3:]]
+SETTINGS = ["no-change check", "load", "keys", "per-event work (workers)", *EDIT[-3:]]
 ROW = re.compile(r"^\s+(\S.*?) +(-?\d+\.\d\d) +(\d+\.\d\d) +(\d+\.\d\d) +(\d+\.\d\d)$")
 
 
@@ -61,8 +64,10 @@ def test_the_benchmark_times_every_phase_of_a_build(tmp_path: Path) -> None:
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    cold, edit = done.stdout.split("one-edit rebuild, phase by phase")
-    for text, phases in ((cold, COLD), (edit, EDIT)):
+    cold, rest = done.stdout.split("one-edit rebuild, phase by phase")
+    edit, rest = rest.split("next-day rebuild, phase by phase")
+    day, retitled = rest.split("settings rebuild, phase by phase")
+    for text, phases in ((cold, COLD), (edit, EDIT), (day, DAY), (retitled, SETTINGS)):
         rows = [ROW.match(line) for line in text.splitlines()]
         timed = {m.group(1).strip(): m for m in rows if m is not None}
         assert [p for p in phases if p not in timed] == []
@@ -77,3 +82,4 @@ def test_the_benchmark_times_every_phase_of_a_build(tmp_path: Path) -> None:
     assert profile.stat().st_size > 0
     assert not (tmp_path / "out-stages").exists()  # the timed builds' folders are removed
     assert events.is_dir()
+    assert "(retitled)" not in (events / "site.yaml").read_text(encoding="utf-8")
