@@ -224,7 +224,7 @@ def stages(events: Path, out: Path, env: dict[str, str], profile: Path | None) -
     original = edited.read_text(encoding="utf-8")
     settings = events / "site.yaml"
     settings_text = settings.read_text(encoding="utf-8")
-    day_env = dict(env, SOURCE_DATE_EPOCH=str(int(env["SOURCE_DATE_EPOCH"]) + 86_400))
+    day_build, day_env = next_day(build, env)
     try:
         for name in ("cold build", "one-edit rebuild", "next-day rebuild", "settings rebuild"):
             extra = ["--profile", str(profile)] if profile and name == "cold build" else []
@@ -232,7 +232,7 @@ def stages(events: Path, out: Path, env: dict[str, str], profile: Path | None) -
             if name == "one-edit rebuild":
                 edited.write_text(original + "\nEdited for the phases.\n", encoding="utf-8")
             elif name != "cold build":
-                run_env, args = day_env, [*build[:-1], NEXT_DAY]
+                run_env, args = day_env, day_build
                 if name == "settings rebuild":
                     settings.write_text(retitled(settings_text), encoding="utf-8")
             cmd = [sys.executable, script, *extra, *args]
@@ -344,12 +344,11 @@ def run_size(
         results["oneedit"].append(timed(build, env))
         edited.write_text(original, encoding="utf-8")  # back, for the next run
         results["nextedit"].append(timed(build, env))
-        next_day = [*build[:-1], NEXT_DAY]
-        day_env = dict(env, SOURCE_DATE_EPOCH=str(int(env["SOURCE_DATE_EPOCH"]) + 86_400))
-        results["nextday"].append(timed(next_day, day_env))
+        day_build, day_env = next_day(build, env)
+        results["nextday"].append(timed(day_build, day_env))
         settings.write_text(retitled(settings_text), encoding="utf-8")
         try:
-            results["settings"].append(timed(next_day, day_env))
+            results["settings"].append(timed(day_build, day_env))
         finally:
             settings.write_text(settings_text, encoding="utf-8")
     identical = check_identical(events, out, edited, original, build, env)
@@ -374,6 +373,13 @@ def run_size(
 
 #: the day after the one every other build is made as of (``--as-of``)
 NEXT_DAY = "2023-11-15"
+
+
+def next_day(build: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """The same build made the next day: as of :data:`NEXT_DAY` (``build`` ends with the day
+    ``--as-of`` gives), with the clock one day on."""
+    epoch = str(int(env["SOURCE_DATE_EPOCH"]) + 86_400)
+    return [*build[:-1], NEXT_DAY], dict(env, SOURCE_DATE_EPOCH=epoch)
 
 
 def retitled(settings: str) -> str:
