@@ -88,22 +88,50 @@ def test_the_first_rebuild_takes_it_in_place_of_the_empty_kept_tree(
     assert sorted(p.name for p in out.parent.iterdir()) == ["out"]
 
 
-def test_a_rebuild_over_a_kept_tree_links_the_staged_files(
-    records: Site, expected: dict[str, bytes], out: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("kept", [10, 0])
+def test_a_rebuild_over_a_kept_tree_moves_the_staged_files_in(
+    records: Site,
+    expected: dict[str, bytes],
+    out: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kept: int,
 ) -> None:
-    """The staging tree is removed before the writer returns, so that no file of out/
-    changes (removing its other name sets its change time) after the caller looked at them
-    to vouch for them next time."""
-    write_tree(out, site("1"), events_dir=None)
-    write_tree(out, site("2", {"events/e1.ics": "edited\n"}), events_dir=None)
+    """Each staged file is moved to its place in the kept tree, where linking it took one
+    more call: its staging name removed with the staging tree. The kept tree's file there,
+    which may be a link to out/'s file, is removed first: out/'s is left as it was. Nothing
+    of the staging tree is left, so no file of out/ changes (removing a file's other name
+    sets its change time) after the caller looked at them to vouch for them next time.
+
+    With ``kept`` 0, the kept tree holds no file where a staged one goes: its files of
+    ``events/`` are all removed, and the folder with them, before the moves."""
+    pages = sorted(path for path in expected if path.startswith("events/"))[:kept]
+    older = dict.fromkeys(pages, "older\n")
+    write_tree(out, site("1", older), events_dir=None)
+    second = site("2", {"events/e1.ics": "edited\n", **older})
+    write_tree(out, second, events_dir=None)
+    # the kept tree holds build 1, whose files out/ (build 2) holds linked, but one
+    assert {p for p in snapshot(spare_of(out)) if p.startswith("events/event-")} == set(pages)
     made = parallel(records, expected)
     staging = made.staging
+    assert staging is not None
+    staged = {path for path in made if made.staged(path) is not None}
+    spare = str(spare_of(out))
     links = counting(monkeypatch, "link")
+    renames = counting(monkeypatch, "rename")
+    unlinks = counting(monkeypatch, "unlink")
     write_tree(out, made, events_dir=None)
     assert snapshot(out) == expected
-    assert len(links) == 2 * RECORDS
-    assert all(str(source).startswith(str(staging)) for source, *_ in links)
-    assert staging is not None
+    moved = {
+        os.path.relpath(source, staging) for source, *_ in renames if source.startswith(staging)
+    }
+    assert moved == staged
+    assert links == []
+    # (the staging tree is removed by names in it, not paths: none of a staged file is left)
+    names = {path.rpartition("/")[2] for path in staged}
+    assert not [path for path, *_ in unlinks if path in names or path.startswith(staging)]
+    removed = {os.path.relpath(path, spare) for path, *_ in unlinks if path.startswith(spare)}
+    assert removed >= set(pages)  # each kept file where a staged one goes
+    assert snapshot(spare_of(out)) == second  # the replaced out/, untouched by the moves
     assert not Path(staging).exists()
     page = "events/event-000000.html"
     assert os.lstat(out / page).st_nlink == 1
@@ -170,7 +198,7 @@ def test_staged_files_that_cannot_be_moved_or_linked_are_written(
     staging = made.staging
 
     def rename(source: Any, target: Any, **kwargs: Any) -> None:
-        if str(source) == staging:
+        if str(source).startswith(staging):  # the tree, or a file of it
             raise OSError(errno.EXDEV, "cross-device link")
         real_rename(source, target, **kwargs)
 
@@ -221,6 +249,36 @@ def test_stopped_at_any_step_out_is_the_old_build_and_the_next_is_exact(
         monkeypatch.setenv("EVENTFEED_CACHE_DIR", cache)
         write_tree(out, parallel(records, expected), events_dir=None)
         assert snapshot(out) == expected, step
+        assert sorted(p.name for p in out.parent.iterdir()) == ["out"]
+
+
+def test_stopped_while_moving_staged_files_in_out_is_the_old_build_and_the_next_is_exact(
+    records: Site, expected: dict[str, bytes], out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Out/ holds a build and the kept tree the one before, with files where staged ones
+    go (some of them links to out/'s); the writer is stopped at the first, a middle and the
+    last move of a staged file into the kept tree."""
+    pages = sorted(path for path in expected if path.startswith("events/"))[:10]
+    older = dict.fromkeys(pages, "older\n")
+    first, second = site("1", older), site("2", {"events/e1.ics": "edited\n", **older})
+    cache = os.environ["EVENTFEED_CACHE_DIR"]
+    moves = 2 * RECORDS
+    for step in (1, moves // 2, moves):
+        monkeypatch.setenv("EVENTFEED_CACHE_DIR", cache)
+        for folder in (out, Path(cache) / "trees"):
+            shutil.rmtree(folder, ignore_errors=True)
+        write_tree(out, first, events_dir=None)
+        write_tree(out, second, events_dir=None)
+        made = parallel(records, expected)
+        stopping_at(monkeypatch, "rename", step)
+        with pytest.raises(Injected):
+            write_tree(out, made, events_dir=None)
+        monkeypatch.undo()
+        assert snapshot(out) == second, step
+        monkeypatch.setenv("EVENTFEED_CACHE_DIR", cache)
+        write_tree(out, parallel(records, expected), events_dir=None)
+        assert snapshot(out) == expected, step
+        assert snapshot(spare_of(out)) == second, step
         assert sorted(p.name for p in out.parent.iterdir()) == ["out"]
 
 

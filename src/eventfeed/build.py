@@ -217,7 +217,7 @@ class Spilled:
 @dataclass(frozen=True, slots=True)
 class Staged:
     """A file a forked worker wrote on its own, at its path in the staging tree
-    (:attr:`Artifacts.staging`), as soon as it was made. The writer links it into the new
+    (:attr:`Artifacts.staging`), as soon as it was made. The writer moves it into the new
     tree, or takes the whole staging tree as the new tree when nothing else is to be kept
     (and moves :attr:`Artifacts.staging` with it): the bytes are written once, by the
     workers, and never copied."""

@@ -399,10 +399,14 @@ def _fill(
     present: dict[str, int] | None = None,
     adopted: bool = False,
     stay: frozenset[str] = frozenset(),
-) -> None:
+) -> list[tuple[str, str, str]]:
     """Write every artifact into the new tree ``tmp``, linking the previous build's files
     that are the same (plain strings: a path object per file cost more than the writing),
     and copying those the build spilled to disk straight from the spill file.
+
+    Returns the files the workers staged that are still to be moved into ``tmp`` (path,
+    staged file, place in ``tmp``), by :func:`_move_staged` once nothing can ask for this
+    tree to be filled again: until then each stays where it is, to be read or linked.
 
     ``present``: the files ``tmp`` already holds, by path, with their inode numbers, when
     ``tmp`` is the tree of the build before the last (:func:`_spare`). A file that is the
@@ -420,6 +424,7 @@ def _fill(
     staged: Callable[[str], str | None] = getattr(artifacts, "staged", lambda path: None)
     sized: Callable[[str], int] = getattr(artifacts, "size", lambda path: len(artifacts[path]))
     spills: dict[Path, int] = {}  # spill file -> its open descriptor
+    moves: list[tuple[str, str, str]] = []
     # (with a spare tree, nearly every file is one that stays: the loop is kept lean for it)
     new = new_files if new_files is not None else {}
     old = old_files if old_files is not None else {}
@@ -442,10 +447,16 @@ def _fill(
             # the digest, when the last build's manifest names the same: out/ may hold it
             same = digest if digest is not None and old.get(path) == digest else None
             inode = kept.pop(path, None)
+            # a file a worker staged, which out/ does not hold: moved in once the tree is
+            # filled (:func:`_move_staged`)
+            source = staged(path) if same is None else None
             if inode is not None:
                 if same is not None and _same(trust, path, folder, inode, sized(path), same):
                     continue
                 os.unlink(target)
+            if source is not None:
+                moves.append((path, source, target))
+                continue
             if same is not None and _link(trust, path, folder, target, sized(path), same):
                 continue
             source = staged(path)
@@ -459,6 +470,7 @@ def _fill(
     finally:
         for fd in spills.values():
             os.close(fd)
+    return moves
 
 
 def _link_staged(source: str, target: str) -> bool:
@@ -469,6 +481,38 @@ def _link_staged(source: str, target: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def _move_staged(
+    artifacts: Mapping[str, bytes], moves: list[tuple[str, str, str]], tmp: str
+) -> None:
+    """Move each staged file of ``moves`` to its place in the new tree ``tmp`` (emptied by
+    :func:`_fill`): one call, where linking it in took two (its staging name is removed with
+    the staging tree otherwise). With 10,000 pages to replace, the writer's calls took
+    1.25-1.40 s instead of 1.53-1.79 s; a move over the spare's file, in one call, took
+    longer than both (1.58 s): the file system frees the replaced file within it. Where a
+    file cannot be moved, it is written there. Then every staged file is read from the new
+    tree (:class:`eventfeed.build.Staged`), which holds all of them now.
+
+    The moved file's change time is set here, before the tree is swapped into place, so
+    before the caller looks at out/'s files to vouch for them next time
+    (:func:`eventfeed.cache.written_before`)."""
+    for path, source, target in moves:
+        try:
+            os.rename(source, target)
+            continue
+        except FileNotFoundError:  # its folder held nothing else of the spare's: pruned
+            os.makedirs(os.path.dirname(target), exist_ok=True)  # (:func:`_prune`)
+        except OSError:
+            pass
+        try:
+            os.rename(source, target)
+        except OSError:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target)  # (never written in place: it may be a link to out/'s file)
+            Path(target).write_bytes(artifacts[path])
+    if moves:
+        setattr(artifacts, "staging", tmp)  # noqa: B010 (a Mapping here)
 
 
 def _unstage(artifacts: Mapping[str, bytes], staging: str, out: Path) -> None:
@@ -714,7 +758,7 @@ def write_tree(
                 stay = _stayed(out, present, old_files, new_files, trust, seen)
             try:
                 try:
-                    _fill(
+                    moves = _fill(
                         str(tmp),
                         artifacts,
                         old_files,
@@ -732,7 +776,8 @@ def write_tree(
                     _discard(tmp)
                     tmp.mkdir()
                     stay = None
-                    _fill(str(tmp), artifacts, old_files, new_files, trust)
+                    moves = _fill(str(tmp), artifacts, old_files, new_files, trust)
+                _move_staged(artifacts, moves, str(tmp))
                 os.chmod(tmp, 0o755)
                 if not out.exists():
                     os.rename(tmp, out)
