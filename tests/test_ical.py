@@ -19,8 +19,10 @@ import recurring_ical_events
 from icalendar import Calendar
 
 from eventfeed import paths
+from eventfeed.load import load_site
 from eventfeed.vtimezone import vtimezone
 
+from .bench_records import generate
 from .ical_support import (
     build,
     calendar_files,
@@ -517,6 +519,70 @@ def test_coming_events_too_large_go_to_later_calendars_by_year(tmp_path: Path) -
             assert len(files[path]) <= 10000, path
     header = unfold(files["calendars/later/2023.ics"])
     assert prop(header, "X-WR-CALNAME") == ["SSE test events: more in 2023"]
+
+
+def test_no_calendar_of_a_large_site_is_over_the_limit_and_none_drops_an_event(
+    tmp_path: Path,
+) -> None:
+    """Benchmark records over six years, with a limit that a year of the archive, and a
+    month of it, go over: each year splits by month, and a month in parts. Read back with
+    icalendar: every calendar is within the limit unless it holds one event, every event is
+    in exactly one of calendar.ics, the archive and the later calendars, each month's
+    calendar holds events of that month, a month in parts has them numbered from 1, and
+    a month of one event is not in parts. (:func:`tests.test_ical_fit.reference_dated` checks
+    which events each part holds.)"""
+    limit = 12_000
+    events = generate(tmp_path, 160)
+    site = events / "site.yaml"
+    text = site.read_text(encoding="utf-8")
+    assert "calendars: {lookback_days: 365}" in text
+    site.write_text(
+        text.replace("{lookback_days: 365}", f"{{lookback_days: 365, max_bytes: {limit}}}"),
+        encoding="utf-8",
+    )
+    loaded = load_site(events)
+    files = calendar_files(build(events))
+    split = sorted(p for p in files if p.startswith(("calendars/archive/", "calendars/later/")))
+    named = re.compile(
+        r"calendars/(archive|later)/([0-9]{4})(?:-([0-9]{2})(?:-part([0-9]+))?)?\.ics"
+    )
+    assert all(named.fullmatch(path) for path in split), split
+    assert any(path.endswith("-part2.ics") for path in split)  # a month in parts
+    assert any(re.search(r"/[0-9]{4}-[0-9]{2}\.ics$", path) for path in split)  # a whole month
+    seen: list[str] = []
+    for path in ["calendar.ics", *split]:
+        calendar = Calendar.from_ical(files[path])
+        masters = [c for c in calendar.walk("VEVENT") if "RECURRENCE-ID" not in c]
+        assert len(files[path]) <= limit or len(masters) == 1, path
+        seen += [str(c["UID"]) for c in masters]
+        found = named.fullmatch(path)
+        if found is None or found[3] is None:
+            continue
+        kind, year, month = found[1], int(found[2]), int(found[3])
+        for c in masters:
+            if "RRULE" in c:
+                continue
+            start, end = c.decoded("DTSTART"), c.decoded("DTEND")
+            days = [(d.year, d.month) for d in (start, end)]
+            if kind == "later":
+                assert days[0] == (year, month), path  # by the month it starts in
+            else:
+                assert days[0] <= (year, month) <= days[1], path  # it ended that month
+    assert sorted(seen) == sorted(f"{e.id}@bench.example.org" for e in loaded.events)
+    assert len(seen) == len(set(seen))
+    # the parts of a month, in order, hold its events in the order of the whole archive
+    months: dict[str, list[str]] = {}
+    for path in split:
+        found = named.fullmatch(path)
+        assert found is not None
+        if found[4] is not None:
+            key = f"{found[1]}/{found[2]}-{found[3]}"
+            months.setdefault(key, []).append(path)
+    assert months
+    for parts in months.values():
+        numbers = [int(found[4]) for found in map(named.fullmatch, parts) if found]
+        assert numbers == list(range(1, len(parts) + 1))
+        assert len(parts) > 1, parts  # one part would be the month's own calendar
 
 
 # --- reproducibility -------------------------------------------------------------------------

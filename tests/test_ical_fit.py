@@ -253,6 +253,74 @@ def test_a_facet_calendar_longer_than_calendar_ics_decides_the_split() -> None:
     assert reference_fit(context, current) == (kept, later)
 
 
+# --- the archive and the later calendars of a year, split --------------------------------
+
+
+def reference_dated(
+    context: BuildContext, kind: str, year: int, members: list[_Part]
+) -> list[tuple[ical.Header, list[str]]]:
+    """:func:`ical._dated` the plain way: every calendar joined for real, and a part grown
+    an event at a time until the next would not fit."""
+    limit = context.settings.calendars.max_bytes
+
+    def fits(header: ical.Header, subset: list[_Part]) -> bool:
+        return reference_size(context, header, subset) <= limit
+
+    def month_of(c: _Part) -> int:
+        day = c.last_day if kind == "archive" else None
+        return day.month if day is not None else c.event.local_start.month
+
+    whole = ical._dated_header(context, kind, year, None, None)
+    if len(members) == 1 or fits(whole, members):  # one event: not split, however large
+        return [(whole, ids(members))]
+    found = []
+    for month in sorted({month_of(c) for c in members}):
+        share = [c for c in members if month_of(c) == month]
+        header = ical._dated_header(context, kind, year, month, None)
+        if len(share) == 1 or fits(header, share):
+            found.append((header, ids(share)))
+            continue
+        part = 1
+        while share:
+            header = ical._dated_header(context, kind, year, month, part)
+            count = 1
+            while count < len(share) and fits(header, share[: count + 1]):
+                count += 1
+            found.append((header, ids(share[:count])))
+            share = share[count:]
+            part += 1
+    return found
+
+
+@settings(derandomize=True, max_examples=60, deadline=None)
+@given(specs=part_lists(), data=st.data())
+def test_a_year_over_the_limit_is_split_as_measuring_every_calendar_splits_it(
+    specs: list[Spec], data: st.DataObject
+) -> None:
+    members = [c for c in make_parts(specs) if c.last_day is not None]
+    year = AS_OF.year
+    members = [c for c in members if c.last_day is not None and c.last_day.year == year]
+    kind = data.draw(st.sampled_from(["archive", "later"]))
+    unlimited = context_for(1, (False, False, False))
+    whole = ical._dated_header(unlimited, kind, year, None, None)
+    # from a calendar of no event (every part holds one) to the whole year (no split)
+    low = reference_size(unlimited, whole, [])
+    high = reference_size(unlimited, whole, members) + 1
+    limit = max(low + (high - low) * data.draw(st.integers(0, 100)) // 100, 1)
+    context = context_for(limit, (False, False, False))
+
+    split = [(header, ids(part)) for header, part in ical._dated(context, kind, year, members)]
+
+    assert split == reference_dated(context, kind, year, members)
+    assert sorted(i for _, part in split for i in part) == sorted(ids(members))
+    for header, part in split:
+        assert (
+            len(part) == 1
+            or reference_size(context, header, [c for c in members if c.event.id in set(part)])
+            <= limit
+        )
+
+
 # --- the last day of a series, worked out or expanded ---------------------------------------
 
 

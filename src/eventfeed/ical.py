@@ -20,8 +20,10 @@ of their year until it fits. When the coming events alone are too large, all pas
 to the archive and calendar.ics keeps the earliest coming events that fit; the others go to
 ``calendars/later/<year>.ics`` by the year they start. Every subscription calendar uses the
 same split, so none is larger than calendar.ics. Nothing is dropped: every event is in exactly
-one of calendar.ics, an archive or a later calendar, and always in its own file. Archives,
-later calendars and per-event files are not split further.
+one of calendar.ics, an archive or a later calendar, and always in its own file. An archive or
+later calendar of a year larger than the limit is made per month instead
+(``calendars/archive/<year>-<mm>.ics``), and a month larger than it in parts of consecutive
+events that fit (``<year>-<mm>-part<n>.ics``): only a calendar of one event can exceed it.
 
 **Assembly.** Each event's components are built and serialised once per build, each
 VTIMEZONE once per zone and range of years (:mod:`eventfeed.vtimezone`); a calendar is its
@@ -204,24 +206,14 @@ def compile_calendars(context: BuildContext) -> Mapping[str, bytes]:
         if c.last_day is not None:
             by_year.setdefault(c.last_day.year, []).append(c)
     for year in sorted(by_year):
-        header = _header(
-            context,
-            paths.archive_calendar(year),
-            f"{settings.title}: archive {year}",
-            f"Events of {settings.title} that ended in {year}.",
-        )
-        _add(out, context, header, by_year[year])
+        for header, members in _dated(context, _ARCHIVE, year, by_year[year]):
+            _add(out, context, header, members)
     by_year = {}
     for c in later:
         by_year.setdefault(_start_year(c), []).append(c)
     for year in sorted(by_year):
-        header = _header(
-            context,
-            paths.later_calendar(year),
-            f"{settings.title}: more in {year}",
-            f"Coming events of {settings.title} in {year} that the main calendar has no room for.",
-        )
-        _add(out, context, header, by_year[year])
+        for header, members in _dated(context, _LATER, year, by_year[year]):
+            _add(out, context, header, members)
     # calendar.json shows the events of calendar.ics, each converted from the same components
     main = _main_header(context)
     key = functools.partial(_members_key, context, main, current)
@@ -509,6 +501,109 @@ class _Sizes:
 
 def _start_year(c: _Part) -> int:
     return c.event.local_start.year
+
+
+#: The two kinds of calendars by date (:func:`_dated`): the archive, by the month of an
+#: event's last day, and the later calendars, by the month it starts in.
+_ARCHIVE, _LATER = "archive", "later"
+
+
+def _dated(
+    context: BuildContext, kind: str, year: int, members: list[_Part]
+) -> Iterator[tuple[Header, list[_Part]]]:
+    """The calendars of one year of the archive or of the later calendars, in order, each
+    with its members: the whole year when it fits ``calendars.max_bytes``; else one calendar
+    per month, and a month that does not fit either in parts, each holding as many of the
+    month's events, in order, as fit (one at least, however large: a year or a month of one
+    event is not split). Every event of ``members`` is in exactly one of them."""
+    limit = context.settings.calendars.max_bytes
+    whole = _dated_header(context, kind, year, None, None)
+    if (
+        len(members) == 1
+        or _size_without_zones(context, whole, members) + _zones_size(members) <= limit
+    ):
+        yield whole, members
+        return
+    months: dict[int, list[_Part]] = {}
+    for c in members:
+        month = c.last_day.month if kind == _ARCHIVE and c.last_day else c.event.local_start.month
+        months.setdefault(month, []).append(c)
+    for month in sorted(months):
+        share = months[month]
+        header = _dated_header(context, kind, year, month, None)
+        if (
+            len(share) == 1
+            or _size_without_zones(context, header, share) + _zones_size(share) <= limit
+        ):
+            yield header, share
+            continue
+        part = 1
+        while share:
+            header = _dated_header(context, kind, year, month, part)
+            count = _fitting(context, header, share, limit)
+            yield header, share[:count]
+            share = share[count:]
+            part += 1
+
+
+def _fitting(context: BuildContext, header: Header, members: Sequence[_Part], limit: int) -> int:
+    """How many of ``members``, from the first, a calendar under ``header`` holds within
+    ``limit`` bytes (one at least). Measured as :func:`_size_without_zones` and
+    :func:`_zones_size` measure (and :class:`_Share`: the zone the header names, each zone's
+    range of years), but kept running as each event is added: measuring every beginning
+    again cost about as much per event as a year's archive has zones."""
+    settings = context.settings
+    refresh, site_url = settings.calendars.refresh_hours, settings.site_url
+    heads: dict[str | None, int] = {}
+    ranges: dict[str, tuple[int, int]] = {}
+    zone_sizes: dict[str, int] = {}
+    timed: dict[str, None] = {}  # the zones of events with a time, in order
+    utc = False  # an event with a time in UTC: no zone for the header to name
+    size = len(_END)  # the members' and the VTIMEZONEs' bytes, and the end
+    for position, c in enumerate(members):
+        size += c.size
+        if not c.event.all_day:
+            utc = utc or not c.zones
+            for tzid, _, _ in c.zones:
+                timed.setdefault(tzid)
+        for tzid, first, last in c.zones:
+            known = ranges.get(tzid)
+            grown = (first, last) if known is None else (min(known[0], first), max(known[1], last))
+            if grown != known:
+                ranges[tzid] = grown
+                length = len(vtimezone_bytes(tzid, *grown))
+                size += length - zone_sizes.get(tzid, 0)
+                zone_sizes[tzid] = length
+        zone = next(iter(timed)) if len(timed) == 1 and not utc else None
+        head = heads.get(zone)
+        if head is None:
+            head = heads[zone] = len(_head_bytes(header, refresh, site_url, zone))
+        if head + size > limit and position:
+            return position
+    return len(members)
+
+
+def _dated_header(
+    context: BuildContext, kind: str, year: int, month: int | None, part: int | None
+) -> Header:
+    """The header of an archive or later calendar of a year, a month or a part of a month."""
+    title = context.settings.title
+    when = str(year) if month is None else f"{year}-{month:02d}"
+    if part is not None:
+        when += f", part {part}"
+    if kind == _ARCHIVE:
+        return _header(
+            context,
+            paths.archive_calendar(year, month, part),
+            f"{title}: archive {when}",
+            f"Events of {title} that ended in {when}.",
+        )
+    return _header(
+        context,
+        paths.later_calendar(year, month, part),
+        f"{title}: more in {when}",
+        f"Coming events of {title} in {when} that the main calendar has no room for.",
+    )
 
 
 def _too_large(path: str, size: int, limit: int) -> str:

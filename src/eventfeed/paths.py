@@ -13,8 +13,11 @@ safe on case-insensitive file systems (ids are lowercase by construction).
 ``calendars/kind/<kind>.ics``         one per kind that occurs
 ``calendars/region/<region>.ics``     one per region that occurs
 ``calendars/language/<lang>.ics``     one per language that occurs
-``calendars/archive/<year>.ics``      events that ended before the look-back window, by year
+``calendars/archive/<year>.ics``      events that ended before the look-back window, by year;
+                                      a year over ``calendars.max_bytes``: ``<year>-<mm>.ics``
+                                      by month, a month over it: ``<year>-<mm>-part<n>.ics``
 ``calendars/later/<year>.ics``        coming events beyond what ``calendars.max_bytes`` allows
+                                      (split as the archive is)
 ``collections/<collection>.html``     a page per collection with its subscribe links
 ``feeds/atom.xml`` ``rss.xml``        site news feeds (Atom 1.0, RSS 2.0)
 ``feeds/feed.json``                   JSON Feed 1.1
@@ -50,12 +53,18 @@ def facet_calendar(facet: str, value: str) -> str:
     return f"calendars/{facet}/{value.lower()}.ics"
 
 
-def archive_calendar(year: int) -> str:
-    return f"calendars/archive/{year}.ics"
+def archive_calendar(year: int, month: int | None = None, part: int | None = None) -> str:
+    return f"calendars/archive/{_dated(year, month, part)}.ics"
 
 
-def later_calendar(year: int) -> str:
-    return f"calendars/later/{year}.ics"
+def later_calendar(year: int, month: int | None = None, part: int | None = None) -> str:
+    return f"calendars/later/{_dated(year, month, part)}.ics"
+
+
+def _dated(year: int, month: int | None, part: int | None) -> str:
+    """``2021``, ``2021-03`` or ``2021-03-part2``: a year, a month of it, a part of that."""
+    name = str(year) if month is None else f"{year}-{month:02d}"
+    return name if part is None else f"{name}-part{part}"
 
 
 def collection_page(name: str) -> str:
