@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import functools
 import hashlib
 import os
 import pathlib
 import pickle
 import shutil
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -240,16 +242,31 @@ def test_stopped_at_any_step_out_is_the_old_build_and_the_next_is_exact(
         shutil.rmtree(out)
         shutil.rmtree(Path(cache) / "trees")
         write_tree(out, before, events_dir=None)  # as at the start
-        made = parallel(records, expected)
-        stopping_at(monkeypatch, attribute, step, owner)
-        with pytest.raises(Injected):
-            write_tree(out, made, events_dir=None)
-        monkeypatch.undo()
-        assert snapshot(out) == before, step
-        monkeypatch.setenv("EVENTFEED_CACHE_DIR", cache)
-        write_tree(out, parallel(records, expected), events_dir=None)
-        assert snapshot(out) == expected, step
-        assert sorted(p.name for p in out.parent.iterdir()) == ["out"]
+        stop = functools.partial(stopping_at, monkeypatch, attribute, step, owner)
+        stopped_then_exact(records, expected, out, monkeypatch, stop, before, cache)
+
+
+def stopped_then_exact(
+    records: Site,
+    expected: dict[str, bytes],
+    out: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    stop: Callable[[], None],
+    before: dict[str, bytes],
+    cache: str,
+) -> None:
+    """The writer of the workers' build, stopped where ``stop`` makes it stop, leaves out/
+    as it was (``before``); the next build is exact, and nothing is left beside out/."""
+    made = parallel(records, expected)
+    stop()
+    with pytest.raises(Injected):
+        write_tree(out, made, events_dir=None)
+    monkeypatch.undo()
+    assert snapshot(out) == before
+    monkeypatch.setenv("EVENTFEED_CACHE_DIR", cache)
+    write_tree(out, parallel(records, expected), events_dir=None)
+    assert snapshot(out) == expected
+    assert sorted(p.name for p in out.parent.iterdir()) == ["out"]
 
 
 def test_stopped_while_moving_staged_files_in_out_is_the_old_build_and_the_next_is_exact(
@@ -269,17 +286,9 @@ def test_stopped_while_moving_staged_files_in_out_is_the_old_build_and_the_next_
             shutil.rmtree(folder, ignore_errors=True)
         write_tree(out, first, events_dir=None)
         write_tree(out, second, events_dir=None)
-        made = parallel(records, expected)
-        stopping_at(monkeypatch, "rename", step)
-        with pytest.raises(Injected):
-            write_tree(out, made, events_dir=None)
-        monkeypatch.undo()
-        assert snapshot(out) == second, step
-        monkeypatch.setenv("EVENTFEED_CACHE_DIR", cache)
-        write_tree(out, parallel(records, expected), events_dir=None)
-        assert snapshot(out) == expected, step
+        stop = functools.partial(stopping_at, monkeypatch, "rename", step)
+        stopped_then_exact(records, expected, out, monkeypatch, stop, second, cache)
         assert snapshot(spare_of(out)) == second, step
-        assert sorted(p.name for p in out.parent.iterdir()) == ["out"]
 
 
 def test_a_path_the_writer_refuses_is_not_staged(tmp_path: Path) -> None:

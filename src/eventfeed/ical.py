@@ -518,10 +518,7 @@ def _dated(
     event is not split). Every event of ``members`` is in exactly one of them."""
     limit = context.settings.calendars.max_bytes
     whole = _dated_header(context, kind, year, None, None)
-    if (
-        len(members) == 1
-        or _size_without_zones(context, whole, members) + _zones_size(members) <= limit
-    ):
+    if _whole(context, whole, members, limit):
         yield whole, members
         return
     months: dict[int, list[_Part]] = {}
@@ -531,10 +528,7 @@ def _dated(
     for month in sorted(months):
         share = months[month]
         header = _dated_header(context, kind, year, month, None)
-        if (
-            len(share) == 1
-            or _size_without_zones(context, header, share) + _zones_size(share) <= limit
-        ):
+        if _whole(context, header, share, limit):
             yield header, share
             continue
         part = 1
@@ -544,6 +538,14 @@ def _dated(
             yield header, share[:count]
             share = share[count:]
             part += 1
+
+
+def _whole(context: BuildContext, header: Header, members: Sequence[_Part], limit: int) -> bool:
+    """Whether the calendar of ``members`` under ``header`` is made whole: it fits within
+    ``limit`` bytes, or holds one event."""
+    if len(members) == 1:
+        return True
+    return _size_without_zones(context, header, members) + _zones_size(members) <= limit
 
 
 def _fitting(context: BuildContext, header: Header, members: Sequence[_Part], limit: int) -> int:
