@@ -551,9 +551,10 @@ def _whole(context: BuildContext, header: Header, members: Sequence[_Part], limi
 def _fitting(context: BuildContext, header: Header, members: Sequence[_Part], limit: int) -> int:
     """How many of ``members``, from the first, a calendar under ``header`` holds within
     ``limit`` bytes (one at least). Measured as :func:`_size_without_zones` and
-    :func:`_zones_size` measure (and :class:`_Share`: the zone the header names, each zone's
-    range of years), but kept running as each event is added: measuring every beginning
-    again cost about as much per event as a year's archive has zones."""
+    :func:`_zones_size` measure (as :class:`_Share` does: the zone the header names, each
+    zone's range of years), kept running as each event is added. :class:`_Share` itself,
+    asked after each event, looks at every zone it has seen each time: 10,000 records with
+    a limit of 400 kB took 0.45 s that way, 0.22 s so (profiled, half of it the headers)."""
     settings = context.settings
     refresh, site_url = settings.calendars.refresh_hours, settings.site_url
     heads: dict[str | None, int] = {}

@@ -499,20 +499,19 @@ def _move_staged(
     (:func:`eventfeed.cache.written_before`)."""
     for path, source, target in moves:
         try:
-            os.rename(source, target)
-            continue
-        except FileNotFoundError:  # its folder held nothing else of the spare's: pruned
-            os.makedirs(os.path.dirname(target), exist_ok=True)  # (:func:`_prune`)
-        except OSError:
-            pass
-        try:
-            os.rename(source, target)
-        except OSError:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(target)  # (never written in place: it may be a link to out/'s file)
+            _move(source, target)
+        except OSError:  # (nothing is at ``target``: a move happens whole or not at all)
             Path(target).write_bytes(artifacts[path])
     if moves:
         setattr(artifacts, "staging", tmp)  # noqa: B010 (a Mapping here)
+
+
+def _move(source: str, target: str) -> None:
+    try:
+        os.rename(source, target)
+    except FileNotFoundError:  # its folder held nothing else of the spare's (:func:`_prune`)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.rename(source, target)
 
 
 def _unstage(artifacts: Mapping[str, bytes], staging: str, out: Path) -> None:
