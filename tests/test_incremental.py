@@ -508,6 +508,52 @@ def test_an_edit_joins_only_the_calendars_that_hold_the_event(
     assert cold(work / "events", tmp_path / "cold-2", manifest, build) == snapshot(out)
 
 
+def test_an_edit_joins_only_the_calendars_of_its_month_when_the_archive_is_split(
+    events: Path, tmp_path: Path, build: Build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a limit that splits each year of the archive by month, and months in parts, an
+    edit of an archived event joins again only calendars of its month (a part after it may
+    take other events), and the rebuild is a cold build's bytes."""
+    from eventfeed import ical
+
+    joined: list[str] = []
+    real = ical._calendar_parts
+
+    def counting(context: Any, header: Any, members: Any) -> Iterator[bytes]:
+        joined.append(header.path if header is not None else "")
+        return real(context, header, members)
+
+    monkeypatch.setattr(ical, "_calendar_parts", counting)
+    work = tmp_path / "work"
+    shutil.copytree(events, work / "events")
+    settings = work / "events" / "site.yaml"
+    text = settings.read_text(encoding="utf-8")
+    assert "calendars: {lookback_days: 365}" in text
+    limit = "{lookback_days: 365, max_bytes: 20000}"
+    settings.write_text(text.replace("{lookback_days: 365}", limit), encoding="utf-8")
+    out = work / "out"
+    build(work / "events", out)
+    archive = sorted(p.name for p in (out / "calendars" / "archive").iterdir())
+    assert any("-part2" in name for name in archive), archive
+    manifest = tmp_path / "manifest-before-edit.json"
+    shutil.copy(out / "manifest.json", manifest)
+
+    site = load_site(work / "events")
+    archived = sorted(
+        (e for e in site.events if not e.record.rrule and e.last_day < date(2022, 1, 1)),
+        key=lambda e: e.id,
+    )
+    event = archived[len(archived) // 2]
+    edited = work / "events" / event.source.split("events/", 1)[1]
+    edited.write_text(edited.read_text(encoding="utf-8") + "\nA new closing line.\n", "utf-8")
+    joined.clear()
+    build(work / "events", out)
+    month = f"calendars/archive/{event.last_day.year}-{event.last_day.month:02d}"
+    assert joined
+    assert [p for p in joined if not p.startswith(month)] == []
+    assert cold(work / "events", tmp_path / "cold", manifest, build) == snapshot(out)
+
+
 def test_time_zones_of_the_last_build_are_not_made_again(
     events: Path, tmp_path: Path, build: Build, monkeypatch: pytest.MonkeyPatch
 ) -> None:
