@@ -253,7 +253,7 @@ class AsBefore:
 SPILL_BYTES = 1 << 20
 #: The same for the whole step run beside the others (:class:`_Aside`): what it keeps as
 #: bytes is pickled, sent to the first process and held there until written. With 10,000
-#: records, the calendars split by month (a hundred of 0.3-0.7 MB) raised a cold build's
+#: records, the calendars split by month (about a hundred of 0.28-0.74 MB) raised a cold build's
 #: peak from 156 to 251 MB when held so.
 ASIDE_SPILL_BYTES = 64 << 10
 
