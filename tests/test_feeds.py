@@ -15,14 +15,17 @@ import re
 import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import feedparser
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from eventfeed.build import Artifacts, compile_site
-from eventfeed.feeds import hex_references
+from eventfeed.feeds import hex_references, newest
 from eventfeed.load import load_site
 from eventfeed.state import Manifest, read_manifest
 
@@ -616,3 +619,36 @@ def test_hex_references_spares_only_item_descriptions() -> None:
 
 def canonical(data: bytes) -> bytes:
     return bytes(etree.tostring(etree.fromstring(data), method="c14n"))
+
+
+# --- the newest entries, picked out ---------------------------------------------------------
+
+_MOMENTS = st.sampled_from(
+    [
+        datetime(2023, 1, 1, tzinfo=UTC),
+        datetime(2023, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+        datetime(2023, 1, 1, 0, 0, 1, tzinfo=UTC),
+        datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2099, 6, 1, 12, tzinfo=UTC),
+    ]
+)
+
+
+@settings(derandomize=True, max_examples=100, deadline=None)
+@given(
+    published=st.dictionaries(st.from_regex(r"[a-z0-9]{1,6}", fullmatch=True), _MOMENTS),
+    limit=st.none() | st.integers(0, 12),
+)
+def test_newest_picks_what_sorting_every_event_gives(
+    published: dict[str, datetime], limit: int | None
+) -> None:
+    """The order the feeds had: sorted by id, then by published, newest first (a stable
+    sort keeps the ids in order among equal moments); then the first ``limit``."""
+    events: list[Any] = [SimpleNamespace(id=i) for i in published]
+    context: Any = SimpleNamespace(
+        history={i: SimpleNamespace(published=moment) for i, moment in published.items()}
+    )
+    by_id = sorted(events, key=lambda e: e.id)
+    expected = sorted(by_id, key=lambda e: context.history[e.id].published, reverse=True)
+    found = newest(events, context, limit)
+    assert [e.id for e in found] == [e.id for e in expected[:limit]]

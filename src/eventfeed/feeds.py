@@ -36,12 +36,13 @@ One entry per event. The decisions that make readers behave:
 from __future__ import annotations
 
 import functools
+import heapq
 import html
 import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -133,7 +134,7 @@ def compile_feeds(context: BuildContext) -> Mapping[str, bytes]:
 
     def entries(events: Iterable[Event]) -> tuple[Entry, ...]:
         # Only the entries a feed shows are rendered: a large archive costs a sort, not HTML.
-        chosen = newest(events, context)[:limit]
+        chosen = newest(events, context, limit)
         for event in chosen:
             if event.id not in rendered:
                 rendered[event.id] = entry_for(event, context)
@@ -167,10 +168,23 @@ def compile_feeds(context: BuildContext) -> Mapping[str, bytes]:
     return files
 
 
-def newest(events: Iterable[Event], context: BuildContext) -> list[Event]:
-    """Newest first by published; the same moment falls back to the id, ascending."""
-    by_id = sorted(events, key=lambda e: e.id)
-    return sorted(by_id, key=lambda e: context.history[e.id].published, reverse=True)
+#: what a published time is counted from, in microseconds, to order newest first (:func:`newest`)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def newest(events: Iterable[Event], context: BuildContext, limit: int | None = None) -> list[Event]:
+    """Newest first by published; the same moment falls back to the id, ascending. With
+    ``limit``, only that many, picked out instead of sorting every event (with 100,000
+    events, two sorts for each of a site's feeds)."""
+    history = context.history
+
+    def order(event: Event) -> tuple[int, str]:
+        return -((history[event.id].published - _EPOCH) // _MICROSECOND), event.id
+
+    if limit is None:
+        return sorted(events, key=order)
+    return heapq.nsmallest(limit, events, key=order)
 
 
 # --- one entry -----------------------------------------------------------------------------
