@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from eventfeed import state as state_module
 from eventfeed import write
 from eventfeed.errors import StateError
 from eventfeed.paths import MANIFEST
@@ -242,3 +243,40 @@ def test_the_parse_is_let_go_of_once_read(tmp_path: Path) -> None:
     other = raw.replace(b'"' + b"d" * 64, b'"e' + b"d" * 63)
     assert write._manifest_files(other) == {"events/a.html": "e" + "d" * 63}
     assert read_manifest(tmp_path) == manifest  # the same bytes, parsed again
+
+
+def test_each_moment_is_read_once_and_shared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A manifest names a build's few moments many times: each is parsed once, and the
+    states it is read into share it."""
+    first, second = datetime(2023, 1, 1, tzinfo=UTC), datetime(2023, 6, 1, 12, tzinfo=UTC)
+    events = {
+        f"e{i}": EventState("c", "s", i, first, second, first, second if i else first, False, "")
+        for i in range(3)
+    }
+    (tmp_path / MANIFEST).write_bytes(Manifest(date(2023, 6, 1), events, {}).to_bytes())
+    parsed: list[str] = []
+
+    def counting(text: str) -> datetime:
+        parsed.append(text)
+        return _parse_time(text)
+
+    monkeypatch.setattr(state_module, "_parse_time", counting)
+    back = read_manifest(tmp_path)
+    assert back is not None
+    assert sorted(parsed) == ["2023-01-01T00:00:00Z", "2023-06-01T12:00:00Z"]
+    assert back.events == events
+    times = [getattr(s, n) for s in back.events.values() for n in ("created", "last_modified")]
+    assert len({id(t) for t in times}) == 2
+
+
+@pytest.mark.parametrize("value", [[2023], {"at": 1}, 2023, None])
+def test_a_time_that_is_not_text_damages_the_manifest(tmp_path: Path, value: object) -> None:
+    moment = datetime(2023, 1, 1, tzinfo=UTC)
+    state = EventState("c", "s", 0, moment, moment, moment, moment, False, "a.md")
+    data = json.loads(Manifest(date(2023, 1, 1), {"e": state}, {}).to_bytes())
+    data["events"]["e"]["dtstamp"] = value
+    (tmp_path / MANIFEST).write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(StateError, match="damaged"):
+        read_manifest(tmp_path)

@@ -199,15 +199,25 @@ def read_manifest(out_dir: Path) -> Manifest | None:
         data = manifest_json(raw)
         if data.get("generator") != "eventfeed" or data.get("format") != FORMAT:
             raise ValueError("not an eventfeed manifest of a known format")
+        # A manifest names few moments, many times each (with 100,000 events, about 4,000
+        # among 400,000 times): each is read once, and the states share it.
+        times: dict[str, datetime] = {}
+
+        def moment(value: str) -> datetime:
+            found = times.get(value)
+            if found is None:
+                found = times[value] = _parse_time(value)
+            return found
+
         events = {
             key: EventState(
                 content=str(v["content"]),
                 schedule=str(v["schedule"]),
                 sequence=int(v["sequence"]),
-                created=_parse_time(v["created"]),
-                last_modified=_parse_time(v["last_modified"]),
-                dtstamp=_parse_time(v["dtstamp"]),
-                published=_parse_time(v["published"]),
+                created=moment(v["created"]),
+                last_modified=moment(v["last_modified"]),
+                dtstamp=moment(v["dtstamp"]),
+                published=moment(v["published"]),
                 cancelled=bool(v["cancelled"]),
                 source=str(v["source"]),
             )
