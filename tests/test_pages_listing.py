@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+import pickle
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -61,3 +63,29 @@ def test_an_item_is_cut_where_its_links_go() -> None:
             assert f'<p><a href="{href}">Read the report: {title}</a></p>\n' in html
     coming = next(e for e in context.events if renderer.listed(e).upcoming)
     assert len(pages.listing_item(renderer.card(coming)).pieces) == 2
+
+
+class _AsBefore(pickle.Pickler):
+    """Pickles a listing item as it was kept before it spelled its start as a number."""
+
+    def reducer_override(self, obj: object) -> object:
+        if isinstance(obj, pages.ListingItem):
+            return object.__reduce_ex__(obj, 5)
+        return NotImplemented
+
+
+def test_a_kept_listing_item_reads_back_the_same_item() -> None:
+    """Each event's item is kept in the per-event store and read back at every build: the
+    same pieces and place, its start in the zone of the events' sort key (so it orders
+    among the items made in the build); an item kept the way it was before reads back too."""
+    context = _context()
+    renderer = pages.Renderer(context)
+    items = [pages.listing_item(renderer.card(e)) for e in context.events]
+    assert {item.placed[0] for item in items} == {True, False}
+    for item in items:
+        back = pickle.loads(pickle.dumps(item, pickle.HIGHEST_PROTOCOL))
+        assert back == item
+        assert back.placed[1][0].tzinfo is item.placed[1][0].tzinfo
+        buffer = io.BytesIO()
+        _AsBefore(buffer, pickle.HIGHEST_PROTOCOL).dump(item)
+        assert pickle.loads(buffer.getvalue()) == item

@@ -34,6 +34,8 @@ class Org:
 
 DEFAULT_DURATION = timedelta(hours=1)
 _UTC = ZoneInfo("UTC")
+#: the zone of :attr:`Event.sort_key`'s start
+SORT_ZONE = _UTC
 T = TypeVar("T")
 
 
