@@ -34,8 +34,22 @@ class Org:
 
 DEFAULT_DURATION = timedelta(hours=1)
 _UTC = ZoneInfo("UTC")
-#: the zone of :attr:`Event.sort_key`'s start
-SORT_ZONE = _UTC
+#: where :func:`microseconds` counts from, in the zone of :attr:`Event.sort_key`'s start
+_EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def microseconds(moment: datetime) -> int:
+    """An aware moment as whole microseconds since 1970 (UTC): exact, and ordered as the
+    moments are, where a pickled datetime names its zone and a timestamp is a float."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def moment_of(micros: int) -> datetime:
+    """:func:`microseconds` read back, in the zone of :attr:`Event.sort_key`'s start."""
+    return _EPOCH + timedelta(microseconds=micros)
+
+
 T = TypeVar("T")
 
 

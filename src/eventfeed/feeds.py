@@ -42,7 +42,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -51,7 +51,7 @@ from feedgen.feed import FeedGenerator
 
 from . import paths
 from .build import BuildContext
-from .event import Event
+from .event import Event, microseconds
 from .markdown import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, URL_SCHEMES, to_html
 from .model import Settings
 from .text import status_label, when_text, where_text
@@ -168,11 +168,6 @@ def compile_feeds(context: BuildContext) -> Mapping[str, bytes]:
     return files
 
 
-#: what a published time is counted from, in microseconds, to order newest first (:func:`newest`)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
 def newest(events: Iterable[Event], context: BuildContext, limit: int | None = None) -> list[Event]:
     """Newest first by published; the same moment falls back to the id, ascending. With
     ``limit``, only that many, picked out instead of sorting every event (with 100,000
@@ -180,7 +175,7 @@ def newest(events: Iterable[Event], context: BuildContext, limit: int | None = N
     history = context.history
 
     def order(event: Event) -> tuple[int, str]:
-        return -((history[event.id].published - _EPOCH) // _MICROSECOND), event.id
+        return -microseconds(history[event.id].published), event.id
 
     if limit is None:
         return sorted(events, key=order)

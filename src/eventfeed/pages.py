@@ -43,7 +43,7 @@ from markupsafe import Markup, escape
 
 from . import paths
 from .build import BuildContext, EventPart, Lazy, in_collection
-from .event import DEFAULT_DURATION, SORT_ZONE, Event, Mode, Org
+from .event import DEFAULT_DURATION, Event, Mode, Org, microseconds, moment_of
 from .eventpage import EventView, event_main, h, item_parts
 from .markdown import to_html, to_text
 from .model import Collection, Settings, Status
@@ -897,21 +897,13 @@ class ListingItem:
         # which the unpickler looks up by name for each item (with 100,000 events, 6 of the
         # 15 us each entry took to read back).
         upcoming, (start, event_id), label = self.placed
-        micros = (start - _PLACED_EPOCH) // _MICROSECOND
-        return _listing_item, (self.pieces, upcoming, micros, event_id, label)
-
-
-#: what a listed start is counted from when kept (:meth:`ListingItem.__reduce__`), in the
-#: zone of :attr:`Event.sort_key`, which it is read back in
-_PLACED_EPOCH = datetime(1970, 1, 1, tzinfo=SORT_ZONE)
-_MICROSECOND = timedelta(microseconds=1)
+        return _listing_item, (self.pieces, upcoming, microseconds(start), event_id, label)
 
 
 def _listing_item(
     pieces: tuple[bytes, ...], upcoming: bool, micros: int, event_id: str, label: str
 ) -> ListingItem:
-    start = _PLACED_EPOCH + timedelta(microseconds=micros)
-    return ListingItem(pieces, (upcoming, (start, event_id), label))
+    return ListingItem(pieces, (upcoming, (moment_of(micros), event_id), label))
 
 
 def listing_item(card: Card) -> ListingItem:
