@@ -201,19 +201,14 @@ def compile_calendars(context: BuildContext) -> Mapping[str, bytes]:
         if size > limit:
             raise CalendarTooLarge(_too_large(header.path, size, limit))
         _add(out, context, header, members)
-    by_year: dict[int, list[_Part]] = {}
-    for c in archived:
-        if c.last_day is not None:
-            by_year.setdefault(c.last_day.year, []).append(c)
-    for year in sorted(by_year):
-        for header, members in _dated(context, _ARCHIVE, year, by_year[year]):
-            _add(out, context, header, members)
-    by_year = {}
-    for c in later:
-        by_year.setdefault(_start_year(c), []).append(c)
-    for year in sorted(by_year):
-        for header, members in _dated(context, _LATER, year, by_year[year]):
-            _add(out, context, header, members)
+    # (an archived event without a last day, a series without end, is in no archive)
+    for kind, parts in ((_ARCHIVE, [c for c in archived if c.last_day]), (_LATER, later)):
+        by_year: dict[int, list[_Part]] = {}
+        for c in parts:
+            by_year.setdefault(_filed_on(kind, c).year, []).append(c)
+        for year in sorted(by_year):
+            for header, members in _dated(context, kind, year, by_year[year]):
+                _add(out, context, header, members)
     # calendar.json shows the events of calendar.ics, each converted from the same components
     main = _main_header(context)
     key = functools.partial(_members_key, context, main, current)
@@ -499,13 +494,17 @@ class _Sizes:
         )
 
 
-def _start_year(c: _Part) -> int:
-    return c.event.local_start.year
-
-
-#: The two kinds of calendars by date (:func:`_dated`): the archive, by the month of an
-#: event's last day, and the later calendars, by the month it starts in.
+#: The two kinds of calendars by date (:func:`_dated`): the archive, by the year and month of
+#: an event's last day, and the later calendars, by those it starts in (:func:`_filed_on`).
 _ARCHIVE, _LATER = "archive", "later"
+
+
+def _filed_on(kind: str, c: _Part) -> date:
+    """The day whose year and month file ``c`` among the calendars of ``kind``."""
+    if kind == _ARCHIVE:
+        assert c.last_day is not None
+        return c.last_day
+    return c.event.local_start  # (a date, or a date-time: its year and month)
 
 
 def _dated(
@@ -523,8 +522,7 @@ def _dated(
         return
     months: dict[int, list[_Part]] = {}
     for c in members:
-        month = c.last_day.month if kind == _ARCHIVE and c.last_day else c.event.local_start.month
-        months.setdefault(month, []).append(c)
+        months.setdefault(_filed_on(kind, c).month, []).append(c)
     for month in sorted(months):
         share = months[month]
         header = _dated_header(context, kind, year, month, None)
