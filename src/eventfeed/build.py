@@ -114,7 +114,7 @@ class BuildContext:
 def in_collection(event: Event, settings: Settings, name: str) -> bool:
     """An event belongs when it matches every filter the collection gives (any value of each)."""
     spec = settings.collections[name]
-    rec = event.record
+    rec = event.brief
     return (
         (not spec.kinds or rec.kind in spec.kinds)
         and (not spec.regions or rec.region in spec.regions)
@@ -122,9 +122,7 @@ def in_collection(event: Event, settings: Settings, name: str) -> bool:
         and (
             not spec.organizers
             # (organisations named by their key in the settings, not given whole)
-            or any(
-                r in spec.organizers for r in (*rec.organizers, *rec.partners) if isinstance(r, str)
-            )
+            or any(key in spec.organizers for key in event.org_keys)
         )
         and (not spec.languages or event.language in spec.languages)
     )

@@ -261,7 +261,7 @@ def _groups(context: BuildContext, event: Event, *, collections: bool = True) ->
     s = context.settings.calendars
     names = sorted(context.memberships(event)) if collections else ()
     found = [("collection", name) for name in names]
-    rec = event.record
+    rec = event.brief
     for facet, enabled, value in (
         ("kind", s.by_kind, rec.kind),
         ("region", s.by_region, rec.region),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import functools
 import gc
 import hashlib
 import marshal
@@ -28,7 +29,17 @@ from .errors import Problem, ProblemsFound, Severity, errors_in
 from .event import Event
 from .frontmatter import MAX_FILE_BYTES, FrontMatterError, KeyPath, read_document, read_yaml_file
 from .model import WINDOWS_DEVICES, Record, Settings, is_slug
-from .recordstore import ID_LINE, PACKED_LINES, RecordStore, days_held, pack, unpack
+from .recordstore import (
+    BRIEF,
+    ID_LINE,
+    PACKED_LINES,
+    PACKED_RECORD,
+    RecordStore,
+    days_held,
+    pack,
+    unpack,
+    unpack_record,
+)
 from .state import content_digests
 from .workers import chunks_done
 
@@ -73,8 +84,11 @@ class RecordFile:
     One read back from the record store (:func:`eventfeed.recordstore.unpack`) holds its
     :attr:`lines` still packed, with the line of its id beside them: a rebuild's loader
     needs no other line unless two records clash, and making the lines of every record kept
-    cost about a tenth of its load. They are made on first use. (Hence no slots: an
-    attribute not set yet is one of the instance's dictionary.)
+    cost about a tenth of its load. It holds its :attr:`record` packed too, with the brief of
+    it that every build asks for (:class:`eventfeed.event.Brief`): the event made of it
+    (:func:`_event_of`) makes the record only when a compiler asks for more. Each is made on
+    first use. (Hence no slots: an attribute not set yet is one of the instance's
+    dictionary.)
     """
 
     #: the path as the user names it, for messages (``events/2022/x.md``)
@@ -89,7 +103,14 @@ class RecordFile:
     first_line: int
 
     def __getattr__(self, name: str) -> Any:
-        # Reached only for an attribute not set: the lines of a record still packed.
+        # Reached only for an attribute not set: the lines or the record of one still packed.
+        if name == "record":
+            packed = self.__dict__.get(PACKED_RECORD)
+            if packed is None:
+                raise AttributeError(name)
+            record = unpack_record(packed)
+            object.__setattr__(self, "record", record)
+            return record
         packed = self.__dict__.get(PACKED_LINES) if name == "lines" else None
         if packed is None:
             raise AttributeError(name)
@@ -843,6 +864,17 @@ def _stem(path: FilePath) -> str:
 
 
 def _event_of(parsed: RecordFile, settings: Settings) -> Event:
+    state = parsed.__dict__
+    packed = state.get(PACKED_RECORD)
+    if packed is not None and "record" not in state:  # left packed (:class:`RecordFile`)
+        return Event.packed(
+            parsed.id,
+            parsed.source,
+            state[BRIEF],
+            functools.partial(unpack_record, packed),
+            parsed.body,
+            settings,
+        )
     return Event(
         id=parsed.id,
         source=parsed.source,

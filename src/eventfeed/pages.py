@@ -789,7 +789,7 @@ def _facet_calendars(context: BuildContext) -> list[tuple[str, list[Calendar]]]:
     regions: set[str] = set()
     languages: set[str] = set()
     for event in context.events:  # one pass for the three facets
-        rec = event.record
+        rec = event.brief
         kinds.add(rec.kind)
         regions.add(rec.region or "")
         languages.add(event.language)

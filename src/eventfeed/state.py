@@ -317,8 +317,9 @@ def advance(
             state = prev if prev.source == event.source else _replace(prev, source=event.source)
         else:
             state = _changed(event, prev, content, schedule, now)
-        if event.record.sequence is not None and event.record.sequence != state.sequence:
-            state = _replace(state, sequence=event.record.sequence)
+        sequence = event.brief.sequence
+        if sequence is not None and sequence != state.sequence:
+            state = _replace(state, sequence=sequence)
         result[event.id] = state
     return result
 

@@ -74,7 +74,7 @@ def where_text(event: Event) -> str:
 
 def status_label(event: Event) -> str:
     """``Cancelled`` / ``Postponed`` / ``Tentative`` for marking titles; empty when confirmed."""
-    status = event.record.status.value
+    status = event.brief.status.value
     return "" if status == "confirmed" else status.capitalize()
 
 

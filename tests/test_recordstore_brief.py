@@ -1,0 +1,180 @@
+"""A record read back from the store leaves its record packed: what every build asks of each
+event (:class:`eventfeed.event.Brief`) is kept beside it, and the record is made only when a
+compiler asks for more. An event left packed must answer as the event of the record made."""
+
+from __future__ import annotations
+
+import json
+import marshal
+import re
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from eventfeed import ical, load, recordstore
+from eventfeed.build import BuildContext, in_collection
+from eventfeed.cli import main
+from eventfeed.event import Brief, Event
+from eventfeed.load import load_site
+from eventfeed.model import Collection
+from eventfeed.recordstore import RecordStore, pack, unpack
+from eventfeed.state import advance
+
+from .bench_records import generate
+from .conftest import MINIMAL, SiteDir
+from .test_recordstore import _parts, _records
+
+NOW = datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
+
+
+def _packed(record: load.RecordFile, settings: Any) -> Event:
+    back = unpack(pack(record))
+    assert back is not None
+    event = load._event_of(back, settings)
+    assert event._unpack is not None  # left packed
+    return event
+
+
+def test_the_brief_holds_the_records_own_values(site: SiteDir) -> None:
+    for parsed in _records(site):
+        brief = Brief.of(parsed.record)
+        for name in Brief._fields:
+            if name != "org_keys":
+                assert getattr(brief, name) == getattr(parsed.record, name), name
+        refs = (*parsed.record.organizers, *parsed.record.partners)
+        assert brief.org_keys == tuple(r for r in refs if isinstance(r, str))
+        back = unpack(pack(parsed))
+        assert back is not None
+        assert _parts(back.__dict__[recordstore.BRIEF]) == _parts(brief)  # types too
+
+
+def test_an_event_left_packed_answers_as_the_event_of_its_record(site: SiteDir) -> None:
+    settings = load_site(site.events).settings
+    keys = sorted(settings.organisations)
+    collections = {
+        "by-kind": Collection(title="Kind", kinds=("webinar",)),
+        "by-region": Collection(title="Region", regions=("asia-pacific",)),
+        "by-tag": Collection(title="Tag", tags=("statistics", "sdgs")),
+        "by-organiser": Collection(title="Organiser", organizers=tuple(keys[:1])),
+        "by-language": Collection(title="Language", languages=("fr",)),
+    }
+    settings = settings.model_copy(update={"collections": collections})
+    records = _records(site)
+    found = dict.fromkeys(collections, 0)
+    for parsed in records:
+        eager = load._event_of(parsed, settings)
+        packed = _packed(parsed, settings)
+        for name in ("uid", "tzid", "all_day", "local_start", "cancelled", "language"):
+            assert getattr(packed, name) == getattr(eager, name), (parsed.source, name)
+        assert packed.categories == eager.categories
+        assert packed.sort_key == eager.sort_key
+        assert packed.org_keys == eager.org_keys
+        for name in collections:
+            member = in_collection(packed, settings, name)
+            assert member == in_collection(eager, settings, name), (parsed.source, name)
+            found[name] += member
+        assert packed._unpack is not None, "the brief was enough"
+        # the rest of the record is made when asked for, equal to the record parsed
+        assert packed.record == parsed.record
+        assert _parts(packed.record) == _parts(parsed.record)
+        assert packed._unpack is None
+        assert packed == eager
+    assert all(found.values()), found  # every filter was met by some record
+
+    # the history and the calendars of a site of events left packed are those of the records
+    events = [load._event_of(p, settings) for p in records]
+    packed_events = [_packed(p, settings) for p in records]
+    assert advance(None, packed_events, NOW) == advance(None, events, NOW)
+    for packed, eager in zip(packed_events, events, strict=True):
+        assert ical._groups(_context(settings, packed_events), packed) == ical._groups(
+            _context(settings, events), eager
+        )
+
+
+def _context(settings: Any, events: list[Event]) -> BuildContext:
+    site = load.Site(settings=settings, events=tuple(events), warnings=())
+    return BuildContext(site=site, history=advance(None, events, NOW), as_of=NOW.date())
+
+
+def test_a_damaged_packed_record_is_parsed_again(site: SiteDir) -> None:
+    """The record is made after the load, so its bytes are checked when the row is read: a
+    damaged one is parsed again, as a damaged row always was."""
+    site.record("a.md", MINIMAL)
+    store_file = site.root / "store.sqlite"
+    load_site(site.events, store=RecordStore(store_file))
+    with sqlite3.connect(store_file) as db:
+        (data,) = db.execute("SELECT data FROM records WHERE source = 'events/a.md'").fetchone()
+        fields = list(marshal.loads(data[1:]))
+        record = bytearray(fields[3])
+        record[len(record) // 2] ^= 0x01  # one bit: still the bytes of a marshalled value
+        fields[3] = bytes(record)
+        damaged = data[:1] + marshal.dumps(tuple(fields))
+        db.execute("UPDATE records SET data = ? WHERE source = 'events/a.md'", (damaged,))
+    db.close()
+    assert unpack(damaged) is None
+    parsed: list[str] = []
+    real = load.parse_record
+
+    def counting(raw: bytes, path: Path, shown: str) -> object:
+        parsed.append(shown)
+        return real(raw, path, shown)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(load, "parse_record", counting)
+        again = load_site(site.events, store=RecordStore(store_file))
+    assert parsed == ["events/a.md"]
+    assert again == load_site(site.events)
+
+
+def test_a_rebuild_makes_only_the_records_it_compiles_or_shows_in_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After one edit, the records made are the edited one's and those of the feeds' entries
+    (which show the whole event); every other event is listed, filed and keyed from its
+    brief. The bytes are those of a cold build."""
+    monkeypatch.setenv("EVENTFEED_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    events = generate(tmp_path / "records", 150)
+    out = tmp_path / "out"
+    args = ["build", "--events", str(events), "--out", str(out), "--as-of", "2023-11-14"]
+    # the records made, by the id of the event each is the record of
+    made: list[str] = []
+    ids: dict[int, str] = {}
+    real_event_of, real_unpack = load._event_of, recordstore.unpack_record
+
+    def event_of(parsed: load.RecordFile, settings: Any) -> Event:
+        packed = parsed.__dict__.get(recordstore.PACKED_RECORD)
+        if packed is not None:
+            ids[id(packed)] = parsed.id
+        return real_event_of(parsed, settings)
+
+    def counting(data: bytes) -> Any:
+        made.append(ids[id(data)])
+        return real_unpack(data)
+
+    monkeypatch.setattr(load, "_event_of", event_of)
+    monkeypatch.setattr(load, "unpack_record", counting)
+    assert CliRunner().invoke(main, args).exit_code == 0
+    edited = sorted(events.rglob("event-*.md"))[7]
+    edited.write_text(edited.read_text("utf-8") + "\nOne more line.\n", "utf-8")
+    made.clear()
+    assert CliRunner().invoke(main, args).exit_code == 0
+
+    # the entries of the feeds, and the events of the jCal calendar (made whole at every
+    # build, from the events: few are in it)
+    shown = {
+        Path(item["url"]).stem
+        for path in out.rglob("feed.json")
+        for item in json.loads(path.read_text("utf-8"))["items"]
+    }
+    jcal = (out / "calendar.json").read_text("utf-8")
+    shown.update(re.findall(r'\["uid",\{\},"text","([^"@]+)@', jcal))
+    assert len(shown) > 20
+    assert edited.stem not in made  # parsed again, not read back from the store
+    assert made
+    assert set(made) <= shown
+    assert len(set(made)) < 150
