@@ -82,7 +82,7 @@ class Brief(NamedTuple):
             record.kind,
             record.region,
             record.tags,
-            tuple(r for r in (*record.organizers, *record.partners) if isinstance(r, str)),
+            _org_keys(record),
             record.language,
             record.timezone,
             record.start,
@@ -90,6 +90,11 @@ class Brief(NamedTuple):
             record.sequence,
             record.uid,
         )
+
+
+def _org_keys(record: Record) -> tuple[str, ...]:
+    """The organisers and partners a record names by their key in the settings."""
+    return tuple(r for r in (*record.organizers, *record.partners) if isinstance(r, str))
 
 
 @functools.cache
@@ -193,7 +198,7 @@ class Event:
     def org_keys(self) -> tuple[str, ...]:
         """:attr:`Brief.org_keys`."""
         brief = self._brief
-        return brief.org_keys if brief is not None else Brief.of(self.record).org_keys
+        return brief.org_keys if brief is not None else _org_keys(self.record)
 
     def keep_digests(self, digests: tuple[str, str]) -> None:
         """Keep the content and schedule digests worked out for this record and settings
