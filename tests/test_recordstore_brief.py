@@ -89,10 +89,9 @@ def test_an_event_left_packed_answers_as_the_event_of_its_record(site: SiteDir) 
     events = [load._event_of(p, settings) for p in records]
     packed_events = [_packed(p, settings) for p in records]
     assert advance(None, packed_events, NOW) == advance(None, events, NOW)
+    packed_context, context = _context(settings, packed_events), _context(settings, events)
     for packed, eager in zip(packed_events, events, strict=True):
-        assert ical._groups(_context(settings, packed_events), packed) == ical._groups(
-            _context(settings, events), eager
-        )
+        assert ical._groups(packed_context, packed) == ical._groups(context, eager)
 
 
 def _context(settings: Any, events: list[Event]) -> BuildContext:

@@ -15,7 +15,7 @@ import hashlib
 import marshal
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -104,25 +104,27 @@ class RecordFile:
 
     def __getattr__(self, name: str) -> Any:
         # Reached only for an attribute not set: the lines or the record of one still packed.
-        if name == "record":
-            packed = self.__dict__.get(PACKED_RECORD)
-            if packed is None:
-                raise AttributeError(name)
-            record = unpack_record(packed)
-            object.__setattr__(self, "record", record)
-            return record
-        packed = self.__dict__.get(PACKED_LINES) if name == "lines" else None
-        if packed is None:
+        late = _MADE_LATE.get(name)
+        packed = self.__dict__.get(late[0]) if late is not None else None
+        if late is None or packed is None:
             raise AttributeError(name)
-        lines = marshal.loads(packed)
-        object.__setattr__(self, "lines", lines)
-        return lines
+        value = late[1](packed)
+        object.__setattr__(self, name, value)
+        return value
 
     @property
     def id_line(self) -> int:
         """The line of its ``id`` field (1 when it has none), for the clash messages."""
         known = self.__dict__.get(ID_LINE)
         return known if type(known) is int else self.lines.get(("id",), 1)
+
+
+#: what a record read back packed makes on first use: where it keeps it packed, and how
+#: it is made (:class:`RecordFile`)
+_MADE_LATE: dict[str, tuple[str, Callable[[bytes], Any]]] = {
+    "record": (PACKED_RECORD, unpack_record),
+    "lines": (PACKED_LINES, marshal.loads),
+}
 
 
 def display_path(path: Path) -> str:
