@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from eventfeed import build as build_module
-from eventfeed.build import Spilled, _Known, compile_site
+from eventfeed.build import Staged, _Known, compile_site
 from eventfeed.cli import main
 from eventfeed.ical import CalendarTooLarge
 from eventfeed.load import load_site
@@ -67,11 +67,12 @@ def test_the_calendars_made_aside_are_the_bytes_made_in_one_process(
     assert any(p.startswith("calendars/") for p in alone)
 
 
-def test_the_files_made_aside_past_their_own_spill_size_come_back_spilled(
+def test_the_files_made_aside_past_their_own_spill_size_come_back_staged(
     events: Path, finished: list[bool], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What the process keeps as bytes is sent through a pipe and held by the first process
-    until written: it spills its files from a smaller size than the first process does."""
+    until written: from a smaller size than the first process spills its own, it writes its
+    files at their paths in the staging tree the workers wrote theirs into."""
     site = load_site(events, today=NOW.date())
     alone = compile_site(site, None, NOW, as_of=date.fromisoformat(AS_OF), jobs=1)
     sizes = sorted(len(alone[p]) for p in alone if p.startswith("calendars/"))
@@ -82,9 +83,13 @@ def test_the_files_made_aside_past_their_own_spill_size_come_back_spilled(
     assert finished == [True]
     assert [p for p in alone if beside[p] != alone[p]] == []
     calendars = [p for p in alone if p.startswith("calendars/")]
-    spilled = {p for p in calendars if isinstance(beside._files[p], Spilled)}
-    assert spilled == {p for p in calendars if len(alone[p]) >= limit}
-    assert {p for p in calendars if isinstance(beside._files[p], bytes)} == set(calendars) - spilled
+    staged = {p for p in calendars if isinstance(beside._files[p], Staged)}
+    assert staged == {p for p in calendars if len(alone[p]) >= limit}
+    assert {p for p in calendars if isinstance(beside._files[p], bytes)} == set(calendars) - staged
+    assert beside.staging is not None
+    for path in staged:  # at its own path, with its own digest and size
+        assert Path(beside.staging, path).read_bytes() == alone[path]
+        assert (beside.digest(path), beside.size(path)) == (alone.digest(path), len(alone[path]))
 
 
 def test_an_aside_process_that_dies_leaves_the_step_to_the_build(

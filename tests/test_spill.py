@@ -153,6 +153,64 @@ def test_a_file_in_parts_that_cannot_be_spilled_is_made_again_in_memory(
     assert artifacts._files["big.txt"] == b"01234567"
 
 
+def test_with_a_staging_tree_a_large_file_is_written_at_its_path_there(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Where the workers staged their files, a large file of a whole step goes there too, a
+    part at a time, and the writer finds it in place; a small one stays in memory, and a
+    path the writer would refuse is spilled, to be refused there."""
+    from eventfeed.build import Staged
+    from eventfeed.state import file_digest
+
+    monkeypatch.setattr(build, "SPILL_BYTES", 10)
+    artifacts = Artifacts()
+    artifacts.staging = str(tmp_path / "tree")
+    made: list[int] = []
+
+    def parts() -> Iterator[bytes]:
+        for i in range(4):
+            made.append(i)
+            yield f"part {i};".encode()
+
+    whole = b"".join(f"part {i};".encode() for i in range(4))
+    artifacts.add_parts("calendars/archive/big.ics", parts)
+    artifacts.add("small.txt", b"012")
+    artifacts.add("../outside.txt", b"0123456789ab")
+    assert artifacts._files["calendars/archive/big.ics"] == Staged(file_digest(whole), len(whole))
+    assert made == [0, 1, 2, 3]  # made once
+    assert (tmp_path / "tree" / "calendars" / "archive" / "big.ics").read_bytes() == whole
+    assert artifacts.staged("calendars/archive/big.ics") is not None
+    assert artifacts["calendars/archive/big.ics"] == whole
+    assert artifacts._files["small.txt"] == b"012"
+    assert isinstance(artifacts._files["../outside.txt"], Spilled)
+    assert not (tmp_path / "outside.txt").exists()
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["big.ics"]
+
+
+def test_a_large_file_the_staging_tree_cannot_take_is_spilled(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A file where the file's folder must go (or a full disk) half-way: nothing is left at
+    its path, and the file is made again into the spill file, with the same bytes."""
+    monkeypatch.setattr(build, "SPILL_BYTES", 4)
+    calls: list[str] = []
+
+    def parts() -> Iterator[bytes]:
+        calls.append("made")
+        yield b"0123"
+        yield b"4567"
+
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "calendars").write_bytes(b"in the way")
+    artifacts = Artifacts()
+    artifacts.staging = str(tmp_path / "tree")
+    artifacts.add_parts("calendars/big.ics", parts)
+    assert calls == ["made", "made"]
+    assert isinstance(artifacts._files["calendars/big.ics"], Spilled)
+    assert artifacts["calendars/big.ics"] == b"01234567"
+    assert (tmp_path / "tree" / "calendars").read_bytes() == b"in the way"
+
+
 def test_the_page_step_lets_go_of_what_each_page_was_made_of() -> None:
     """A worker that makes many event pages keeps no per-event working state of them; the
     pages made afterwards (and again) are the same bytes."""

@@ -13,7 +13,7 @@ import os
 import pathlib
 import pickle
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -49,12 +49,34 @@ def expected(records: Site) -> dict[str, bytes]:
     return {path: made[path] for path in made}
 
 
+def _aside(path: str) -> bool:
+    """Whether the calendars' step, run beside the others, makes the file at ``path``."""
+    return path in ("calendar.ics", "calendar.json") or path.startswith("calendars/")
+
+
+def whole_staged(files: Mapping[str, bytes], *, aside: bool = True) -> set[str]:
+    """The whole steps' files that a build with a staging tree writes there as well: those
+    as large as the spill size of the process that makes them, or larger (``aside``: the
+    calendars were made beside the other whole steps)."""
+    return {
+        path
+        for path, data in files.items()
+        if not path.startswith("events/")
+        and len(data) >= (build.ASIDE_SPILL_BYTES if aside and _aside(path) else build.SPILL_BYTES)
+    }
+
+
 def parallel(records: Site, expected: dict[str, bytes]) -> Artifacts:
-    """The build made by two workers: every event's files staged, nothing else."""
+    """The build made by two workers: every event's files staged, and the large files of
+    the whole steps (the calendars past the spill size of the process beside)."""
     made = compile_site(records, None, NOW, as_of=AS_OF, jobs=2)
     staged = {path for path in made if made.staged(path) is not None}
-    assert staged == {path for path in expected if path.startswith("events/")}
-    assert len(staged) == 2 * RECORDS
+    whole = whole_staged(expected)
+    assert whole  # (the test would not see them otherwise)
+    assert staged == {path for path in expected if path.startswith("events/")} | whole
+    assert len(staged) == 2 * RECORDS + len(whole)
+    for path in staged:  # at its path, with the bytes of a build made in one process
+        assert Path(made.staging or "", path).read_bytes() == expected[path]
     assert made.staging is not None
     assert Path(made.staging).is_dir()
     return made
@@ -160,7 +182,9 @@ def test_past_its_budget_a_worker_spills_its_files_then_they_are_staged_meanwhil
     made = compile_site(records, None, NOW, as_of=AS_OF, jobs=2)
     assert moved == []  # it ran in the forked process, not here
     events = {path for path in expected if path.startswith("events/")}
-    assert {path for path in made if made.staged(path) is not None} == events
+    # (the copy takes the second core: the calendars are made here, beside nothing)
+    whole = whole_staged(expected, aside=False)
+    assert {path for path in made if made.staged(path) is not None} == events | whole
     assert all(made.spilled(path) is None for path in events)
     assert made.staging is not None
     spills = [p for p in Path(made.staging).parent.iterdir() if p.name.endswith(".spill")]
@@ -279,7 +303,7 @@ def test_stopped_while_moving_staged_files_in_out_is_the_old_build_and_the_next_
     older = dict.fromkeys(pages, "older\n")
     first, second = site("1", older), site("2", {"events/e1.ics": "edited\n", **older})
     cache = os.environ["EVENTFEED_CACHE_DIR"]
-    moves = 2 * RECORDS
+    moves = 2 * RECORDS + len(whole_staged(expected))
     for step in (1, moves // 2, moves):
         monkeypatch.setenv("EVENTFEED_CACHE_DIR", cache)
         for folder in (out, Path(cache) / "trees"):
@@ -443,11 +467,13 @@ def test_files_a_worker_makes_as_out_holds_them_are_not_staged(
     inodes = {path: os.lstat(out / path).st_ino for path in calendars}
 
     made = compile_site(retitled, previous, NOW, as_of=AS_OF, jobs=2, previous_out=out)
-    assert {path for path in made if made.staged(path) is not None} == pages
+    staged = {path for path in made if made.staged(path) is not None}
+    assert {path for path in staged if path.startswith("events/")} == pages
+    assert staged - pages <= whole_staged(wanted)  # what the whole steps made again
     assert made.staging is not None
     assert {
         p.relative_to(made.staging).as_posix() for p in Path(made.staging).rglob("*.*")
-    } == pages
+    } == staged
     assert all(made.digest(path) == _digest(wanted[path]) for path in calendars)
     hand = "events/event-000003.ics"
     if changed_by_hand:

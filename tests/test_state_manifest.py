@@ -18,7 +18,14 @@ from eventfeed import state as state_module
 from eventfeed import write
 from eventfeed.errors import StateError
 from eventfeed.paths import MANIFEST
-from eventfeed.state import EventState, Manifest, _parse_time, _replace, read_manifest
+from eventfeed.state import (
+    EventState,
+    Manifest,
+    _parse_time,
+    _replace,
+    manifest_head,
+    read_manifest,
+)
 
 FIELDS = (
     "content",
@@ -86,6 +93,10 @@ def test_written_as_the_json_library_writes_it(
 ) -> None:
     manifest = Manifest(as_of=as_of, events=events, files=files)
     assert manifest.to_bytes() == reference_bytes(manifest)
+    # its events written out beforehand, as the build does while the calendars are made
+    head = manifest_head(as_of, events)
+    assert head is not None
+    assert b"".join(manifest.parts(head)) == reference_bytes(manifest)
 
 
 def test_empty_manifest_and_odd_values_take_the_library() -> None:
@@ -98,6 +109,8 @@ def test_empty_manifest_and_odd_values_take_the_library() -> None:
     manifest = Manifest(as_of=date(2023, 1, 2), events={"e": odd}, files={"a": "b"})
     assert manifest.to_bytes() == reference_bytes(manifest)
     assert b'"sequence": 1.5,' in manifest.to_bytes()
+    assert manifest_head(manifest.as_of, manifest.events) is None
+    assert b"".join(manifest.parts(None)) == reference_bytes(manifest)
 
 
 #: strftime writes the years before 1000 unpadded, and strptime cannot read those back: the

@@ -8,6 +8,7 @@ Compilers are pure functions of a :class:`BuildContext`; each returns its artifa
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import gc
@@ -34,7 +35,7 @@ from .event import Event
 from .eventcache import Entry, EventCache, event_key, short_digest
 from .load import Site, collector_paused
 from .model import Settings
-from .state import EventState, Manifest, advance, file_digest
+from .state import EventState, Manifest, advance, file_digest, manifest_head
 from .workers import chunks_done
 from .write import check_artifact_path, copy_spilled, write_file
 
@@ -320,6 +321,13 @@ class Artifacts(Mapping[str, bytes]):
         else:
             self._files[path] = b"".join(held)
             return
+        if self.staging is not None and _stageable(path):
+            staged = self._staged(path, itertools.chain(held, parts))
+            if staged is not None:
+                self._files[path] = staged
+                return
+            parts = iter(make())  # made again, into the spill file
+            held = []
         spill = Path(self.spill_folder(), self._spill_name)
         digest = hashlib.sha256()  # as file_digest has it
         try:
@@ -333,6 +341,27 @@ class Artifacts(Mapping[str, bytes]):
             self._files[path] = b"".join(make())
             return
         self._files[path] = Spilled(digest.hexdigest(), size, spill, offset)
+
+    def _staged(self, path: str, parts: Iterable[bytes]) -> Staged | None:
+        """A large file written straight to its path in the staging tree, where the workers
+        wrote theirs: the writer then neither copies nor links it (with 100,000 events, a
+        cold build's whole files come to about 700 MB, which the writer copied out of the
+        spill file at the end, alone). None when it cannot be written there."""
+        target = self._in_staging(path)
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "wb") as handle:
+                for part in parts:
+                    handle.write(part)
+                    digest.update(part)
+                    size += len(part)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(target)
+            return None
+        return Staged(digest.hexdigest(), size)
 
     def add_known(self, path: str, known: _Known | Spilled | Staged) -> None:
         if path in self._files:
@@ -713,7 +742,12 @@ def _whole(
             # or taken from the last build and made again, if need be, from what the whole
             # step itself holds. They are dropped before the next step runs.
             notes.pop(step.name, None)
+        head = None
         if beside is not None:
+            # The manifest's events are known: written out while the calendars are made
+            # beside, which take the longer (with 100,000 events, the manifest's text took
+            # about a second after them, on one core).
+            head = manifest_head(context.as_of, history)
             if not beside.finish(artifacts, outputs):  # then made here
                 _whole_step(
                     beside.step, context, artifacts, outputs, reuse, base, previous, previous_out
@@ -732,7 +766,7 @@ def _whole(
         reuse.save_zones(base, vtimezone.KNOWN)
     digests = {path: artifacts.digest(path) for path in artifacts}
     manifest = Manifest(as_of=context.as_of, events=history, files=digests)
-    artifacts.add_parts(paths.MANIFEST, manifest.parts)
+    artifacts.add_parts(paths.MANIFEST, functools.partial(manifest.parts, head))
     artifacts.manifest_files = digests
     if reuse is not None:  # every entry is now this build's (:func:`_keys`)
         reuse.mark(made_for(base, artifacts.digest(paths.MANIFEST)))
@@ -822,7 +856,8 @@ class _Aside:
         fork = multiprocessing.get_context("fork")
         receive, send = fork.Pipe(duplex=False)
         folder = artifacts.spill_folder()
-        args = (send, step, context, folder, reuse, base, previous, previous_out)
+        tree = artifacts.staging
+        args = (send, step, context, folder, tree, reuse, base, previous, previous_out)
         process = fork.Process(target=_aside_files, args=args, daemon=True)
         try:
             process.start()
@@ -852,7 +887,7 @@ class _Aside:
                 digest, size, source = value
                 again = functools.partial(_whole_file, self.step, self.context, path)
                 artifacts.add_known(path, _Known(digest, size, source, again))
-            elif isinstance(value, Spilled):
+            elif isinstance(value, (Spilled, Staged)):
                 artifacts.add_known(path, value)
             else:
                 artifacts.add(path, value)
@@ -866,15 +901,18 @@ def _aside_files(
     step: Compiler,
     context: BuildContext,
     folder: str,
+    tree: str | None,
     reuse: EventCache | None,
     base: str,
     previous: Manifest | None,
     previous_out: Path | None,
 ) -> None:
     """In the forked process of :class:`_Aside`: the step's files made into a spill file of
-    this process's own in ``folder`` (the build's), and sent back."""
+    this process's own in ``folder`` (the build's), or, when the build has one, into the
+    staging ``tree`` at their own paths, and sent back (where they are)."""
     known = set(vtimezone.KNOWN)
     made = Artifacts(folder, spill_bytes=ASIDE_SPILL_BYTES)
+    made.staging = tree
     outputs: dict[str, tuple[str, str, int]] = {}
     try:
         _whole_step(step, context, made, outputs, reuse, base, previous, previous_out)
@@ -882,12 +920,12 @@ def _aside_files(
         send.send(None)
         send.close()
         return
-    files: list[tuple[str, bytes | Spilled | tuple[str, int, str]]] = []
+    files: list[tuple[str, bytes | Spilled | Staged | tuple[str, int, str]]] = []
     for path, value in made._files.items():
         if isinstance(value, _Known):  # its remaking cannot be sent: the parent remakes it
             files.append((path, (value.digest, value.size, value.source)))
         else:
-            assert isinstance(value, (bytes, Spilled))
+            assert isinstance(value, (bytes, Spilled, Staged))
             files.append((path, value))
     zones = {k: v for k, v in vtimezone.KNOWN.items() if k not in known}
     send.send((files, outputs, zones))
@@ -1204,10 +1242,19 @@ def _each_chunk(bounds: tuple[int, int]) -> list[tuple[Made, Keyed | None]]:
     return list(zip(made, keyed, strict=True))
 
 
-def _stage(tree: str, path: str, data: bytes, digest: str) -> bytes | Staged:
+def _stageable(path: str) -> bool:
+    """Whether a file may be written at ``path`` in the staging tree: a path the writer would
+    refuse (:func:`eventfeed.write.check_artifact_path`) is kept elsewhere, to be refused
+    there, with the build's error."""
     try:
         check_artifact_path(path)
     except OutputError:
+        return False
+    return True
+
+
+def _stage(tree: str, path: str, data: bytes, digest: str) -> bytes | Staged:
+    if not _stageable(path):
         return data
     folder = os.path.join(tree, *path.split("/")[:-1])
     if folder not in _STAGED_FOLDERS:

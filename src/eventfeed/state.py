@@ -18,7 +18,7 @@ import hashlib
 import json
 import operator
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -61,23 +61,23 @@ class Manifest:
         """The manifest as ``json.dumps(..., indent=1, ensure_ascii=False)`` writes it."""
         return b"".join(self.parts())
 
-    def parts(self) -> Iterator[bytes]:
+    def parts(self, head: Sequence[bytes] | None = None) -> Iterator[bytes]:
         """The bytes of :meth:`to_bytes`, a few thousand lines at a time (with 100,000 events
         a manifest is tens of megabytes, which the build writes without joining).
 
         That indenting encoder is written in Python and was the build's slowest way to spell
         a few strings; the same text is put together here from the C encoder's strings, and
-        anything but the plain values a manifest holds takes the library's own way."""
-        if not _all_plain(self.events, self.files):
+        anything but the plain values a manifest holds takes the library's own way.
+
+        ``head``: what :func:`manifest_head` gave for this manifest's day and events, made
+        beforehand (the build makes it while the calendars are made beside)."""
+        if head is None:
+            head = manifest_head(self.as_of, self.events)
+        if head is None or not _plain_files(self.files):
             yield self._to_bytes_by_library()
             return
-        pieces: list[str] = []
-        for piece in _manifest_pieces(self.as_of, self.events, self.files):
-            pieces.append(piece)
-            if len(pieces) >= _PIECES:
-                yield "".join(pieces).encode()
-                pieces.clear()
-        yield "".join(pieces).encode()
+        yield from head
+        yield from _joined(_files_pieces(self.files))
 
     def _to_bytes_by_library(self) -> bytes:
         data = {
@@ -124,11 +124,30 @@ def _plain(value: Any, times: dict[datetime, str]) -> str:
 _PIECES = 1 << 12
 
 
-def _all_plain(events: Mapping[str, EventState], files: Mapping[str, str]) -> bool:
-    """Whether every key and value of a manifest is one :func:`_plain` spells (by their types,
+def manifest_head(as_of: date, events: Mapping[str, EventState]) -> list[bytes] | None:
+    """The text of a manifest of ``as_of`` and ``events`` up to its files, in parts (all but
+    the files are known before the build's files are made); None when a state holds a value
+    :func:`_plain` does not spell (then the library writes the whole manifest)."""
+    if not _plain_events(events):
+        return None
+    return list(_joined(_head_pieces(as_of, events)))
+
+
+def _joined(pieces: Iterable[str]) -> Iterator[bytes]:
+    """Pieces of text as the bytes of :data:`_PIECES` of them at a time."""
+    held: list[str] = []
+    for piece in pieces:
+        held.append(piece)
+        if len(held) >= _PIECES:
+            yield "".join(held).encode()
+            held.clear()
+    yield "".join(held).encode()
+
+
+def _plain_events(events: Mapping[str, EventState]) -> bool:
+    """Whether every key and value of the events is one :func:`_plain` spells (by their types,
     gathered in one pass per field)."""
-    names = set(map(type, events)) | set(map(type, files)) | set(map(type, files.values()))
-    if not all(issubclass(kind, str) for kind in names):
+    if not all(issubclass(kind, str) for kind in set(map(type, events))):
         return False
     kinds: set[type] = set()
     for name in _FIELDS:
@@ -136,10 +155,14 @@ def _all_plain(events: Mapping[str, EventState], files: Mapping[str, str]) -> bo
     return all(kind in (bool, int) or issubclass(kind, (str, datetime)) for kind in kinds)
 
 
-def _manifest_pieces(
-    as_of: date, events: Mapping[str, EventState], files: Mapping[str, str]
-) -> Iterator[str]:
-    """The manifest's text in pieces; every value must be plain (:func:`_all_plain`)."""
+def _plain_files(files: Mapping[str, str]) -> bool:
+    names = set(map(type, files)) | set(map(type, files.values()))
+    return all(issubclass(kind, str) for kind in names)
+
+
+def _head_pieces(as_of: date, events: Mapping[str, EventState]) -> Iterator[str]:
+    """The manifest's text up to its files, in pieces; every value must be plain
+    (:func:`_plain_events`)."""
     times: dict[datetime, str] = {}  # equal UTC times spell the same; states share many
     yield '{\n "generator": "eventfeed",\n "format": '
     yield _plain(FORMAT, times)
@@ -158,6 +181,10 @@ def _manifest_pieces(
         yield "".join(parts)
         separator = ",\n  "
     yield "\n }" if events else "}"
+
+
+def _files_pieces(files: Mapping[str, str]) -> Iterator[str]:
+    """The rest of the manifest's text: its files (every one plain, :func:`_plain_files`)."""
     yield ',\n "files": {'
     separator = "\n  "
     for path, digest in sorted(files.items()):
