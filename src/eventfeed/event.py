@@ -57,8 +57,9 @@ T = TypeVar("T")
 class Brief(NamedTuple):
     """What a build asks of every event's record, not only of the events it compiles: where
     it is listed and filed (kind, region, tags, the organisations named by their key,
-    language), when it starts, its uid, status and a given sequence. The fields are named as
-    the record's, whose values they are (:meth:`of`), but for :attr:`org_keys`.
+    language), when it starts, its uid, status and a given sequence, and when it was
+    published and updated (its history). The fields are named as the record's, whose values
+    they are (:meth:`of`), but for :attr:`org_keys`.
 
     A record read back from the store keeps its brief beside it, and the rest packed
     (:meth:`Event.packed`): a rebuild makes the whole record only of the events it compiles
@@ -75,6 +76,8 @@ class Brief(NamedTuple):
     status: Status
     sequence: int | None
     uid: str | None
+    published: date | datetime | None
+    updated: date | datetime | None
 
     @classmethod
     def of(cls, record: Record) -> Brief:
@@ -89,6 +92,8 @@ class Brief(NamedTuple):
             record.status,
             record.sequence,
             record.uid,
+            record.published,
+            record.updated,
         )
 
 

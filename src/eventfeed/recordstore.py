@@ -80,7 +80,8 @@ if TYPE_CHECKING:
 #: 6: a field's default model packed as a reference to it; 7: metadata spelled out, not digested,
 #: and the records' digests those of the no-change check; 8: the lines of a record packed apart;
 #: 9: the record packed apart too, with its brief and a checksum beside it
-FORMAT = 9
+#: 10: the brief holds when the record was published and updated
+FORMAT = 10
 #: rows written with one statement
 BATCH = 500
 #: rows read with one statement (:meth:`RecordStore.expect`)

@@ -355,9 +355,11 @@ def _changed(
     event: Event, prev: EventState | None, content: str, schedule: str, now: datetime
 ) -> EventState:
     """The history of an event that is new (``prev`` None) or whose content changed; only
-    these read the record's dates."""
-    updated = _utc(event, event.record.updated)
-    published = _utc(event, event.record.published)
+    these read the record's dates (of its brief: the history of a cold build leaves every
+    record packed, to be made by the workers that compile it)."""
+    brief = event.brief
+    updated = _utc(event, brief.updated)
+    published = _utc(event, brief.published)
     if prev is None:
         last_modified = updated or published or now
         created = min(published or last_modified, last_modified)
