@@ -3,7 +3,7 @@ the same as when every file stays in memory."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -131,6 +131,17 @@ def test_a_file_made_in_parts_is_written_a_part_at_a_time(
         artifacts.add_parts("big.txt", parts)
 
 
+def _noted_parts(calls: list[str]) -> Callable[[], Iterator[bytes]]:
+    """A file of two parts of four bytes, noting in ``calls`` each time it is made."""
+
+    def parts() -> Iterator[bytes]:
+        calls.append("made")
+        yield b"0123"
+        yield b"4567"
+
+    return parts
+
+
 def test_a_file_in_parts_that_cannot_be_spilled_is_made_again_in_memory(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -138,12 +149,7 @@ def test_a_file_in_parts_that_cannot_be_spilled_is_made_again_in_memory(
     again from the start and kept in memory."""
     monkeypatch.setattr(build, "SPILL_BYTES", 4)
     calls: list[str] = []
-
-    def parts() -> Iterator[bytes]:
-        calls.append("made")
-        yield b"0123"
-        yield b"4567"
-
+    parts = _noted_parts(calls)
     artifacts = Artifacts()
     (tmp_path / "spill").mkdir()
     (tmp_path / "spill" / "whole.spill").mkdir()  # opening it for writing fails
@@ -190,16 +196,11 @@ def test_with_a_staging_tree_a_large_file_is_written_at_its_path_there(
 def test_a_large_file_the_staging_tree_cannot_take_is_spilled(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """A file where the file's folder must go (or a full disk) half-way: nothing is left at
-    its path, and the file is made again into the spill file, with the same bytes."""
+    """A file where the file's folder must go: nothing is written there, and the file is
+    made again into the spill file, with the same bytes."""
     monkeypatch.setattr(build, "SPILL_BYTES", 4)
     calls: list[str] = []
-
-    def parts() -> Iterator[bytes]:
-        calls.append("made")
-        yield b"0123"
-        yield b"4567"
-
+    parts = _noted_parts(calls)
     (tmp_path / "tree").mkdir()
     (tmp_path / "tree" / "calendars").write_bytes(b"in the way")
     artifacts = Artifacts()
