@@ -604,7 +604,7 @@ def _compile_site(
     # made with the collector paused, they join the site it is kept from (with 100,000
     # events, its passes over them cost a rebuild half a second).
     with collector_paused(frozen=True):
-        history = advance(previous, site.events, now)
+        history = advance(previous, site.events, now, site.root)
         context = BuildContext(
             site=site, history=history, as_of=as_of or as_of_for(now, site.settings)
         )

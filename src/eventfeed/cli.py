@@ -182,7 +182,7 @@ def check(events_dir: Path, out_dir: Path, strict: bool, fmt: str) -> None:
 
     loaded = load(events_dir, today=resolve_now(None).date())
     problems = list(loaded.problems)
-    problems.extend(_vanished(loaded.events, out_dir))
+    problems.extend(_vanished(loaded.events, out_dir, display_path(events_dir)))
     failing = problems if strict else errors_in(problems)
     _print_problems(problems, fmt)
     if fmt == "text" and not failing:
@@ -192,8 +192,11 @@ def check(events_dir: Path, out_dir: Path, strict: bool, fmt: str) -> None:
     sys.exit(1 if failing else 0)
 
 
-def _vanished(events: Any, out_dir: Path) -> list[Any]:
+def _vanished(events: Any, out_dir: Path, root: str) -> list[Any]:
+    """A warning for each event the build in ``out_dir`` published that no record gives now,
+    at the record it was made of (below the events folder, shown as ``root``)."""
     from .errors import Problem
+    from .load import shown_path
     from .state import read_manifest
 
     try:
@@ -205,7 +208,7 @@ def _vanished(events: Any, out_dir: Path) -> list[Any]:
     present = {e.id for e in events}
     return [
         Problem(
-            state.source,
+            shown_path(root, state.source),
             0,
             "",
             f"event '{key}' was published and has disappeared without "

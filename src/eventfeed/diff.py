@@ -28,7 +28,7 @@ import icalendar
 from . import paths
 from .build import compile_site
 from .errors import EventfeedError, ProblemsFound, errors_in, format_problems
-from .load import display_path, load_site
+from .load import display_path, load_site, shown_path
 from .options import events_option
 from .state import Manifest, read_manifest
 
@@ -251,10 +251,14 @@ def _group(path: str) -> str | None:
 
 
 def compare(
-    previous: Manifest | None, old_files: Mapping[str, bytes | None], artifacts: Mapping[str, bytes]
+    previous: Manifest | None,
+    old_files: Mapping[str, bytes | None],
+    artifacts: Mapping[str, bytes],
+    root: str = ".",
 ) -> Report:
     """Compare a fresh build with the published one. ``old_files`` holds the old per-event
-    calendar files that could be read (None where missing)."""
+    calendar files that could be read (None where missing); ``root``, the events folder as
+    the user sees it, where a removed event's record was."""
     report = Report()
     old_events = previous.events if previous else {}
     new_ids = {
@@ -282,7 +286,7 @@ def compare(
         old = read_event_file(old_data) if old_data is not None else None
         title = old.master.title if old else event_id
         lines: tuple[str, ...] = (when_words(old.master),) if old else ()
-        lines += (f"was {state.source}",)
+        lines += (f"was {shown_path(root, state.source)}",)
         report.add("removed" if state.cancelled else "vanished", Change(event_id, title, lines))
     before = dict(previous.files) if previous else {}
     after = {p: hashlib.sha256(d).hexdigest() for p, d in artifacts.items()}
@@ -431,5 +435,5 @@ def diff_command(against: Path, fmt: str, events_dir: Path) -> None:
             f"note: {display_path(against)} has no {paths.MANIFEST}; every event counts as new",
             err=True,
         )
-    report = compare(previous, _old_event_files(against, previous), artifacts)
+    report = compare(previous, _old_event_files(against, previous), artifacts, site.root)
     click.echo(format_markdown(report) if fmt == "markdown" else format_text(report), nl=False)

@@ -60,6 +60,9 @@ class Site:
     settings: Settings
     events: tuple[Event, ...]
     warnings: tuple[Problem, ...] = ()
+    #: the events folder as the records' names show it (:func:`display_path`): each event's
+    #: ``source`` is its path below the folder after it (:func:`eventfeed.state.below`)
+    root: str = "."
     #: with a record store: the digest of each record's bytes (:func:`eventfeed.cache.
     #: record_key`) the site was made of, by the path read, for the no-change check
     #: (:meth:`eventfeed.cache.Fingerprint.loaded`), which then need not read them again
@@ -378,6 +381,7 @@ def load_site(
         settings=loaded.settings,
         events=tuple(loaded.events),
         warnings=warnings,
+        root=display_path(events_dir),
         record_keys=loaded.record_keys,
     )
 
@@ -406,9 +410,9 @@ def _record_paths(root: Path, problems: list[Problem]) -> list[tuple[str, str]]:
     return [(path, shown) for _, path, shown in found]
 
 
-def _shown(base: str, relative: str) -> str:
+def shown_path(base: str, relative: str) -> str:
     """A record's name as the user sees it: its path below the events folder shown as
-    ``base`` (:func:`display_path`)."""
+    ``base`` (:func:`display_path`); :func:`eventfeed.state.below` gives it back."""
     return relative if base == "." else f"{base.rstrip('/')}/{relative}"
 
 
@@ -421,7 +425,7 @@ def _listed_paths(
     base = display_path(root)
     found = []
     for relative, path, info in listed.records:
-        shown = _shown(base, relative)
+        shown = shown_path(base, relative)
         found.append((tuple(relative.split("/")), path, shown))
         infos[path] = info
     listed.records.clear()
@@ -481,7 +485,7 @@ def _visit(
                 problems.append(problem)
                 continue
         relative = "/".join((*parts, name))
-        shown = _shown(base, relative)
+        shown = shown_path(base, relative)
         found.append(((*parts, name), path, shown))
     for entry in folders:
         _visit(entry.path, (*parts, entry.name), real_root, base, found, problems)

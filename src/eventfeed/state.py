@@ -330,20 +330,33 @@ def _utc(event: Event, value: date | datetime | None) -> datetime | None:
     return event.aware(value).astimezone(UTC)
 
 
+def below(root: str, shown: str) -> str:
+    """A record's path below the events folder (``/`` between names), from its name as shown
+    (``shown``, beginning with the folder as shown, ``root``; :func:`eventfeed.load.
+    display_path`): what the manifest names it by, the same from whichever folder the build
+    is run, and never a path of the machine it ran on."""
+    if root == ".":
+        return shown
+    prefix = root.rstrip("/") + "/"
+    return shown[len(prefix) :] if shown.startswith(prefix) else shown
+
+
 def advance(
-    previous: Manifest | None, events: Iterable[Event], now: datetime
+    previous: Manifest | None, events: Iterable[Event], now: datetime, root: str = "."
 ) -> dict[str, EventState]:
-    """The history of every event after this build. Pure: ``now`` is a parameter."""
+    """The history of every event after this build. Pure: ``now`` is a parameter. ``root``:
+    the events folder as the events' sources show it (:attr:`eventfeed.load.Site.root`)."""
     now = now.astimezone(UTC).replace(microsecond=0)
     old = previous.events if previous else {}
     result: dict[str, EventState] = {}
     for event in events:
         content, schedule = content_digests(event)
         prev = old.get(event.id)
+        source = below(root, event.source)
         if prev is not None and prev.content == content:  # the most, at a rebuild
-            state = prev if prev.source == event.source else _replace(prev, source=event.source)
+            state = prev if prev.source == source else _replace(prev, source=source)
         else:
-            state = _changed(event, prev, content, schedule, now)
+            state = _changed(event, prev, content, schedule, now, source)
         sequence = event.brief.sequence
         if sequence is not None and sequence != state.sequence:
             state = _replace(state, sequence=sequence)
@@ -352,7 +365,12 @@ def advance(
 
 
 def _changed(
-    event: Event, prev: EventState | None, content: str, schedule: str, now: datetime
+    event: Event,
+    prev: EventState | None,
+    content: str,
+    schedule: str,
+    now: datetime,
+    source: str,
 ) -> EventState:
     """The history of an event that is new (``prev`` None) or whose content changed; only
     these read the record's dates (of its brief: the history of a cold build leaves every
@@ -372,7 +390,7 @@ def _changed(
             dtstamp=last_modified,
             published=published or created,
             cancelled=event.cancelled,
-            source=event.source,
+            source=source,
         )
     moment = updated if updated is not None and updated > prev.last_modified else now
     last_modified = max(moment, prev.last_modified + timedelta(seconds=1))
@@ -386,7 +404,7 @@ def _changed(
         dtstamp=last_modified if moved else prev.dtstamp,
         published=published if published is not None else prev.published,
         cancelled=event.cancelled,
-        source=event.source,
+        source=source,
     )
 
 
