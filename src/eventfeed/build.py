@@ -26,7 +26,7 @@ from datetime import date, datetime
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from . import days, markdown, paths, vtimezone
@@ -329,18 +329,15 @@ class Artifacts(Mapping[str, bytes]):
             parts = iter(make())  # made again, into the spill file
             held = []
         spill = Path(self.spill_folder(), self._spill_name)
-        digest = hashlib.sha256()  # as file_digest has it
         try:
             with open(spill, "ab") as handle:
                 offset = handle.tell()
-                for part in itertools.chain(held, parts):
-                    handle.write(part)
-                    digest.update(part)
+                digest = _written(handle, itertools.chain(held, parts))
                 size = handle.tell() - offset
         except OSError:
             self._files[path] = b"".join(make())
             return
-        self._files[path] = Spilled(digest.hexdigest(), size, spill, offset)
+        self._files[path] = Spilled(digest, size, spill, offset)
 
     def _staged(self, path: str, parts: Iterable[bytes]) -> Staged | None:
         """A large file written straight to its path in the staging tree, where the workers
@@ -348,20 +345,16 @@ class Artifacts(Mapping[str, bytes]):
         cold build's whole files come to about 700 MB, which the writer copied out of the
         spill file at the end, alone). None when it cannot be written there."""
         target = self._in_staging(path)
-        digest = hashlib.sha256()
-        size = 0
         try:
             os.makedirs(os.path.dirname(target), exist_ok=True)
             with open(target, "wb") as handle:
-                for part in parts:
-                    handle.write(part)
-                    digest.update(part)
-                    size += len(part)
+                digest = _written(handle, parts)
+                size = handle.tell()
         except OSError:
             with contextlib.suppress(OSError):
                 os.unlink(target)
             return None
-        return Staged(digest.hexdigest(), size)
+        return Staged(digest, size)
 
     def add_known(self, path: str, known: _Known | Spilled | Staged) -> None:
         if path in self._files:
@@ -465,6 +458,16 @@ class Artifacts(Mapping[str, bytes]):
 
     def __len__(self) -> int:
         return len(self._files)
+
+
+def _written(handle: BinaryIO, parts: Iterable[bytes]) -> str:
+    """Write ``parts`` to ``handle`` one by one; the digest of what was written, as
+    :func:`~eventfeed.state.file_digest` gives it."""
+    digest = hashlib.sha256()
+    for part in parts:
+        handle.write(part)
+        digest.update(part)
+    return digest.hexdigest()
 
 
 class Lazy(Mapping[str, bytes]):
