@@ -125,7 +125,7 @@ def test_a_row_that_does_not_unpickle_is_parsed_again(site: SiteDir, parses: lis
     store_file = site.root / "store.sqlite"
     load_site(site.events, store=RecordStore(store_file))
     with sqlite3.connect(store_file) as db:
-        db.execute("UPDATE records SET data = ? WHERE source = ?", (b"garbage", "events/a.md"))
+        db.execute("UPDATE records SET data = ? WHERE source = ?", (b"garbage", "a.md"))
     db.close()
     parses.clear()
     assert load_site(site.events, store=RecordStore(store_file)) == load_site(site.events)
@@ -286,6 +286,43 @@ def checked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 #: a record that is warned about while it is still coming (it has no 'updated' date)
 UNDATED = MINIMAL.replace("updated: 2022-12-01\n", "")
+
+
+def test_a_load_from_another_folder_finds_every_record_and_shows_its_own_names(
+    site: SiteDir,
+    parses: list[str],
+    checked: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The store keeps each record by its path below the events folder: a load given the
+    folder another way (from inside it, or by its absolute path) parses and checks nothing
+    again, and names each record, and the file of each problem kept, as it was given."""
+    _three(site)
+    site.record("w.md", UNDATED)
+    store_file = site.root / "store.sqlite"
+    day = date(2022, 11, 1)  # warnings about the coming undated event are given
+    monkeypatch.chdir(site.root)
+    first = load(Path("events"), today=day, store=RecordStore(store_file))
+    assert len(parses) == 4
+    assert any(p.path == "events/w.md" for p in first.problems)
+    for where, folder, prefix in (
+        (site.events, Path("."), ""),
+        (tmp_path_factory.mktemp("elsewhere"), site.events, site.events.as_posix() + "/"),
+        (site.events / "2023", Path(".."), "../"),
+    ):
+        monkeypatch.chdir(where)
+        parses.clear()
+        checked.clear()
+        again = load(folder, today=day, store=RecordStore(store_file))
+        assert (parses, checked) == ([], [])
+        plain = load(folder, today=day)
+        assert again.problems == plain.problems
+        assert [p.path for p in again.problems] == [prefix + "w.md"]
+        assert again.events == plain.events
+        assert sorted(e.source for e in again.events) == [
+            prefix + name for name in ("2023/c.md", "a.md", "b.md", "w.md")
+        ]
 
 
 def test_checks_are_kept_under_the_settings_and_the_days_they_hold_on(
@@ -548,7 +585,7 @@ def test_a_store_of_pickled_records_is_replaced(site: SiteDir, parses: list[str]
         assert all(data[:1] == b"M" for _, data in rows)
         record = load_module.read_record(site.events / "a.md", "events/a.md")
         db.execute(
-            "UPDATE records SET data = ? WHERE source = 'events/a.md'",
+            "UPDATE records SET data = ? WHERE source = 'a.md'",
             (pickle.dumps(record),),
         )
         db.execute("PRAGMA user_version = 3")

@@ -113,13 +113,13 @@ def test_a_damaged_packed_record_is_parsed_again(site: SiteDir) -> None:
     store_file = site.root / "store.sqlite"
     load_site(site.events, store=RecordStore(store_file))
     with sqlite3.connect(store_file) as db:
-        (data,) = db.execute("SELECT data FROM records WHERE source = 'events/a.md'").fetchone()
+        (data,) = db.execute("SELECT data FROM records WHERE source = 'a.md'").fetchone()
         fields = list(marshal.loads(data[1:]))
         record = bytearray(fields[3])
         record[len(record) // 2] ^= 0x01  # one bit: still the bytes of a marshalled value
         fields[3] = bytes(record)
         damaged = data[:1] + marshal.dumps(tuple(fields))
-        db.execute("UPDATE records SET data = ? WHERE source = 'events/a.md'", (damaged,))
+        db.execute("UPDATE records SET data = ? WHERE source = 'a.md'", (damaged,))
     db.close()
     assert unpack(damaged) is None
     parsed: list[str] = []

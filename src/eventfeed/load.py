@@ -272,12 +272,12 @@ def _load(
     # settle when the store does not have it, or has not checked it under these settings on
     # this day (after a change of the settings: every record).
     pending: Iterable[_Pending] = (
-        _gather(path, shown, store, settings_digest, day, started, infos.pop(path, None))
-        for path, shown in files
+        _gather(path, shown, store, settings_digest, day, started, infos.pop(path, None), name)
+        for path, shown, name in files
     )
     pairs: Iterable[tuple[_Pending, _Settled]] | None = None
     if store is not None:
-        store.expect([shown for _, shown in files])
+        store.expect([name for _, _, name in files])
         gathered, many = _looked_up(pending)
         if many:
             pairs = zip(gathered, _settled(gathered, settings, today, store), strict=True)
@@ -309,9 +309,9 @@ def _load(
             keys[os.fspath(item.path)] = key
             derived = (settings_digest, digests, days, problems) if digests else None
             if found is None:
-                store.put(item.shown, key, blob or parsed, derived, item.signature)
+                store.put(item.name, key, blob or parsed, derived, item.signature)
             elif derived is not None and (item.kept is None or known is None):
-                store.put_derived(item.shown, *derived)
+                store.put_derived(item.name, *derived)
         if settings is None:
             continue  # nothing more can be checked without the settings
         result.problems.extend(problems)
@@ -393,21 +393,22 @@ def _record_files(root: Path, problems: list[Problem]) -> list[Path]:
 
 def _record_files_shown(root: Path, problems: list[Problem]) -> list[tuple[Path, str]]:
     """Every record file under ``root`` with its name as shown, sorted by path."""
-    return [(Path(path), shown) for path, shown in _record_paths(root, problems)]
+    return [(Path(path), shown) for path, shown, _ in _record_paths(root, problems)]
 
 
-def _record_paths(root: Path, problems: list[Problem]) -> list[tuple[str, str]]:
-    """Every record file under ``root`` with its name as shown, sorted by path; the paths as
-    text (a ``Path`` of each, made and then turned back into text to open the file, cost
-    the loader more than the system calls on it).
+def _record_paths(root: Path, problems: list[Problem]) -> list[tuple[str, str, str]]:
+    """Every record file under ``root`` with its name as shown and its path below ``root``
+    (``/`` between names), sorted by path; the paths as text (a ``Path`` of each, made and
+    then turned back into text to open the file, cost the loader more than the system calls
+    on it).
 
     Folders are visited top-down in name order, as ``os.walk`` would; names come from one
     directory listing each, so a plain file costs no system call of its own until it is read.
     """
-    found: list[tuple[tuple[str, ...], str, str]] = []
+    found: list[tuple[tuple[str, ...], str, str, str]] = []
     _visit(os.fspath(root), (), root.resolve(), display_path(root), found, problems)
     found.sort(key=lambda item: item[0])
-    return [(path, shown) for _, path, shown in found]
+    return [(path, shown, name) for _, path, shown, name in found]
 
 
 def shown_path(base: str, relative: str) -> str:
@@ -418,7 +419,7 @@ def shown_path(base: str, relative: str) -> str:
 
 def _listed_paths(
     root: Path, listed: Listed, infos: dict[str, os.stat_result]
-) -> list[tuple[str, str]]:
+) -> list[tuple[str, str, str]]:
     """:func:`_record_paths` of the records ``listed`` (in the same order), their metadata
     into ``infos`` by path. ``listed`` is used up: what the build holds to its end does not
     hold its list (with 100,000 records, 90 MB more at the build's peak)."""
@@ -426,11 +427,11 @@ def _listed_paths(
     found = []
     for relative, path, info in listed.records:
         shown = shown_path(base, relative)
-        found.append((tuple(relative.split("/")), path, shown))
+        found.append((tuple(relative.split("/")), path, shown, relative))
         infos[path] = info
     listed.records.clear()
     found.sort(key=lambda item: item[0])
-    return [(path, shown) for _, path, shown in found]
+    return [(path, shown, name) for _, path, shown, name in found]
 
 
 def _visit(
@@ -438,7 +439,7 @@ def _visit(
     parts: tuple[str, ...],
     real_root: Path,
     base: str,
-    found: list[tuple[tuple[str, ...], str, str]],
+    found: list[tuple[tuple[str, ...], str, str, str]],
     problems: list[Problem],
 ) -> None:
     """Add the records of ``folder`` (at ``parts`` under the events folder) and of its
@@ -485,8 +486,7 @@ def _visit(
                 problems.append(problem)
                 continue
         relative = "/".join((*parts, name))
-        shown = shown_path(base, relative)
-        found.append(((*parts, name), path, shown))
+        found.append(((*parts, name), path, shown_path(base, relative), relative))
     for entry in folders:
         _visit(entry.path, (*parts, entry.name), real_root, base, found, problems)
 
@@ -597,14 +597,15 @@ def _load_settings(path: Path, problems: list[Problem]) -> Settings | None:
 
 
 def read_record(
-    path: FilePath, shown: str, store: RecordStore | None = None
+    path: FilePath, shown: str, store: RecordStore | None = None, name: str | None = None
 ) -> RecordFile | list[Problem]:
     """Read, parse and validate one record file, or say what is wrong with it; with ``store``,
-    the parsed record is taken from it when the bytes match, and kept in it otherwise.
+    the parsed record is taken from it when the bytes match, and kept in it otherwise, under
+    ``name`` (its path below the events folder; ``shown`` when not given).
 
     The settings play no part here (see :class:`RecordFile`); :func:`check_record` adds them.
     """
-    item = _gather(path, shown, store, "", "", scan_started())
+    item = _gather(path, shown, store, "", "", scan_started(), name=name)
     if item.problems is not None:
         return item.problems
     if item.found is not None:
@@ -613,7 +614,7 @@ def read_record(
     assert parsed is not None
     assert not isinstance(parsed, bytes)
     if store is not None and isinstance(parsed, RecordFile):
-        store.put(shown, key, parsed, None, item.signature)
+        store.put(item.name, key, parsed, None, item.signature)
     return parsed
 
 
@@ -623,6 +624,8 @@ class _Pending:
 
     path: FilePath
     shown: str
+    #: its path below the events folder, which the store keeps it by
+    name: str
     #: what reading it found wrong (then nothing else is set)
     problems: list[Problem] | None = None
     raw: bytes | None = None
@@ -663,6 +666,7 @@ def _gather(
     day: str,
     started: int,
     info: os.stat_result | None = None,
+    name: str | None = None,
 ) -> _Pending:
     """Read one record file and look it up in ``store``; what the store keeps for it is
     taken when it was worked out under the settings digest ``settings`` (the digests), and
@@ -673,22 +677,24 @@ def _gather(
     a while before ``started`` (:func:`eventfeed.cache.scan_started`, taken before the load
     began). The metadata is always taken before the bytes are read: a write in between is
     then seen by the next load. ``info``: the file's metadata, taken already (after
-    ``started``)."""
-    item = _Pending(path, shown)
+    ``started``). ``name``: its path below the events folder, which the store keeps it by
+    (``shown`` when not given)."""
+    item = _Pending(path, shown, shown if name is None else name)
     if store is not None:
+        name = item.name
         if info is not None:
             item.signature = store.signature_of(info, started)
         else:
-            item.signature = store.signature(shown, path, started)
-        if not store.holds(shown):
+            item.signature = store.signature(name, path, started)
+        if not store.holds(name):
             item.unread = True
             return item
-        key = store.unchanged(shown, item.signature)
+        key = store.unchanged(name, item.signature)
         if key is not None:
-            found = store.get(shown, key)
+            found = store.get(name, key, shown)
             if found is not None:
                 item.key, item.found = key, found
-                item.kept, item.checked = store.derived(shown, settings, day)
+                item.kept, item.checked = store.derived(name, settings, day)
                 return item
     raw = _read_or_problems(path, shown)
     if isinstance(raw, list):
@@ -696,10 +702,10 @@ def _gather(
         return item
     if store is not None:
         item.key = store.key(raw)
-        item.found = store.get(shown, item.key)
+        item.found = store.get(item.name, item.key, shown)
         if item.found is not None:
-            store.saw(shown, item.signature)
-            item.kept, item.checked = store.derived(shown, settings, day)
+            store.saw(item.name, item.signature)
+            item.kept, item.checked = store.derived(item.name, settings, day)
             return item  # the bytes are not needed again
     item.raw = raw
     return item

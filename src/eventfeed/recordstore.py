@@ -61,6 +61,7 @@ import os
 import pickle
 import sqlite3
 import zlib
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from enum import Enum
 from pathlib import Path
@@ -80,8 +81,9 @@ if TYPE_CHECKING:
 #: 6: a field's default model packed as a reference to it; 7: metadata spelled out, not digested,
 #: and the records' digests those of the no-change check; 8: the lines of a record packed apart;
 #: 9: the record packed apart too, with its brief and a checksum beside it
-#: 10: the brief holds when the record was published and updated
-FORMAT = 10
+#: 10: the brief holds when the record was published and updated; 11: records by their path
+#: below the events folder, not as shown
+FORMAT = 11
 #: rows written with one statement
 BATCH = 500
 #: rows read with one statement (:meth:`RecordStore.expect`)
@@ -91,7 +93,14 @@ _NO_PROBLEMS = pickle.dumps([], pickle.HIGHEST_PROTOCOL)
 
 
 class RecordStore:
-    """Parsed records by the name the user sees, each with the digest it was parsed from."""
+    """Parsed records by their path below the events folder, each with the digest it was
+    parsed from.
+
+    The store is one per events folder, and a record is named in it as the manifest names it
+    (:func:`eventfeed.state.below`), not as the user sees it: a build run from another folder,
+    or given the folder spelled another way, finds every record it kept. The name a record
+    is shown by (in messages, and in the problems of its checks) is the load's: a record
+    found under another one is given the load's (:meth:`get`, :meth:`derived`)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -105,6 +114,9 @@ class RecordStore:
         #: what was kept beside each record found: (settings digest, content digest,
         #: schedule digest, what its checks were run under, their problems pickled)
         self._derived: dict[str, tuple[str, str, str, str, bytes]] = {}
+        #: the name each record found was shown by when kept, and the one the load shows it
+        #: by, where they differ (:meth:`get`): the problems kept beside it name the first
+        self._renamed: dict[str, tuple[str, str]] = {}
         self._writable = True
         #: the digest each kept record was parsed from, by source
         self._keys: dict[str, str] = {}
@@ -239,8 +251,9 @@ class RecordStore:
         ).fetchone()
         return tuple(found) if found is not None else None
 
-    def get(self, source: str, key: str) -> RecordFile | None:
-        """The record parsed from the file ``source`` when it had the digest ``key``."""
+    def get(self, source: str, key: str, shown: str | None = None) -> RecordFile | None:
+        """The record parsed from the file ``source`` when it had the digest ``key``, named
+        ``shown`` (``source`` when not given) as the load shows it."""
         self._seen.add(source)
         if self._db is None or self._keys.get(source) != key:
             return None  # not kept, or kept for other bytes: nothing to ask the database
@@ -251,8 +264,12 @@ class RecordStore:
         if row is None or not isinstance(row[0], bytes):
             return None
         found = unpack(row[0])
-        if found is None or found.source != source:
+        if found is None or type(found.source) is not str:
             return None
+        shown = source if shown is None else shown
+        if found.source != shown:  # kept by a load run from another folder
+            self._renamed[source] = found.source, shown
+            found.__dict__["source"] = shown
         settings, content, schedule, checked, problems = row[1:]
         if (
             type(settings) is str
@@ -276,6 +293,7 @@ class RecordStore:
         The problems are kept under the settings digest and the days they hold on, joined by
         a NUL: a span of days (:func:`days_held`), or nothing for checks run without a day."""
         found = self._derived.pop(source, None)
+        renamed = self._renamed.pop(source, None)
         if found is None:
             return None, None
         digests = (found[1], found[2]) if found[0] == settings else None
@@ -287,7 +305,12 @@ class RecordStore:
             problems = pickle.loads(found[4])
         except (pickle.UnpicklingError, EOFError, AttributeError, ValueError):
             return digests, None
-        return digests, problems if isinstance(problems, list) else None
+        if not isinstance(problems, list):
+            return digests, None
+        if renamed is not None:  # the file as this load shows it
+            before, shown = renamed
+            problems = [replace(p, path=shown) if p.path == before else p for p in problems]
+        return digests, problems
 
     def put_derived(
         self,
@@ -374,7 +397,7 @@ class RecordStore:
             with contextlib.suppress(sqlite3.Error):
                 self._db.close()
             self._db = None
-        self._keys, self._files, self._derived = {}, {}, {}
+        self._keys, self._files, self._derived, self._renamed = {}, {}, {}, {}
         self._expected, self._position, self._ahead = [], {}, {}
         self._seen = set()
 
