@@ -5,9 +5,15 @@ sees it, while messages still show a record's path as the user would type it."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+import eventfeed
 
 from .conftest import MINIMAL, Run, SiteDir
 from .test_diff import MEETING, OLD_NEWS
@@ -68,3 +74,44 @@ def test_a_vanished_event_is_shown_at_its_record_as_the_user_types_it(
         ), checked.output
         diffed = run("diff", "--events", events, "--against", out)
         assert f"    was {path}\n" in diffed.stdout, diffed.stdout
+
+
+#: what the code digest test runs in the copies of eventfeed
+SHOW_DIGEST = "import eventfeed.cache as c; print(c.__file__, c._code_digest())"
+
+
+def test_the_code_digest_does_not_name_where_the_code_is(tmp_path: Path) -> None:
+    """The same eventfeed at two places (two checkouts, two virtual environments) is the same
+    code: every key of the stores digests it, so a build after a move would compile every
+    event again if the digest held the path of a file."""
+    package = Path(eventfeed.__file__).parent
+    digests = set()
+    for place in ("one", "two/deeper"):
+        copy = tmp_path / place / "eventfeed"
+        shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+        shown = subprocess.run(
+            [sys.executable, "-c", SHOW_DIGEST],
+            env={**os.environ, "PYTHONPATH": str(copy.parent)},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        assert shown[0] == str(copy / "cache.py")  # the copy is the code that ran
+        digests.add(shown[1])
+    assert len(digests) == 1
+
+
+def test_the_environment_names_the_libraries_installed_not_their_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eventfeed import cache
+
+    seen = {}
+    for folder, version in (("one", "1.0"), ("two/deeper", "1.0"), ("three", "1.1")):
+        (tmp_path / folder / f"library-{version}.dist-info").mkdir(parents=True)
+        monkeypatch.setattr(sys, "path", [str(tmp_path / folder)])
+        seen[folder] = cache._environment()
+    assert "library-1.0.dist-info" in seen["one"]
+    assert seen["one"] == seen["two/deeper"]  # the same library elsewhere
+    assert seen["three"] != seen["one"]  # another version of it

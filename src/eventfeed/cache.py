@@ -72,6 +72,7 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from importlib import resources
+from importlib.resources.abc import Traversable
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -136,20 +137,20 @@ def cache_file(out_dir: Path) -> Path:
 def _environment() -> str:
     """What eventfeed runs on: the interpreter, every installed distribution with its version
     (a serialiser, renderer or the zone data upgraded must never reuse a build; installing
-    anything at all is merely a full build), and the system's time zone data."""
+    anything at all is merely a full build), and the system's time zone data.
+
+    The distributions are named as installed, folder by folder in the order they are looked
+    for in, without the folders' paths: the same libraries in another virtual environment, or
+    the project checked out elsewhere, are the same environment."""
     parts = [sys.version]
     for folder in sys.path:
         try:
             with os.scandir(folder or ".") as entries:
-                parts.extend(
-                    sorted(
-                        f"{folder}:{e.name}"
-                        for e in entries
-                        if e.name.endswith((".dist-info", ".egg-info"))
-                    )
-                )
+                names = sorted(e.name for e in entries if e.name.endswith(_DISTRIBUTIONS))
         except OSError:
             continue
+        if names:
+            parts.append(":".join(names))
     for folder in zoneinfo.TZPATH:
         try:
             info = os.stat(os.path.join(folder, "tzdata.zi"))
@@ -160,23 +161,28 @@ def _environment() -> str:
     return "\n".join(parts)
 
 
+#: What names an installed distribution's folder (with its version, but in an editable
+#: install of eventfeed, whose own files are digested one by one).
+_DISTRIBUTIONS = (".dist-info", ".egg-info")
+
+
 def _code_digest() -> str:
     """eventfeed's own code and templates, and what it runs on: a changed compiler or
-    library must never reuse a build."""
+    library must never reuse a build. Each file is named by its path inside the package, not
+    where the package is: the same code elsewhere has the same digest."""
     digest = hashlib.sha256(__version__.encode() + b"\0" + _environment().encode())
-    root = resources.files("eventfeed")
-    stack = [root]
+    stack: list[tuple[Traversable, str]] = [(resources.files("eventfeed"), "")]
     found = []
     while stack:
-        folder = stack.pop()
+        folder, inside = stack.pop()
         for entry in folder.iterdir():
             if entry.is_dir():
                 if entry.name != "__pycache__":
-                    stack.append(entry)
+                    stack.append((entry, f"{inside}{entry.name}/"))
             elif entry.name.endswith((".py", ".html", ".css", ".svg", ".txt")):
-                found.append(entry)
-    for entry in sorted(found, key=lambda e: str(e)):
-        digest.update(str(entry).encode() + b"\0" + entry.read_bytes())
+                found.append((inside + entry.name, entry))
+    for name, entry in sorted(found, key=lambda item: item[0]):
+        digest.update(name.encode() + b"\0" + entry.read_bytes())
     return digest.hexdigest()
 
 
