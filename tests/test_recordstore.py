@@ -798,6 +798,39 @@ def test_records_kept_under_another_code_are_shared_out_to_parse(
     assert upgraded.problems == first.problems
 
 
+def test_a_load_without_a_store_is_shared_out_too_and_equals_one_done_here(
+    site: SiteDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``check`` and ``build --check`` keep no store; their many records are parsed and checked
+    by the workers as well, and the events they load (packed), their problems and, when asked
+    for, their digests are those of a load done here."""
+    from eventfeed.state import content_digests
+
+    _mixed(site, 240)
+    alone = load(site.events)
+    monkeypatch.setattr(load_module, "PARALLEL_MIN_RECORDS", 10)
+    shared: list[int] = []
+    real_settled = load_module._settled
+
+    def settled(pending: list[Any], *args: Any) -> Any:
+        shared.append(len(pending))
+        return real_settled(pending, *args)
+
+    monkeypatch.setattr(load_module, "_settled", settled)
+    for digests in (False, True):
+        loaded = load(site.events, digests=digests)
+        assert loaded.events == alone.events
+        assert loaded.problems == alone.problems
+        assert any(p.path == "events/zz/huge.md" for p in loaded.problems)  # read by a worker
+        kept = [e.digests for e in loaded.events]
+        if digests:
+            assert kept == [content_digests(e) for e in alone.events]
+        else:
+            assert kept == [None] * len(alone.events)  # not worked out where not wanted
+    assert len(shared) == 2
+    assert shared[0] > 200
+
+
 @pytest.mark.parametrize("change", ["settings", "every record"])
 def test_records_kept_but_to_check_or_parse_again_are_shared_out(
     site: SiteDir, monkeypatch: pytest.MonkeyPatch, change: str
@@ -831,6 +864,8 @@ def test_records_kept_but_to_check_or_parse_again_are_shared_out(
         for path in site.events.rglob("*.md"):
             path.write_text(path.read_text() + "\nEdited.\n")
     alone = load(site.events)
+    assert len(shared) == 1  # a load without a store shares them out too
+    shared.clear()
     again = load(site.events, store=RecordStore(store_file))
     assert len(shared) == 1
     assert shared[0] >= 60  # every record (but the one too large to read)

@@ -172,16 +172,20 @@ def load(
     today: date | None = None,
     store: RecordStore | None = None,
     listed: Listed | None = None,
+    digests: bool = False,
 ) -> Loaded:
     """Read and check everything; ``today`` quiets warnings that only matter for coming events.
 
     With ``store``, records parsed by an earlier load from the same bytes are taken from it,
     and the records parsed now are kept in it (:mod:`eventfeed.recordstore`). ``listed``:
     the record files, and their metadata, as the no-change check found them just before
-    (:meth:`eventfeed.cache.Fingerprint.listed`), taken instead of looking again.
+    (:meth:`eventfeed.cache.Fingerprint.listed`), taken instead of looking again. With
+    ``digests`` (or a store), each event keeps the digests of its content and schedule that
+    a build's history compares (:func:`eventfeed.state.content_digests`), worked out where
+    its record was checked.
     """
     with collector_paused():
-        result = _load(events_dir, today, store, listed)
+        result = _load(events_dir, today, store, listed, digests or store is not None)
     result.problems = [_printable(p) for p in result.problems]
     return result
 
@@ -220,7 +224,11 @@ def collector_paused(*, frozen: bool | None = None) -> Iterator[None]:
 
 
 def _load(
-    events_dir: Path, today: date | None, store: RecordStore | None, listed: Listed | None
+    events_dir: Path,
+    today: date | None,
+    store: RecordStore | None,
+    listed: Listed | None,
+    with_digests: bool,
 ) -> Loaded:
     result = Loaded()
     # before any record's metadata is taken (by the no-change check, when it listed them)
@@ -264,26 +272,27 @@ def _load(
     if settings is not None and store is not None:
         settings_digest = hashlib.sha256(settings.model_dump_json().encode()).hexdigest()
     day = today.isoformat() if today is not None else ""
-    # Shared out only when the records to settle are many and a store is kept: a worker
-    # sends a record back packed, which the store needs anyway; without a store the sending
-    # would cost about what the second core saves. Otherwise each record is read, settled
-    # and let go of in turn. (Without a store the digests are left to the build's history,
-    # which works them out itself; ``eventfeed check`` never needs them.) A record is to
-    # settle when the store does not have it, or has not checked it under these settings on
-    # this day (after a change of the settings: every record).
+    # Shared out among forked workers when the records to settle are many: a worker sends
+    # a record back packed, as the store keeps it, and the event made of it here leaves it
+    # packed until a compiler asks for more. Otherwise each record is read, settled and let
+    # go of in turn. A record is to settle when the store (if any) does not have it, or has
+    # not checked it under these settings on this day (after a change of the settings:
+    # every record).
     pending: Iterable[_Pending] = (
         _gather(path, shown, store, settings_digest, day, started, infos.pop(path, None), name)
         for path, shown, name in files
     )
-    pairs: Iterable[tuple[_Pending, _Settled]] | None = None
     if store is not None:
         store.expect([name for _, _, name in files])
-        gathered, many = _looked_up(pending)
-        if many:
-            pairs = zip(gathered, _settled(gathered, settings, today, store), strict=True)
-        pending = gathered
-    if pairs is None:
-        pairs = ((item, _settle(item, settings, today, store, ship=False)) for item in pending)
+    gathered, many = _looked_up(pending)
+    pairs: Iterable[tuple[_Pending, _Settled]]
+    if many:
+        pairs = zip(gathered, _settled(gathered, settings, today, store, with_digests), strict=True)
+    else:
+        pairs = (
+            (item, _settle(item, settings, today, store, with_digests, ship=False))
+            for item in gathered
+        )
     for item, done in pairs:
         # What the store had for it; the item lets go of it (the parsed record holds the line
         # of every key, which the event does not need), so that it is freed with the record.
@@ -372,7 +381,7 @@ def load_site(
     store: RecordStore | None = None,
     listed: Listed | None = None,
 ) -> Site:
-    loaded = load(events_dir, today=today, store=store, listed=listed)
+    loaded = load(events_dir, today=today, store=store, listed=listed, digests=True)
     failing = loaded.problems if strict else errors_in(loaded.problems)
     if failing or loaded.settings is None:
         raise ProblemsFound(loaded.problems)
@@ -610,7 +619,7 @@ def read_record(
         return item.problems
     if item.found is not None:
         return item.found
-    parsed, _, _, key, _ = _settle(item, None, None, store, ship=False)  # no settings: no checks
+    parsed, _, _, key, _ = _settle(item, None, None, store, False, ship=False)  # no checks
     assert parsed is not None
     assert not isinstance(parsed, bytes)
     if store is not None and isinstance(parsed, RecordFile):
@@ -680,33 +689,34 @@ def _gather(
     ``started``). ``name``: its path below the events folder, which the store keeps it by
     (``shown`` when not given)."""
     item = _Pending(path, shown, shown if name is None else name)
-    if store is not None:
-        name = item.name
-        if info is not None:
-            item.signature = store.signature_of(info, started)
-        else:
-            item.signature = store.signature(name, path, started)
-        if not store.holds(name):
-            item.unread = True
+    if store is None:  # nothing to look up: the file is read where it is parsed
+        item.unread = True
+        return item
+    name = item.name
+    if info is not None:
+        item.signature = store.signature_of(info, started)
+    else:
+        item.signature = store.signature(name, path, started)
+    if not store.holds(name):
+        item.unread = True
+        return item
+    key = store.unchanged(name, item.signature)
+    if key is not None:
+        found = store.get(name, key, shown)
+        if found is not None:
+            item.key, item.found = key, found
+            item.kept, item.checked = store.derived(name, settings, day)
             return item
-        key = store.unchanged(name, item.signature)
-        if key is not None:
-            found = store.get(name, key, shown)
-            if found is not None:
-                item.key, item.found = key, found
-                item.kept, item.checked = store.derived(name, settings, day)
-                return item
     raw = _read_or_problems(path, shown)
     if isinstance(raw, list):
         item.problems = raw
         return item
-    if store is not None:
-        item.key = store.key(raw)
-        item.found = store.get(item.name, item.key, shown)
-        if item.found is not None:
-            store.saw(item.name, item.signature)
-            item.kept, item.checked = store.derived(item.name, settings, day)
-            return item  # the bytes are not needed again
+    item.key = store.key(raw)
+    item.found = store.get(name, item.key, shown)
+    if item.found is not None:
+        store.saw(name, item.signature)
+        item.kept, item.checked = store.derived(name, settings, day)
+        return item  # the bytes are not needed again
     item.raw = raw
     return item
 
@@ -756,12 +766,13 @@ def _settle(
     settings: Settings | None,
     today: date | None,
     store: RecordStore | None,
+    digests: bool,
     *,
     ship: bool,
 ) -> _Settled:
-    """Read (when not yet read), parse (unless ``store`` had it), check and (with ``store``)
-    digest one record; with ``ship``, a record parsed here is returned packed, as the store
-    keeps it and as a worker sends it (:func:`eventfeed.recordstore.pack`)."""
+    """Read (when not yet read), parse (unless ``store`` had it), check and (with
+    ``digests``) digest one record; with ``ship``, a record parsed here is returned packed,
+    as the store keeps it and as a worker sends it (:func:`eventfeed.recordstore.pack`)."""
     if item.problems is not None:
         return None, [], None, "", ""
     key = item.key
@@ -789,8 +800,8 @@ def _settle(
     event = check_record(parsed, settings, problems, today)
     if item.kept is not None:
         event.keep_digests(item.kept)
-    digests = content_digests(event) if store is not None else None
-    return made, problems, digests, key, days_held(today, event.last_day)
+    found = content_digests(event) if digests else None
+    return made, problems, found, key, days_held(today, event.last_day)
 
 
 def _settled(
@@ -798,6 +809,7 @@ def _settled(
     settings: Settings | None,
     today: date | None,
     store: RecordStore | None,
+    digests: bool,
 ) -> Iterator[_Settled]:
     """:func:`_settle` of every record, in order, shared out among forked workers when there
     are two cores (and done here when there are not, or they fail)."""
@@ -805,7 +817,7 @@ def _settled(
     workers = min(os.cpu_count() or 1, 2)
     if workers > 1:
         global _SHARED
-        _SHARED = (pending, settings, today, store)
+        _SHARED = (pending, settings, today, store, digests)
         try:
             for _, end, part in chunks_done(_settle_chunk, len(pending), workers, least=100):
                 yield from part
@@ -813,18 +825,18 @@ def _settled(
         finally:
             _SHARED = None
     for item in pending[done:]:
-        yield _settle(item, settings, today, store, ship=False)
+        yield _settle(item, settings, today, store, digests, ship=False)
 
 
 #: The records a forked worker checks: set before the workers are forked, which inherit it.
-_SHARED: tuple[list[_Pending], Settings | None, date | None, RecordStore | None] | None = None
+_SHARED: tuple[list[_Pending], Settings | None, date | None, RecordStore | None, bool] | None = None
 
 
 def _settle_chunk(bounds: tuple[int, int]) -> list[_Settled]:
     assert _SHARED is not None
-    pending, settings, today, store = _SHARED
+    pending, settings, today, store, digests = _SHARED
     part = pending[bounds[0] : bounds[1]]
-    return [_settle(item, settings, today, store, ship=True) for item in part]
+    return [_settle(item, settings, today, store, digests, ship=True) for item in part]
 
 
 def parse_record(raw: bytes, path: FilePath, shown: str) -> RecordFile | list[Problem]:
