@@ -52,6 +52,34 @@ def test_check_names_stale_files(site: SiteDir, run: Run) -> None:
     assert "  manifest.json (changed)" in result.stderr.splitlines()
 
 
+def test_check_reads_every_file_and_names_each_difference(site: SiteDir, run: Run) -> None:
+    """A file edited by hand to the same size, one removed, one added, and one behind a link
+    to nothing: each is named, in path order, and nothing else; a link to a file with the
+    right bytes is as good as the file."""
+    site.record("one.md", MINIMAL)
+    site.record("two.md", MINIMAL.replace("A meeting", "Another meeting"))
+    assert run("build").exit_code == 0
+    page = site.out / "events" / "one.html"
+    text = page.read_bytes()
+    page.write_bytes(text.replace(b"A meeting", b"A Meeting", 1))  # the same size
+    assert len(page.read_bytes()) == len(text)
+    (site.out / "events" / "two.ics").unlink()
+    (site.out / "notes.txt").write_text("added by hand\n")
+    (site.out / "gone.html").symlink_to(site.out / "nowhere.html")
+    style = site.out / "style.css"
+    kept = site.root / "style.css"
+    style.rename(kept)
+    style.symlink_to(kept)
+    result = run("build", "--check")
+    assert result.exit_code == 1
+    listed = [line for line in result.stderr.splitlines() if line.startswith("  ")]
+    assert listed == [
+        "  events/one.html (changed)",
+        "  events/two.ics (missing)",
+        "  notes.txt (not built any more)",
+    ]
+
+
 def test_schedule_change_raises_sequence_and_wording_does_not(site: SiteDir, run: Run) -> None:
     site.record("one.md", MINIMAL)
     assert run("build", "--now", "2023-01-01").exit_code == 0
