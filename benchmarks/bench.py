@@ -17,6 +17,10 @@ For each N it measures, in child processes so peak memory is the child's own:
   is made, into the tree the rebuild before replaced, which already holds the unchanged files;
 * nextday  -- a rebuild with nothing changed on the next day (the first build of each day:
   events that ended are past now, and the clock is not the one the records were checked on);
+* check    -- ``build --check`` of that out/, up to date (what CI runs on every push to the
+  main branch: a build in memory, without the stores, compared with the committed out/);
+* clone    -- the same build without the stores (a new cache folder) over that out/: the first
+  build of a fresh checkout, which has the committed out/ and nothing else;
 * settings -- a rebuild after a change of the site's title, that day: every record checked
   again and every event compiled again, over an out/ that holds most of the files already
   (each event's calendar file is as it was; its page is not);
@@ -319,7 +323,18 @@ def run_size(
         print("  (not enough disk to keep each run's folders: every cold build follows")
         print("   the deletion of the last one's, which on ext4 makes it slower)", flush=True)
     results: dict[str, list[tuple[float, float]]] = {
-        k: [] for k in ("floor", "cold", "nochange", "oneedit", "nextedit", "nextday", "settings")
+        k: []
+        for k in (
+            "floor",
+            "cold",
+            "nochange",
+            "oneedit",
+            "nextedit",
+            "nextday",
+            "check",
+            "clone",
+            "settings",
+        )
     }
     settings = events / "site.yaml"
     settings_text = settings.read_text(encoding="utf-8")
@@ -346,6 +361,13 @@ def run_size(
         results["nextedit"].append(timed(build, env))
         day_build, day_env = next_day(build, env)
         results["nextday"].append(timed(day_build, day_env))
+        results["check"].append(timed([*day_build, "--check"], day_env))
+        clone_cache = root / f"cache-clone-{run}"
+        shutil.rmtree(clone_cache, ignore_errors=True)
+        made.append(clone_cache)
+        results["clone"].append(
+            timed(day_build, dict(day_env, EVENTFEED_CACHE_DIR=str(clone_cache)))
+        )
         settings.write_text(retitled(settings_text), encoding="utf-8")
         try:
             results["settings"].append(timed(day_build, day_env))

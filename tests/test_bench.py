@@ -83,3 +83,28 @@ def test_the_benchmark_times_every_phase_of_a_build(tmp_path: Path) -> None:
     assert not (tmp_path / "out-stages").exists()  # the timed builds' folders are removed
     assert events.is_dir()
     assert "(retitled)" not in (events / "site.yaml").read_text(encoding="utf-8")
+
+
+#: the timings of a run, in the order the benchmark prints them
+RUNS = ["floor", "cold", "nochange", "oneedit", "nextedit", "nextday", "check", "clone", "settings"]
+
+
+def test_every_timing_of_a_run_is_made_and_printed(tmp_path: Path) -> None:
+    """One run at the least size: each build the benchmark times succeeds (it stops at the
+    first that fails, ``build --check`` of the next day's out/ among them) and is printed,
+    and the one-edit rebuild is byte-identical to a cold build."""
+    generate(tmp_path, 1000)
+    env = dict(os.environ, CI="true", SOURCE_DATE_EPOCH="1700000000")
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--sizes", "1000", "--runs", "1", "--keep", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    printed = re.findall(r"^  (\w+) +median +\d+\.\d\d s", done.stdout, re.M)
+    assert printed == RUNS
+    assert "identical to a cold build from the same manifest: True" in done.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events"]  # the builds' are removed
