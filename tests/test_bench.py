@@ -50,20 +50,8 @@ ROW = re.compile(r"^\s+(\S.*?) +(-?\d+\.\d\d) +(\d+\.\d\d) +(\d+\.\d\d) +(\d+\.\
 
 def test_the_benchmark_times_every_phase_of_a_build(tmp_path: Path) -> None:
     events = generate(tmp_path, 1000)  # the least that the workers share out
-    env = dict(os.environ, CI="true", SOURCE_DATE_EPOCH="1700000000")
     profile = tmp_path / "cold.prof"
-    done = subprocess.run(
-        [
-            *(sys.executable, str(BENCH), "--sizes", "1000", "--runs", "0"),
-            *("--keep", str(tmp_path), "--stages", "--profile", str(profile)),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
+    done = _bench(tmp_path, "--runs", "0", "--stages", "--profile", str(profile))
     cold, rest = done.stdout.split("one-edit rebuild, phase by phase")
     edit, rest = rest.split("next-day rebuild, phase by phase")
     day, retitled = rest.split("settings rebuild, phase by phase")
@@ -94,17 +82,23 @@ def test_every_timing_of_a_run_is_made_and_printed(tmp_path: Path) -> None:
     first that fails, ``build --check`` of the next day's out/ among them) and is printed,
     and the one-edit rebuild is byte-identical to a cold build."""
     generate(tmp_path, 1000)
-    env = dict(os.environ, CI="true", SOURCE_DATE_EPOCH="1700000000")
+    done = _bench(tmp_path, "--runs", "1")
+    printed = re.findall(r"^  (\w+) +median +\d+\.\d\d s", done.stdout, re.M)
+    assert printed == RUNS
+    assert "identical to a cold build from the same manifest: True" in done.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events"]  # the builds' are removed
+
+
+def _bench(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The benchmark run at 1,000 records on the records generated in ``folder``; it must
+    succeed."""
     done = subprocess.run(
-        [sys.executable, str(BENCH), "--sizes", "1000", "--runs", "1", "--keep", str(tmp_path)],
-        env=env,
+        [sys.executable, str(BENCH), "--sizes", "1000", "--keep", str(folder), *args],
+        env=dict(os.environ, CI="true", SOURCE_DATE_EPOCH="1700000000"),
         capture_output=True,
         text=True,
         check=False,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    printed = re.findall(r"^  (\w+) +median +\d+\.\d\d s", done.stdout, re.M)
-    assert printed == RUNS
-    assert "identical to a cold build from the same manifest: True" in done.stdout
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["events"]  # the builds' are removed
+    return done

@@ -231,6 +231,21 @@ def _mixed(site: SiteDir, n: int) -> None:
     site.record("zz/huge.md", MINIMAL + "x" * 1_000_000)  # refused as it is read
 
 
+def _shares_counted(monkeypatch: pytest.MonkeyPatch, least: int) -> list[int]:
+    """Share the records out from ``least`` to settle on; returns the list that then gets
+    how many records each load shares out."""
+    monkeypatch.setattr(load_module, "PARALLEL_MIN_RECORDS", least)
+    shared: list[int] = []
+    real_settled = load_module._settled
+
+    def settled(pending: list[Any], *args: Any) -> Any:
+        shared.append(len(pending))
+        return real_settled(pending, *args)
+
+    monkeypatch.setattr(load_module, "_settled", settled)
+    return shared
+
+
 def test_a_shared_out_load_equals_one_done_here(
     site: SiteDir, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -778,15 +793,7 @@ def test_records_kept_under_another_code_are_shared_out_to_parse(
     store_file = site.root / "store.sqlite"
     first = load(site.events, store=RecordStore(store_file))
     # more than the records that fail (never kept, so parsed at every load), fewer than all
-    monkeypatch.setattr(load_module, "PARALLEL_MIN_RECORDS", 30)
-    shared: list[int] = []
-    real_settled = load_module._settled
-
-    def settled(pending: list[Any], *args: Any) -> Any:
-        shared.append(len(pending))
-        return real_settled(pending, *args)
-
-    monkeypatch.setattr(load_module, "_settled", settled)
+    shared = _shares_counted(monkeypatch, 30)
     again = load(site.events, store=RecordStore(store_file))
     assert shared == []  # the same code: every record is taken from the store
     real = cache._code_digest()
@@ -808,15 +815,7 @@ def test_a_load_without_a_store_is_shared_out_too_and_equals_one_done_here(
 
     _mixed(site, 240)
     alone = load(site.events)
-    monkeypatch.setattr(load_module, "PARALLEL_MIN_RECORDS", 10)
-    shared: list[int] = []
-    real_settled = load_module._settled
-
-    def settled(pending: list[Any], *args: Any) -> Any:
-        shared.append(len(pending))
-        return real_settled(pending, *args)
-
-    monkeypatch.setattr(load_module, "_settled", settled)
+    shared = _shares_counted(monkeypatch, 10)
     for digests in (False, True):
         loaded = load(site.events, digests=digests)
         assert loaded.events == alone.events
