@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from eventfeed import diff
 from eventfeed.diff import VANISHED_WARNING
 
 from .conftest import Run, SiteDir
@@ -150,6 +153,38 @@ def test_scripted_edits_give_exactly_the_expected_summary(site: SiteDir, run: Ru
     assert result.exit_code == 0, result.output
     assert result.stdout == EXPECTED_TEXT
     assert run("diff").stdout == EXPECTED_TEXT  # deterministic
+
+
+def test_only_the_calendar_files_that_changed_are_read_back(
+    site: SiteDir, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event whose calendar file is the one published, byte for byte, has nothing to show
+    subscribers: its files are not parsed (with many events, reading every one back took
+    most of the time)."""
+    published(site, run)
+    read: list[bytes] = []
+    real = diff.read_event_file
+
+    def counting(data: bytes) -> diff.Shown | None:
+        read.append(data)
+        return real(data)
+
+    monkeypatch.setattr(diff, "read_event_file", counting)
+    assert run("diff").stdout == "No change for subscribers.\n"
+    assert read == []
+    edit(site)
+    assert run("diff").stdout == EXPECTED_TEXT
+    # the old and new files of the moved, rescheduled and cancelled events, the new one's,
+    # and the removed one's old file; not the others
+    titles = sorted({shown.master.title for shown in map(real, read) if shown is not None})
+    assert len(read) == 8
+    assert titles == [
+        "Monthly call",
+        "Old news",
+        "Regional session in Bangkok",
+        "Task force meeting",
+        "Webinar on SSE statistics",
+    ]
 
 
 def test_markdown_for_a_pull_request_comment(site: SiteDir, run: Run) -> None:

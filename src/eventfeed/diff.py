@@ -26,7 +26,7 @@ import click
 import icalendar
 
 from . import paths
-from .build import compile_site
+from .build import Artifacts, compile_site
 from .errors import EventfeedError, ProblemsFound, errors_in, format_problems
 from .load import display_path, load_site, shown_path
 from .options import events_option
@@ -267,10 +267,15 @@ def compare(
         if path.startswith("events/") and path.endswith(".ics")
     }
     for event_id in sorted(new_ids):
-        new = read_event_file(artifacts[paths.event_ics(event_id)])
+        new_data = artifacts[paths.event_ics(event_id)]
+        old_data = old_files.get(event_id)
+        if old_data == new_data:
+            # the calendar file published, byte for byte: nothing for subscribers to see (most
+            # events of a pull request; reading each file back took most of the time)
+            continue
+        new = read_event_file(new_data)
         if new is None:
             continue
-        old_data = old_files.get(event_id)
         old = read_event_file(old_data) if old_data is not None else None
         if old is None and event_id in old_events:
             # published before, but its old file is missing: judge by the manifest
@@ -289,7 +294,7 @@ def compare(
         lines += (f"was {shown_path(root, state.source)}",)
         report.add("removed" if state.cancelled else "vanished", Change(event_id, title, lines))
     before = dict(previous.files) if previous else {}
-    after = {p: hashlib.sha256(d).hexdigest() for p, d in artifacts.items()}
+    after = _digests(artifacts)
     for path in sorted(set(before) | set(after)):
         group = _group(path)
         if group is None or before.get(path) == after.get(path):
@@ -297,6 +302,14 @@ def compare(
         how = "new" if path not in before else "removed" if path not in after else "changed"
         report.files.setdefault(group, []).append((path, how))
     return report
+
+
+def _digests(artifacts: Mapping[str, bytes]) -> dict[str, str]:
+    """Every file's digest, as the manifest gives it; those of a build as it knows them
+    (:meth:`eventfeed.build.Artifacts.digest`), without reading the files again."""
+    if isinstance(artifacts, Artifacts):
+        return {path: artifacts.digest(path) for path in artifacts}
+    return {path: hashlib.sha256(data).hexdigest() for path, data in artifacts.items()}
 
 
 # --- output ----------------------------------------------------------------------------------
