@@ -435,7 +435,10 @@ def diff_command(against: Path, fmt: str, events_dir: Path) -> None:
         site = load_site(events_dir)
         previous = read_manifest(against)
         day = previous.as_of if previous is not None else None
-        artifacts = compile_site(site, previous, _clock(), as_of=day)
+        # A file the published build holds as it is made now is read from there when asked
+        # for, not written out by the workers again (:class:`eventfeed.build.AsBefore`).
+        published = against.resolve() if previous is not None else None
+        artifacts = compile_site(site, previous, _clock(), as_of=day, previous_out=published)
     except ProblemsFound as exc:
         click.echo(format_problems(exc.problems, "text"), err=True)
         click.echo(f"{len(errors_in(exc.problems))} error(s); fix them to see the diff", err=True)
