@@ -19,6 +19,8 @@ For each N it measures, in child processes so peak memory is the child's own:
   events that ended are past now, and the clock is not the one the records were checked on);
 * check    -- ``build --check`` of that out/, up to date (what CI runs on every push to the
   main branch: a build in memory, without the stores, compared with the committed out/);
+* diff     -- ``eventfeed diff`` of the records against that out/, nothing changed (what CI
+  runs on every pull request, to say what subscribers will see);
 * clone    -- the same build without the stores (a new cache folder) over that out/: the first
   build of a fresh checkout, which has the committed out/ and nothing else;
 * settings -- a rebuild after a change of the site's title, that day: every record checked
@@ -332,6 +334,7 @@ def run_size(
             "nextedit",
             "nextday",
             "check",
+            "diff",
             "clone",
             "settings",
         )
@@ -362,6 +365,8 @@ def run_size(
         day_build, day_env = next_day(build, env)
         results["nextday"].append(timed(day_build, day_env))
         results["check"].append(timed([*day_build, "--check"], day_env))
+        against = ["diff", "--events", str(events), "--against", str(out)]
+        results["diff"].append(timed([*eventfeed(), *against], day_env))
         clone_cache = root / f"cache-clone-{run}"
         shutil.rmtree(clone_cache, ignore_errors=True)
         made.append(clone_cache)

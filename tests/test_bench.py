@@ -74,13 +74,16 @@ def test_the_benchmark_times_every_phase_of_a_build(tmp_path: Path) -> None:
 
 
 #: the timings of a run, in the order the benchmark prints them
-RUNS = ["floor", "cold", "nochange", "oneedit", "nextedit", "nextday", "check", "clone", "settings"]
+RUNS = [
+    *("floor", "cold", "nochange", "oneedit", "nextedit", "nextday"),
+    *("check", "diff", "clone", "settings"),
+]
 
 
 def test_every_timing_of_a_run_is_made_and_printed(tmp_path: Path) -> None:
     """One run at the least size: each build the benchmark times succeeds (it stops at the
-    first that fails, ``build --check`` of the next day's out/ among them) and is printed,
-    and the one-edit rebuild is byte-identical to a cold build."""
+    first that fails, ``build --check`` of the next day's out/ and ``diff`` against it among
+    them) and is printed, and the one-edit rebuild is byte-identical to a cold build."""
     generate(tmp_path, 1000)
     done = _bench(tmp_path, "--runs", "1")
     printed = re.findall(r"^  (\w+) +median +\d+\.\d\d s", done.stdout, re.M)
