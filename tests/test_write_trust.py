@@ -53,13 +53,13 @@ def edit_wording(site: SiteDir, n: int) -> None:
 
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
-    original = write._read_digest
+    original = write.read_digest
 
     def spy(path: str) -> str | None:
         seen.append(Path(path).name)
         return original(path)
 
-    monkeypatch.setattr(write, "_read_digest", spy)
+    monkeypatch.setattr(write, "read_digest", spy)
     return seen
 
 

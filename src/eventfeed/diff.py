@@ -12,7 +12,6 @@ change always reads the same, and ``--format markdown`` is meant for a pull-requ
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from collections.abc import Mapping
@@ -30,7 +29,7 @@ from .build import Artifacts, compile_site
 from .errors import EventfeedError, ProblemsFound, errors_in, format_problems
 from .load import display_path, load_site, shown_path
 from .options import events_option
-from .state import Manifest, read_manifest
+from .state import Manifest, file_digest, read_manifest
 
 # --- reading one event's calendar file -------------------------------------------------------
 
@@ -266,14 +265,15 @@ def compare(
         for path in artifacts
         if path.startswith("events/") and path.endswith(".ics")
     }
+    after = _digests(artifacts)
     for event_id in sorted(new_ids):
-        new_data = artifacts[paths.event_ics(event_id)]
+        path = paths.event_ics(event_id)
         old_data = old_files.get(event_id)
-        if old_data == new_data:
+        if old_data is not None and file_digest(old_data) == after[path]:
             # the calendar file published, byte for byte: nothing for subscribers to see (most
             # events of a pull request; reading each file back took most of the time)
             continue
-        new = read_event_file(new_data)
+        new = read_event_file(artifacts[path])
         if new is None:
             continue
         old = read_event_file(old_data) if old_data is not None else None
@@ -294,7 +294,6 @@ def compare(
         lines += (f"was {shown_path(root, state.source)}",)
         report.add("removed" if state.cancelled else "vanished", Change(event_id, title, lines))
     before = dict(previous.files) if previous else {}
-    after = _digests(artifacts)
     for path in sorted(set(before) | set(after)):
         group = _group(path)
         if group is None or before.get(path) == after.get(path):
@@ -309,7 +308,7 @@ def _digests(artifacts: Mapping[str, bytes]) -> dict[str, str]:
     (:meth:`eventfeed.build.Artifacts.digest`), without reading the files again."""
     if isinstance(artifacts, Artifacts):
         return {path: artifacts.digest(path) for path in artifacts}
-    return {path: hashlib.sha256(data).hexdigest() for path, data in artifacts.items()}
+    return {path: file_digest(data) for path, data in artifacts.items()}
 
 
 # --- output ----------------------------------------------------------------------------------

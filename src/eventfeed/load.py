@@ -677,7 +677,8 @@ def _gather(
     info: os.stat_result | None = None,
     name: str | None = None,
 ) -> _Pending:
-    """Read one record file and look it up in ``store``; what the store keeps for it is
+    """Look one record file up in ``store``, reading it when the store needs its bytes (without
+    a store, it is left to be read where it is parsed); what the store keeps for it is
     taken when it was worked out under the settings digest ``settings`` (the digests), and
     holds under them on ``day`` (the problems of the checks: the build's day, ISO, or "").
 

@@ -298,11 +298,13 @@ class _Trust:
         if digest is None:
             return False
         if key not in self._read:
-            self._read[key] = _read_digest(self.path(key))
+            self._read[key] = read_digest(self.path(key))
         return self._read[key] == digest
 
 
-def _read_digest(path: str) -> str | None:
+def read_digest(path: str) -> str | None:
+    """The digest of the file at ``path``, as the manifest gives it; None when it cannot be
+    read."""
     try:
         with open(path, "rb") as handle:
             return hashlib.sha256(handle.read()).hexdigest()
@@ -345,7 +347,7 @@ def _unchanged(
                 digest = files.get(key) if files is not None else None
                 if digest is None:
                     digest = hashlib.sha256(artifacts[key]).hexdigest()
-                if _read_digest(os.path.join(dirpath, name)) != digest:
+                if read_digest(os.path.join(dirpath, name)) != digest:
                     return False
             found += 1
     return found == len(artifacts)
