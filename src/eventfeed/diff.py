@@ -252,7 +252,7 @@ def _group(path: str) -> str | None:
 def compare(
     previous: Manifest | None,
     old_files: Mapping[str, bytes | None],
-    artifacts: Mapping[str, bytes],
+    artifacts: Artifacts,
     root: str = ".",
 ) -> Report:
     """Compare a fresh build with the published one. ``old_files`` holds the old per-event
@@ -265,7 +265,8 @@ def compare(
         for path in artifacts
         if path.startswith("events/") and path.endswith(".ics")
     }
-    after = _digests(artifacts)
+    # every file's digest, as the build knows it (without reading the files again)
+    after = {path: artifacts.digest(path) for path in artifacts}
     for event_id in sorted(new_ids):
         path = paths.event_ics(event_id)
         old_data = old_files.get(event_id)
@@ -301,14 +302,6 @@ def compare(
         how = "new" if path not in before else "removed" if path not in after else "changed"
         report.files.setdefault(group, []).append((path, how))
     return report
-
-
-def _digests(artifacts: Mapping[str, bytes]) -> dict[str, str]:
-    """Every file's digest, as the manifest gives it; those of a build as it knows them
-    (:meth:`eventfeed.build.Artifacts.digest`), without reading the files again."""
-    if isinstance(artifacts, Artifacts):
-        return {path: artifacts.digest(path) for path in artifacts}
-    return {path: file_digest(data) for path, data in artifacts.items()}
 
 
 # --- output ----------------------------------------------------------------------------------

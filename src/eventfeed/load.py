@@ -279,7 +279,7 @@ def _load(
     # not checked it under these settings on this day (after a change of the settings:
     # every record).
     pending: Iterable[_Pending] = (
-        _gather(path, shown, store, settings_digest, day, started, infos.pop(path, None), name)
+        _gather(path, shown, name, store, settings_digest, day, started, infos.pop(path, None))
         for path, shown, name in files
     )
     if store is not None:
@@ -614,7 +614,7 @@ def read_record(
 
     The settings play no part here (see :class:`RecordFile`); :func:`check_record` adds them.
     """
-    item = _gather(path, shown, store, "", "", scan_started(), name=name)
+    item = _gather(path, shown, shown if name is None else name, store, "", "", scan_started())
     if item.problems is not None:
         return item.problems
     if item.found is not None:
@@ -670,12 +670,12 @@ def _read_or_problems(path: FilePath, shown: str) -> bytes | list[Problem]:
 def _gather(
     path: FilePath,
     shown: str,
+    name: str,
     store: RecordStore | None,
     settings: str,
     day: str,
     started: int,
     info: os.stat_result | None = None,
-    name: str | None = None,
 ) -> _Pending:
     """Look one record file up in ``store``, reading it when the store needs its bytes (without
     a store, it is left to be read where it is parsed); what the store keeps for it is
@@ -687,13 +687,11 @@ def _gather(
     a while before ``started`` (:func:`eventfeed.cache.scan_started`, taken before the load
     began). The metadata is always taken before the bytes are read: a write in between is
     then seen by the next load. ``info``: the file's metadata, taken already (after
-    ``started``). ``name``: its path below the events folder, which the store keeps it by
-    (``shown`` when not given)."""
-    item = _Pending(path, shown, shown if name is None else name)
+    ``started``). ``name``: its path below the events folder, which the store keeps it by."""
+    item = _Pending(path, shown, name)
     if store is None:  # nothing to look up: the file is read where it is parsed
         item.unread = True
         return item
-    name = item.name
     if info is not None:
         item.signature = store.signature_of(info, started)
     else:

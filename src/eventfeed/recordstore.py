@@ -251,9 +251,9 @@ class RecordStore:
         ).fetchone()
         return tuple(found) if found is not None else None
 
-    def get(self, source: str, key: str, shown: str | None = None) -> RecordFile | None:
+    def get(self, source: str, key: str, shown: str) -> RecordFile | None:
         """The record parsed from the file ``source`` when it had the digest ``key``, named
-        ``shown`` (``source`` when not given) as the load shows it."""
+        ``shown`` as the load shows it."""
         self._seen.add(source)
         if self._db is None or self._keys.get(source) != key:
             return None  # not kept, or kept for other bytes: nothing to ask the database
@@ -266,7 +266,6 @@ class RecordStore:
         found = unpack(row[0])
         if found is None or type(found.source) is not str:
             return None
-        shown = source if shown is None else shown
         if found.source != shown:  # kept by a load run from another folder
             self._renamed[source] = found.source, shown
             found.__dict__["source"] = shown
