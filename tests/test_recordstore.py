@@ -3,6 +3,7 @@ what it loads is equal to what a load without the store gives."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sqlite3
@@ -125,7 +126,7 @@ def test_a_row_that_does_not_unpickle_is_parsed_again(site: SiteDir, parses: lis
     store_file = site.root / "store.sqlite"
     load_site(site.events, store=RecordStore(store_file))
     with sqlite3.connect(store_file) as db:
-        db.execute("UPDATE records SET data = ? WHERE source = ?", (b"garbage", "a.md"))
+        db.execute("UPDATE records SET head = ? WHERE source = ?", (b"garbage", "a.md"))
     db.close()
     parses.clear()
     assert load_site(site.events, store=RecordStore(store_file)) == load_site(site.events)
@@ -595,12 +596,12 @@ def test_a_store_of_pickled_records_is_replaced(site: SiteDir, parses: list[str]
     store_file = site.root / "store.sqlite"
     first = load_site(site.events, store=RecordStore(store_file))
     with sqlite3.connect(store_file) as db:
-        rows = db.execute("SELECT source, data FROM records").fetchall()
+        rows = db.execute("SELECT source, head FROM records").fetchall()
         assert len(rows) == 3
-        assert all(data[:1] == b"M" for _, data in rows)
+        assert all(head[:1] == b"M" for _, head in rows)
         record = load_module.read_record(site.events / "a.md", "events/a.md")
         db.execute(
-            "UPDATE records SET data = ? WHERE source = 'a.md'",
+            "UPDATE records SET head = ? WHERE source = 'a.md'",
             (pickle.dumps(record),),
         )
         db.execute("PRAGMA user_version = 3")
@@ -640,8 +641,8 @@ def test_rows_read_ahead_give_what_rows_read_one_by_one_give(
     assert len(edited.events) == len(first.events)
     # The 7 records kept for the same bytes are read AHEAD at a time (with the edited one
     # in its place among them), and none alone.
-    assert len([q for q in queries if q.startswith("SELECT source, data")]) == reads
-    assert not [q for q in queries if q.startswith("SELECT data")]  # none read alone
+    assert len([q for q in queries if q.startswith("SELECT source, head")]) == reads
+    assert not [q for q in queries if q.startswith("SELECT head")]  # none read alone
 
 
 @pytest.fixture
@@ -886,3 +887,34 @@ def test_a_file_read_just_after_it_was_written_is_read_again(
     load_site(site.events, store=RecordStore(store_file))  # the files are racy yet
     assert sorted(reads) == ["events/2023/c.md", "events/a.md", "events/b.md"]
     assert parses == []  # but not parsed: the bytes are those kept
+
+
+def test_the_rests_no_record_names_are_removed(site: SiteDir) -> None:
+    """A rest is kept by the digest of the bytes it was parsed from, once for every file
+    holding them; it goes when no record kept names it (an edit, a file removed)."""
+    same = MINIMAL.replace("A meeting", "The same")
+    site.record("a.md", same)
+    site.record("b.md", same.replace("\n---", "\nid: b\n---", 1))
+    site.record("c.md", MINIMAL)
+    site.record("d.md", same)  # the bytes of a.md
+    store_file = site.root / "store.sqlite"
+
+    def rests() -> set[str]:
+        with contextlib.closing(sqlite3.connect(store_file)) as db:
+            named = {k for (k,) in db.execute("SELECT key FROM records")}
+            kept = {k for (k,) in db.execute("SELECT key FROM rests")}
+        assert named == kept  # every record's rest, and no other
+        return kept
+
+    first = load_site(site.events, store=RecordStore(store_file))
+    assert len(rests()) == 3
+    (site.events / "d.md").unlink()  # a.md still names its rest
+    site.record("c.md", MINIMAL.replace("A meeting", "Edited"))
+    load_site(site.events, store=RecordStore(store_file))
+    assert len(rests()) == 3
+    (site.events / "a.md").unlink()
+    (site.events / "b.md").unlink()
+    again = load_site(site.events, store=RecordStore(store_file))
+    assert len(rests()) == 1
+    assert [e.record.title for e in again.events] == ["Edited"]
+    assert len(first.events) == 4

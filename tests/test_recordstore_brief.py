@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from eventfeed import ical, load, recordstore
 from eventfeed.build import BuildContext, in_collection
 from eventfeed.cli import main
+from eventfeed.errors import StateError
 from eventfeed.event import Brief, Event
 from eventfeed.load import load_site
 from eventfeed.model import Collection
@@ -107,33 +108,57 @@ def _context(settings: Any, events: list[Event]) -> BuildContext:
 
 
 def test_a_damaged_packed_record_is_parsed_again(site: SiteDir) -> None:
-    """The record is made after the load, so its bytes are checked when the row is read: a
-    damaged one is parsed again, as a damaged row always was."""
+    """Its rest is checked when it is opened: a damaged one is parsed again from the file,
+    as a damaged row always was."""
     site.record("a.md", MINIMAL)
     store_file = site.root / "store.sqlite"
-    load_site(site.events, store=RecordStore(store_file))
+    first = load_site(site.events, store=RecordStore(store_file))
     with sqlite3.connect(store_file) as db:
-        (data,) = db.execute("SELECT data FROM records WHERE source = 'a.md'").fetchone()
-        fields = list(marshal.loads(data[1:]))
-        record = bytearray(fields[3])
-        record[len(record) // 2] ^= 0x01  # one bit: still the bytes of a marshalled value
-        fields[3] = bytes(record)
-        damaged = data[:1] + marshal.dumps(tuple(fields))
-        db.execute("UPDATE records SET data = ? WHERE source = 'a.md'", (damaged,))
+        (key, data) = db.execute("SELECT key, data FROM rests").fetchone()
+        record, body, lines = marshal.loads(data)
+        flipped = bytearray(record)
+        flipped[len(flipped) // 2] ^= 0x01  # one bit: still the bytes of a marshalled value
+        damaged = marshal.dumps((bytes(flipped), body, lines))
+        db.execute("UPDATE rests SET data = ? WHERE key = ?", (damaged, key))
     db.close()
-    assert unpack(damaged) is None
-    parsed: list[str] = []
+    parsed = load.read_record(site.events / "a.md", "events/a.md")
+    assert isinstance(parsed, load.RecordFile)
+    wire = pack(parsed)
+    assert unpack(wire.replace(data, damaged)) is None  # sent whole: checked at once
+    made: list[str] = []
     real = load.parse_record
 
     def counting(raw: bytes, path: Path, shown: str) -> object:
-        parsed.append(shown)
+        made.append(shown)
         return real(raw, path, shown)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(load, "parse_record", counting)
         again = load_site(site.events, store=RecordStore(store_file))
-    assert parsed == ["events/a.md"]
+        assert made == []  # the head is whole
+        assert again.events[0].record == first.events[0].record
+    assert made == ["events/a.md"]
     assert again == load_site(site.events)
+
+
+def test_a_rest_lost_is_read_from_the_file_unless_it_changed(site: SiteDir) -> None:
+    """The rest of a record read back by its head is read when asked for: from the store, or,
+    when another build has removed it there, from the file if it holds the same bytes;
+    otherwise the build stops with a message, never mixing two versions of the record."""
+    site.record("a.md", MINIMAL)
+    site.record("b.md", MINIMAL.replace("A meeting", "Another"))
+    store_file = site.root / "store.sqlite"
+    first = load_site(site.events, store=RecordStore(store_file))
+    loaded = load_site(site.events, store=RecordStore(store_file))
+    with sqlite3.connect(store_file) as db:
+        db.execute("DELETE FROM rests")
+    db.close()
+    a, b = loaded.events
+    assert a.record == first.events[0].record  # the file holds the same bytes
+    assert a.body == first.events[0].body
+    site.record("b.md", MINIMAL.replace("A meeting", "Changed"))
+    with pytest.raises(StateError, match=r"b\.md changed while the build ran"):
+        b.body  # noqa: B018
 
 
 def test_a_rebuild_makes_only_the_records_it_compiles_or_shows_in_full(
@@ -147,23 +172,15 @@ def test_a_rebuild_makes_only_the_records_it_compiles_or_shows_in_full(
     events = generate(tmp_path / "records", 150)
     out = tmp_path / "out"
     args = ["build", "--events", str(events), "--out", str(out), "--as-of", "2023-11-14"]
-    # the records made, by the id of the event each is the record of
+    # the records opened (body, record or lines asked for), by the id of the event of each
     made: list[str] = []
-    ids: dict[int, str] = {}
-    real_event_of, real_unpack = load._event_of, recordstore.unpack_record
+    real_open = recordstore.open_rest
 
-    def event_of(parsed: load.RecordFile, settings: Any) -> Event:
-        packed = parsed.__dict__.get(recordstore.PACKED_RECORD)
-        if packed is not None:
-            ids[id(packed)] = parsed.id
-        return real_event_of(parsed, settings)
+    def counting(parsed: load.RecordFile) -> None:
+        made.append(parsed.id)
+        real_open(parsed)
 
-    def counting(data: bytes) -> Any:
-        made.append(ids[id(data)])
-        return real_unpack(data)
-
-    monkeypatch.setattr(load, "_event_of", event_of)
-    monkeypatch.setattr(load, "unpack_record", counting)
+    monkeypatch.setattr(load, "open_rest", counting)
     assert CliRunner().invoke(main, args).exit_code == 0
     edited = sorted(events.rglob("event-*.md"))[7]
     edited.write_text(edited.read_text("utf-8") + "\nOne more line.\n", "utf-8")
@@ -184,3 +201,61 @@ def test_a_rebuild_makes_only_the_records_it_compiles_or_shows_in_full(
     assert made
     assert set(made) <= shown
     assert len(set(made)) < 150
+
+
+def _rest_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The statements that read records' rests, from every connection opened from now on."""
+    queries: list[str] = []
+    real = sqlite3.connect
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        db = real(*args, **kwargs)
+        db.set_trace_callback(queries.append)
+        return db
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    return queries
+
+
+def test_records_checked_again_read_their_rests_many_at_a_time(
+    site: SiteDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New settings check every record again: their rests are read before, AHEAD at a time,
+    not one by one as each check asks."""
+    monkeypatch.setattr(recordstore, "AHEAD", 4)
+    for i in range(10):
+        site.record(f"r{i}.md", MINIMAL.replace("A meeting", f"Meeting {i}"))
+    store_file = site.root / "store.sqlite"
+    load_site(site.events, store=RecordStore(store_file))
+    settings = site.events / "site.yaml"
+    settings.write_text(settings.read_text("utf-8").replace("Test events", "Renamed"), "utf-8")
+    queries = _rest_reads(monkeypatch)
+    again = load_site(site.events, store=RecordStore(store_file))
+    reads = [q for q in queries if "FROM rests" in q]
+    assert len(reads) == 3  # 10 rests, 4 at a time
+    assert all(" IN (" in q for q in reads)
+    assert again == load_site(site.events)
+
+
+def test_events_compiled_from_kept_records_read_their_rests_many_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the per-event store, a rebuild compiles every event, from the records kept:
+    their rests are read before, many at a time, and the bytes are a cold build's."""
+    monkeypatch.setenv("EVENTFEED_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    monkeypatch.setattr(recordstore, "AHEAD", 16)
+    events = generate(tmp_path / "records", 40)
+    out = tmp_path / "out"
+    args = ["build", "--events", str(events), "--out", str(out), "--as-of", "2023-11-14"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    cold = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    (out / "index.html").write_bytes(b"changed")  # not up to date: built again
+    for kept in (tmp_path / "cache").glob("*.events.sqlite"):
+        kept.unlink()
+    queries = _rest_reads(monkeypatch)
+    assert CliRunner().invoke(main, args).exit_code == 0
+    reads = [q for q in queries if "FROM rests" in q]
+    assert len(reads) == 3  # 40 rests, 16 at a time
+    assert all(" IN (" in q for q in reads)
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == cold

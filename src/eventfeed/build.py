@@ -35,6 +35,7 @@ from .event import Event
 from .eventcache import Entry, EventCache, event_key, short_digest
 from .load import Site, collector_paused
 from .model import Settings
+from .recordstore import prefetch
 from .state import EventState, Manifest, advance, file_digest, manifest_head
 from .workers import chunks_done
 from .write import check_artifact_path, copy_spilled, write_file
@@ -668,6 +669,9 @@ def _compile_site(
         if reuse is not None:
             reuse.put(entries)
 
+    # The events to compile that the record store kept read the rest of their records many at
+    # a time, here, before the workers are forked (each would read one at a time)
+    prefetch(event._unpack for event in todo if event._unpack is not None)
     # The events are taken as they come: what the workers send back is never all held at once.
     keying = (base, keys) if reuse is not None else None
     # the files of the previous out/, which the workers then do not stage again

@@ -8,11 +8,10 @@ language, its mode, and its organisations with their names and links.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from .model import InlineOrganisation, Record, Settings, Status
@@ -118,6 +117,23 @@ def _zone(key: str) -> ZoneInfo:
 _PACKED: Any = object()
 
 
+class _Packed(Protocol):
+    """What an event still packed takes its record and body from (:meth:`Event.packed`)."""
+
+    @property
+    def record(self) -> Record: ...
+    @property
+    def body(self) -> str: ...
+
+
+def _has_body(event: Event) -> bool:
+    try:
+        object.__getattribute__(event, "body")  # (not :meth:`Event.__getattr__`)
+    except AttributeError:
+        return False
+    return True
+
+
 def _keep(event: Event, slot: str, value: T) -> T:
     object.__setattr__(event, slot, value)  # the event is frozen; its slots of memos are not
     return value
@@ -159,10 +175,9 @@ class Event:
     _when: str | None = field(default=None, init=False, repr=False, compare=False)
     #: what every build asks of the record, when the record is still packed (:meth:`packed`)
     _brief: Brief | None = field(default=None, init=False, repr=False, compare=False)
-    #: makes the record still packed (:meth:`packed`); None once it is made
-    _unpack: Callable[[], Record] | None = field(
-        default=None, init=False, repr=False, compare=False
-    )
+    #: what makes the record and body still packed (:meth:`packed`); None once the record is
+    #: made
+    _unpack: _Packed | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def packed(
@@ -170,25 +185,30 @@ class Event:
         id: str,
         source: str,
         brief: Brief,
-        unpack: Callable[[], Record],
-        body: str,
+        unpack: _Packed,
         settings: Settings,
     ) -> Event:
-        """An event whose record is made by ``unpack`` when first asked for; until then, what
+        """An event whose record and body are taken from ``unpack`` when first asked for
+        (the record read back packed, :class:`eventfeed.load.RecordFile`); until then, what
         :class:`Brief` holds is taken from ``brief``, which must be ``Brief.of`` the record."""
-        event = cls(id=id, source=source, record=_PACKED, body=body, settings=settings)
+        event = cls(id=id, source=source, record=_PACKED, body="", settings=settings)
         object.__delattr__(event, "record")  # left unset: :meth:`__getattr__` makes it
+        object.__delattr__(event, "body")  # (and the body)
         _keep(event, "_brief", brief)
         _keep(event, "_unpack", unpack)
         return event
 
     def __getattr__(self, name: str) -> Any:
-        # Reached only for an attribute not set: the record of an event still packed.
-        unpack = self._unpack if name == "record" else None
+        # Reached only for an attribute not set: the record or body of an event still packed.
+        unpack = self._unpack if name == "record" or name == "body" else None
         if unpack is None:
             raise AttributeError(name)
-        record = unpack()
+        if name == "body":
+            return _keep(self, "body", unpack.body)
+        record = unpack.record
         _keep(self, "record", record)
+        if not _has_body(self):
+            _keep(self, "body", unpack.body)
         _keep(self, "_unpack", None)
         return record
 

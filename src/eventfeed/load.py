@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
-import functools
 import gc
 import hashlib
 import marshal
@@ -34,9 +33,13 @@ from .recordstore import (
     ID_LINE,
     PACKED_LINES,
     PACKED_RECORD,
+    PACKED_REST,
+    REST_FETCH,
     RecordStore,
     days_held,
+    open_rest,
     pack,
+    prefetch,
     unpack,
     unpack_record,
 )
@@ -85,13 +88,12 @@ class RecordFile:
     against), never on the settings, so it can be kept across builds while the file is unchanged.
 
     One read back from the record store (:func:`eventfeed.recordstore.unpack`) holds its
-    :attr:`lines` still packed, with the line of its id beside them: a rebuild's loader
-    needs no other line unless two records clash, and making the lines of every record kept
-    cost about a tenth of its load. It holds its :attr:`record` packed too, with the brief of
-    it that every build asks for (:class:`eventfeed.event.Brief`): the event made of it
-    (:func:`_event_of`) makes the record only when a compiler asks for more. Each is made on
-    first use. (Hence no slots: an attribute not set yet is one of the instance's
-    dictionary.)
+    :attr:`record`, :attr:`body` and :attr:`lines` still packed (its rest, or only where to
+    read it), with the line of its id and the brief of the record that every build asks for
+    (:class:`eventfeed.event.Brief`) beside them: a rebuild's loader needs no other line
+    unless two records clash, and the event made of it (:func:`_event_of`) makes the record
+    and body only when a compiler asks for more. Each is made on first use. (Hence no slots:
+    an attribute not set yet is one of the instance's dictionary.)
     """
 
     #: the path as the user names it, for messages (``events/2022/x.md``)
@@ -106,7 +108,11 @@ class RecordFile:
     first_line: int
 
     def __getattr__(self, name: str) -> Any:
-        # Reached only for an attribute not set: the lines or the record of one still packed.
+        # Reached only for an attribute not set: the body, lines or record of one still packed.
+        state = self.__dict__
+        if name in _IN_REST and (PACKED_REST in state or REST_FETCH in state):
+            open_rest(self)  # the body made, the record and lines ready to be made
+            return getattr(self, name)
         late = _MADE_LATE.get(name)
         packed = self.__dict__.get(late[0]) if late is not None else None
         if late is None or packed is None:
@@ -125,9 +131,11 @@ class RecordFile:
 #: what a record read back packed makes on first use: where it keeps it packed, and how
 #: it is made (:class:`RecordFile`)
 _MADE_LATE: dict[str, tuple[str, Callable[[bytes], Any]]] = {
-    "record": (PACKED_RECORD, unpack_record),
+    "record": (PACKED_RECORD, lambda data: unpack_record(data)),  # (looked up when made)
     "lines": (PACKED_LINES, marshal.loads),
 }
+#: what a record read back packed keeps in its rest, unopened (:func:`open_rest`)
+_IN_REST = frozenset({"record", "body", "lines"})
 
 
 def display_path(path: Path) -> str:
@@ -285,6 +293,9 @@ def _load(
     if store is not None:
         store.expect([name for _, _, name in files])
     gathered, many = _looked_up(pending)
+    # the records kept whose checks are to run again (after new settings: every one) read
+    # their rests many at a time, before the workers are forked
+    prefetch(item.found for item in gathered if item.found is not None and _unsettled(item))
     pairs: Iterable[tuple[_Pending, _Settled]]
     if many:
         pairs = zip(gathered, _settled(gathered, settings, today, store, with_digests), strict=True)
@@ -701,7 +712,7 @@ def _gather(
         return item
     key = store.unchanged(name, item.signature)
     if key is not None:
-        found = store.get(name, key, shown)
+        found = store.get(name, key, shown, path)
         if found is not None:
             item.key, item.found = key, found
             item.kept, item.checked = store.derived(name, settings, day)
@@ -711,7 +722,7 @@ def _gather(
         item.problems = raw
         return item
     item.key = store.key(raw)
-    item.found = store.get(name, item.key, shown)
+    item.found = store.get(name, item.key, shown, path)
     if item.found is not None:
         store.saw(name, item.signature)
         item.kept, item.checked = store.derived(name, settings, day)
@@ -888,16 +899,8 @@ def _stem(path: FilePath) -> str:
 
 def _event_of(parsed: RecordFile, settings: Settings) -> Event:
     state = parsed.__dict__
-    packed = state.get(PACKED_RECORD)
-    if packed is not None and "record" not in state:  # left packed (:class:`RecordFile`)
-        return Event.packed(
-            parsed.id,
-            parsed.source,
-            state[BRIEF],
-            functools.partial(unpack_record, packed),
-            parsed.body,
-            settings,
-        )
+    if BRIEF in state and "record" not in state:  # left packed (:class:`RecordFile`)
+        return Event.packed(parsed.id, parsed.source, state[BRIEF], parsed, settings)
     return Event(
         id=parsed.id,
         source=parsed.source,
