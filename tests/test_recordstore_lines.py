@@ -7,7 +7,7 @@ import pytest
 
 from eventfeed import load as load_module
 from eventfeed.load import load
-from eventfeed.recordstore import PACKED_LINES, PACKED_REST, RecordStore, pack, unpack
+from eventfeed.recordstore import PACKED_LINES, RecordStore, pack, unpack
 
 from .conftest import MINIMAL, SiteDir
 
@@ -46,8 +46,7 @@ def test_the_lines_are_made_on_first_use_and_equal_the_parsed_ones(site: SiteDir
         back = unpack(pack(parsed))
         assert back is not None
         assert "lines" not in back.__dict__
-        assert PACKED_REST in back.__dict__  # the rest, unopened
-        assert PACKED_LINES not in back.__dict__
+        assert PACKED_LINES in back.__dict__
         assert back.id_line == parsed.id_line == id_line
         assert back.lines == parsed.lines
         assert type(back.lines) is dict

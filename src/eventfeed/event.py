@@ -187,13 +187,16 @@ class Event:
         brief: Brief,
         unpack: _Packed,
         settings: Settings,
+        body: str | None = None,
     ) -> Event:
-        """An event whose record and body are taken from ``unpack`` when first asked for
-        (the record read back packed, :class:`eventfeed.load.RecordFile`); until then, what
-        :class:`Brief` holds is taken from ``brief``, which must be ``Brief.of`` the record."""
-        event = cls(id=id, source=source, record=_PACKED, body="", settings=settings)
+        """An event whose record (and body, unless given) are taken from ``unpack`` when
+        first asked for (the record read back packed, :class:`eventfeed.load.RecordFile`);
+        until then, what :class:`Brief` holds is taken from ``brief``, which must be
+        ``Brief.of`` the record."""
+        event = cls(id=id, source=source, record=_PACKED, body=body or "", settings=settings)
         object.__delattr__(event, "record")  # left unset: :meth:`__getattr__` makes it
-        object.__delattr__(event, "body")  # (and the body)
+        if body is None:
+            object.__delattr__(event, "body")  # (and the body)
         _keep(event, "_brief", brief)
         _keep(event, "_unpack", unpack)
         return event

@@ -35,6 +35,7 @@ from .recordstore import (
     PACKED_RECORD,
     PACKED_REST,
     REST_FETCH,
+    Opened,
     RecordStore,
     days_held,
     open_rest,
@@ -900,6 +901,10 @@ def _stem(path: FilePath) -> str:
 def _event_of(parsed: RecordFile, settings: Settings) -> Event:
     state = parsed.__dict__
     if BRIEF in state and "record" not in state:  # left packed (:class:`RecordFile`)
+        packed, body = state.get(PACKED_RECORD), state.get("body")
+        if packed is not None and body is not None:  # its rest opened (sent by a worker)
+            opened = Opened(packed, body)
+            return Event.packed(parsed.id, parsed.source, state[BRIEF], opened, settings, body)
         return Event.packed(parsed.id, parsed.source, state[BRIEF], parsed, settings)
     return Event(
         id=parsed.id,
