@@ -918,3 +918,40 @@ def test_the_rests_no_record_names_are_removed(site: SiteDir) -> None:
     assert len(rests()) == 1
     assert [e.record.title for e in again.events] == ["Edited"]
     assert len(first.events) == 4
+
+
+def test_each_process_reads_rests_by_a_few_connections_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forked worker does not use (nor close) the connections it inherited, and a process
+    keeps only the latest few open."""
+    from eventfeed import recordstore
+
+    monkeypatch.setattr(recordstore, "_READERS", {})
+    monkeypatch.setattr(recordstore, "_INHERITED", [])
+    monkeypatch.setattr(recordstore, "_READERS_OF", [os.getpid()])
+    stores = []
+    for i in range(recordstore._MAX_READERS + 2):
+        (tmp_path / f"site{i}").mkdir()
+        site = SiteDir(tmp_path / f"site{i}")
+        site.record("a.md", MINIMAL.replace("A meeting", f"Meeting {i}"))
+        store_file = site.root / "store.sqlite"
+        load_site(site.events, store=RecordStore(store_file))
+        with contextlib.closing(sqlite3.connect(store_file)) as db:
+            ((key,),) = db.execute("SELECT key FROM rests").fetchall()
+        stores.append((str(store_file.resolve()), key))
+    first = None
+    for where, key in stores:
+        assert list(recordstore._read_rests(where, [key])) == [key]
+        first = first or recordstore._READERS[where]
+    assert first is not None
+    assert len(recordstore._READERS) == recordstore._MAX_READERS
+    with pytest.raises(sqlite3.ProgrammingError):  # the oldest was closed
+        first.execute("SELECT 1")
+    held = dict(recordstore._READERS)
+    recordstore._READERS_OF[0] = -1  # as if these were inherited from the process forked from
+    where, key = stores[-1]
+    assert list(recordstore._read_rests(where, [key])) == [key]
+    assert [held] == recordstore._INHERITED
+    assert recordstore._READERS[where] is not held[where]
+    held[where].execute("SELECT 1")  # left open

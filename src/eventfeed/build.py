@@ -671,7 +671,7 @@ def _compile_site(
 
     # The events to compile that the record store kept read the rest of their records many at
     # a time, here, before the workers are forked (each would read one at a time)
-    prefetch(event._unpack for event in todo if event._unpack is not None)
+    prefetch(event.packed_from for event in todo)
     # The events are taken as they come: what the workers send back is never all held at once.
     keying = (base, keys) if reuse is not None else None
     # the files of the previous out/, which the workers then do not stage again

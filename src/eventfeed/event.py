@@ -216,6 +216,12 @@ class Event:
         return record
 
     @property
+    def packed_from(self) -> _Packed | None:
+        """What the record (and body) of an event still packed are taken from; None once the
+        record is made, or for an event made whole."""
+        return self._unpack
+
+    @property
     def brief(self) -> Brief | Record:
         """The record, or what every build asks of it while it is still packed: read only
         the fields of :class:`Brief` (but ``org_keys``: :attr:`org_keys`) from it."""

@@ -54,10 +54,12 @@ its lines, nine tenths of the bytes), in a table of rests by the digest of the b
 was parsed from. A load reads the heads alone; a record's rest is read when it is first asked
 for (one by one: the feeds' entries, the jCal calendar's events), or many at a time for the
 records a build compiles or checks again (:func:`prefetch`), by each process with its own
-connection. At 100,000 events, after one edit, the load took 2.8 s instead of 3.6-3.7 s
-and the build's peak memory was 0.93 GB instead of 1.15 GB. A rest the store has lost
-(another build removed it when the file changed) is read from the file, parsed again, if it
-holds the same bytes; otherwise the build stops and asks to be run again (:class:`_Rest`).
+connection. At 100,000 events, after one edit, the load took 2.6-2.7 s instead of 3.4-3.8 s
+and the build's peak memory was 0.93 GB instead of 1.15 GB. A record a load's worker parsed
+comes back whole, and is opened before the build's workers are forked (:class:`Opened`). A
+rest the store has lost (another build removed it when the file changed) is read from the
+file, parsed again, if it holds the same bytes; otherwise the build stops and asks to be run
+again (:class:`_Rest`).
 """
 
 from __future__ import annotations
@@ -679,12 +681,12 @@ class _Rest:
         if found is not None and zlib.crc32(found) == crc:
             return found
         from .errors import StateError
-        from .load import _read, parse_record
+        from .load import parse_record
 
         again = f"{self.shown} changed while the build ran; run the build again"
         try:
-            raw = _read(self.path)
-        except (OSError, ValueError) as exc:
+            raw = cache.read_head(self.path)  # (a file grown past the limit has another digest)
+        except OSError as exc:
             raise StateError(again) from exc
         if cache.record_key(self.base, raw) != self.key:
             raise StateError(again)
@@ -713,16 +715,25 @@ def prefetch(records: Iterable[object]) -> None:
                     state[PACKED_REST] = data
 
 
-#: each process's connection to each store it reads rests from (:func:`_read_rests`)
-_READERS: dict[tuple[int, str], sqlite3.Connection | None] = {}
+#: this process's connection to each store it reads rests from (:func:`_read_rests`), the
+#: latest few (a process that builds many sites, the tests, does not keep a file open for
+#: each), and the process they are of: a forked worker opens its own, and leaves those it
+#: inherited alone (:data:`_INHERITED`), neither using nor closing them
+_READERS: dict[str, sqlite3.Connection | None] = {}
+_READERS_OF = [os.getpid()]
+_INHERITED: list[dict[str, sqlite3.Connection | None]] = []
+_MAX_READERS = 4
 
 
 def _read_rests(where: str, keys: list[str]) -> dict[str, bytes]:
     """The rests the store ``where`` keeps of the digests ``keys``, read by this process's own
     connection (a connection must not cross a fork); what cannot be read is left out."""
-    place = (os.getpid(), where)
-    if place in _READERS:
-        db = _READERS[place]
+    global _READERS
+    if _READERS_OF[0] != os.getpid():
+        _INHERITED.append(_READERS)
+        _READERS, _READERS_OF[0] = {}, os.getpid()
+    if where in _READERS:
+        db = _READERS[where]
     else:
         try:
             db = sqlite3.connect(
@@ -730,7 +741,11 @@ def _read_rests(where: str, keys: list[str]) -> dict[str, bytes]:
             )
         except (sqlite3.Error, ValueError):
             db = None
-        _READERS[place] = db
+        while len(_READERS) >= _MAX_READERS:
+            oldest = _READERS.pop(next(iter(_READERS)))
+            if oldest is not None:
+                oldest.close()
+        _READERS[where] = db
     found: dict[str, bytes] = {}
     if db is None:
         return found
