@@ -115,7 +115,7 @@ class RecordFile:
             open_rest(self)  # the body made, the record and lines ready to be made
             return getattr(self, name)
         late = _MADE_LATE.get(name)
-        packed = self.__dict__.get(late[0]) if late is not None else None
+        packed = state.get(late[0]) if late is not None else None
         if late is None or packed is None:
             raise AttributeError(name)
         value = late[1](packed)
@@ -132,7 +132,7 @@ class RecordFile:
 #: what a record read back packed makes on first use: where it keeps it packed, and how
 #: it is made (:class:`RecordFile`)
 _MADE_LATE: dict[str, tuple[str, Callable[[bytes], Any]]] = {
-    "record": (PACKED_RECORD, lambda data: unpack_record(data)),  # (looked up when made)
+    "record": (PACKED_RECORD, unpack_record),
     "lines": (PACKED_LINES, marshal.loads),
 }
 #: what a record read back packed keeps in its rest, unopened (:func:`open_rest`)
