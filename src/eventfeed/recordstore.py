@@ -567,8 +567,14 @@ def _parts(data: bytes) -> tuple[bytes, bytes | None]:
     the rest apart; a pickled record whole, without a rest."""
     if data[:1] != _PACKED:
         return data, None
+    head, rest = _split(data)
+    return _PACKED + head, rest
+
+
+def _split(data: bytes) -> tuple[memoryview, bytes]:
+    """The head and the rest of a record :func:`pack` packed."""
     size = int.from_bytes(data[1:5], "little")
-    return _PACKED + data[5 : 5 + size], data[5 + size :]
+    return memoryview(data)[5 : 5 + size], data[5 + size :]
 
 
 def unpack(data: bytes) -> RecordFile | None:
@@ -577,36 +583,33 @@ def unpack(data: bytes) -> RecordFile | None:
     Of a packed record, the head is made here (the brief, above all), and the rest, checked
     (the checksum), is opened: its body is made, its record and lines are kept packed, to be
     made when a compiler or a check asks for them."""
-    made = _record_file()
-    try:
-        if data[:1] == _PICKLED:
-            found = pickle.loads(data[1:])
-        elif data[:1] == _PACKED:
-            size = int.from_bytes(data[1:5], "little")
-            found = _from_head(memoryview(data)[5 : 5 + size])
-            rest = data[5 + size :]
-            if found is None or zlib.crc32(rest) != found.__dict__[REST_CRC]:
-                return None
-            found.__dict__[PACKED_REST] = rest
-            open_rest(found)
-        else:
-            return None
-    except Exception:  # anything a damaged row can raise means: parse the record again
-        return None
-    return found if isinstance(found, made) else None
+    return _unpacked(data, None)
 
 
 def _unpack_head(head: bytes, rest: _Rest) -> RecordFile | None:
     """A record the store keeps (its head, :func:`_parts`), whose rest ``rest`` reads when
     asked for; None when ``head`` is not one (damaged)."""
+    return _unpacked(head, rest)
+
+
+def _unpacked(data: bytes, fetch: _Rest | None) -> RecordFile | None:
+    """:func:`unpack` of ``data`` as :func:`pack` gave it (``fetch`` None), or
+    :func:`_unpack_head` of a head the store keeps, whose rest ``fetch`` reads."""
     made = _record_file()
     try:
-        if head[:1] == _PICKLED:
-            found = pickle.loads(head[1:])
-        elif head[:1] == _PACKED:
-            found = _from_head(memoryview(head)[1:])
+        if data[:1] == _PICKLED:
+            found = pickle.loads(data[1:])
+        elif data[:1] == _PACKED and fetch is not None:
+            found = _from_head(memoryview(data)[1:])
             if found is not None:
-                found.__dict__[REST_FETCH] = rest
+                found.__dict__[REST_FETCH] = fetch
+        elif data[:1] == _PACKED:
+            head, rest = _split(data)
+            found = _from_head(head)
+            if found is None or zlib.crc32(rest) != found.__dict__[REST_CRC]:
+                return None
+            found.__dict__[PACKED_REST] = rest
+            open_rest(found)
         else:
             return None
     except Exception:  # anything a damaged row can raise means: parse the record again
@@ -633,11 +636,8 @@ def open_rest(parsed: RecordFile) -> None:
     (:class:`_Rest`)."""
     state = parsed.__dict__
     rest = state.pop(PACKED_REST, None)
-    fetch = state.pop(REST_FETCH, None)
-    if rest is None:
-        if fetch is None:
-            return
-        got = fetch.rest(state[REST_CRC])
+    if rest is None:  # (never both: :func:`prefetch` replaces the one by the other)
+        got = state.pop(REST_FETCH).rest(state[REST_CRC])
         if not isinstance(got, bytes):  # parsed again from the file
             state.update(record=got.record, body=got.body, lines=got.lines)
             return
