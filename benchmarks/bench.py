@@ -279,6 +279,50 @@ DISK_PER_RECORD = 120_000
 KEPT_PER_RECORD = 60_000
 
 
+#: Files the probe of :func:`creation_cost` creates, and the cost of one above which the
+#: figures are marked as taken on a slow file system.
+PROBE_FILES = 2000
+SLOW_CREATE_US = 80.0
+
+
+def creation_cost(root: Path) -> float:
+    """Microseconds of wall time to create one small file in ``root`` now (the median of
+    batches of :data:`PROBE_FILES` files).
+
+    A build creates two files an event, and what one costs depends on the file system's
+    state more than on eventfeed: on ext4, right after a tree of a hundred thousand files
+    was deleted, the kernel's inode allocator passes over the inodes deleted lately
+    (``recently_deleted`` in a profile of the kernel) and a file cost 160-250 us, against
+    about 20 us on a tmpfs and 30 us on the same disk when calm. Printed beside the
+    timings, so that figures taken in such a state are read as such."""
+    probe = Path(tempfile.mkdtemp(prefix="probe-", dir=root))
+    samples = []
+    data = b"x" * 4096
+    try:
+        for batch in range(3):
+            start = time.perf_counter()
+            for i in range(PROBE_FILES):
+                fd = os.open(probe / f"{batch}-{i}.html", os.O_WRONLY | os.O_CREAT, 0o644)
+                os.write(fd, data)
+                os.close(fd)
+            samples.append((time.perf_counter() - start) / PROBE_FILES * 1e6)
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+    return statistics.median(samples)
+
+
+def print_creation_cost(root: Path, when: str) -> None:
+    cost = creation_cost(root)
+    print(f"  {when}, creating a file here costs {cost:.0f} us", flush=True)
+    if cost > SLOW_CREATE_US:
+        print(
+            f"  (more than {SLOW_CREATE_US:.0f} us: this file system creates files slowly "
+            "now, as ext4 does for a while after large deletions; the cold builds and the "
+            "first rebuild after each, which create every file, read slower than they are)",
+            flush=True,
+        )
+
+
 def run_size(
     n: int, runs: int, keep: Path | None, *, by_stage: bool = False, profile: Path | None = None
 ) -> list[tuple[str, float, float]]:
@@ -307,6 +351,7 @@ def run_size(
     else:
         print(f"\nN = {n:,}: generating ...", flush=True)
         events = generate(root, n)
+    print_creation_cost(root, "before the timings")
     made: list[Path] = []
     if by_stage or profile:
         made += stages(events, root / "out-stages", env, profile)
@@ -379,6 +424,7 @@ def run_size(
         finally:
             settings.write_text(settings_text, encoding="utf-8")
     identical = check_identical(events, out, edited, original, build, env)
+    print_creation_cost(root, "after them")
     for folder in made:
         shutil.rmtree(folder, ignore_errors=True)
     if keep is None:

@@ -142,6 +142,16 @@ def report(log: str, out: Any = sys.stderr) -> None:
         f"kernel {t.children_system:.2f} s",
         file=out,
     )
+    # The work, whichever process did it, against what the cores could have done meanwhile:
+    # the wall time no sharing out could go below, and how far the command is from it.
+    cores = os.cpu_count() or 1
+    work = t.user + t.system + t.children_user + t.children_system
+    print(
+        f"  cores busy {work:.2f} of {cores * total:.2f} core-seconds "
+        f"({work / (cores * total):.0%}); on {cores} cores this work takes at least "
+        f"{work / cores:.2f} s",
+        file=out,
+    )
 
 
 def main() -> None:

@@ -45,6 +45,10 @@ EDIT = [
 #: those of the first rebuild of the next day, and of one after a change of the settings
 DAY = [*EDIT[:3], "keys", *EDIT[3:]]
 SETTINGS = ["no-change check", "load", "keys", "per-event work (workers)", *EDIT[-3:]]
+BUSY = re.compile(
+    r"cores busy (\d+\.\d\d) of (\d+\.\d\d) core-seconds \((\d+)%\); on \d+ cores this "
+    r"work takes at least (\d+\.\d\d) s"
+)
 ROW = re.compile(r"^\s+(\S.*?) +(-?\d+\.\d\d) +(\d+\.\d\d) +(\d+\.\d\d) +(\d+\.\d\d)$")
 
 
@@ -64,6 +68,12 @@ def test_the_benchmark_times_every_phase_of_a_build(tmp_path: Path) -> None:
             assert 0 <= start <= end
             assert abs(end - start - wall) <= 0.011
         assert "whole command" in text
+        busy = BUSY.search(text)
+        assert busy is not None
+        work, available, share, least = (float(busy.group(i)) for i in (1, 2, 3, 4))
+        assert work > 0
+        assert 0 < least <= work
+        assert abs(share - 100 * work / available) <= 1
     for process in ("load worker", "per-event worker", "whole step beside", "whole step: ical"):
         assert len(re.findall(rf"^ +{re.escape(process)} +pid \d+", cold, re.M)) >= 1, process
     assert len(re.findall(r"^ +per-event worker +pid \d+", cold, re.M)) == 2
@@ -89,7 +99,12 @@ def test_every_timing_of_a_run_is_made_and_printed(tmp_path: Path) -> None:
     printed = re.findall(r"^  (\w+) +median +\d+\.\d\d s", done.stdout, re.M)
     assert printed == RUNS
     assert "identical to a cold build from the same manifest: True" in done.stdout
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["events"]  # the builds' are removed
+    # what creating a file costs on that file system, before the timings and after them
+    costs = re.findall(r"^  (.+), creating a file here costs (\d+) us$", done.stdout, re.M)
+    assert [when for when, _ in costs] == ["before the timings", "after them"]
+    assert all(int(cost) > 0 for _, cost in costs)
+    # the builds' folders and the probes' are removed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events"]
 
 
 def _bench(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
