@@ -293,7 +293,7 @@ class RecordStore:
             return None
         if row is None or not isinstance(row[0], bytes):
             return None
-        found = _unpack_head(row[0], _Rest(self._where, key, os.fspath(path), shown, self._base))
+        found = _unpacked(row[0], _Rest(self._where, key, os.fspath(path), shown, self._base))
         if found is None or type(found.source) is not str:
             return None
         if found.source != shown:  # kept by a load run from another folder
@@ -586,15 +586,10 @@ def unpack(data: bytes) -> RecordFile | None:
     return _unpacked(data, None)
 
 
-def _unpack_head(head: bytes, rest: _Rest) -> RecordFile | None:
-    """A record the store keeps (its head, :func:`_parts`), whose rest ``rest`` reads when
-    asked for; None when ``head`` is not one (damaged)."""
-    return _unpacked(head, rest)
-
-
 def _unpacked(data: bytes, fetch: _Rest | None) -> RecordFile | None:
-    """:func:`unpack` of ``data`` as :func:`pack` gave it (``fetch`` None), or
-    :func:`_unpack_head` of a head the store keeps, whose rest ``fetch`` reads."""
+    """:func:`unpack` of ``data`` as :func:`pack` gave it (``fetch`` None), or a record the
+    store keeps (its head, :func:`_parts`), whose rest ``fetch`` reads when asked for; None
+    when ``data`` is not one (damaged)."""
     made = _record_file()
     try:
         if data[:1] == _PICKLED:
