@@ -389,6 +389,10 @@ class CalendarSettings(Strict):
     max_bytes: Annotated[StrictInt, Field(ge=10_000)] = 4_000_000
 
 
+class PageSettings(Strict):
+    max_bytes: Annotated[StrictInt, Field(ge=10_000)] = 1_000_000
+
+
 class FeedSettings(Strict):
     max_entries: Annotated[StrictInt, Field(ge=1, le=10_000)] = 50
     icon: Url | None = None
@@ -410,6 +414,7 @@ class Settings(Strict):
     collections: dict[Slug, Collection] = {}
     calendars: CalendarSettings = CalendarSettings()
     feeds: FeedSettings = FeedSettings()
+    pages: PageSettings = PageSettings()
 
     @property
     def site_url(self) -> str:

@@ -896,14 +896,14 @@ class ListingItem:
         # takes it: the start spelled as microseconds (UTC), not as a datetime and its zone,
         # which the unpickler looks up by name for each item (with 100,000 events, 6 of the
         # 15 us each entry took to read back).
-        upcoming, (start, event_id), label = self.placed
-        return _listing_item, (self.pieces, upcoming, microseconds(start), event_id, label)
+        upcoming, (start, event_id), month = self.placed
+        return _listing_item, (self.pieces, upcoming, microseconds(start), event_id, month)
 
 
 def _listing_item(
-    pieces: tuple[bytes, ...], upcoming: bool, micros: int, event_id: str, label: str
+    pieces: tuple[bytes, ...], upcoming: bool, micros: int, event_id: str, month: int
 ) -> ListingItem:
-    return ListingItem(pieces, (upcoming, (moment_of(micros), event_id), label))
+    return ListingItem(pieces, (upcoming, (moment_of(micros), event_id), month))
 
 
 def listing_item(card: Card) -> ListingItem:
@@ -915,25 +915,29 @@ def listing_item(card: Card) -> ListingItem:
 
 #: A group of a listing: its label (a month or a year) and its markup, as UTF-8 parts.
 Group = tuple[str, list[bytes]]
-#: Where an event goes in the listings: upcoming or not, its sort key, its group's label.
-Placed = tuple[bool, tuple[datetime, str], str]
+#: Where an event goes in the listings: upcoming or not, its sort key, and the month of its
+#: shown start (in the event's own zone), as ``year * 100 + month``.
+Placed = tuple[bool, tuple[datetime, str], int]
+#: An event in one listing: its sort key, month (as in :data:`Placed`), item, and the link to
+#: its page from the listing's folder.
+Entry = tuple[tuple[datetime, str], int, "ListingItem", bytes]
 
 
 def placed_of(item: Listed) -> Placed:
-    """Where an event listed as ``item`` goes: its group is the month of its shown start
-    when it is upcoming, else the year."""
+    """Where an event listed as ``item`` goes: its month is that of its shown start."""
     start = item.shown.event.local_start
-    return item.upcoming, item.sort_key, _month(start) if item.upcoming else _year(start)
+    return item.upcoming, item.sort_key, start.year * 100 + start.month
 
 
-def _grouped(items: list[tuple[tuple[datetime, str], str, ListingItem, bytes]]) -> list[Group]:
-    """Items (sort key, label, item, link to its page; in order) under their labels, one
-    line apart. A label comes where its first item does."""
+def _grouped(items: Iterable[Entry], label: Callable[[int], str]) -> list[Group]:
+    """Items (in order) under the ``label`` of their month, one line apart. A label comes
+    where its first item does."""
     groups: dict[str, list[bytes]] = {}
-    for _, label, item, href in items:
-        parts = groups.get(label)
+    for _, month, item, href in items:
+        label_ = label(month)
+        parts = groups.get(label_)
         if parts is None:
-            parts = groups[label] = []
+            parts = groups[label_] = []
         else:
             parts.append(b"\n")
         pieces = item.pieces
@@ -1012,23 +1016,155 @@ def listing_page_parts(
     return [template.render(values).encode("utf-8")]
 
 
-#: Labels of the months and years of the listings, by (year, month) and year.
-_MONTHS: dict[tuple[int, int], str] = {}
+# --- listings too large for one page --------------------------------------------------------
+
+#: The two kinds of pages a listing's surplus goes to: past events, and coming ones.
+PAST, LATER = "past", "later"
+
+
+@dataclass(frozen=True)
+class Dated:
+    """A page of events that their listing has no room for (:func:`split_listing`): the past
+    ones of a year, or the coming ones of a year that they start in; of a month of it when the
+    year is too large; of a part of that month when the month is."""
+
+    kind: str
+    year: int
+    month: int | None
+    part: int | None
+    #: in the listing's order: past ones latest first, coming ones soonest first
+    entries: list[Entry]
+
+    @property
+    def label(self) -> str:
+        text = str(self.year) if self.month is None else _month(self.year * 100 + self.month)
+        return text if self.part is None else f"{text}, part {self.part}"
+
+    def path(self, collection: str | None) -> str:
+        return paths.dated_page(self.kind, self.year, self.month, self.part, collection)
+
+
+@dataclass(frozen=True)
+class Split:
+    """A listing shared out among its own page and dated pages (:func:`split_listing`)."""
+
+    upcoming: list[Entry]
+    past: list[Entry]
+    #: the pages of coming events (soonest first), then those of past ones (latest first)
+    dated: list[Dated]
+
+
+def _runs(entries: Iterable[Entry], key: Callable[[Entry], int]) -> list[tuple[int, list[Entry]]]:
+    """``entries`` gathered by ``key``, each value where it first comes (the entries of a
+    value stay in order). A listing's order is by moment, its months are in each event's own
+    zone: an event may come just before one of the month before it."""
+    found: dict[int, list[Entry]] = {}
+    for entry in entries:
+        value = key(entry)
+        same = found.get(value)
+        if same is None:
+            found[value] = [entry]
+        else:
+            same.append(entry)
+    return list(found.items())
+
+
+def _year_of(entry: Entry) -> int:
+    return entry[1] // 100
+
+
+def _month_of(entry: Entry) -> int:
+    return entry[1]
+
+
+def split_listing(upcoming: list[Entry], past: list[Entry], limit: int, surplus: int) -> Split:
+    """Share out a listing so that no page lists more than ``limit`` bytes of items.
+
+    When the items of the whole listing are larger, the past events of the years longest ago
+    move to pages of their year until the rest fits; when the coming ones alone are too large,
+    every past event moves, and the listing keeps the months of coming events, soonest first,
+    that fit (perhaps none): the others move to pages of the year they start in. A year too
+    large for a page of its own is shared out by month, and a month too large by parts of
+    consecutive events that fit (one at least, however large). Every event is on exactly one
+    page. ``surplus``: how much longer each link to an event's page is from a dated page than
+    from the listing's own (they are in a folder below it)."""
+    size: dict[str, int] = {}
+    for key, _, item, href in (*upcoming, *past):
+        pieces = item.pieces
+        size[key[1]] = sum(map(len, pieces)) + len(href) * (len(pieces) - 1) + 1
+    total = sum(size.values())
+    if total <= limit:
+        return Split(upcoming, past, [])
+    years = _runs(past, _year_of)
+    kept = len(years)
+    while kept and total > limit:
+        kept -= 1
+        total -= sum(size[e[0][1]] for e in years[kept][1])
+    months = _runs(upcoming, _month_of)
+    coming = len(months)
+    if total > limit:  # no past event is left: the earliest months that fit
+        total, coming = 0, 0
+        for _, share in months:
+            grown = total + sum(size[e[0][1]] for e in share)
+            if grown > limit:
+                break
+            total, coming = grown, coming + 1
+    stays = {e[0][1] for _, share in (*years[:kept], *months[:coming]) for e in share}
+
+    def dated_size(entry: Entry) -> int:
+        return size[entry[0][1]] + surplus * (len(entry[2].pieces) - 1)
+
+    later = _runs((e for _, share in months[coming:] for e in share), _year_of)
+    dated = [d for year, share in later for d in _dated(LATER, year, share, limit, dated_size)]
+    for year, share in years[kept:]:
+        dated += _dated(PAST, year, share, limit, dated_size)
+    return Split(
+        [e for e in upcoming if e[0][1] in stays], [e for e in past if e[0][1] in stays], dated
+    )
+
+
+def _dated(
+    kind: str, year: int, entries: list[Entry], limit: int, size: Callable[[Entry], int]
+) -> list[Dated]:
+    """The pages of ``entries`` of one year (:func:`split_listing`)."""
+    if sum(map(size, entries)) <= limit:
+        return [Dated(kind, year, None, None, entries)]
+    pages: list[Dated] = []
+    for month, share in _runs(entries, _month_of):
+        if sum(map(size, share)) <= limit:
+            pages.append(Dated(kind, year, month % 100, None, share))
+            continue
+        part, start = 1, 0
+        while start < len(share):
+            end, filled = start + 1, size(share[start])
+            while end < len(share) and filled + size(share[end]) <= limit:
+                filled += size(share[end])
+                end += 1
+            pages.append(Dated(kind, year, month % 100, part, share[start:end]))
+            part, start = part + 1, end
+    return pages
+
+
+#: A link to a dated page: its label, the link from the page it is on, its path in out/.
+DatedLink = tuple[str, str, str]
+
+
+#: Labels of the months and years of the listings, by month (as in :data:`Placed`).
+_MONTHS: dict[int, str] = {}
 _YEARS: dict[int, str] = {}
 
 
-def _month(start: date | datetime) -> str:
-    key = (start.year, start.month)
-    found = _MONTHS.get(key)
+def _month(month: int) -> str:
+    found = _MONTHS.get(month)
     if found is None:
-        found = _MONTHS[key] = f"{start:%B %Y}"
+        found = _MONTHS[month] = f"{date(month // 100, month % 100, 1):%B %Y}"
     return found
 
 
-def _year(start: date | datetime) -> str:
-    found = _YEARS.get(start.year)
+def _year(month: int) -> str:
+    found = _YEARS.get(month)
     if found is None:
-        found = _YEARS[start.year] = str(start.year)
+        found = _YEARS[month] = str(month // 100)
     return found
 
 
@@ -1192,6 +1328,7 @@ class Renderer:
         self._items: dict[str, ListingItem] = {}
         self._event_pages: EventPages | None = None
         self._shells: dict[str, Shell] = {}
+        self._splits: dict[str | None, Split] = {}
 
     def shell(self, folder: str) -> Shell:
         found = self._shells.get(folder)
@@ -1278,19 +1415,60 @@ class Renderer:
 
         return href
 
-    def listing(self, events: Iterable[Event], folder: str) -> tuple[list[Group], list[Group]]:
-        """Upcoming events soonest first by month, then past ones latest first by year, as
-        markup seen from ``folder``."""
+    def entries(self, events: Iterable[Event], folder: str) -> tuple[list[Entry], list[Entry]]:
+        """Upcoming events soonest first, then past ones latest first, each with the link to
+        its page from ``folder``."""
         href = self.hrefs(folder)
-        upcoming: list[tuple[tuple[datetime, str], str, ListingItem, bytes]] = []
-        past: list[tuple[tuple[datetime, str], str, ListingItem, bytes]] = []
+        upcoming: list[Entry] = []
+        past: list[Entry] = []
         for event in events:
-            coming, key, label = self.placed(event)
-            (upcoming if coming else past).append((key, label, self.item(event), href(event.id)))
+            coming, key, month = self.placed(event)
+            (upcoming if coming else past).append((key, month, self.item(event), href(event.id)))
         # Sort keys end with the event's id, unique in a build: no two are equal.
         upcoming.sort(key=_first)
         past.sort(key=_first, reverse=True)
-        return _grouped(upcoming), _grouped(past)
+        return upcoming, past
+
+    def split(self, collection: str | None) -> Split:
+        """The listing of the index (``collection`` None) or of a collection's page, shared
+        out among it and its dated pages (:func:`split_listing`); worked out once."""
+        found = self._splits.get(collection)
+        if found is None:
+            if collection is None:
+                page, events = paths.INDEX, self.context.events
+            else:
+                page = paths.collection_page(collection)
+                events = tuple(self.context.collection(collection))
+            folder = posixpath.dirname(page)
+            upcoming, past = self.entries(events, folder)
+            sample = paths.event_page("x")
+            below = posixpath.dirname(paths.dated_page(PAST, 2000, collection=collection))
+            surplus = len(relative(sample, below + "/")) - len(
+                relative(sample, folder + "/" if folder else "")
+            )
+            limit = self.settings.pages.max_bytes
+            found = self._splits[collection] = split_listing(upcoming, past, limit, surplus)
+        return found
+
+    def _dated_links(self, collection: str | None, folder: str, kind: str) -> list[DatedLink]:
+        link = self.shell(folder).link
+        return [
+            (d.label, link[d.path(collection)], d.path(collection))
+            for d in self.split(collection).dated
+            if d.kind == kind
+        ]
+
+    def _listing_values(
+        self, collection: str | None, values: dict[str, Any], folder: str
+    ) -> tuple[list[Group], list[Group]]:
+        """The groups of a listing's own page, and in ``values`` the links to its dated
+        pages."""
+        split = self.split(collection)
+        values.update(
+            later=self._dated_links(collection, folder, LATER),
+            earlier=self._dated_links(collection, folder, PAST),
+        )
+        return _grouped(split.upcoming, _month), _grouped(split.past, _year)
 
     # --- pages --------------------------------------------------------------------------
 
@@ -1301,7 +1479,6 @@ class Renderer:
         return b"".join(self.collection_parts(name))
 
     def index_parts(self) -> list[bytes]:
-        upcoming, past = self.listing(self.context.events, "")
         s = self.settings
         collections = [
             (
@@ -1319,6 +1496,7 @@ class Renderer:
             facets=_facet_calendars(self.context),
             jcal=paths.JCAL,
         )
+        upcoming, past = self._listing_values(None, values, "")
         template = self.env.get_template("index.html")
         return listing_page_parts(template, values, upcoming, past)
 
@@ -1326,8 +1504,8 @@ class Renderer:
         s = self.settings
         spec = s.collections[name]
         page = paths.collection_page(name)
-        upcoming, past = self.listing(self.context.collection(name), posixpath.dirname(page))
-        values = self.shell(posixpath.dirname(page)).values(page, _feeds(s, name) + _feeds(s, None))
+        folder = posixpath.dirname(page)
+        values = self.shell(folder).values(page, _feeds(s, name) + _feeds(s, None))
         values.update(
             title=spec.title,
             spec=spec,
@@ -1335,8 +1513,40 @@ class Renderer:
             calendar=_calendar(s, spec.title, paths.collection_calendar(name)),
             collection_feeds=_feeds(s, name),
         )
+        upcoming, past = self._listing_values(name, values, folder)
         template = self.env.get_template("collection.html")
         return listing_page_parts(template, values, upcoming, past)
+
+    def dated_parts(self, collection: str | None, page: Dated) -> list[bytes]:
+        """A page of the events its listing has no room for (:class:`Dated`), by month, with
+        links to the listing and its other dated pages."""
+        s = self.settings
+        path = page.path(collection)
+        folder = posixpath.dirname(path)
+        href = self.hrefs(folder)
+        groups = _grouped([(k, m, item, href(k[1])) for k, m, item, _ in page.entries], _month)
+        if collection is None:
+            home, home_title, feeds = paths.INDEX, s.title, _feeds(s, None)
+        else:
+            home, home_title = paths.collection_page(collection), s.collections[collection].title
+            feeds = _feeds(s, collection) + _feeds(s, None)
+        shown = "Past events" if page.kind == PAST else "Upcoming events"
+        heading = f"{shown}: {page.label}"
+        values = self.shell(folder).values(path, feeds)
+        values.update(
+            title=heading if collection is None else f"{home_title}: {heading}",
+            heading=heading,
+            kind=page.kind,
+            home=self.shell(folder).link[home],
+            home_title=home_title,
+            current=path,
+            later=self._dated_links(collection, folder, LATER),
+            earlier=self._dated_links(collection, folder, PAST),
+        )
+        template = self.env.get_template("dated.html")
+        if page.kind == PAST:
+            return listing_page_parts(template, values, [], groups)
+        return listing_page_parts(template, values, groups, [])
 
     def event(self, event: Event) -> bytes:
         if self._event_pages is None:
@@ -1420,6 +1630,10 @@ def compile_pages(context: BuildContext) -> Mapping[str, bytes]:
                 renderer.seed_item(event, item)
     out = Lazy()
     out.add_parts(paths.INDEX, renderer.index_parts)
+    for collection in (None, *sorted(context.settings.collections)):
+        for dated in renderer.split(collection).dated:
+            page = partial(renderer.dated_parts, collection, dated)
+            out.add_parts(dated.path(collection), page)
     out.add(paths.NOT_FOUND, renderer.not_found)
     out.add(paths.STYLESHEET, _stylesheet)
     out.add(ICON, partial(_static, ICON))

@@ -19,6 +19,12 @@ safe on case-insensitive file systems (ids are lowercase by construction).
 ``calendars/later/<year>.ics``        coming events beyond what ``calendars.max_bytes`` allows
                                       (split as the archive is)
 ``collections/<collection>.html``     a page per collection with its subscribe links
+``past/<year>.html``                  past events a listing over ``pages.max_bytes`` has no
+                                      room for, by year (split as the archive is)
+``later/<year>.html``                 coming events it has no room for (only for very large
+                                      sites), by the year they start
+``collections/<collection>/past/...`` the same for a collection's page
+``collections/<collection>/later/...``
 ``feeds/atom.xml`` ``rss.xml``        site news feeds (Atom 1.0, RSS 2.0)
 ``feeds/feed.json``                   JSON Feed 1.1
 ``feeds/<collection>/atom.xml`` ...   the same per collection
@@ -69,6 +75,19 @@ def _dated(year: int, month: int | None, part: int | None) -> str:
 
 def collection_page(name: str) -> str:
     return f"collections/{name}.html"
+
+
+def dated_page(
+    kind: str,
+    year: int,
+    month: int | None = None,
+    part: int | None = None,
+    collection: str | None = None,
+) -> str:
+    """A page of the events a listing has no room for: ``kind`` is ``past`` or ``later``;
+    the listing is the index, or the page of ``collection``."""
+    folder = kind if collection is None else f"collections/{collection}/{kind}"
+    return f"{folder}/{_dated(year, month, part)}.html"
 
 
 def feed(kind: str, collection: str | None = None) -> str:
