@@ -140,7 +140,8 @@ def test_dated_pages_are_strict_html5_and_their_links_resolve(
 def _entry(index: int, month: int, size: int) -> pages.Entry:
     moment = datetime(month // 100, month % 100, 1, tzinfo=UTC)
     item = pages.ListingItem((b"x" * size, b"y"), (True, (moment, f"e{index:04d}"), month))
-    return ((moment, f"e{index:04d}"), month, item, b"events/e.html")
+    href = b"events/e.html"
+    return ((moment, f"e{index:04d}"), month, item, href, size + 1 + len(href) + 1)
 
 
 def _size(entry: pages.Entry) -> int:

@@ -918,9 +918,9 @@ Group = tuple[str, list[bytes]]
 #: Where an event goes in the listings: upcoming or not, its sort key, and the month of its
 #: shown start (in the event's own zone), as ``year * 100 + month``.
 Placed = tuple[bool, tuple[datetime, str], int]
-#: An event in one listing: its sort key, month (as in :data:`Placed`), item, and the link to
-#: its page from the listing's folder.
-Entry = tuple[tuple[datetime, str], int, "ListingItem", bytes]
+#: An event in one listing: its sort key, month (as in :data:`Placed`), item, the link to its
+#: page from the listing's folder, and the bytes it takes in the listing (with a line after).
+Entry = tuple[tuple[datetime, str], int, "ListingItem", bytes, int]
 
 
 def placed_of(item: Listed) -> Placed:
@@ -929,11 +929,14 @@ def placed_of(item: Listed) -> Placed:
     return item.upcoming, item.sort_key, start.year * 100 + start.month
 
 
-def _grouped(items: Iterable[Entry], label: Callable[[int], str]) -> list[Group]:
+def _grouped(items: Iterable[Entry], label: Callable[[int], str], up: bytes = b"") -> list[Group]:
     """Items (in order) under the ``label`` of their month, one line apart. A label comes
-    where its first item does."""
+    where its first item does. ``up``: what each link to an event's page needs before it on
+    a page in a folder below the listing's."""
     groups: dict[str, list[bytes]] = {}
-    for _, month, item, href in items:
+    for _, month, item, href, _ in items:
+        if up:
+            href = up + href
         label_ = label(month)
         parts = groups.get(label_)
         if parts is None:
@@ -1069,6 +1072,17 @@ def _runs(entries: Iterable[Entry], key: Callable[[Entry], int]) -> list[tuple[i
     return list(found.items())
 
 
+@cache
+def _up(collection: str | None) -> bytes:
+    """What a link from a listing's page needs before it on the listing's dated pages, which
+    are in a folder below it: one for the index's (``past/2021.html``), two for a
+    collection's (``collections/<name>/past/2021.html`` from ``collections/<name>.html``)."""
+    listing = paths.INDEX if collection is None else paths.collection_page(collection)
+    dated = paths.dated_page(PAST, 2000, collection=collection)
+    depth = dated.count("/") - listing.count("/")
+    return b"../" * depth
+
+
 def _year_of(entry: Entry) -> int:
     return entry[1] // 100
 
@@ -1088,39 +1102,40 @@ def split_listing(upcoming: list[Entry], past: list[Entry], limit: int, surplus:
     consecutive events that fit (one at least, however large). Every event is on exactly one
     page. ``surplus``: how much longer each link to an event's page is from a dated page than
     from the listing's own (they are in a folder below it)."""
-    size: dict[str, int] = {}
-    for key, _, item, href in (*upcoming, *past):
-        pieces = item.pieces
-        size[key[1]] = sum(map(len, pieces)) + len(href) * (len(pieces) - 1) + 1
-    total = sum(size.values())
+    total = _size(upcoming) + _size(past)
     if total <= limit:
         return Split(upcoming, past, [])
     years = _runs(past, _year_of)
     kept = len(years)
     while kept and total > limit:
         kept -= 1
-        total -= sum(size[e[0][1]] for e in years[kept][1])
+        total -= _size(years[kept][1])
     months = _runs(upcoming, _month_of)
     coming = len(months)
     if total > limit:  # no past event is left: the earliest months that fit
         total, coming = 0, 0
         for _, share in months:
-            grown = total + sum(size[e[0][1]] for e in share)
+            grown = total + _size(share)
             if grown > limit:
                 break
             total, coming = grown, coming + 1
-    stays = {e[0][1] for _, share in (*years[:kept], *months[:coming]) for e in share}
 
     def dated_size(entry: Entry) -> int:
-        return size[entry[0][1]] + surplus * (len(entry[2].pieces) - 1)
+        return entry[4] + surplus * (len(entry[2].pieces) - 1)
 
     later = _runs((e for _, share in months[coming:] for e in share), _year_of)
     dated = [d for year, share in later for d in _dated(LATER, year, share, limit, dated_size)]
     for year, share in years[kept:]:
         dated += _dated(PAST, year, share, limit, dated_size)
-    return Split(
-        [e for e in upcoming if e[0][1] in stays], [e for e in past if e[0][1] in stays], dated
-    )
+    if coming < len(months):
+        stay = {month for month, _ in months[:coming]}
+        upcoming = [e for e in upcoming if e[1] in stay]
+    stay = {year for year, _ in years[:kept]}
+    return Split(upcoming, [e for e in past if e[1] // 100 in stay], dated)
+
+
+def _size(entries: Iterable[Entry]) -> int:
+    return sum([e[4] for e in entries])
 
 
 def _dated(
@@ -1329,6 +1344,7 @@ class Renderer:
         self._event_pages: EventPages | None = None
         self._shells: dict[str, Shell] = {}
         self._splits: dict[str | None, Split] = {}
+        self._links: dict[tuple[str | None, str, str], list[DatedLink]] = {}
 
     def shell(self, folder: str) -> Shell:
         found = self._shells.get(folder)
@@ -1423,7 +1439,10 @@ class Renderer:
         past: list[Entry] = []
         for event in events:
             coming, key, month = self.placed(event)
-            (upcoming if coming else past).append((key, month, self.item(event), href(event.id)))
+            item, link = self.item(event), href(event.id)
+            pieces = item.pieces
+            size = sum(map(len, pieces)) + len(link) * (len(pieces) - 1) + 1
+            (upcoming if coming else past).append((key, month, item, link, size))
         # Sort keys end with the event's id, unique in a build: no two are equal.
         upcoming.sort(key=_first)
         past.sort(key=_first, reverse=True)
@@ -1441,22 +1460,24 @@ class Renderer:
                 events = tuple(self.context.collection(collection))
             folder = posixpath.dirname(page)
             upcoming, past = self.entries(events, folder)
-            sample = paths.event_page("x")
-            below = posixpath.dirname(paths.dated_page(PAST, 2000, collection=collection))
-            surplus = len(relative(sample, below + "/")) - len(
-                relative(sample, folder + "/" if folder else "")
-            )
             limit = self.settings.pages.max_bytes
+            surplus = len(_up(collection))
             found = self._splits[collection] = split_listing(upcoming, past, limit, surplus)
         return found
 
     def _dated_links(self, collection: str | None, folder: str, kind: str) -> list[DatedLink]:
-        link = self.shell(folder).link
-        return [
-            (d.label, link[d.path(collection)], d.path(collection))
-            for d in self.split(collection).dated
-            if d.kind == kind
-        ]
+        """The links from ``folder`` to the dated pages of one kind of a listing: the same
+        for all its dated pages, worked out once."""
+        key = (collection, folder, kind)
+        found = self._links.get(key)
+        if found is None:
+            link = self.shell(folder).link
+            found = self._links[key] = [
+                (d.label, link[path], path)
+                for d in self.split(collection).dated
+                if d.kind == kind and (path := d.path(collection))
+            ]
+        return found
 
     def _listing_values(
         self, collection: str | None, values: dict[str, Any], folder: str
@@ -1523,8 +1544,7 @@ class Renderer:
         s = self.settings
         path = page.path(collection)
         folder = posixpath.dirname(path)
-        href = self.hrefs(folder)
-        groups = _grouped([(k, m, item, href(k[1])) for k, m, item, _ in page.entries], _month)
+        groups = _grouped(page.entries, _month, _up(collection))
         if collection is None:
             home, home_title, feeds = paths.INDEX, s.title, _feeds(s, None)
         else:
