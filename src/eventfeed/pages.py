@@ -1057,13 +1057,13 @@ class Split:
     dated: list[Dated]
 
 
-def _runs(entries: Iterable[Entry], key: Callable[[Entry], int]) -> list[tuple[int, list[Entry]]]:
-    """``entries`` gathered by ``key``, each value where it first comes (the entries of a
-    value stay in order). A listing's order is by moment, its months are in each event's own
-    zone: an event may come just before one of the month before it."""
+def _runs(entries: Iterable[Entry], per: int) -> list[tuple[int, list[Entry]]]:
+    """``entries`` gathered by year (``per`` 100) or month (``per`` 1), each where it first
+    comes (the entries of each stay in order). A listing's order is by moment, its months
+    are in each event's own zone: an event may come just before one of the month before."""
     found: dict[int, list[Entry]] = {}
     for entry in entries:
-        value = key(entry)
+        value = entry[1] // per
         same = found.get(value)
         if same is None:
             found[value] = [entry]
@@ -1083,12 +1083,7 @@ def _up(collection: str | None) -> bytes:
     return b"../" * depth
 
 
-def _year_of(entry: Entry) -> int:
-    return entry[1] // 100
-
-
-def _month_of(entry: Entry) -> int:
-    return entry[1]
+_YEAR, _MONTH = 100, 1
 
 
 def split_listing(upcoming: list[Entry], past: list[Entry], limit: int, surplus: int) -> Split:
@@ -1105,12 +1100,12 @@ def split_listing(upcoming: list[Entry], past: list[Entry], limit: int, surplus:
     total = _size(upcoming) + _size(past)
     if total <= limit:
         return Split(upcoming, past, [])
-    years = _runs(past, _year_of)
+    years = _runs(past, _YEAR)
     kept = len(years)
     while kept and total > limit:
         kept -= 1
         total -= _size(years[kept][1])
-    months = _runs(upcoming, _month_of)
+    months = _runs(upcoming, _MONTH)
     coming = len(months)
     if total > limit:  # no past event is left: the earliest months that fit
         total, coming = 0, 0
@@ -1120,13 +1115,10 @@ def split_listing(upcoming: list[Entry], past: list[Entry], limit: int, surplus:
                 break
             total, coming = grown, coming + 1
 
-    def dated_size(entry: Entry) -> int:
-        return entry[4] + surplus * (len(entry[2].pieces) - 1)
-
-    later = _runs((e for _, share in months[coming:] for e in share), _year_of)
-    dated = [d for year, share in later for d in _dated(LATER, year, share, limit, dated_size)]
+    later = _runs((e for _, share in months[coming:] for e in share), _YEAR)
+    dated = [d for year, share in later for d in _dated(LATER, year, share, limit, surplus)]
     for year, share in years[kept:]:
-        dated += _dated(PAST, year, share, limit, dated_size)
+        dated += _dated(PAST, year, share, limit, surplus)
     if coming < len(months):
         stay = {month for month, _ in months[:coming]}
         upcoming = [e for e in upcoming if e[1] in stay]
@@ -1138,22 +1130,23 @@ def _size(entries: Iterable[Entry]) -> int:
     return sum([e[4] for e in entries])
 
 
-def _dated(
-    kind: str, year: int, entries: list[Entry], limit: int, size: Callable[[Entry], int]
-) -> list[Dated]:
-    """The pages of ``entries`` of one year (:func:`split_listing`)."""
-    if sum(map(size, entries)) <= limit:
+def _dated(kind: str, year: int, entries: list[Entry], limit: int, surplus: int) -> list[Dated]:
+    """The pages of ``entries`` of one year (:func:`split_listing`); ``surplus``: what each
+    link to an event's page adds to an entry's size on them."""
+    size = {e[0][1]: e[4] + surplus * (len(e[2].pieces) - 1) for e in entries}
+    if sum(size.values()) <= limit:
         return [Dated(kind, year, None, None, entries)]
     pages: list[Dated] = []
-    for month, share in _runs(entries, _month_of):
-        if sum(map(size, share)) <= limit:
+    for month, share in _runs(entries, _MONTH):
+        sizes = [size[e[0][1]] for e in share]
+        if sum(sizes) <= limit:
             pages.append(Dated(kind, year, month % 100, None, share))
             continue
         part, start = 1, 0
         while start < len(share):
-            end, filled = start + 1, size(share[start])
-            while end < len(share) and filled + size(share[end]) <= limit:
-                filled += size(share[end])
+            end, filled = start + 1, sizes[start]
+            while end < len(share) and filled + sizes[end] <= limit:
+                filled += sizes[end]
                 end += 1
             pages.append(Dated(kind, year, month % 100, part, share[start:end]))
             part, start = part + 1, end
