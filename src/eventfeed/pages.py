@@ -929,18 +929,20 @@ def placed_of(item: Listed) -> Placed:
     return item.upcoming, item.sort_key, start.year * 100 + start.month
 
 
-def _grouped(items: Iterable[Entry], label: Callable[[int], str], up: bytes = b"") -> list[Group]:
-    """Items (in order) under the ``label`` of their month, one line apart. A label comes
-    where its first item does. ``up``: what each link to an event's page needs before it on
-    a page in a folder below the listing's."""
+def _grouped(
+    items: Iterable[Entry], label_of: Callable[[int], str], up: bytes = b""
+) -> list[Group]:
+    """Items (in order) under the label of their month (``label_of``: its month's or its
+    year's), one line apart. A label comes where its first item does. ``up``: what each link
+    to an event's page needs before it on a page in a folder below the listing's."""
     groups: dict[str, list[bytes]] = {}
     for _, month, item, href, _ in items:
         if up:
             href = up + href
-        label_ = label(month)
-        parts = groups.get(label_)
+        label = label_of(month)
+        parts = groups.get(label)
         if parts is None:
-            parts = groups[label_] = []
+            parts = groups[label] = []
         else:
             parts.append(b"\n")
         pieces = item.pieces
@@ -1157,7 +1159,7 @@ def _dated(kind: str, year: int, entries: list[Entry], limit: int, surplus: int)
 DatedLink = tuple[str, str, str]
 
 
-#: Labels of the months and years of the listings, by month (as in :data:`Placed`).
+#: Labels of the months of the listings, by month (as in :data:`Placed`), and of the years.
 _MONTHS: dict[int, str] = {}
 _YEARS: dict[int, str] = {}
 
@@ -1170,9 +1172,10 @@ def _month(month: int) -> str:
 
 
 def _year(month: int) -> str:
-    found = _YEARS.get(month)
+    year = month // 100
+    found = _YEARS.get(year)
     if found is None:
-        found = _YEARS[month] = str(month // 100)
+        found = _YEARS[year] = str(year)
     return found
 
 
