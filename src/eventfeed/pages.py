@@ -1475,16 +1475,20 @@ class Renderer:
             ]
         return found
 
+    def _dated_nav(self, collection: str | None, folder: str) -> dict[str, list[DatedLink]]:
+        """The template values of the links from ``folder`` to a listing's dated pages."""
+        return {
+            "later": self._dated_links(collection, folder, LATER),
+            "earlier": self._dated_links(collection, folder, PAST),
+        }
+
     def _listing_values(
         self, collection: str | None, values: dict[str, Any], folder: str
     ) -> tuple[list[Group], list[Group]]:
         """The groups of a listing's own page, and in ``values`` the links to its dated
         pages."""
         split = self.split(collection)
-        values.update(
-            later=self._dated_links(collection, folder, LATER),
-            earlier=self._dated_links(collection, folder, PAST),
-        )
+        values.update(self._dated_nav(collection, folder))
         return _grouped(split.upcoming, _month), _grouped(split.past, _year)
 
     # --- pages --------------------------------------------------------------------------
@@ -1548,16 +1552,16 @@ class Renderer:
             feeds = _feeds(s, collection) + _feeds(s, None)
         shown = "Past events" if page.kind == PAST else "Upcoming events"
         heading = f"{shown}: {page.label}"
-        values = self.shell(folder).values(path, feeds)
+        shell_ = self.shell(folder)
+        values = shell_.values(path, feeds)
         values.update(
+            self._dated_nav(collection, folder),
             title=heading if collection is None else f"{home_title}: {heading}",
             heading=heading,
             kind=page.kind,
-            home=self.shell(folder).link[home],
+            home=shell_.link[home],
             home_title=home_title,
             current=path,
-            later=self._dated_links(collection, folder, LATER),
-            earlier=self._dated_links(collection, folder, PAST),
         )
         template = self.env.get_template("dated.html")
         if page.kind == PAST:
