@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
@@ -552,6 +553,72 @@ def test_an_edit_joins_only_the_calendars_of_its_month_when_the_archive_is_split
     assert joined
     assert [p for p in joined if not p.startswith(month)] == []
     assert cold(work / "events", tmp_path / "cold", manifest, build) == snapshot(out)
+
+
+def test_an_edit_makes_again_only_the_dated_pages_that_list_the_event(
+    events: Path, tmp_path: Path, build: Build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With listings split into dated pages, each dated page has a key (its place, its
+    links to the others, its entries): an edit of an event makes again only the dated pages
+    that list it, and the rest are taken from out/; a new event that adds a dated page
+    changes every page's links to the others, and so every dated page of that listing. Each
+    rebuild is a cold build's bytes."""
+    made: list[str] = []
+    real = pages.Renderer.dated_parts
+
+    def counting(self: pages.Renderer, collection: str | None, page: pages.Dated) -> list[bytes]:
+        made.append(page.path(collection))
+        return real(self, collection, page)
+
+    monkeypatch.setattr(pages.Renderer, "dated_parts", counting)
+    work = tmp_path / "work"
+    shutil.copytree(events, work / "events")
+    settings = work / "events" / "site.yaml"
+    settings.write_text(
+        settings.read_text(encoding="utf-8") + "pages:\n  max_bytes: 20000\n", "utf-8"
+    )
+    out = work / "out"
+    build(work / "events", out)
+    dated = sorted(made)
+    assert len(dated) > 10
+    assert any(p.startswith("past/") for p in dated)
+
+    def listing(event_id: str) -> list[str]:
+        """The dated pages that link to the event's page."""
+        link = f"events/{event_id}.html".encode()
+        return sorted(
+            p for p in dated if re.search(rb'href="(\.\./)*' + link, (out / p).read_bytes())
+        )
+
+    site = load_site(work / "events")
+    archived = sorted(
+        (e for e in site.events if not e.record.rrule and e.last_day < date(2021, 1, 1)),
+        key=lambda e: e.id,
+    )
+    event = next(e for e in archived if listing(e.id))
+    manifest = tmp_path / "manifest-before-edit.json"
+    shutil.copy(out / "manifest.json", manifest)
+    edited = work / "events" / event.source.split("events/", 1)[1]
+    text = edited.read_text(encoding="utf-8")
+    edited.write_text(text.replace('title: "', 'title: "Renamed: ', 1), "utf-8")
+    made.clear()
+    build(work / "events", out)
+    assert sorted(made) == listing(event.id)
+    assert b"Renamed: " in (out / made[0]).read_bytes()
+    assert cold(work / "events", tmp_path / "cold", manifest, build) == snapshot(out)
+
+    # an event of a year no listing had: a new dated page, and the links to it on every other
+    shutil.copy(out / "manifest.json", manifest)
+    text = edited.read_text(encoding="utf-8")
+    year = event.record.start.year
+    older = re.sub(rf"\b{year}-", "1990-", text.replace(f"id: {event.id}\n", ""))
+    assert older != text
+    (work / "events" / "event-1990.md").write_text(older, "utf-8")
+    made.clear()
+    build(work / "events", out)
+    assert "past/1990.html" in made
+    assert len(made) > len(dated) // 2
+    assert cold(work / "events", tmp_path / "cold-2", manifest, build) == snapshot(out)
 
 
 def test_time_zones_of_the_last_build_are_not_made_again(
