@@ -34,15 +34,22 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     return load_site(generate(tmp_path_factory.mktemp("records"), RECORDS), today=NOW.date())
 
 
-def rows(path: Path) -> dict[str, tuple[object, bytes]]:
-    """The store's event rows, read with sqlite3 alone."""
+def rows(path: Path) -> list[tuple[int, object, list[tuple[str, Any]]]]:
+    """The store's rows in the order they were written (row, format, entries), read with
+    sqlite3 and pickle alone."""
     with sqlite3.connect(path) as db:
-        found = db.execute("SELECT id, format, data FROM events").fetchall()
-    return {str(i): (f, bytes(d)) for i, f, d in found}
+        found = db.execute("SELECT row, format, data FROM entries ORDER BY row").fetchall()
+    return [(int(r), f, pickle.loads(d)) for r, f, d in found]
 
 
 def stored(path: Path) -> dict[str, Any]:
-    return {i: pickle.loads(d) for i, (_, d) in rows(path).items()}
+    """The latest entry of each event: a later row's replaces an earlier one's."""
+    return {i: e for _, _, batch in rows(path) for i, e in batch}
+
+
+def held(path: Path) -> list[list[str]]:
+    """The events each row holds an entry of."""
+    return [[i for i, _ in batch] for _, _, batch in rows(path)]
 
 
 def entry(key: str) -> Entry:
@@ -55,8 +62,8 @@ def test_batches_are_written_and_read_back(tmp_path: Path) -> None:
     store.put([("a", entry("ka")), ("b", entry("kb"))])
     store.put([("c", entry("kc"))])
     assert store.entries == {}  # what was written is not held in memory
-    assert sorted(rows(path)) == ["a", "b", "c"]
-    assert {i: f for i, (f, _) in rows(path).items()} == dict.fromkeys("abc", eventcache.FORMAT)
+    assert held(path) == [["a", "b"], ["c"]]  # a batch to a row
+    assert {f for _, f, _ in rows(path)} == {eventcache.FORMAT}
     again = EventCache(path)
     assert again.entries == {"a": entry("ka"), "b": entry("kb"), "c": entry("kc")}
     assert again.get("a", "ka") == entry("ka")
@@ -64,33 +71,151 @@ def test_batches_are_written_and_read_back(tmp_path: Path) -> None:
 
     again.put([("a", entry("ka")), ("b", entry("kb2"))])
     assert sorted(again.entries) == ["a", "c"]  # b was replaced, a is unchanged
+    assert held(path) == [["a", "b"], ["c"], ["b"]]  # the later row's b is the one read
+    assert EventCache(path).entries == {"a": entry("ka"), "b": entry("kb2"), "c": entry("kc")}
     again.keep_only({"a", "b"})
     assert sorted(again.entries) == ["a"]
-    assert sorted(rows(path)) == ["a", "b"]
+    assert stored(path) == {"a": entry("ka"), "b": entry("kb2")}
     assert EventCache(path).entries == {"a": entry("ka"), "b": entry("kb2")}
+
+
+def test_a_row_whose_entries_were_all_written_again_is_deleted(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    EventCache(path).put([("a", entry("ka")), ("b", entry("kb"))])
+    store = EventCache(path)
+    store.put([("a", entry("ka2"))])
+    assert held(path) == [["a", "b"], ["a"]]
+    store.put([("b", entry("kb2"))])
+    assert held(path) == [["a"], ["b"]]
+    assert EventCache(path).entries == {"a": entry("ka2"), "b": entry("kb2")}
+
+
+def test_rows_mostly_out_of_date_or_small_are_joined_when_a_build_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(eventcache, "SMALL", 3)
+    path = tmp_path / "store.sqlite"
+    names = [f"e{n}" for n in range(8)]
+    store = EventCache(path)
+    store.put([(i, entry(i)) for i in names[:4]])
+    store.put([(i, entry(i)) for i in names[4:]])
+    store.keep_only(set(names))
+    assert held(path) == [names[:4], names[4:]]  # two full rows: nothing to join
+
+    # Builds after an edit each write a row of one entry: one such row is left as it is,
+    # two are joined.
+    store = EventCache(path)
+    store.put([("e0", entry("e0 again"))])
+    store.keep_only(set(names))
+    assert held(path) == [names[:4], names[4:], ["e0"]]
+    store = EventCache(path)
+    store.put([("e5", entry("e5 again"))])
+    store.keep_only(set(names))
+    assert held(path) == [names[:4], names[4:], ["e0", "e5"]]
+
+    # e1 and e2 written again leave the first row with one latest entry of four: it is
+    # joined with the small rows (in the order they were written), and the rows then hold
+    # each event once.
+    store = EventCache(path)
+    store.put([("e1", entry("e1 again")), ("e2", entry("e2 again"))])
+    store.keep_only(set(names))
+    assert held(path) == [names[4:], ["e3", "e0", "e5", "e1", "e2"]]
+    latest = {i: entry(i) for i in names} | {
+        i: entry(f"{i} again") for i in ("e0", "e1", "e2", "e5")
+    }
+    assert stored(path) == latest
+    assert EventCache(path).entries == latest
+
+    # Events gone from the site are forgotten: a row left with none of the latest goes.
+    store = EventCache(path)
+    store.keep_only({"e0", "e1", "e2", "e3", "e5"})
+    assert held(path) == [["e3", "e0", "e5", "e1", "e2"]]
+    assert EventCache(path).entries == {i: latest[i] for i in ("e0", "e1", "e2", "e3", "e5")}
+
+
+def test_a_row_mostly_out_of_date_is_written_again_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(eventcache, "SMALL", 1)  # no row is small
+    path = tmp_path / "store.sqlite"
+    names = [f"e{n}" for n in range(6)]
+    EventCache(path).put([(i, entry(i)) for i in names])
+    store = EventCache(path)
+    store.put([(i, entry(f"{i} again")) for i in names[:3]])
+    store.keep_only(set(names))
+    assert held(path) == [names, names[:3]]  # half of the first row is the latest
+    store = EventCache(path)
+    store.put([("e3", entry("e3 again"))])
+    store.keep_only(set(names))
+    # two latest of six: the first row goes, its latest entries are written anew
+    assert held(path) == [names[:3], ["e3"], ["e4", "e5"]]
+    assert EventCache(path).entries == {i: entry(i) for i in names[4:]} | {
+        i: entry(f"{i} again") for i in names[:4]
+    }
 
 
 def test_rows_of_an_older_layout_are_not_read_and_are_replaced(tmp_path: Path) -> None:
     path = tmp_path / "store.sqlite"
     old = Entry("k", {}, {"ical": (1, 2, (), None, "jCal as text")})
-    with sqlite3.connect(path) as db:
+    with sqlite3.connect(path) as db:  # layout 4: an entry to a row
         db.execute("CREATE TABLE events (id TEXT PRIMARY KEY, format INTEGER, data BLOB)")
         db.executemany(
             "INSERT INTO events VALUES (?, ?, ?)",
-            [
-                ("a", 1, pickle.dumps(old)),
-                ("b", 1, pickle.dumps(old)),
-                ("c", None, b"not a pickle"),
-            ],
+            [("a", 4, pickle.dumps(old)), ("b", 4, pickle.dumps(old))],
         )
+        db.execute("CREATE TABLE entries (row INTEGER PRIMARY KEY, format INTEGER, data BLOB)")
+        db.execute("INSERT INTO entries VALUES (7, 99, ?)", (pickle.dumps([("c", old)]),))
     store = EventCache(path)
     assert store.entries == {}
     assert store.get("a", "k") is None
     store.put([("a", entry("k"))])
-    assert rows(path)["a"][0] == eventcache.FORMAT
-    assert pickle.loads(rows(path)["a"][1]) == entry("k")
     store.keep_only({"a", "b", "c"})
-    assert sorted(rows(path)) == ["a"]  # b and c were of another layout
+    assert [(f, batch) for _, f, batch in rows(path)] == [(eventcache.FORMAT, [("a", entry("k"))])]
+    with sqlite3.connect(path) as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    assert "events" not in tables
+
+
+@pytest.mark.parametrize(
+    "data", [b"not a pickle", pickle.dumps("not a batch"), pickle.dumps([("a", "not an entry")])]
+)
+def test_a_damaged_store_is_read_as_empty_and_its_rows_replaced(
+    tmp_path: Path, data: bytes
+) -> None:
+    path = tmp_path / "store.sqlite"
+    EventCache(path).put([("x", entry("kx"))])
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO entries VALUES (NULL, ?, ?)", (eventcache.FORMAT, data))
+    store = EventCache(path)
+    assert store.entries == {}  # every event is compiled
+    store.put([("a", entry("ka"))])
+    assert held(path) == [["a"]]
+    assert EventCache(path).entries == {"a": entry("ka")}
+
+
+def test_after_a_write_that_failed_nothing_more_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "store.sqlite"
+    EventCache(path).put([("a", entry("ka")), ("b", entry("kb"))])
+    store = EventCache(path)
+    real = EventCache._insert
+
+    def failing(self: EventCache, db: sqlite3.Connection, batch: Any) -> int:
+        real(self, db, batch)
+        raise sqlite3.OperationalError("disk full")
+
+    monkeypatch.setattr(EventCache, "_insert", failing)
+    store.put([("a", entry("ka2"))])
+    monkeypatch.undo()
+    assert held(path) == [["a", "b"]]  # the failed row was not written
+    store.put([("b", entry("kb2"))])
+    store.keep_only(set())
+    store.mark("a build")
+    assert held(path) == [["a", "b"]]
+    again = EventCache(path)
+    assert again.entries == {"a": entry("ka"), "b": entry("kb")}
+    assert again.marked is None
 
 
 def test_a_store_that_cannot_be_written_is_no_failure(tmp_path: Path) -> None:
@@ -234,7 +359,7 @@ def test_entries_are_read_back_with_the_cycle_collector_paused(
         assert gc.isenabled() is enabled
     finally:
         (gc.enable if was else gc.disable)()
-    assert seen == [False, False]
+    assert seen == [False]  # one batch
     assert store.entries == {"a": entry("ka"), "b": entry("kb")}
 
 
