@@ -215,12 +215,9 @@ class EventCache:
         if self._spoiled:
             raise sqlite3.OperationalError("the store could not be written before")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with contextlib.closing(sqlite3.connect(self.path)) as db, db:
-                db.execute(
-                    "CREATE TABLE IF NOT EXISTS entries"
-                    " (row INTEGER PRIMARY KEY, format INTEGER, data BLOB)"
-                )
+            with _transaction(
+                self.path, "entries (row INTEGER PRIMARY KEY, format INTEGER, data BLOB)"
+            ) as db:
                 if self._damaged:
                     db.execute("DELETE FROM entries")
                 yield db
@@ -252,8 +249,7 @@ class EventCache:
         if self._spoiled:
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with contextlib.closing(sqlite3.connect(self.path)) as db, db:
+            with _transaction(self.path, _MARKS) as db:
                 _unmark(db)
                 db.execute("INSERT INTO marks VALUES (?, ?)", (FORMAT, made_for))
         except (OSError, sqlite3.Error):
@@ -309,12 +305,11 @@ class EventCache:
         if outputs == self.outputs:
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with contextlib.closing(sqlite3.connect(self.path)) as db, db:
-                db.execute(
-                    "CREATE TABLE IF NOT EXISTS outputs"
-                    " (path TEXT PRIMARY KEY, format INTEGER, key TEXT, digest TEXT, size INTEGER)"
-                )
+            with _transaction(
+                self.path,
+                "outputs (path TEXT PRIMARY KEY, format INTEGER, key TEXT, digest TEXT,"
+                " size INTEGER)",
+            ) as db:
                 db.execute("DELETE FROM outputs")
                 db.executemany(
                     "INSERT INTO outputs VALUES (?, ?, ?, ?, ?)",
@@ -341,11 +336,11 @@ class EventCache:
         if not zones:
             return
         try:
-            with contextlib.closing(sqlite3.connect(self.path)) as db, db:
-                db.execute(
-                    "CREATE TABLE IF NOT EXISTS zones (base TEXT, tzid TEXT, first INTEGER,"
-                    " last INTEGER, data BLOB, PRIMARY KEY (base, tzid, first, last))"
-                )
+            with _transaction(
+                self.path,
+                "zones (base TEXT, tzid TEXT, first INTEGER, last INTEGER, data BLOB,"
+                " PRIMARY KEY (base, tzid, first, last))",
+            ) as db:
                 db.execute("DELETE FROM zones WHERE base != ?", (short_digest(base),))
                 db.executemany(
                     "INSERT OR IGNORE INTO zones VALUES (?, ?, ?, ?, ?)",
@@ -355,8 +350,21 @@ class EventCache:
             return
 
 
+@contextlib.contextmanager
+def _transaction(path: Path, table: str) -> Iterator[sqlite3.Connection]:
+    """One transaction on the store at ``path``, made if missing, with ``table`` (its name
+    and columns) made if missing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute(f"CREATE TABLE IF NOT EXISTS {table}")
+        yield db
+
+
+_MARKS = "marks (format INTEGER, value TEXT)"
+
+
 def _unmark(db: sqlite3.Connection) -> None:
-    db.execute("CREATE TABLE IF NOT EXISTS marks (format INTEGER, value TEXT)")
+    db.execute(f"CREATE TABLE IF NOT EXISTS {_MARKS}")
     db.execute("DELETE FROM marks")
 
 
