@@ -23,6 +23,7 @@ from click.testing import CliRunner, Result
 
 from eventfeed import build as build_module
 from eventfeed import ical, pages
+from eventfeed import state as state_module
 from eventfeed.build import compile_site
 from eventfeed.cli import main
 from eventfeed.ical import CalendarTooLarge
@@ -110,6 +111,35 @@ def test_no_change_and_one_edit_rebuilds_equal_cold_builds(
     assert f"events/{edited.stem}.html" in changed
     assert f"events/{edited.stem}.ics" in changed
     assert cold(work / "events", tmp_path / "cold", manifest, build) == incremental
+
+
+def test_an_edit_spells_again_only_its_event_in_the_manifest(
+    events: Path, tmp_path: Path, build: Build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild by the same code takes the last manifest's text, and spells again only the
+    day and the history of the event edited; the bytes are a cold build's."""
+    work = tmp_path / "work"
+    shutil.copytree(events, work / "events")
+    out = work / "out"
+    build(work / "events", out)
+    manifest = tmp_path / "manifest-before-edit.json"
+    shutil.copy(out / "manifest.json", manifest)
+    edited = sorted((work / "events").rglob("event-*.md"))[11]
+    edited.write_text(edited.read_text(encoding="utf-8") + "\nOne more sentence.\n", "utf-8")
+    spelled: list[str] = []
+    block = state_module._block
+
+    def spelling(key: str, *args: Any) -> str:
+        spelled.append(key)
+        return block(key, *args)
+
+    monkeypatch.setattr(state_module, "_block", spelling)
+    build(work / "events", out)
+    assert spelled == [edited.stem]
+    incremental = snapshot(out)
+    spelled.clear()
+    assert cold(work / "events", tmp_path / "cold", manifest, build) == incremental
+    assert len(spelled) == RECORDS  # the cold build spelled every event
 
 
 def test_a_file_changed_in_out_is_rebuilt(events: Path, tmp_path: Path, build: Build) -> None:

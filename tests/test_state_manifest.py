@@ -3,6 +3,7 @@ values, the same refusals."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -156,6 +157,66 @@ def test_read_back_gives_the_same_values(events: dict[str, EventState]) -> None:
             state.sequence,
             state.cancelled,
         )
+
+
+def _read_back(manifest: Manifest) -> Manifest:
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        (folder / MANIFEST).write_bytes(manifest.to_bytes())
+        back = read_manifest(folder)
+    assert back is not None
+    return back
+
+
+@settings(derandomize=True, max_examples=60, deadline=None)
+@given(
+    events=st.dictionaries(texts, readable, min_size=1, max_size=6),
+    changed=st.lists(st.tuples(st.integers(min_value=0), readable), max_size=4),
+    as_of=st.sampled_from([date(2024, 2, 29), date(2024, 3, 1), date(1999, 12, 31)]),
+    files=st.dictionaries(texts, texts, max_size=3),
+)
+def test_the_text_of_the_last_manifest_is_taken_for_the_events_it_names(
+    events: dict[str, EventState],
+    changed: list[tuple[int, EventState]],
+    as_of: date,
+    files: dict[str, str],
+) -> None:
+    """The events section is the last manifest's text, with the day and the events whose
+    state is another spelled again: the text of a manifest written whole."""
+    previous = _read_back(Manifest(as_of=date(2024, 2, 29), events=events, files=files))
+    now = dict(previous.events)  # unchanged events keep the very state read back
+    keys = sorted(now)
+    for index, state in changed:
+        now[keys[index % len(keys)]] = state
+    patched = state_module._patched_head(as_of, now, previous)
+    assert patched is not None  # taken from the last text
+    whole = manifest_head(as_of, now)
+    assert whole is not None
+    assert b"".join(patched) == b"".join(whole)
+    head = manifest_head(as_of, now, previous)
+    assert head == patched
+    made = Manifest(as_of=as_of, events=now, files={"a.html": "00"})
+    assert b"".join(made.parts(head)) == reference_bytes(made)
+
+
+def test_the_text_of_the_last_manifest_is_not_taken_for_other_events() -> None:
+    moment = datetime(2023, 1, 2, 3, 4, 5, tzinfo=UTC)
+    state = EventState("c", "s", 0, moment, moment, moment, moment, False, "a.md")
+    previous = _read_back(
+        Manifest(as_of=date(2023, 1, 2), events={"a": state, "b": state}, files={})
+    )
+    for events in ({"a": state}, {"a": state, "b": state, "c": state}):
+        assert state_module._patched_head(date(2023, 1, 2), events, previous) is None
+        head = manifest_head(date(2023, 1, 2), events, previous)
+        assert head == manifest_head(date(2023, 1, 2), events)
+    # nor when a changed state holds a value the fast writer does not spell: the library
+    # writes the whole manifest then
+    odd = {"a": _replace(state, sequence=1.5), "b": previous.events["b"]}
+    assert state_module._patched_head(date(2023, 1, 2), odd, previous) is None
+    assert manifest_head(date(2023, 1, 2), odd, previous) is None
+    # nor for a text this code would not have written (another spelling of the format)
+    other = dataclasses.replace(previous, raw=previous.raw.replace(b'"format": 1', b'"format":  1'))
+    assert state_module._patched_head(date(2023, 1, 2), other.events, other) is None
 
 
 @pytest.mark.parametrize(

@@ -620,9 +620,10 @@ def _compile_site(
         order = context.chronological()
         base = _base(context, steps) if reuse is not None else ""
         keys = {}
+        marked = False
         if reuse is not None:
             # the store marked as made for this base and the manifest in out/: every entry's
-            # state key is that manifest's (:meth:`EventCache.mark`)
+            # state key is that manifest's (:meth:`EventCache.mark`), and this code wrote it
             marked = previous is not None and reuse.marked == made_for(base, previous.digest)
             kept = previous.events if previous is not None and marked else None
             keys = _keys(context, steps, order, base, reuse.entries, kept)
@@ -706,6 +707,7 @@ def _compile_site(
                 reuse,
                 base,
                 aside,
+                previous if marked else None,
             )
     finally:
         if staged is not None:
@@ -724,9 +726,11 @@ def _whole(
     reuse: EventCache | None,
     base: str,
     aside: bool,
+    ours: Manifest | None = None,
 ) -> None:
     """Every whole step, then the manifest, into ``artifacts``; with ``aside``, the first
-    one in a forked process (:class:`_Aside`), when it can be."""
+    one in a forked process (:class:`_Aside`), when it can be. ``ours``: the previous
+    manifest, when this code wrote it (the manifest's text is then made from its own)."""
     keyed = context
     context = dataclasses.replace(context, notes=notes, files=artifacts)
     # What was worked out for the keys (the order of the events) holds for the same site and
@@ -753,12 +757,11 @@ def _whole(
             # or taken from the last build and made again, if need be, from what the whole
             # step itself holds. They are dropped before the next step runs.
             notes.pop(step.name, None)
-        head = None
+        # The manifest's events are known: written out while the calendars are made beside,
+        # which take the longer (with 100,000 events, the manifest's text took about a
+        # second after them, on one core).
+        head = manifest_head(context.as_of, history, ours)
         if beside is not None:
-            # The manifest's events are known: written out while the calendars are made
-            # beside, which take the longer (with 100,000 events, the manifest's text took
-            # about a second after them, on one core).
-            head = manifest_head(context.as_of, history)
             if not beside.finish(artifacts, outputs):  # then made here
                 _whole_step(
                     beside.step, context, artifacts, outputs, reuse, base, previous, previous_out

@@ -56,6 +56,8 @@ class Manifest:
     files: Mapping[str, str]
     #: the digest of the bytes it was read from (:func:`read_manifest`); "" for one made
     digest: str = field(default="", compare=False)
+    #: the bytes it was read from (:func:`read_manifest`); empty for one made
+    raw: bytes = field(default=b"", compare=False, repr=False)
 
     def to_bytes(self) -> bytes:
         """The manifest as ``json.dumps(..., indent=1, ensure_ascii=False)`` writes it."""
@@ -124,13 +126,65 @@ def _plain(value: Any, times: dict[datetime, str]) -> str:
 _PIECES = 1 << 12
 
 
-def manifest_head(as_of: date, events: Mapping[str, EventState]) -> list[bytes] | None:
+def manifest_head(
+    as_of: date, events: Mapping[str, EventState], previous: Manifest | None = None
+) -> list[bytes] | None:
     """The text of a manifest of ``as_of`` and ``events`` up to its files, in parts (all but
     the files are known before the build's files are made); None when a state holds a value
-    :func:`_plain` does not spell (then the library writes the whole manifest)."""
+    :func:`_plain` does not spell (then the library writes the whole manifest).
+
+    ``previous``: a manifest read back (:func:`read_manifest`) that this very code wrote
+    (the caller knows it: :func:`eventfeed.build.made_for`). When it names the same events,
+    its text is taken, with the day and the events whose state is not the very one it
+    holds spelled again (:func:`_patched_head`): with 100,000 events, a few milliseconds
+    after one edit, against about half a second for the whole text.
+    """
+    if previous is not None:
+        patched = _patched_head(as_of, events, previous)
+        if patched is not None:
+            return patched
     if not _plain_events(events):
         return None
     return list(_joined(_head_pieces(as_of, events)))
+
+
+def _patched_head(
+    as_of: date, events: Mapping[str, EventState], previous: Manifest
+) -> list[bytes] | None:
+    """:func:`manifest_head` of ``as_of`` and ``events``, from the text of ``previous``,
+    which this code wrote; None when it does not name the same events, or its text does
+    not begin as this code spells its day, or a changed state holds a value :func:`_plain`
+    does not spell (those read back are plain).
+
+    A manifest spells its day in its first lines and each event in a block of lines of its
+    own, in the order of their ids, which nothing else in it begins as they do (a block's
+    first line is its id, indented by two spaces; values are indented by three). The blocks
+    of the events whose state changed are found in that order, each searched for from the
+    one before, so the text is gone through once."""
+    raw = previous.raw
+    if not raw or events.keys() != previous.events.keys():
+        return None
+    times: dict[datetime, str] = {}
+    old = "".join(_opening(previous.as_of, times)).encode()
+    end = raw.find(b'\n },\n "files": {')
+    if not raw.startswith(old) or end < 0:
+        return None
+    changed = sorted(k for k, state in events.items() if state is not previous.events[k])
+    if not _plain_events({key: events[key] for key in changed}):
+        return None
+    parts = ["".join(_opening(as_of, times)).encode()]
+    at = len(old)
+    labels = _labels()
+    for key in changed:
+        start = raw.find(f"\n  {_string(key)}: {{".encode(), at, end)
+        stop = raw.find(b"\n  }", start, end) if start >= 0 else -1
+        if stop < 0:
+            return None
+        parts.append(raw[at:start])
+        parts.append(_block(key, events[key], labels, times).encode())
+        at = stop + len(b"\n  }")
+    parts.append(raw[at : end + len(b"\n }")])
+    return parts
 
 
 def _joined(pieces: Iterable[str]) -> Iterator[bytes]:
@@ -160,26 +214,42 @@ def _plain_files(files: Mapping[str, str]) -> bool:
     return all(issubclass(kind, str) for kind in names)
 
 
-def _head_pieces(as_of: date, events: Mapping[str, EventState]) -> Iterator[str]:
-    """The manifest's text up to its files, in pieces; every value must be plain
-    (:func:`_plain_events`)."""
-    times: dict[datetime, str] = {}  # equal UTC times spell the same; states share many
+def _opening(as_of: date, times: dict[datetime, str]) -> Iterator[str]:
+    """The manifest's text up to its events."""
     yield '{\n "generator": "eventfeed",\n "format": '
     yield _plain(FORMAT, times)
     yield ',\n "as_of": '
     yield _plain(as_of.isoformat(), times)
     yield ',\n "events": {'
-    names = [f",\n   {_string(name)}: " for name in _FIELDS]
-    names[0] = names[0][1:]
-    separator = "\n  "
+
+
+def _labels() -> list[str]:
+    """What comes before each field's value in an event's block."""
+    return [
+        ("\n   " if n == 0 else ",\n   ") + f"{_string(name)}: " for n, name in enumerate(_FIELDS)
+    ]
+
+
+def _block(key: str, state: EventState, labels: list[str], times: dict[datetime, str]) -> str:
+    """One event's block of lines, from the line break before its id to its closing brace."""
+    parts = ["\n  ", _string(key), ": {"]
+    for label, name in zip(labels, _FIELDS, strict=True):
+        parts.append(label)
+        parts.append(_plain(getattr(state, name), times))
+    parts.append("\n  }")
+    return "".join(parts)
+
+
+def _head_pieces(as_of: date, events: Mapping[str, EventState]) -> Iterator[str]:
+    """The manifest's text up to its files, in pieces; every value must be plain
+    (:func:`_plain_events`)."""
+    times: dict[datetime, str] = {}  # equal UTC times spell the same; states share many
+    yield from _opening(as_of, times)
+    labels = _labels()
+    separator = ""
     for key, state in sorted(events.items()):
-        parts = [separator, _string(key), ": {"]
-        for label, name in zip(names, _FIELDS, strict=True):
-            parts.append(label)
-            parts.append(_plain(getattr(state, name), times))
-        parts.append("\n  }")
-        yield "".join(parts)
-        separator = ",\n  "
+        yield separator + _block(key, state, labels, times)
+        separator = ","
     yield "\n }" if events else "}"
 
 
@@ -256,6 +326,7 @@ def read_manifest(out_dir: Path) -> Manifest | None:
             events=events,
             files=files,
             digest=file_digest(raw),
+            raw=raw,
         )
     except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError) as exc:
         raise StateError(
