@@ -757,9 +757,9 @@ def _whole(
             # or taken from the last build and made again, if need be, from what the whole
             # step itself holds. They are dropped before the next step runs.
             notes.pop(step.name, None)
-        # The manifest's events are known: written out while the calendars are made beside,
-        # which take the longer (with 100,000 events, the manifest's text took about a
-        # second after them, on one core).
+        # The manifest's events are known: written out now, while the calendars are made
+        # beside if they are, which take the longer (with 100,000 events, the manifest's
+        # text took about a second after them, on one core).
         head = manifest_head(context.as_of, history, ours)
         if beside is not None:
             if not beside.finish(artifacts, outputs):  # then made here
