@@ -75,6 +75,14 @@ def build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Build:
     return run
 
 
+def copied(events: Path, tmp_path: Path) -> Path:
+    """A working folder with a copy of the records in its ``events/``, to edit, and room
+    for an ``out/`` beside them."""
+    work = tmp_path / "work"
+    shutil.copytree(events, work / "events")
+    return work
+
+
 def cold(events: Path, out: Path, previous: Path | None, build: Build) -> dict[str, bytes]:
     """A build into an empty folder that holds only the given previous manifest."""
     out.mkdir()
@@ -87,8 +95,7 @@ def cold(events: Path, out: Path, previous: Path | None, build: Build) -> dict[s
 def test_no_change_and_one_edit_rebuilds_equal_cold_builds(
     events: Path, tmp_path: Path, build: Build
 ) -> None:
-    work = tmp_path / "work"
-    shutil.copytree(events, work / "events")
+    work = copied(events, tmp_path)
     out = work / "out"
     first = build(work / "events", out)
     assert "built" in first.stderr
@@ -118,8 +125,7 @@ def test_an_edit_spells_again_only_its_event_in_the_manifest(
 ) -> None:
     """A rebuild by the same code takes the last manifest's text, and spells again only the
     day and the history of the event edited; the bytes are a cold build's."""
-    work = tmp_path / "work"
-    shutil.copytree(events, work / "events")
+    work = copied(events, tmp_path)
     out = work / "out"
     build(work / "events", out)
     manifest = tmp_path / "manifest-before-edit.json"
@@ -208,8 +214,7 @@ def test_an_edit_compiles_only_the_edited_event(
     events: Path, tmp_path: Path, build: Build, compiled: list[str]
 ) -> None:
     """The per-event store: unchanged events are taken from the last build, not compiled."""
-    work = tmp_path / "work"
-    shutil.copytree(events, work / "events")
+    work = copied(events, tmp_path)
     out = work / "out"
     build(work / "events", out)
     assert len(compiled) == RECORDS
@@ -263,8 +268,7 @@ def test_a_rebuild_on_the_same_day_takes_unchanged_keys_from_the_store(
     only the edited event's are asked for; on a later day, those of the events whose keys
     stopped holding on a day between (they ended, say); back on the first day, those worked
     out on the later day. Each build equals a cold one."""
-    work = tmp_path / "work"
-    shutil.copytree(events, work / "events")
+    work = copied(events, tmp_path)
     out = work / "out"
     build(work / "events", out)
     ids = sorted(p.stem for p in (work / "events").rglob("event-*.md"))
@@ -328,8 +332,7 @@ def test_state_keys_are_taken_from_a_store_marked_for_the_manifest_in_out(
     works out the state key of the edited event only. When out/ holds another manifest (put
     back from git, say), every state key is worked out; either way the bytes are a cold
     build's."""
-    work = tmp_path / "work"
-    shutil.copytree(events, work / "events")
+    work = copied(events, tmp_path)
     out = work / "out"
     build(work / "events", out)
     stated: list[str] = []
@@ -389,8 +392,7 @@ def test_after_a_change_of_settings_events_are_keyed_where_they_are_compiled(
     """A change of the settings (or of eventfeed) changes every event's state key, so no
     stored key can be the same: none is worked out before the events are compiled (in the
     workers, when there are any); the bytes are a cold build's."""
-    work = tmp_path / "work"
-    shutil.copytree(events, work / "events")
+    work = copied(events, tmp_path)
     out = work / "out"
     build(work / "events", out)
     manifest = tmp_path / "manifest-before.json"
@@ -501,8 +503,7 @@ def test_an_edit_joins_only_the_calendars_that_hold_the_event(
     real_jcal = ical._jcal
     monkeypatch.setattr(ical, "_calendar_parts", counting)
     monkeypatch.setattr(ical, "_jcal", counting_jcal)
-    work = tmp_path / "work"
-    shutil.copytree(events, work / "events")
+    work = copied(events, tmp_path)
     out = work / "out"
     build(work / "events", out)
     everything = sorted(p for p in joined if p)
@@ -555,8 +556,7 @@ def test_an_edit_joins_only_the_calendars_of_its_month_when_the_archive_is_split
         return real(context, header, members)
 
     monkeypatch.setattr(ical, "_calendar_parts", counting)
-    work = tmp_path / "work"
-    shutil.copytree(events, work / "events")
+    work = copied(events, tmp_path)
     settings = work / "events" / "site.yaml"
     text = settings.read_text(encoding="utf-8")
     assert "calendars: {lookback_days: 365}" in text
@@ -601,8 +601,7 @@ def test_an_edit_makes_again_only_the_dated_pages_that_list_the_event(
         return real(self, collection, page)
 
     monkeypatch.setattr(pages.Renderer, "dated_parts", counting)
-    work = tmp_path / "work"
-    shutil.copytree(events, work / "events")
+    work = copied(events, tmp_path)
     settings = work / "events" / "site.yaml"
     settings.write_text(
         settings.read_text(encoding="utf-8") + "pages:\n  max_bytes: 20000\n", "utf-8"
@@ -679,8 +678,7 @@ def test_time_zones_of_the_last_build_are_not_made_again(
 
     monkeypatch.setattr(vtz, "vtimezone", counting)
     monkeypatch.setattr(vtz, "_written", counting_written)
-    work = tmp_path / "work"
-    shutil.copytree(events, work / "events")
+    work = copied(events, tmp_path)
     out = work / "out"
     fresh_process()
     build(work / "events", out)
@@ -708,8 +706,7 @@ def test_what_a_rebuild_takes_from_the_last_build_is_kept_from_the_collector(
     build, and those of the events compiled, live as long as the build: they join the loaded
     site the collector is kept from, so its passes in the whole steps do not walk them (with
     100,000 events, half a second of a rebuild that freed nothing)."""
-    work = tmp_path / "work"
-    shutil.copytree(events, work / "events")
+    work = copied(events, tmp_path)
     out = work / "out"
     build(work / "events", out)
     edited = sorted((work / "events").rglob("event-*.md"))[3]
