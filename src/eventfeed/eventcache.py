@@ -35,8 +35,8 @@ Entries are kept a batch to a row, as the build puts them (one pickle of the bat
 not one to a row: with 100,000 events, writing a row per entry cost 0.8 s of SQLite in the
 build's first process, a row per batch of 1,000 costs 0.2 s, and opening the store reads
 them back in 0.73 s instead of 1.0 s (the pickle of a batch names the classes, the
-compilers and the repeated strings once). Rows are read in the order they were written, so an entry
-written again in a later row replaces the one before. The store counts, for each row, the
+compilers and the repeated strings once). Rows are read in the order they were written, so
+an entry written again in a later row replaces the one before. The store counts, for each row, the
 entries in it that are still the latest of their event: a row left with none is deleted,
 and rows that are mostly replaced or small (the one-entry row of a build after an edit)
 are joined into new ones at the end of a build (:meth:`EventCache.keep_only`), so the rows
@@ -73,8 +73,9 @@ from .load import collector_paused
 #: note where the event goes in the listings; 4: the days its key holds on, not that day;
 #: 5: a batch of entries to a row, not one.
 FORMAT = 5
-#: A row of fewer entries than this, still the latest, is joined with others when a build
-#: ends and at least two such rows are left (:meth:`EventCache.keep_only`).
+#: A row holding fewer of the latest entries than this is joined with others when a build
+#: ends, if at least two such rows are left or a row mostly out of date is written again
+#: (:meth:`EventCache.keep_only`).
 SMALL = 64
 #: entries to a row joined from others
 _JOINED = 1000
