@@ -231,3 +231,23 @@ def test_the_page_step_lets_go_of_what_each_page_was_made_of() -> None:
     assert again == first
     fresh = pages.Renderer(context)
     assert [fresh.event(e) for e in site.events] == [dict(f[0]).popitem()[1] for f in first]
+
+
+def test_the_paths_are_listed_in_order_as_files_are_added() -> None:
+    """The order of the paths is kept between listings, and made again once a path is added
+    (a path is never taken out, and adding one twice is refused)."""
+    artifacts = Artifacts(spill_bytes=1 << 20)
+    for path in ("b.ics", "a/z.html", "c.json"):
+        artifacts.add(path, path.encode())
+    assert list(artifacts) == ["a/z.html", "b.ics", "c.json"]
+    assert list(artifacts) == ["a/z.html", "b.ics", "c.json"]
+    with pytest.raises(build.DuplicatePath):
+        artifacts.add("b.ics", b"again")
+    artifacts.add("a/a.html", b"new")
+    assert list(artifacts) == ["a/a.html", "a/z.html", "b.ics", "c.json"]
+    assert dict(artifacts) == {
+        "a/a.html": b"new",
+        "a/z.html": b"a/z.html",
+        "b.ics": b"b.ics",
+        "c.json": b"c.json",
+    }
