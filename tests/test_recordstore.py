@@ -955,3 +955,68 @@ def test_each_process_reads_rests_by_a_few_connections_of_its_own(
     assert [held] == recordstore._INHERITED
     assert recordstore._READERS[where] is not held[where]
     held[where].execute("SELECT 1")  # left open
+
+
+def _locked_against_others(store_file: Path) -> bool:
+    """Whether another connection is locked out of reading the store."""
+    with contextlib.closing(sqlite3.connect(store_file, timeout=0)) as other:
+        try:
+            other.execute("SELECT count(*) FROM rests").fetchone()
+        except sqlite3.OperationalError:
+            return True
+    return False
+
+
+def test_the_load_reads_rests_while_its_own_writes_lock_the_store(
+    site: SiteDir, parses: list[str]
+) -> None:
+    """The load writes the store as it goes, in one transaction; once that outgrows SQLite's
+    page cache, the file is locked against every other connection. After new settings, every
+    kept record is checked again and needs its rest: each is still read from the store
+    (through the load's own connection), none parsed again from its file."""
+    _three(site)
+    store_file = site.root / "store.sqlite"
+    load_site(site.events, store=RecordStore(store_file))
+    yaml = site.events / "site.yaml"
+    yaml.write_text(yaml.read_text().replace("Test Secretariat", "The Secretariat"))
+    store = RecordStore(store_file)
+    assert store._db is not None
+    # the lock the load's writes take when they spill out of the page cache
+    store._db.execute("COMMIT")
+    store._db.execute("BEGIN EXCLUSIVE")
+    assert _locked_against_others(store_file)
+    parses.clear()
+    again = load_site(site.events, store=store)
+    assert parses == []
+    assert again == load_site(site.events)
+
+
+def test_a_reader_does_not_wait_for_a_store_another_build_writes(
+    site: SiteDir, parses: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store another build holds locked is not waited for (SQLite would wait five seconds
+    at every record): the rests are parsed again from the records' files."""
+    from eventfeed import recordstore
+
+    monkeypatch.setattr(recordstore, "_READERS", {})
+    monkeypatch.setattr(recordstore, "_READERS_OF", [os.getpid()])
+    _three(site)
+    store_file = site.root / "store.sqlite"
+    load_site(site.events, store=RecordStore(store_file))
+    store = RecordStore(store_file)
+    found = [store.get(n, store._keys[n], n, site.events / n) for n in ("a.md", "b.md")]
+    store.close()
+    with contextlib.closing(sqlite3.connect(store_file, isolation_level=None)) as other:
+        other.execute("BEGIN EXCLUSIVE")
+        assert _locked_against_others(store_file)
+        parses.clear()
+        plain = {e.source: e.body for e in load_site(site.events).events}
+        parses.clear()
+        assert [record.body for record in found if record is not None] == [
+            plain["events/a.md"],
+            plain["events/b.md"],
+        ]
+        assert sorted(parses) == ["a.md", "b.md"]  # parsed again from their files
+        (reader,) = recordstore._READERS.values()
+        assert reader is not None
+        assert reader.execute("PRAGMA busy_timeout").fetchone() == (0,)

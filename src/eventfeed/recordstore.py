@@ -177,6 +177,7 @@ class RecordStore:
                     self._keys[source] = key
                     if file is not None:
                         self._files[source] = file
+                _WRITERS[self._where] = (os.getpid(), self._db)
                 break
             except sqlite3.DatabaseError as exc:
                 self.close()
@@ -435,6 +436,8 @@ class RecordStore:
         nothing (the build that loaded through it keeps it until it ends; with 100,000
         records, the names, digests and signatures read take about 35 MB)."""
         if self._db is not None:
+            if _WRITERS.get(self._where, (0, None))[1] is self._db:
+                del _WRITERS[self._where]
             with contextlib.suppress(sqlite3.Error):
                 self._db.close()
             self._db = None
@@ -718,12 +721,26 @@ _READERS: dict[str, sqlite3.Connection | None] = {}
 _READERS_OF = [os.getpid()]
 _INHERITED: list[dict[str, sqlite3.Connection | None]] = []
 _MAX_READERS = 4
+#: the connection of each store a :class:`RecordStore` has open for writing, and the process
+#: that opened it: that process reads the store's rests through it (:func:`_read_rests`)
+_WRITERS: dict[str, tuple[int, sqlite3.Connection]] = {}
 
 
 def _read_rests(where: str, keys: list[str]) -> dict[str, bytes]:
     """The rests the store ``where`` keeps of the digests ``keys``, read by this process's own
-    connection (a connection must not cross a fork); what cannot be read is left out."""
+    connection (a connection must not cross a fork); what cannot be read is left out.
+
+    The process that writes the store reads through the writing connection. The load writes
+    as it goes, in one transaction: once that holds more than SQLite's page cache, SQLite
+    locks the file against every other connection until the commit. Another connection of
+    this process would be locked out too, and so would the forked workers. A reader
+    never waits for such a lock: a rest it cannot read is parsed again from its file
+    (:class:`_Rest`), where waiting would cost every record SQLite's wait (with 10,000
+    records kept and new settings, the load did not end)."""
     global _READERS
+    writer = _WRITERS.get(where)
+    if writer is not None and writer[0] == os.getpid():
+        return _select_rests(writer[1], keys)
     if _READERS_OF[0] != os.getpid():
         _INHERITED.append(_READERS)
         _READERS, _READERS_OF[0] = {}, os.getpid()
@@ -732,7 +749,7 @@ def _read_rests(where: str, keys: list[str]) -> dict[str, bytes]:
     else:
         try:
             db = sqlite3.connect(
-                Path(where).as_uri() + "?mode=ro", uri=True, check_same_thread=False
+                Path(where).as_uri() + "?mode=ro", uri=True, check_same_thread=False, timeout=0
             )
         except (sqlite3.Error, ValueError):
             db = None
@@ -741,9 +758,14 @@ def _read_rests(where: str, keys: list[str]) -> dict[str, bytes]:
             if oldest is not None:
                 oldest.close()
         _READERS[where] = db
-    found: dict[str, bytes] = {}
     if db is None:
-        return found
+        return {}
+    return _select_rests(db, keys)
+
+
+def _select_rests(db: sqlite3.Connection, keys: list[str]) -> dict[str, bytes]:
+    """The rests of the digests ``keys`` that ``db`` gives."""
+    found: dict[str, bytes] = {}
     for start in range(0, len(keys), AHEAD):
         some = keys[start : start + AHEAD]
         try:
