@@ -26,6 +26,13 @@ For each N it measures, in child processes so peak memory is the child's own:
 * settings -- a rebuild after a change of the site's title, that day: every record checked
   again and every event compiled again, over an out/ that holds most of the files already
   (each event's calendar file is as it was; its page is not);
+* checkout -- the same build again, with the stores, after the records were checked out
+  afresh: the first build of a fresh checkout whose cache folder was restored (what CI
+  does), where every record file is new to the stores (another inode, the times of the
+  checkout) and nothing else changed;
+* checkout_settings -- a rebuild after another change of the title, in another fresh
+  checkout: every record new to the stores and checked again (a commit of the settings,
+  built by CI with its cache restored);
 
 and prints the median wall time, the peak resident memory, records per second and the ratio to
 the floor. With ``--stages`` it also times a cold build, a one-edit rebuild, a next-day and a
@@ -382,6 +389,8 @@ def run_size(
             "diff",
             "clone",
             "settings",
+            "checkout",
+            "checkout_settings",
         )
     }
     settings = events / "site.yaml"
@@ -421,6 +430,12 @@ def run_size(
         settings.write_text(retitled(settings_text), encoding="utf-8")
         try:
             results["settings"].append(timed(day_build, day_env))
+            # (the settings as the last build's: nothing but the checkout is new)
+            made += checked_out(events, run, 1)
+            results["checkout"].append(timed(day_build, day_env))
+            made += checked_out(events, run, 2)
+            settings.write_text(retitled(retitled(settings_text)), encoding="utf-8")
+            results["checkout_settings"].append(timed(day_build, day_env))
         finally:
             settings.write_text(settings_text, encoding="utf-8")
     identical = check_identical(events, out, edited, original, build, env)
@@ -436,12 +451,35 @@ def run_size(
         peak = max(m for _, m in samples)
         rows.append((name, wall, peak))
         print(
-            f"  {name:9} median {wall:8.2f} s  (runs: {', '.join(f'{w:.2f}' for w, _ in samples)})"
+            f"  {name:17} median {wall:8.2f} s  (runs: {', '.join(f'{w:.2f}' for w, _ in samples)})"
             f"  peak {peak:7.0f} MB  {n / wall:9.0f} records/s  {wall / floor:5.1f}x floor",
             flush=True,
         )
     print(f"  one-edit rebuild identical to a cold build from the same manifest: {identical}")
     return rows
+
+
+#: How long a fresh checkout is left before it is built: the stores do not take a file changed
+#: less than :data:`eventfeed.cache.RACY_NS` (3 s) before a build as known by its metadata, and
+#: a checkout of many records takes longer than that, so most of its files are quiet by then.
+QUIET_AFTER_CHECKOUT = 3.5
+
+
+def checked_out(events: Path, run: int, nth: int) -> list[Path]:
+    """The records as a fresh checkout leaves them, in the same place: each file created anew
+    (another inode, the times of now), left quiet for :data:`QUIET_AFTER_CHECKOUT`. Returns
+    the folder that held them before, for the caller to remove after the timings (removing
+    many files just before a build slows the file system's next creations; see
+    :func:`run_size`)."""
+    fresh = events.with_name(f"{events.name}.checkout")
+    before = events.with_name(f"{events.name}.before-{run}-{nth}")
+    for folder in (fresh, before):
+        shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(events, fresh, copy_function=shutil.copyfile)
+    events.rename(before)
+    fresh.rename(events)
+    time.sleep(QUIET_AFTER_CHECKOUT)
+    return [before]
 
 
 #: the day after the one every other build is made as of (``--as-of``)

@@ -86,7 +86,7 @@ def test_the_benchmark_times_every_phase_of_a_build(tmp_path: Path) -> None:
 #: the timings of a run, in the order the benchmark prints them
 RUNS = [
     *("floor", "cold", "nochange", "oneedit", "nextedit", "nextday"),
-    *("check", "diff", "clone", "settings"),
+    *("check", "diff", "clone", "settings", "checkout", "checkout_settings"),
 ]
 
 
