@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -376,15 +376,28 @@ def format_markdown(report: Report) -> str:
 # --- the command -------------------------------------------------------------------------------
 
 
-def _old_event_files(against: Path, previous: Manifest | None) -> dict[str, bytes | None]:
-    result: dict[str, bytes | None] = {}
-    ids = set(previous.events) if previous else set()
-    for event_id in ids:
+class _OldEventFiles(Mapping[str, bytes | None]):
+    """The published per-event calendar files, by event id, each read when it is asked for
+    (None when it cannot be read): :func:`compare` looks at one at a time, and holding them
+    all took about 450 MB more at the peak with 100,000 events."""
+
+    def __init__(self, against: Path, previous: Manifest | None) -> None:
+        self._against = against
+        self._ids = previous.events if previous else {}
+
+    def __getitem__(self, event_id: str) -> bytes | None:
+        if event_id not in self._ids:
+            raise KeyError(event_id)
         try:
-            result[event_id] = (against / paths.event_ics(event_id)).read_bytes()
+            return (self._against / paths.event_ics(event_id)).read_bytes()
         except OSError:
-            result[event_id] = None
-    return result
+            return None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
 
 
 def _clock() -> datetime:
@@ -443,5 +456,5 @@ def diff_command(against: Path, fmt: str, events_dir: Path) -> None:
             f"note: {display_path(against)} has no {paths.MANIFEST}; every event counts as new",
             err=True,
         )
-    report = compare(previous, _old_event_files(against, previous), artifacts, site.root)
+    report = compare(previous, _OldEventFiles(against, previous), artifacts, site.root)
     click.echo(format_markdown(report) if fmt == "markdown" else format_text(report), nl=False)
