@@ -189,7 +189,7 @@ def test_only_the_calendar_files_that_changed_are_read_back(
 
 def test_the_published_calendar_files_are_read_one_at_a_time(site: SiteDir, run: Run) -> None:
     """The published per-event files are read when the comparison asks for each, not all
-    before it (with 100,000 events, holding them all took about 450 MB more at the peak):
+    before it (with 100,000 events, holding them all took 595 MB more at the peak):
     a file changed after the mapping is made is read as it is then, a missing one is None,
     and an event the published build does not have is not there."""
     published(site, run)
