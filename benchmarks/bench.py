@@ -331,9 +331,24 @@ def print_creation_cost(root: Path, when: str) -> None:
         )
 
 
+#: What a run times, in order: each rebuild follows the ones before it.
+SCENARIOS = (
+    *("floor", "cold", "nochange", "oneedit", "nextedit", "nextday"),
+    *("check", "diff", "clone", "settings", "checkout", "checkout_settings"),
+)
+
+
 def run_size(
-    n: int, runs: int, keep: Path | None, *, by_stage: bool = False, profile: Path | None = None
+    n: int,
+    runs: int,
+    keep: Path | None,
+    *,
+    by_stage: bool = False,
+    profile: Path | None = None,
+    until: str = SCENARIOS[-1],
 ) -> list[tuple[str, float, float]]:
+    """Time every scenario of :data:`SCENARIOS` up to ``until``, ``runs`` times, at ``n``
+    records; print and return the medians (name, seconds, peak MB)."""
     root = keep or Path(tempfile.mkdtemp(prefix="eventfeed-bench-"))
     root.mkdir(parents=True, exist_ok=True)
     need, free = n * DISK_PER_RECORD, shutil.disk_usage(root).free
@@ -377,27 +392,9 @@ def run_size(
     if not fresh:
         print("  (not enough disk to keep each run's folders: every cold build follows")
         print("   the deletion of the last one's, which on ext4 makes it slower)", flush=True)
-    results: dict[str, list[tuple[float, float]]] = {
-        k: []
-        for k in (
-            "floor",
-            "cold",
-            "nochange",
-            "oneedit",
-            "nextedit",
-            "nextday",
-            "check",
-            "diff",
-            "clone",
-            "settings",
-            "checkout",
-            "checkout_settings",
-        )
-    }
-    settings = events / "site.yaml"
-    settings_text = settings.read_text(encoding="utf-8")
-    edited = next(iter(sorted(events.rglob("event-*.md"))))
-    original = edited.read_text(encoding="utf-8")
+    timed_here = SCENARIOS[: SCENARIOS.index(until) + 1]
+    results: dict[str, list[tuple[float, float]]] = {k: [] for k in timed_here}
+    edited, original = _edited(events)
     for run in range(runs):
         results["floor"].append(timed([sys.executable, "-c", FLOOR, str(events)], env))
         out, cache = (
@@ -412,33 +409,8 @@ def run_size(
         build = [*eventfeed(), "build", "--events", str(events), "--out", str(out), "-q"]
         build += ["--as-of", "2023-11-14"]
         results["cold"].append(timed(build, env))
-        results["nochange"].append(timed(build, env))
-        edited.write_text(original + f"\nEdited in run {run}.\n", encoding="utf-8")
-        results["oneedit"].append(timed(build, env))
-        edited.write_text(original, encoding="utf-8")  # back, for the next run
-        results["nextedit"].append(timed(build, env))
-        day_build, day_env = next_day(build, env)
-        results["nextday"].append(timed(day_build, day_env))
-        results["check"].append(timed([*day_build, "--check"], day_env))
-        against = ["diff", "--events", str(events), "--against", str(out)]
-        results["diff"].append(timed([*eventfeed(), *against], day_env))
-        clone_cache = root / f"cache-clone-{run}"
-        shutil.rmtree(clone_cache, ignore_errors=True)
-        made.append(clone_cache)
-        results["clone"].append(
-            timed(day_build, dict(day_env, EVENTFEED_CACHE_DIR=str(clone_cache)))
-        )
-        settings.write_text(retitled(settings_text), encoding="utf-8")
-        try:
-            results["settings"].append(timed(day_build, day_env))
-            # (the settings as the last build's: nothing but the checkout is new)
-            made.append(checked_out(events, run, 1))
-            results["checkout"].append(timed(day_build, day_env))
-            made.append(checked_out(events, run, 2))
-            settings.write_text(retitled(retitled(settings_text)), encoding="utf-8")
-            results["checkout_settings"].append(timed(day_build, day_env))
-        finally:
-            settings.write_text(settings_text, encoding="utf-8")
+        if until != "cold":
+            made += _rebuilds(results, until, run, events, out, build, env)
     identical = check_identical(events, out, edited, original, build, env)
     print_creation_cost(root, "after them")
     for folder in made:
@@ -458,6 +430,73 @@ def run_size(
         )
     print(f"  one-edit rebuild identical to a cold build from the same manifest: {identical}")
     return rows
+
+
+def _edited(events: Path) -> tuple[Path, str]:
+    """The record the rebuilds edit, and its text."""
+    edited = next(iter(sorted(events.rglob("event-*.md"))))
+    return edited, edited.read_text(encoding="utf-8")
+
+
+def _rebuilds(
+    results: dict[str, list[tuple[float, float]]],
+    until: str,
+    run: int,
+    events: Path,
+    out: Path,
+    build: list[str],
+    env: dict[str, str],
+) -> list[Path]:
+    """Time the rebuilds that follow a cold build into ``out``, in order, up to ``until``
+    (each one's files as the last one left them; the records and settings as they were
+    after); return the folders made for them, to remove after the timings."""
+    made: list[Path] = []
+
+    def then(name: str, command: list[str], with_env: dict[str, str]) -> bool:
+        """Time ``command`` as scenario ``name``: whether the next one is wanted."""
+        results[name].append(timed(command, with_env))
+        return name != until
+
+    if not then("nochange", build, env):
+        return made
+    edited, original = _edited(events)
+    edited.write_text(original + f"\nEdited in run {run}.\n", encoding="utf-8")
+    try:
+        if not then("oneedit", build, env):
+            return made
+    finally:
+        edited.write_text(original, encoding="utf-8")  # back, for the next run
+    if not then("nextedit", build, env):
+        return made
+    day_build, day_env = next_day(build, env)
+    if not then("nextday", day_build, day_env):
+        return made
+    if not then("check", [*day_build, "--check"], day_env):
+        return made
+    against = ["diff", "--events", str(events), "--against", str(out)]
+    if not then("diff", [*eventfeed(), *against], day_env):
+        return made
+    clone_cache = out.parent / f"cache-clone-{run}"
+    shutil.rmtree(clone_cache, ignore_errors=True)
+    made.append(clone_cache)
+    if not then("clone", day_build, dict(day_env, EVENTFEED_CACHE_DIR=str(clone_cache))):
+        return made
+    settings = events / "site.yaml"
+    settings_text = settings.read_text(encoding="utf-8")
+    settings.write_text(retitled(settings_text), encoding="utf-8")
+    try:
+        if not then("settings", day_build, day_env):
+            return made
+        # (the settings as the last build's: nothing but the checkout is new)
+        made.append(checked_out(events, run, 1))
+        if not then("checkout", day_build, day_env):
+            return made
+        made.append(checked_out(events, run, 2))
+        settings.write_text(retitled(retitled(settings_text)), encoding="utf-8")
+        then("checkout_settings", day_build, day_env)
+    finally:
+        settings.write_text(settings_text, encoding="utf-8")
+    return made
 
 
 #: How long a fresh checkout is left before it is built: the stores do not take a file changed
@@ -547,11 +586,18 @@ def main() -> None:
         default=None,
         help="cProfile that cold build's first process into this file",
     )
+    parser.add_argument(
+        "--until",
+        choices=SCENARIOS[1:],
+        default=SCENARIOS[-1],
+        help="time the scenarios of a run up to this one only (each follows the ones before "
+        "it): 'oneedit' times the floor, a cold build and the two rebuilds after it",
+    )
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
     for n in (int(s) for s in args.sizes.split(",")):
         keep = args.keep / str(n) if args.keep and "," in args.sizes else args.keep
-        run_size(n, args.runs, keep, by_stage=args.stages, profile=args.profile)
+        run_size(n, args.runs, keep, by_stage=args.stages, profile=args.profile, until=args.until)
 
 
 if __name__ == "__main__":

@@ -107,6 +107,19 @@ def test_every_timing_of_a_run_is_made_and_printed(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["events"]
 
 
+def test_a_run_can_stop_after_a_named_timing(tmp_path: Path) -> None:
+    """``--until oneedit``: the floor, the cold build and the two rebuilds after it, and no
+    other; the edited record is put back, and the identity check still runs."""
+    events = generate(tmp_path, 1000)
+    before = {p: p.read_bytes() for p in events.rglob("*") if p.is_file()}
+    done = _bench(tmp_path, "--runs", "1", "--until", "oneedit")
+    printed = re.findall(r"^  (\w+) +median +\d+\.\d\d s", done.stdout, re.M)
+    assert printed == RUNS[: RUNS.index("oneedit") + 1]
+    assert "identical to a cold build from the same manifest: True" in done.stdout
+    assert {p: p.read_bytes() for p in events.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events"]
+
+
 def _bench(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The benchmark run at 1,000 records on the records generated in ``folder``; it must
     succeed."""
