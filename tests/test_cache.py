@@ -111,7 +111,7 @@ def scans(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     def starting(out: Path) -> Any:
         made = start(out)
-        started.append(made._pid if made is not None else 0)
+        started.append(made.forked.pid if made is not None else 0)
         return made
 
     monkeypatch.setattr(cache._OutScan, "start", starting)
@@ -232,10 +232,10 @@ def test_a_change_to_the_records_is_built(
     looks: list[int] = []  # who looked at tree.out
     real = cache._out_state
 
-    def state(out: Path) -> Any:
+    def state(out: Path, **shared: Any) -> Any:
         if out == tree.out.resolve():
             looks.append(os.getpid())
-        return real(out)
+        return real(out, **shared)
 
     monkeypatch.setattr(cache, "_out_state", state)
 
@@ -507,6 +507,72 @@ def test_a_record_over_the_limit_is_read_only_one_byte_past_it(tmp_path: Path) -
     assert cache.read_head(str(path)) == data[: cache.MAX_FILE_BYTES + 1]
 
 
+def test_the_save_shares_out_the_metadata_of_out(
+    tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From :data:`eventfeed.cache.LSTAT_ASIDE_FILES` files on, the save takes the metadata
+    of the second half of out/ in a forked process: the state of out/ is the same as when
+    it is all taken here, a rebuild finds nothing changed, and a file changed by hand in
+    that half is still seen."""
+    tree.build()
+    out = tree.out.resolve()
+    alone = cache._out_state(out)
+    monkeypatch.setattr(cache, "LSTAT_ASIDE_FILES", 2)
+    forked: list[int] = []
+    start = cache._Forked.start
+
+    def starting(work: Callable[[], bytes]) -> Any:
+        made = start(work)
+        forked.append(made.pid if made is not None else 0)
+        return made
+
+    monkeypatch.setattr(cache._Forked, "start", starting)
+    shared = cache._out_state(out, aside=True)
+    assert len(forked) == 1
+    assert forked[0] > 0
+    assert alone is not None
+    assert shared is not None
+    assert (shared.signature, shared.racy, shared.seen) == (alone.signature, alone.racy, alone.seen)
+    assert UP_TO_DATE in tree.build().stderr
+    assert shared.seen is not None
+    last = tree.out / shared.seen[1][-1]  # the last file in the half taken beside
+    before = last.read_bytes()
+    last.write_bytes(b"edited by hand")
+    assert UP_TO_DATE not in tree.build().stderr
+    assert last.read_bytes() == before
+    assert UP_TO_DATE in tree.build().stderr
+
+
+def test_metadata_taken_beside_falls_back_to_this_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The metadata shared out is the same as taken here alone; when the forked process
+    cannot take its half (a file gone, here), this process takes it, and raises what taking
+    it alone raises."""
+    monkeypatch.setattr(cache, "LSTAT_ASIDE_FILES", 2)
+    paths = []
+    for n in range(6):
+        (tmp_path / f"f{n}").write_bytes(b"x" * n)
+        paths.append(str(tmp_path / f"f{n}"))
+    alone = cache._metadata(paths, aside=False)
+    assert cache._metadata(paths, aside=True) == alone
+    assert [size for _, size, *_ in alone[0]] == list(range(6))
+    assert alone[1] == b"".join(cache.ROW.pack(*found) for found in alone[0])
+    beside = cache._Forked.start
+    gone: list[int] = []
+
+    def failing(work: Callable[[], bytes]) -> Any:
+        os.unlink(paths[-1])  # before the process looks
+        made = beside(work)
+        gone.append(made.pid if made is not None else 0)
+        return made
+
+    monkeypatch.setattr(cache._Forked, "start", failing)
+    with pytest.raises(FileNotFoundError):
+        cache._metadata(paths, aside=True)
+    assert gone[0] > 0
+
+
 def test_changed_records_are_built_without_looking_at_out(
     tree: Tree, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -516,9 +582,9 @@ def test_changed_records_are_built_without_looking_at_out(
     looked: list[Path] = []
     real = cache._out_state
 
-    def spy(out: Path) -> Any:
+    def spy(out: Path, **shared: Any) -> Any:
         looked.append(out)
-        return real(out)
+        return real(out, **shared)
 
     monkeypatch.setattr(cache, "_out_state", spy)
     tree.build()
@@ -550,10 +616,10 @@ def test_out_is_looked_at_beside_the_records(
     where = tree.root / "looked"
     real = cache._out_state
 
-    def spy(out: Path) -> Any:
+    def spy(out: Path, **shared: Any) -> Any:
         with where.open("a", encoding="utf-8") as handle:
             handle.write(f"{'here' if os.getpid() == parent else 'beside'}\n")
-        return real(out)
+        return real(out, **shared)
 
     monkeypatch.setattr(cache, "_out_state", spy)
     tree.build()
@@ -582,12 +648,12 @@ def test_a_look_beside_that_fails_is_made_by_the_lookup(
     parent = os.getpid()
     real = cache._out_state
 
-    def failing(out: Path) -> Any:
+    def failing(out: Path, **shared: Any) -> Any:
         if os.getpid() != parent:
             if failure == "dies":
                 os._exit(3)
             return "not a state"
-        return real(out)
+        return real(out, **shared)
 
     monkeypatch.setattr(cache, "_out_state", failing)
     tree.build()
@@ -630,10 +696,10 @@ def test_an_edit_rebuild_takes_the_look_before_it_for_the_files_it_leaves(
     looks: list[str] = []
     sames: list[str] = []
 
-    def state(out: Path) -> Any:
+    def state(out: Path, **shared: Any) -> Any:
         if os.getpid() == parent:
             looks.append("here")
-        return real_state(out)
+        return real_state(out, **shared)
 
     def same(trust: Any, path: str, *args: Any) -> bool:
         sames.append(path)

@@ -56,9 +56,9 @@ def test_saving_a_fingerprint_leaves_the_collector_as_it_was(
     seen: list[bool] = []
     real = cache._out_state
 
-    def state(out: Path) -> object:
+    def state(out: Path, **shared: bool) -> object:
         seen.append(gc.isenabled())
-        return real(out)
+        return real(out, **shared)
 
     monkeypatch.setattr(cache, "_out_state", state)
     out = tmp_path / "out"
