@@ -611,6 +611,41 @@ def test_a_store_of_pickled_records_is_replaced(site: SiteDir, parses: list[str]
     assert sorted(parses) == ["events/2023/c.md", "events/a.md", "events/b.md"]
 
 
+def test_a_store_of_the_last_layout_is_made_again_with_larger_pages(
+    site: SiteDir, parses: list[str]
+) -> None:
+    """A store of format 12 (pages of 4 KiB, an index of the records by digest) is emptied
+    and made again with pages of :data:`eventfeed.recordstore.PAGE_SIZE`, without the index;
+    its file does not keep the old rows' pages."""
+    from eventfeed import recordstore
+
+    _three(site)
+    store_file = site.root / "store.sqlite"
+    with contextlib.closing(sqlite3.connect(store_file, isolation_level=None)) as db:
+        db.execute("PRAGMA page_size = 4096")
+        db.execute("CREATE TABLE records (source TEXT PRIMARY KEY, key TEXT NOT NULL)")
+        db.execute("CREATE INDEX records_by_key ON records (key)")
+        db.execute("CREATE TABLE rests (key TEXT PRIMARY KEY, data BLOB NOT NULL)")
+        db.executemany(
+            "INSERT INTO rests VALUES (?, ?)", [(str(i), bytes(3000)) for i in range(300)]
+        )
+        db.execute("PRAGMA user_version = 12")
+    before = store_file.stat().st_size
+    assert before > 900_000
+    first = load_site(site.events, store=RecordStore(store_file))
+    assert sorted(parses) == ["events/2023/c.md", "events/a.md", "events/b.md"]
+    with contextlib.closing(sqlite3.connect(store_file)) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (recordstore.FORMAT,)
+        assert db.execute("PRAGMA page_size").fetchone() == (recordstore.PAGE_SIZE,)
+        names = {n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert "records_by_key" not in names
+        assert db.execute("SELECT count(*) FROM records").fetchone() == (3,)
+    assert store_file.stat().st_size < before / 4
+    parses.clear()
+    assert load_site(site.events, store=RecordStore(store_file)) == first
+    assert parses == []
+
+
 @pytest.mark.parametrize(("ahead", "reads"), [(1, 7), (2, 4), (200, 1)])
 def test_rows_read_ahead_give_what_rows_read_one_by_one_give(
     site: SiteDir, parses: list[str], monkeypatch: pytest.MonkeyPatch, ahead: int, reads: int

