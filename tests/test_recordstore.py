@@ -6,7 +6,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shutil
 import sqlite3
+import subprocess
+import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -1054,3 +1057,94 @@ def test_a_reader_does_not_wait_for_a_store_another_build_writes(
         (reader,) = recordstore._READERS.values()
         assert reader is not None
         assert reader.execute("PRAGMA busy_timeout").fetchone() == (0,)
+
+
+#: A build run by ``eventfeed.cli`` in a process of its own, with the record store's page
+#: cache made small (a few dozen records spill out of it, as thousands do with SQLite's own)
+#: and records checked out a moment ago taken as quiet. It notes each record parsed (in the
+#: workers too) in the file named by ``$PARSED``, and says at the prefetch of the kept
+#: records' rests whether the store is locked against other connections then.
+_SMALL_CACHE_BUILD = """
+import glob, os, sqlite3, sys
+from eventfeed import cache, load, recordstore
+from eventfeed.cli import main
+
+recordstore.CACHE_PAGES, recordstore.BATCH = 2, 20
+load.PARALLEL_MIN_RECORDS = 20
+cache.RACY_NS = 0
+parse, prefetch = load.parse_record, load.prefetch
+
+def parsing(raw, path, shown):
+    with open(os.environ["PARSED"], "a", encoding="utf-8") as handle:
+        handle.write(shown + "\\n")
+    return parse(raw, path, shown)
+
+def prefetching(records):
+    for where in glob.glob(os.path.join(os.environ["EVENTFEED_CACHE_DIR"], "*.records.sqlite")):
+        other = sqlite3.connect(where, timeout=0)
+        try:
+            other.execute("SELECT count(*) FROM rests").fetchone()
+            print("store open at the prefetch", file=sys.stderr)
+        except sqlite3.OperationalError:
+            print("store locked at the prefetch", file=sys.stderr)
+        finally:
+            other.close()
+    return prefetch(records)
+
+load.parse_record, load.prefetch = parsing, prefetching
+main(sys.argv[1:])
+"""
+
+
+def test_a_fresh_checkout_with_new_settings_does_not_wait_for_its_own_store(
+    tmp_path: Path,
+) -> None:
+    """The whole chain of the stall the store once had: a build, the records checked out
+    afresh (every file new to the store), new settings (every record checked again, which
+    needs its rest), and a rebuild whose writes spill out of the page cache, locking the
+    store, before the rests are read. The rebuild reads every rest from the store (none is
+    parsed again, none waited for), and its out/ is what a build without stores makes. (The
+    code before the fix, given the same small cache, was stopped here by the timeout: it
+    waited five seconds for each rest, in the workers.)"""
+    from .bench_records import generate
+
+    events = generate(tmp_path, 200)
+    out = tmp_path / "out"
+    parsed = tmp_path / "parsed"
+    env = dict(
+        os.environ,
+        EVENTFEED_CACHE_DIR=str(tmp_path / "cache"),
+        SOURCE_DATE_EPOCH="1700000000",
+        CI="true",
+        PARSED=str(parsed),
+    )
+    build = ["build", "--events", str(events), "--out", str(out), "-q", "--as-of", "2023-11-14"]
+
+    def run(*args: str, **more: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-c", _SMALL_CACHE_BUILD, *args],
+            env=dict(env, **more),
+            capture_output=True,
+            text=True,
+            timeout=120,  # the stall took five seconds a record
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done
+
+    run(*build)
+    assert len(parsed.read_text(encoding="utf-8").splitlines()) == 200
+    fresh = tmp_path / "checkout"
+    shutil.copytree(events, fresh, copy_function=shutil.copyfile)
+    shutil.rmtree(events)
+    fresh.rename(events)
+    settings = events / "site.yaml"
+    settings.write_text(settings.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    text = settings.read_text(encoding="utf-8")
+    settings.write_text(text.replace("title:", "title: Renamed", 1), encoding="utf-8")
+    parsed.unlink()
+    again = run(*build)
+    assert "store locked at the prefetch" in again.stderr
+    assert not parsed.exists()  # every rest read from the store
+    # out/ is what a build without stores makes (``--check`` fails on any difference)
+    run(*build, "--check", EVENTFEED_CACHE_DIR=str(tmp_path / "no-stores"))
