@@ -24,6 +24,7 @@ from eventfeed.state import (
     Manifest,
     _parse_time,
     _replace,
+    files_listed,
     manifest_head,
     read_manifest,
 )
@@ -98,6 +99,29 @@ def test_written_as_the_json_library_writes_it(
     head = manifest_head(as_of, events)
     assert head is not None
     assert b"".join(manifest.parts(head)) == reference_bytes(manifest)
+
+
+@settings(derandomize=True, max_examples=80, deadline=None)
+@given(
+    events=st.dictionaries(texts, states, max_size=2),
+    files=st.dictionaries(texts, texts, max_size=6),
+    data=st.data(),
+)
+def test_files_spelled_beforehand_are_written_as_the_others(
+    events: dict[str, EventState], files: dict[str, str], data: st.DataObject
+) -> None:
+    """The lines of some of the files spelled beforehand (as the build does for the files
+    made before the calendars, while those are made): the same bytes; and when one of them
+    has another digest in the manifest, every line is spelled again."""
+    chosen = data.draw(st.lists(st.booleans(), min_size=len(files), max_size=len(files)))
+    early = {p: files[p] for p, kept in zip(sorted(files), chosen, strict=True) if kept}
+    if early and data.draw(st.booleans()):
+        early[min(early)] += "changed since"
+    manifest = Manifest(as_of=date(2023, 11, 14), events=events, files=files)
+    head = manifest_head(manifest.as_of, events)
+    listed = files_listed(early)
+    assert listed is not None
+    assert b"".join(manifest.parts(head, listed)) == reference_bytes(manifest)
 
 
 def test_empty_manifest_and_odd_values_take_the_library() -> None:

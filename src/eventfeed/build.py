@@ -36,7 +36,7 @@ from .eventcache import Entry, EventCache, event_key, short_digest
 from .load import Site, collector_paused
 from .model import Settings
 from .recordstore import prefetch
-from .state import EventState, Manifest, advance, file_digest, manifest_head
+from .state import EventState, Manifest, advance, file_digest, files_listed, manifest_head
 from .workers import chunks_done
 from .write import check_artifact_path, copy_spilled, write_file
 
@@ -765,9 +765,16 @@ def _whole(
             notes.pop(step.name, None)
         # The manifest's events are known: written out now, while the calendars are made
         # beside if they are, which take the longer (with 100,000 events, the manifest's
-        # text took about a second after them, on one core).
+        # text took about a second after them, on one core). So are the files made so far:
+        # their digests and their lines in the manifest, and the memos are let go of
+        # (below), while the calendars are made.
         head = manifest_head(context.as_of, history, ours)
+        early: dict[str, str] | None = None
+        listed = None
         if beside is not None:
+            _let_go(context, keyed)  # first: what they held is freed before the lines are made
+            early = {path: artifacts.digest(path) for path in artifacts}
+            listed = files_listed(early)
             if not beside.finish(artifacts, outputs):  # then made here
                 _whole_step(
                     beside.step, context, artifacts, outputs, reuse, base, previous, previous_out
@@ -779,17 +786,26 @@ def _whole(
     # soon as the caller lets go of the site (a file made again, below, works it out again),
     # unless files are taken from the previous out/: those hold them, to be made again if
     # the previous out/ changed under the build.
-    context._memo.clear()
-    keyed._memo.clear()
+    _let_go(context, keyed)
     if reuse is not None:
         reuse.save_outputs(outputs)
         reuse.save_zones(base, vtimezone.KNOWN)
-    digests = {path: artifacts.digest(path) for path in artifacts}
+    if early is None:
+        digests = {path: artifacts.digest(path) for path in artifacts}
+    else:  # (the calendars' files come last, as they were added)
+        digests = early
+        digests.update((p, artifacts.digest(p)) for p in artifacts if p not in early)
     manifest = Manifest(as_of=context.as_of, events=history, files=digests)
-    artifacts.add_parts(paths.MANIFEST, functools.partial(manifest.parts, head))
+    artifacts.add_parts(paths.MANIFEST, functools.partial(manifest.parts, head, listed))
     artifacts.manifest_files = digests
     if reuse is not None:  # every entry is now this build's (:func:`_keys`)
         reuse.mark(made_for(base, artifacts.digest(paths.MANIFEST)))
+
+
+def _let_go(*contexts: BuildContext) -> None:
+    """Clear what the contexts worked out (:func:`_whole` says why)."""
+    for context in contexts:
+        context._memo.clear()
 
 
 def made_for(base: str, manifest: str) -> str:

@@ -63,7 +63,9 @@ class Manifest:
         """The manifest as ``json.dumps(..., indent=1, ensure_ascii=False)`` writes it."""
         return b"".join(self.parts())
 
-    def parts(self, head: Sequence[bytes] | None = None) -> Iterator[bytes]:
+    def parts(
+        self, head: Sequence[bytes] | None = None, listed: ListedFiles | None = None
+    ) -> Iterator[bytes]:
         """The bytes of :meth:`to_bytes`, a few thousand lines at a time (with 100,000 events
         a manifest is tens of megabytes, which the build writes without joining).
 
@@ -72,14 +74,15 @@ class Manifest:
         anything but the plain values a manifest holds takes the library's own way.
 
         ``head``: what :func:`manifest_head` gave for this manifest's day and events, made
-        beforehand (the build makes it while the calendars are made beside)."""
+        beforehand (the build makes it while the calendars are made beside); ``listed``:
+        what :func:`files_listed` gave for some of its files, made beforehand too."""
         if head is None:
             head = manifest_head(self.as_of, self.events)
         if head is None or not _plain_files(self.files):
             yield self._to_bytes_by_library()
             return
         yield from head
-        yield from _joined(_files_pieces(self.files))
+        yield from _joined(_files_pieces(self.files, listed))
 
     def _to_bytes_by_library(self) -> bytes:
         data = {
@@ -253,14 +256,47 @@ def _head_pieces(as_of: date, events: Mapping[str, EventState]) -> Iterator[str]
     yield "\n }" if events else "}"
 
 
-def _files_pieces(files: Mapping[str, str]) -> Iterator[str]:
-    """The rest of the manifest's text: its files (every one plain, :func:`_plain_files`)."""
+#: Some of a manifest's files, and the line of each in path order (:func:`files_listed`).
+ListedFiles = tuple[dict[str, str], list[tuple[str, str]]]
+
+
+def files_listed(files: Mapping[str, str]) -> ListedFiles | None:
+    """The manifest's lines of ``files`` (path: digest), in path order, spelled before the
+    rest of the build's files are made (the build does it while the calendars are made
+    beside): with 100,000 events, those of the 200,000 files of the events. None when one is
+    not plain (:func:`_plain_files`)."""
+    if not _plain_files(files):
+        return None
+    known = dict(files)
+    return known, [(path, _file_line(path, digest)) for path, digest in sorted(known.items())]
+
+
+def _file_line(path: str, digest: str) -> str:
+    return f"{_string(path)}: {_string(digest)}"
+
+
+def _files_pieces(files: Mapping[str, str], listed: ListedFiles | None = None) -> Iterator[str]:
+    """The rest of the manifest's text: its files (every one plain, :func:`_plain_files`),
+    with the lines ``listed`` spelled beforehand for the files it names with the same
+    digests (if any other: every line spelled here)."""
     yield ',\n "files": {'
+    lines: Iterable[str] | None = None
+    if listed is not None:
+        known, spelled = listed
+        if all(files.get(path) == digest for path, digest in known.items()):
+            both = spelled + [(p, _file_line(p, d)) for p, d in files.items() if p not in known]
+            both.sort(key=_first_item)  # two runs in order: merged, not sorted again
+            lines = map(_second_item, both)
+    if lines is None:
+        lines = (_file_line(path, digest) for path, digest in sorted(files.items()))
     separator = "\n  "
-    for path, digest in sorted(files.items()):
-        yield f"{separator}{_string(path)}: {_string(digest)}"
+    for line in lines:
+        yield separator + line
         separator = ",\n  "
     yield "\n }\n}\n" if files else "}\n}\n"
+
+
+_first_item, _second_item = operator.itemgetter(0), operator.itemgetter(1)
 
 
 def _iso(value: Any) -> Any:
