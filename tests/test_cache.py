@@ -469,6 +469,7 @@ def test_a_no_change_build_imports_neither_parser_nor_compilers(tree: Tree) -> N
         "eventfeed.cache",
         "eventfeed.cli",
         "eventfeed.errors",
+        "eventfeed.forked",  # (the look at out/ beside the records)
         "eventfeed.options",
     }
 
@@ -519,14 +520,14 @@ def test_the_save_shares_out_the_metadata_of_out(
     alone = cache._out_state(out)
     monkeypatch.setattr(cache, "LSTAT_ASIDE_FILES", 2)
     forked: list[int] = []
-    start = cache._Forked.start
+    start = cache.Forked.start
 
     def starting(work: Callable[[], bytes]) -> Any:
         made = start(work)
         forked.append(made.pid if made is not None else 0)
         return made
 
-    monkeypatch.setattr(cache._Forked, "start", starting)
+    monkeypatch.setattr(cache.Forked, "start", starting)
     shared = cache._out_state(out, aside=True)
     assert len(forked) == 1
     assert forked[0] > 0
@@ -558,7 +559,7 @@ def test_metadata_taken_beside_falls_back_to_this_process(
     assert cache._metadata(paths, aside=True) == alone
     assert [size for _, size, *_ in alone[0]] == list(range(6))
     assert alone[1] == b"".join(cache.ROW.pack(*found) for found in alone[0])
-    beside = cache._Forked.start
+    beside = cache.Forked.start
     gone: list[int] = []
 
     def failing(work: Callable[[], bytes]) -> Any:
@@ -567,7 +568,7 @@ def test_metadata_taken_beside_falls_back_to_this_process(
         gone.append(made.pid if made is not None else 0)
         return made
 
-    monkeypatch.setattr(cache._Forked, "start", failing)
+    monkeypatch.setattr(cache.Forked, "start", failing)
     with pytest.raises(FileNotFoundError):
         cache._metadata(paths, aside=True)
     assert gone[0] > 0

@@ -61,14 +61,13 @@ import hashlib
 import json
 import os
 import pickle
-import signal
 import stat
 import struct
 import sys
 import time
 import zlib
 import zoneinfo
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from importlib import resources
@@ -78,6 +77,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .forked import Forked
 
 #: 3: a chunk's digest made of its records' digests (:func:`record_key`), which the loader
 #: gives for the records it read
@@ -212,7 +212,7 @@ def _metadata(paths: list[str], *, aside: bool) -> tuple[list[Metadata], bytes |
     half = len(paths) // 2
     rest = None
     if aside and len(paths) >= LSTAT_ASIDE_FILES:
-        rest = _Forked.start(lambda: _rows(_lstat_all(paths[half:])) or b"")
+        rest = Forked.start(lambda: _rows(_lstat_all(paths[half:])) or b"")
     if rest is None:
         first, half = _lstat_all(paths), len(paths)
     else:
@@ -550,80 +550,19 @@ def _place(top: os.stat_result, folders: list[str]) -> str:
     return f"{top.st_ino}:{top.st_dev}\0" + "\0".join(folders)
 
 
-class _Forked:
-    """Bytes made in a forked process, for this one to take when it needs them, or to stop.
-    Anything wrong there (no fork, a process that fails or dies) gives nothing, and the
-    caller does the work itself."""
-
-    def __init__(self, pid: int, fd: int) -> None:
-        self.pid = pid
-        self._fd = fd
-
-    @classmethod
-    def start(cls, work: Callable[[], bytes]) -> _Forked | None:
-        if not hasattr(os, "fork"):
-            return None
-        read, write = os.pipe()
-        try:
-            pid = os.fork()
-        except OSError:
-            os.close(read)
-            os.close(write)
-            return None
-        if pid == 0:  # pragma: no cover - the forked process (its result is tested)
-            code = 1
-            try:
-                os.close(read)
-                data = work()
-                with os.fdopen(write, "wb") as handle:
-                    handle.write(data)
-                code = 0
-            finally:
-                os._exit(code)  # nothing of the parent's (buffers, exit functions) runs here
-        os.close(write)
-        return cls(pid, read)
-
-    def output(self) -> bytes | None:
-        """What the work made, once the process has ended well; None otherwise. The process
-        has ended on return, either way."""
-        try:
-            with os.fdopen(self._fd, "rb") as handle:
-                data = handle.read()
-        except OSError:
-            self._end()
-            return None
-        try:
-            _, status = os.waitpid(self.pid, 0)
-        except OSError:
-            return None
-        return data if status == 0 else None
-
-    def stop(self) -> None:
-        """Stop the work (when :meth:`output` is not asked for), and wait for its end."""
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
-        self._end()
-
-    def _end(self) -> None:
-        with contextlib.suppress(OSError):
-            os.kill(self.pid, signal.SIGKILL)
-        with contextlib.suppress(OSError):
-            os.waitpid(self.pid, 0)
-
-
 class _OutScan:
     """:func:`_out_state` of out/ made in a forked process, started before it is known to be
     needed (:meth:`Fingerprint.lookup` needs it only when the inputs are the same): a scan
     that is not needed is stopped. Anything wrong there (no fork, a process that fails or
     dies) and the lookup looks at out/ itself."""
 
-    def __init__(self, out: Path, forked: _Forked) -> None:
+    def __init__(self, out: Path, forked: Forked) -> None:
         self.out = out
         self.forked = forked
 
     @classmethod
     def start(cls, out: Path) -> _OutScan | None:
-        forked = _Forked.start(lambda: pickle.dumps(_out_state(out), pickle.HIGHEST_PROTOCOL))
+        forked = Forked.start(lambda: pickle.dumps(_out_state(out), pickle.HIGHEST_PROTOCOL))
         return None if forked is None else cls(out, forked)
 
     def result(self) -> tuple[bool, OutState | None]:
