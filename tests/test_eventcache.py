@@ -9,6 +9,7 @@ import os
 import pickle
 import sqlite3
 import time
+from array import array
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -383,3 +384,56 @@ def test_entries_read_back_in_a_build_are_kept_from_the_collector_with_the_site(
     assert store.entries == {"a": entry("ka"), "b": entry("kb")}
     kept = [store.entries["a"], store.entries["a"].files, store.entries["b"].notes]
     assert not {id(o) for o in kept} & seen
+
+
+def test_the_order_worked_out_beside_the_history_is_the_same(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From :data:`eventfeed.build.ORDER_ASIDE_EVENTS` events on, their order is worked out
+    in a forked process while the history is: the same files and store as when it is
+    worked out here; and an order that does not come back, or is not one of every event,
+    is worked out here."""
+    from eventfeed.build import BuildContext, _order_aside
+    from eventfeed.forked import Forked
+    from eventfeed.state import advance
+
+    here, kept_here = _built(site, tmp_path, "here", jobs=1)
+    monkeypatch.setattr(build_module, "ORDER_ASIDE_EVENTS", 1)
+    started: list[int] = []
+    start = Forked.start
+
+    def starting(work: Any) -> Any:
+        made = start(work)
+        started.append(made.pid if made is not None else 0)
+        return made
+
+    monkeypatch.setattr(Forked, "start", starting)
+    beside, kept_beside = _built(site, tmp_path, "beside", jobs=1)
+    assert len(started) == 1
+    assert started[0] > 0
+    assert beside == here
+    assert stored(kept_beside) == stored(kept_here)
+
+    history = advance(None, site.events, NOW, site.root)
+    expected = sorted(site.events, key=lambda e: (e.sort_key[0], e.id))
+    aside = _order_aside(site.events)
+    assert aside is not None
+    context = BuildContext(site=site, history=history, as_of=AS_OF)
+    context.keep_order(aside)
+    assert "" in context._memo
+    assert context.chronological() == expected
+    count = len(site.events)
+    shifted = array("q", range(1, count + 1)).tobytes()  # one past the last event
+    for sent in (None, b"", bytes(8 * count), b"\xff" * 8 * count, shifted):
+
+        class Sent:
+            def output(self, sent: bytes | None = sent) -> bytes | None:
+                return sent
+
+        monkeypatch.setattr(Forked, "start", lambda work: Sent())
+        aside = _order_aside(site.events)
+        assert aside is not None
+        context = BuildContext(site=site, history=history, as_of=AS_OF)
+        context.keep_order(aside)
+        assert "" not in context._memo  # not taken: worked out here when asked
+        assert context.chronological() == expected
