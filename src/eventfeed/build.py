@@ -101,10 +101,8 @@ class BuildContext:
             return
         found = array(_INDEX.typecode)
         found.frombytes(data)
-        if len(set(found)) != len(events) or min(found, default=0) < 0:
+        if set(found) != set(range(len(events))):
             return  # not every event once
-        if max(found, default=0) >= len(events):
-            return
         self._memo[""] = tuple(events[i] for i in found)
 
     def collection(self, name: str) -> list[Event]:
