@@ -46,6 +46,7 @@ to read, never assertions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import shutil
@@ -263,16 +264,25 @@ def stages(events: Path, out: Path, env: dict[str, str], profile: Path | None) -
     return [out, cache]
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Run a child; return (wall seconds, peak RSS in MB) of that child alone."""
+#: What one timed command took: wall seconds, peak RSS in MB of its largest process, and the
+#: CPU seconds (user and system) of it and every process it waited for (its workers).
+Timing = tuple[float, float, float]
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> Timing:
+    """Run a child; return what it took (:data:`Timing`). The CPU time is the kernel's
+    account of the child and the processes it forked and waited for; other load on the
+    machine moves it much less than the wall time."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        err = proc.stderr.read().decode() if proc.stderr else ""
-        sys.exit(f"command failed: {' '.join(cmd)}\n{err[-2000:]}")
-    return wall, usage.ru_maxrss / 1024
+    proc.returncode = os.waitstatus_to_exitcode(status)  # (reaped here, not by Popen)
+    with proc.stderr or contextlib.nullcontext():
+        if proc.returncode != 0:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            sys.exit(f"command failed: {' '.join(cmd)}\n{err[-2000:]}")
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def eventfeed() -> list[str]:
@@ -393,7 +403,7 @@ def run_size(
         print("  (not enough disk to keep each run's folders: every cold build follows")
         print("   the deletion of the last one's, which on ext4 makes it slower)", flush=True)
     timed_here = SCENARIOS[: SCENARIOS.index(until) + 1]
-    results: dict[str, list[tuple[float, float]]] = {k: [] for k in timed_here}
+    results: dict[str, list[Timing]] = {k: [] for k in timed_here}
     edited, original = _edited(events)
     for run in range(runs):
         results["floor"].append(timed([sys.executable, "-c", FLOOR, str(events)], env))
@@ -417,14 +427,16 @@ def run_size(
         shutil.rmtree(folder, ignore_errors=True)
     if keep is None:
         shutil.rmtree(root, ignore_errors=True)
-    floor = statistics.median(w for w, _ in results["floor"])
+    floor = statistics.median(w for w, _, _ in results["floor"])
     rows = []
     for name, samples in results.items():
-        wall = statistics.median(w for w, _ in samples)
-        peak = max(m for _, m in samples)
+        wall = statistics.median(w for w, _, _ in samples)
+        peak = max(m for _, m, _ in samples)
+        cpu = statistics.median(c for _, _, c in samples)
         rows.append((name, wall, peak))
+        each = ", ".join(f"{w:.2f}" for w, _, _ in samples)
         print(
-            f"  {name:17} median {wall:8.2f} s  (runs: {', '.join(f'{w:.2f}' for w, _ in samples)})"
+            f"  {name:17} median {wall:8.2f} s  (runs: {each})  cpu {cpu:7.2f} s"
             f"  peak {peak:7.0f} MB  {n / wall:9.0f} records/s  {wall / floor:5.1f}x floor",
             flush=True,
         )
@@ -439,7 +451,7 @@ def _edited(events: Path) -> tuple[Path, str]:
 
 
 def _rebuilds(
-    results: dict[str, list[tuple[float, float]]],
+    results: dict[str, list[Timing]],
     until: str,
     run: int,
     events: Path,

@@ -8,6 +8,7 @@ process is timed. The figures themselves are never checked: timings are read, no
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -98,6 +99,9 @@ def test_every_timing_of_a_run_is_made_and_printed(tmp_path: Path) -> None:
     done = _bench(tmp_path, "--runs", "1")
     printed = re.findall(r"^  (\w+) +median +\d+\.\d\d s", done.stdout, re.M)
     assert printed == RUNS
+    cpu = re.findall(r"^  \w+ +median .*\)  cpu +(\d+\.\d\d) s  peak", done.stdout, re.M)
+    assert len(cpu) == len(RUNS)
+    assert all(float(c) > 0 for c in cpu)
     assert "identical to a cold build from the same manifest: True" in done.stdout
     # what creating a file costs on that file system, before the timings and after them
     costs = re.findall(r"^  (.+), creating a file here costs (\d+) us$", done.stdout, re.M)
@@ -133,3 +137,26 @@ def _bench(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
     assert done.returncode == 0, done.stderr
     return done
+
+
+def test_the_cpu_time_of_a_command_counts_the_processes_it_waited_for() -> None:
+    """The CPU seconds printed for a build are those of its workers too: a command that
+    waits for a child burning a quarter of a second of CPU is charged for it."""
+    spec = importlib.util.spec_from_file_location("eventfeed_bench", BENCH)
+    assert spec is not None
+    assert spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    burn = (
+        "import os, time\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    end = time.process_time() + 0.25\n"
+        "    while time.process_time() < end: pass\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+    )
+    wall, peak, cpu = bench.timed([sys.executable, "-c", burn], dict(os.environ))
+    assert cpu >= 0.25
+    assert wall > 0
+    assert peak > 0
