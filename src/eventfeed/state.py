@@ -285,7 +285,9 @@ def _files_pieces(files: Mapping[str, str], listed: ListedFiles | None = None) -
         known, spelled = listed
         if all(files.get(path) == digest for path, digest in known.items()):
             both = spelled + [(p, _file_line(p, d)) for p, d in files.items() if p not in known]
-            both.sort(key=_first_item)  # two runs in order: merged, not sorted again
+            # (the lines spelled before are already in order: the sort merges the few others
+            # in, instead of sorting every line again)
+            both.sort(key=_first_item)
             lines = map(_second_item, both)
     if lines is None:
         lines = (_file_line(path, digest) for path, digest in sorted(files.items()))
