@@ -397,9 +397,11 @@ def test_the_workers_create_their_files_one_at_a_time(
     lock = _LoggedLock(tmp_path / "log")
     real = build._stage
 
-    def staging(tree: str, path: str, data: bytes, digest: str) -> bytes | Staged:
+    def staging(
+        tree: str, path: str, data: bytes, digest: str, second: str | None = None
+    ) -> bytes | Staged:
         lock.line("file")
-        return real(tree, path, data, digest)
+        return real(tree, path, data, digest, second)
 
     monkeypatch.setattr(build, "_writing_lock", lambda: lock)
     monkeypatch.setattr(build, "_stage", staging)
@@ -482,3 +484,43 @@ def test_files_a_worker_makes_as_out_holds_them_are_not_staged(
     assert snapshot(out) == {path: wanted[path] for path in wanted}
     kept = {path for path in calendars if os.lstat(out / path).st_ino == inodes[path]}
     assert kept == (calendars - {hand} if changed_by_hand else calendars)
+
+
+def test_a_first_build_leaves_a_spare_for_the_next_linked_by_its_workers(
+    out: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build into an out/ without a manifest takes the staging tree as out/, so it has no
+    tree of the build before to keep: its workers link each file they stage into a second
+    tree, the writer links the rest, and that tree is kept as the spare. The next build
+    then writes only what it changes, instead of linking every file of out/ anew."""
+    from click.testing import CliRunner
+
+    from eventfeed.cli import main
+
+    events = generate(tmp_path / "records", RECORDS)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    monkeypatch.setattr(build, "PARALLEL_MIN_EVENTS", 10)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    args = ["build", "--events", str(events), "--out", str(out), "--as-of", str(AS_OF), "-q"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    first = snapshot(out)
+    spare = spare_of(out)
+    assert snapshot(spare) == first
+    inodes = {path: os.lstat(out / path).st_ino for path in first}
+    assert {path: os.lstat(spare / path).st_ino for path in first} == inodes
+
+    record = next(iter(sorted(events.rglob("event-*.md"))))
+    record.write_text(record.read_text(encoding="utf-8") + "\nEdited.\n", encoding="utf-8")
+    links = counting(monkeypatch, "link")
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert len(links) < 5  # (without the spare: one for each file of out/)
+    second = snapshot(out)
+    changed = {path for path in first if second.get(path) != first[path]}
+    assert any(path.endswith(".html") for path in changed)  # the edited event's page
+    assert len(changed) < 10
+    # every other file is the very file the first build wrote, not a copy
+    assert {path for path in first if os.lstat(out / path).st_ino != inodes[path]} == changed
+    check = CliRunner().invoke(main, [*args, "--check"])
+    assert check.exit_code == 0, check.output

@@ -40,7 +40,7 @@ from .model import Settings
 from .recordstore import prefetch
 from .state import EventState, Manifest, advance, file_digest, files_listed, manifest_head
 from .workers import chunks_done
-from .write import check_artifact_path, copy_spilled, write_file
+from .write import check_artifact_path, copy_spilled, spares_kept, write_file
 
 if TYPE_CHECKING:  # not imported to run: it fails where the system has no shared semaphores
     from multiprocessing.synchronize import Lock as _Lock
@@ -297,6 +297,14 @@ class Artifacts(Mapping[str, bytes]):
         #: the staging tree, once workers were given it (:meth:`staging_tree`); the writer
         #: names the new tree here when it takes the staging tree as that
         self.staging: str | None = None
+        #: whether the workers also link each file they stage into :meth:`second_tree`: set
+        #: by a build into an out/ without a manifest, whose new tree is the staging tree
+        self.wants_second = False
+        #: that second tree, once workers were given it; the writer keeps it as the next
+        #: build's spare (:func:`eventfeed.write.keep_second`)
+        self.second: str | None = None
+        #: the files the workers linked there (those they staged), which the writer does not
+        self.in_second: set[str] = set()
         #: the paths in order (:meth:`__iter__`), as many as there were then: a path is
         #: never taken out, so the order holds while no path is added
         self._order: list[str] = []
@@ -321,6 +329,15 @@ class Artifacts(Mapping[str, bytes]):
         if self.staging is None:
             self.staging = os.path.join(self.spill_folder(), "tree")
         return self.staging
+
+    def second_tree(self) -> str | None:
+        """Where forked workers link each file they stage, when :attr:`wants_second`: out/'s
+        files under a second name, for the next build to start from (a tree of 200,000 links
+        made by that build alone cost it two seconds, against a few tenths shared by the
+        workers). None when it is not wanted."""
+        if self.wants_second and self.second is None:
+            self.second = os.path.join(self.spill_folder(), "second")
+        return self.second
 
     def add(self, path: str, data: bytes) -> None:
         self.add_parts(path, lambda: (data,))
@@ -406,6 +423,8 @@ class Artifacts(Mapping[str, bytes]):
             value = other[path]
             if isinstance(value, (Spilled, Staged)):
                 self.add_known(path, value)
+                if self.second is not None and isinstance(value, Staged):
+                    self.in_second.add(path)  # (a worker's, linked there too)
             elif isinstance(value, AsBefore):
                 assert before is not None, "a file as before, without the previous out/"
                 self.add_reused({path: (value.digest, value.size)}, *before)
@@ -679,6 +698,12 @@ def _compile_site(
             kept = previous.events if previous is not None and marked else None
             keys = _keys(context, steps, order, base, reuse.entries, kept)
         artifacts = Artifacts()
+        # Into an out/ without a manifest (a first build), the writer takes the staging tree
+        # as out/ and has no spare tree to keep; the workers then make one as they stage, for
+        # the next build (:func:`eventfeed.write.keep_second`).
+        artifacts.wants_second = (
+            reuse is not None and previous is None and previous_out is not None and spares_kept()
+        )
         notes: dict[str, dict[str, object]] = {step.name: {} for step in steps}
         if reuse is not None and previous is not None and previous_out is not None:
             todo = _reused(
@@ -1194,6 +1219,7 @@ _SHARED: (
         _Keying | None,
         _Lock | None,
         Mapping[str, str] | None,
+        str | None,
     ]
     | None
 ) = None
@@ -1240,9 +1266,11 @@ def _each_forked(
     """
     global _SHARED
     tree, folder = artifacts.staging_tree(), artifacts.spill_folder()
-    _SHARED = (steps, context, events, tree, folder, keying, _writing_lock(), old)
+    second = artifacts.second_tree()
+    _SHARED = (steps, context, events, tree, folder, keying, _writing_lock(), old, second)
     _STAGED_FOLDERS.clear()
     _STAGED[0] = 0
+    _SECOND[0] = True
     # What the workers inherit (the loaded site, above all) is moved out of the collector's
     # sight: a collection in a worker would otherwise walk every inherited object, and so
     # touch, and copy, nearly every page of the parent's memory. (:func:`compile_site`
@@ -1288,7 +1316,7 @@ def _each_chunk(bounds: tuple[int, int]) -> list[tuple[Made, Keyed | None]]:
     A path the writer would refuse (:func:`eventfeed.write.check_artifact_path`) is kept in
     memory instead, to be refused there, with the build's error."""
     assert _SHARED is not None
-    steps, context, events, tree, folder, keying, lock, old = _SHARED
+    steps, context, events, tree, folder, keying, lock, old, second = _SHARED
     chunk = events[bounds[0] : bounds[1]]
     made = _each(steps, context, chunk)
     keyed: list[Keyed | None] = [None] * len(chunk)
@@ -1309,7 +1337,7 @@ def _each_chunk(bounds: tuple[int, int]) -> list[tuple[Made, Keyed | None]]:
                         elif _STAGED[0] < STAGE_BYTES:
                             if not asked and lock is not None:
                                 asked, held = True, lock.acquire(timeout=WRITE_WAIT)
-                            placed[path] = _stage(tree, path, data, digest)
+                            placed[path] = _stage(tree, path, data, digest, second)
                             _STAGED[0] += len(data)
                         else:
                             offset = handle.tell()
@@ -1334,16 +1362,42 @@ def _stageable(path: str) -> bool:
     return True
 
 
-def _stage(tree: str, path: str, data: bytes, digest: str) -> bytes | Staged:
+def _stage(
+    tree: str, path: str, data: bytes, digest: str, second: str | None = None
+) -> bytes | Staged:
+    """Write a file into the staging ``tree`` at its own path, and, with ``second``, link it
+    there too (best effort: the tree is only ever a spare, see :func:`_second_name`)."""
     if not _stageable(path):
         return data
-    folder = os.path.join(tree, *path.split("/")[:-1])
+    parts = path.split("/")
+    folder = os.path.join(tree, *parts[:-1])
     if folder not in _STAGED_FOLDERS:
         os.makedirs(folder, exist_ok=True)
         _STAGED_FOLDERS.add(folder)
-    target = os.path.join(tree, *path.split("/"))
+    target = os.path.join(tree, *parts)
     write_file(target, data)
+    if second is not None and _SECOND[0]:
+        _second_name(target, second, parts)
     return Staged(digest, len(data))
+
+
+#: Whether this worker still links what it stages into the second tree: its first failure
+#: there (no hard links on this file system, say) ends that, and the build goes on.
+_SECOND = [True]
+
+
+def _second_name(target: str, second: str, parts: list[str]) -> None:
+    """Link a staged file into the second tree (:meth:`Artifacts.second_tree`). The writer
+    trusts nothing in a spare but a file that is out/'s own (the same inode), so a file
+    missing there is only written by the next build, not wrong."""
+    folder = os.path.join(second, *parts[:-1])
+    try:
+        if folder not in _STAGED_FOLDERS:
+            os.makedirs(folder, exist_ok=True)
+            _STAGED_FOLDERS.add(folder)
+        os.link(target, os.path.join(second, *parts))
+    except OSError:
+        _SECOND[0] = False
 
 
 def _copy_to_tree(tree: str, moves: list[tuple[str, Spilled]]) -> None:
