@@ -243,6 +243,68 @@ def test_the_text_of_the_last_manifest_is_not_taken_for_other_events() -> None:
     assert state_module._patched_head(date(2023, 1, 2), other.events, other) is None
 
 
+#: texts from a few characters, so that paths and digests are often prefixes of one another
+#: or spell the manifest's own punctuation
+near = st.text(alphabet='a"\\\n:, ', max_size=3)
+
+
+@settings(derandomize=True, max_examples=80, deadline=None)
+@given(
+    events=st.dictionaries(texts, readable, min_size=1, max_size=3),
+    files=st.dictionaries(st.one_of(texts, near), st.one_of(texts, near), min_size=1, max_size=8),
+    changed=st.lists(st.tuples(st.integers(min_value=0), st.one_of(texts, near)), max_size=4),
+    other=st.sampled_from(["same", "added", "removed"]),
+)
+def test_the_text_of_the_last_manifest_is_taken_for_the_files_it_names(
+    events: dict[str, EventState],
+    files: dict[str, str],
+    changed: list[tuple[int, str]],
+    other: str,
+) -> None:
+    """The files section is the last manifest's text, with the lines of the files whose
+    digest changed spelled again, when it names the same files: the text of a manifest
+    written whole. Another set of files takes the whole spelling, with the same bytes."""
+    previous = _read_back(Manifest(as_of=date(2024, 2, 29), events=events, files=files))
+    now = dict(previous.files)
+    paths = sorted(now)
+    for index, digest in changed:
+        now[paths[index % len(paths)]] = digest
+    if other == "added":
+        now[max(paths) + "z"] = "new"
+    elif other == "removed":
+        del now[paths[0]]
+    made = Manifest(as_of=date(2024, 2, 29), events=previous.events, files=now)
+    patched = state_module._patched_files(now, previous)
+    assert (patched is None) == (other != "same")
+    head = manifest_head(made.as_of, made.events, previous)
+    whole = b"".join(made.parts(head))
+    assert whole == reference_bytes(made)
+    assert b"".join(made.parts(head, None, previous)) == whole
+    if patched is not None:
+        assert b"".join(patched) == whole[len(b"".join(head)) :]
+
+
+def test_the_text_of_the_last_manifest_is_not_taken_when_not_spelled_as_ours() -> None:
+    previous = _read_back(
+        Manifest(as_of=date(2023, 1, 2), events={}, files={"a.html": "00", "b.html": "11"})
+    )
+    assert state_module._patched_files({"a.html": "01", "b.html": "11"}, previous) is None
+    moment = datetime(2023, 1, 2, 3, 4, 5, tzinfo=UTC)
+    state = EventState("c", "s", 0, moment, moment, moment, moment, False, "a.md")
+    files = {"a.html": "00", "b.html": "11"}
+    previous = _read_back(Manifest(as_of=date(2023, 1, 2), events={"a": state}, files=files))
+    assert state_module._patched_files({"a.html": "01", "b.html": "11"}, previous) is not None
+    # a line spelled otherwise (two spaces after the colon): its old line is not found
+    other = dataclasses.replace(previous, raw=previous.raw.replace(b'"a.html": ', b'"a.html":  '))
+    assert state_module._patched_files({"a.html": "01", "b.html": "11"}, other) is None
+    # a line that goes on after its digest (a space before the comma): the same
+    other = dataclasses.replace(previous, raw=previous.raw.replace(b'"00",', b'"00" ,'))
+    assert state_module._patched_files({"a.html": "01", "b.html": "11"}, other) is None
+    # nor when a changed digest is not a string
+    odd: dict[str, Any] = {"a.html": 1, "b.html": "11"}
+    assert state_module._patched_files(odd, previous) is None
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -844,7 +844,10 @@ def _whole(
         if beside is not None:
             _let_go(context, keyed)  # first: what they held is freed before the lines are made
             early = {path: artifacts.digest(path) for path in artifacts}
-            listed = files_listed(early)
+            # (the last manifest's text of the files is taken when it names the same ones:
+            # then no line is spelled but the few of the files changed)
+            if ours is None or not early.keys() <= ours.files.keys():
+                listed = files_listed(early)
             if not beside.finish(artifacts, outputs):  # then made here
                 _whole_step(
                     beside.step, context, artifacts, outputs, reuse, base, previous, previous_out
@@ -866,7 +869,7 @@ def _whole(
         digests = early
         digests.update((p, artifacts.digest(p)) for p in artifacts if p not in early)
     manifest = Manifest(as_of=context.as_of, events=history, files=digests)
-    artifacts.add_parts(paths.MANIFEST, functools.partial(manifest.parts, head, listed))
+    artifacts.add_parts(paths.MANIFEST, functools.partial(manifest.parts, head, listed, ours))
     artifacts.manifest_files = digests
     if reuse is not None:  # every entry is now this build's (:func:`_keys`)
         reuse.mark(made_for(base, artifacts.digest(paths.MANIFEST)))

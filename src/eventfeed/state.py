@@ -64,7 +64,10 @@ class Manifest:
         return b"".join(self.parts())
 
     def parts(
-        self, head: Sequence[bytes] | None = None, listed: ListedFiles | None = None
+        self,
+        head: Sequence[bytes] | None = None,
+        listed: ListedFiles | None = None,
+        previous: Manifest | None = None,
     ) -> Iterator[bytes]:
         """The bytes of :meth:`to_bytes`, a few thousand lines at a time (with 100,000 events
         a manifest is tens of megabytes, which the build writes without joining).
@@ -75,13 +78,19 @@ class Manifest:
 
         ``head``: what :func:`manifest_head` gave for this manifest's day and events, made
         beforehand (the build makes it while the calendars are made beside); ``listed``:
-        what :func:`files_listed` gave for some of its files, made beforehand too."""
+        what :func:`files_listed` gave for some of its files, made beforehand too;
+        ``previous``: a manifest read back that this very code wrote, whose text of the
+        files is taken when it names the same ones (:func:`_patched_files`)."""
         if head is None:
             head = manifest_head(self.as_of, self.events)
         if head is None or not _plain_files(self.files):
             yield self._to_bytes_by_library()
             return
         yield from head
+        patched = _patched_files(self.files, previous) if previous is not None else None
+        if patched is not None:
+            yield from patched
+            return
         yield from _joined(_files_pieces(self.files, listed))
 
     def _to_bytes_by_library(self) -> bytes:
@@ -187,6 +196,39 @@ def _patched_head(
         parts.append(_block(key, events[key], labels, times).encode())
         at = stop + len(b"\n  }")
     parts.append(raw[at : end + len(b"\n }")])
+    return parts
+
+
+def _patched_files(files: Mapping[str, str], previous: Manifest) -> list[bytes] | None:
+    """The text of a manifest's files (:func:`_files_pieces`) from the text of ``previous``,
+    which this code wrote, with the lines of the files whose digest changed spelled again;
+    None when it does not name the same files, or its text does not end as this code
+    spells files. With 100,000 events, a rebuild after one edit spells the lines of about
+    200,000 files otherwise, for the few that changed (half a second).
+
+    Each file has a line of its own, in the order of their paths, which nothing else in the
+    text begins as it does (two spaces, then the path as a JSON string; a string holds no
+    line break). Each changed line is searched for from the one before, whole (its old
+    digest and what follows it), so the text is gone through once."""
+    raw, old = previous.raw, previous.files
+    start = raw.find(b'\n },\n "files": {\n  ')
+    if not raw or start < 0 or not raw.endswith(b"\n }\n}\n") or files.keys() != old.keys():
+        return None
+    changed = sorted(path for path, digest in files.items() if old[path] != digest)
+    if not _plain_files({path: files[path] for path in changed}):
+        return None
+    at = start + len(b"\n }")
+    parts = []
+    for path in changed:
+        line = f"\n  {_file_line(path, old[path])}".encode()
+        found = raw.find(line, at)
+        after = found + len(line)
+        if found < 0 or raw[after : after + 1] not in (b",", b"\n"):
+            return None
+        parts.append(raw[at:found])
+        parts.append(f"\n  {_file_line(path, files[path])}".encode())
+        at = after
+    parts.append(raw[at:])
     return parts
 
 
