@@ -65,6 +65,10 @@ class BuildContext:
     #: the files the per-event steps made, by path, for whole steps that reuse parts of them
     #: (read when asked for: they may be on disk)
     files: Artifacts = field(default_factory=lambda: Artifacts(), compare=False, repr=False)
+    #: each event's cache key (:func:`_keyed`), when the build keeps the per-event store: the
+    #: notes of an event are made of what its key digests, so a whole step may digest the
+    #: key instead of the notes (the pages' dated pages, :meth:`~.pages.Renderer.dated_key`)
+    keys: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def shared(self, name: str, make: Callable[[BuildContext], T]) -> T:
         """One value per build and process, made on first use (a compiler's renderer)."""
@@ -747,9 +751,13 @@ def _compile_site(
                         keyed = keys.get(event.id) or _keyed(context, steps, base, event)
                     state, key, held = keyed
                     entries.append((event.id, Entry(key, files, kept, state, held)))
+                    cache_keys[event.id] = key
         if reuse is not None:
             reuse.put(entries)
 
+    # every event's cache key: those worked out before (a taken event's is its entry's), and
+    # those of the events compiled (:func:`take`)
+    cache_keys = {event_id: keyed[1] for event_id, keyed in keys.items()}
     # The events to compile that the record store kept read the rest of their records many at
     # a time, here, before the workers are forked (each would read one at a time)
     prefetch(event.packed_from for event in todo)
@@ -784,6 +792,7 @@ def _compile_site(
                 base,
                 aside,
                 previous if marked else None,
+                cache_keys if reuse is not None else None,
             )
     finally:
         if staged is not None:
@@ -803,12 +812,14 @@ def _whole(
     base: str,
     aside: bool,
     ours: Manifest | None = None,
+    cache_keys: Mapping[str, str] | None = None,
 ) -> None:
     """Every whole step, then the manifest, into ``artifacts``; with ``aside``, the first
     one in a forked process (:class:`_Aside`), when it can be. ``ours``: the previous
-    manifest, when this code wrote it (the manifest's text is then made from its own)."""
+    manifest, when this code wrote it (the manifest's text is then made from its own);
+    ``cache_keys``: each event's cache key, when the build keeps the per-event store."""
     keyed = context
-    context = dataclasses.replace(context, notes=notes, files=artifacts)
+    context = dataclasses.replace(context, notes=notes, files=artifacts, keys=cache_keys or {})
     # What was worked out for the keys (the order of the events) holds for the same site and
     # day; the whole steps use it instead of working it out again. Not what a compiler made
     # for itself (:meth:`BuildContext.shared`, the pages' renderer): it holds the context it
