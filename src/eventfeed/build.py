@@ -1384,10 +1384,7 @@ def _stage(
     if not _stageable(path):
         return data
     parts = path.split("/")
-    folder = os.path.join(tree, *parts[:-1])
-    if folder not in _STAGED_FOLDERS:
-        os.makedirs(folder, exist_ok=True)
-        _STAGED_FOLDERS.add(folder)
+    _made(os.path.join(tree, *parts[:-1]))
     target = os.path.join(tree, *parts)
     write_file(target, data)
     if second is not None and _SECOND[0]:
@@ -1404,14 +1401,18 @@ def _second_name(target: str, second: str, parts: list[str]) -> None:
     """Link a staged file into the second tree (:meth:`Artifacts.second_tree`). The writer
     trusts nothing in a spare but a file that is out/'s own (the same inode), so a file
     missing there is only written by the next build, not wrong."""
-    folder = os.path.join(second, *parts[:-1])
     try:
-        if folder not in _STAGED_FOLDERS:
-            os.makedirs(folder, exist_ok=True)
-            _STAGED_FOLDERS.add(folder)
+        _made(os.path.join(second, *parts[:-1]))
         os.link(target, os.path.join(second, *parts))
     except OSError:
         _SECOND[0] = False
+
+
+def _made(folder: str) -> None:
+    """Make ``folder`` (and its parents), unless this worker has made or found it already."""
+    if folder not in _STAGED_FOLDERS:
+        os.makedirs(folder, exist_ok=True)
+        _STAGED_FOLDERS.add(folder)
 
 
 def _copy_to_tree(tree: str, moves: list[tuple[str, Spilled]]) -> None:
