@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from eventfeed import build, write
 from eventfeed.build import Artifacts, Spilled, Staged, compile_site
+from eventfeed.cli import main
 from eventfeed.load import Site, load_site
 from eventfeed.state import read_manifest
 from eventfeed.write import write_tree
@@ -493,10 +495,6 @@ def test_a_first_build_leaves_a_spare_for_the_next_linked_by_its_workers(
     tree of the build before to keep: its workers link each file they stage into a second
     tree, the writer links the rest, and that tree is kept as the spare. The next build
     then writes only what it changes, instead of linking every file of out/ anew."""
-    from click.testing import CliRunner
-
-    from eventfeed.cli import main
-
     events = generate(tmp_path / "records", RECORDS)
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     monkeypatch.setattr(build, "PARALLEL_MIN_EVENTS", 10)
