@@ -10,7 +10,9 @@ The tree a build replaces is kept in the cache folder (when that is on the same 
 and the next build starts from it instead of an empty folder: most of its files are already
 the files of out/ (hard links), so only what changed since the build before the last is
 written, and no tree of a hundred thousand files is removed at each build. When there is no
-such tree to start from, the tree the build's workers wrote their files into is taken whole.
+such tree to start from, the tree the build's workers wrote their files into is taken whole;
+a first build (into an out/ without a manifest) keeps instead the second tree its workers
+linked their files into (:func:`keep_second`), for the next build to start from.
 """
 
 from __future__ import annotations
