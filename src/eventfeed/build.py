@@ -1379,8 +1379,9 @@ def _stageable(path: str) -> bool:
 def _stage(
     tree: str, path: str, data: bytes, digest: str, second: str | None = None
 ) -> bytes | Staged:
-    """Write a file into the staging ``tree`` at its own path, and, with ``second``, link it
-    there too (best effort: the tree is only ever a spare, see :func:`_second_name`)."""
+    """Write a file into the staging ``tree`` at its own path and, with ``second``, link it
+    into that second tree as well (best effort: that tree is only ever a spare, see
+    :func:`_second_name`)."""
     if not _stageable(path):
         return data
     parts = path.split("/")
