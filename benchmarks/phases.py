@@ -9,7 +9,8 @@ build's phases are wrapped with timers: the no-change check, the load, the previ
 read back, the per-event store opened, the history and the keys, the per-event work, each
 whole step, the writer and the fingerprint. Each timer takes the wall time and the CPU time
 (user and kernel) of the process it runs in. The workers' chunks (the load's and the
-per-event work's), the whole step run beside the others and the copy of spilled files are
+per-event work's; in a first build, the load's workers compile too, which is timed within
+their chunks), the whole step run beside the others and the copy of spilled files are
 timed in their own processes and written to a log the parent reads at the end. Nothing the
 build makes depends on the timers.
 
@@ -53,6 +54,7 @@ PHASES: list[tuple[Any, str, str]] = [
 #: functions that run in processes of their own: (module, name, what the process is)
 OTHERS: list[tuple[Any, str, str]] = [
     (load, "_settle_chunk", "load worker"),
+    (build.Ahead, "compile", "  of which compiled"),  # a first build's (:class:`build.Ahead`)
     (build, "_each_chunk", "per-event worker"),
     (build, "_aside_files", "whole step beside"),
     (build, "_copy_to_tree", "copy of spilled files"),

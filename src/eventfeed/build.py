@@ -621,6 +621,7 @@ def compile_site(
     jobs: int | None = None,
     reuse: EventCache | None = None,
     previous_out: Path | None = None,
+    ahead: Ahead | None = None,
 ) -> Artifacts:
     """Compile every artifact in memory, the manifest last.
 
@@ -631,14 +632,16 @@ def compile_site(
 
     With ``reuse`` (the store of the last build into ``previous_out``, whose manifest is
     ``previous``), an event whose key is unchanged is not compiled: its notes come from the
-    store and its files from ``previous_out`` (:mod:`eventfeed.eventcache`).
+    store and its files from ``previous_out`` (:mod:`eventfeed.eventcache`). With ``ahead``,
+    the events the loader's workers compiled for this build are not compiled again
+    (:class:`Ahead`).
     """
     # The loaded site, and what is kept of each event, live as long as the build and are
     # never garbage: the cycle collector is kept from walking them again at every one of its
     # passes (with 100,000 events, each pass touches millions of objects).
     gc.freeze()
     try:
-        return _compile_site(site, previous, now, as_of, jobs, reuse, previous_out)
+        return _compile_site(site, previous, now, as_of, jobs, reuse, previous_out, ahead)
     finally:
         gc.unfreeze()
 
@@ -665,6 +668,120 @@ def _order_of(events: tuple[Event, ...]) -> bytes:
     return array(_INDEX.typecode, order).tobytes()
 
 
+class _NotLoaded(tuple):  # type: ignore[type-arg]
+    """The events of a site still being loaded (:class:`Ahead`): a per-event step that asked
+    for them would make an event's files depend on others, and fails here instead of seeing
+    none."""
+
+    def _refuse(self, *args: object) -> Any:
+        raise RuntimeError("a per-event step asked for the site's events before they are loaded")
+
+    __iter__ = __len__ = __getitem__ = __contains__ = _refuse
+
+
+class Ahead:
+    """The per-event steps run by the loader's workers, each event as soon as they have
+    parsed and checked its record, in a build into an out/ without a manifest (a first
+    build). There an event's history is its record's alone (:func:`advance` of no manifest)
+    and the per-event steps read nothing of other events, so the workers need nothing of the
+    rest of the site. The build then neither waits for the whole load before it forks
+    workers again, nor has those unpack each record that the load's workers had just packed
+    to send it here; and what each worker sends back is taken here while the others work
+    (its files, notes and store entries, as :func:`_compile_site` takes them).
+
+    Made for one build by :func:`eventfeed.pipeline.compile_into`, and given to the loader
+    (:func:`eventfeed.load.load_site`) and then to :func:`compile_site`, which goes on with
+    what was made only when the build turns out to be the one it was made for (still no
+    manifest, the same settings, folder, day and store), and compiles the rest itself, as it
+    compiles every event when nothing was made ahead (few records, no workers)."""
+
+    def __init__(self, now: datetime, as_of: date | None, reuse: EventCache | None) -> None:
+        self.now = now
+        self.as_of = as_of
+        #: the per-event store the entries are written to, as the build would
+        self.reuse = reuse
+        #: where the workers' files are, for the build to go on with
+        self.artifacts = Artifacts()
+        #: the events taken, their notes by compiler name, and their cache keys
+        self.done: set[str] = set()
+        self.notes: dict[str, dict[str, object]] = {}
+        self.keys: dict[str, str] = {}
+        #: the settings, events folder, day and base the events were compiled for
+        self._for: tuple[Settings, str, date, str] | None = None
+        #: whether two records had one id (the build fails on that)
+        self._clash = False
+
+    def start(self, settings: Settings, root: str) -> None:
+        """Here, before the load's workers are forked: the build they compile for, as
+        :func:`_each_forked` sets it for its own workers."""
+        global _SHARED
+        steps = compilers()
+        site = Site(settings=settings, events=cast(tuple[Event, ...], _NotLoaded()), root=root)
+        as_of = self.as_of or as_of_for(self.now, settings)
+        context = BuildContext(site=site, history={}, as_of=as_of)
+        keyed = self.reuse is not None
+        base = _base(context, steps) if keyed else ""
+        artifacts = self.artifacts
+        artifacts.wants_second = keyed and spares_kept()  # as for any first build
+        tree, folder = artifacts.staging_tree(), artifacts.spill_folder()
+        keying: _Keying | None = (base, {}) if keyed else None
+        second = artifacts.second_tree()
+        _SHARED = (steps, context, [], tree, folder, keying, _writing_lock(), None, second)
+        _STAGED_FOLDERS.clear()
+        _STAGED[0] = 0
+        _SECOND[0] = True
+        self.notes = {step.name: {} for step in steps}
+        self._for = (settings, root, as_of, base)
+
+    def stop(self) -> None:
+        """Here, once the load's workers are done."""
+        global _SHARED
+        _SHARED = None
+
+    def compile(self, events: list[Event]) -> list[tuple[str, Made, Keyed | None]]:
+        """In a worker of the load: the per-event steps of ``events``, just checked."""
+        assert _SHARED is not None
+        context = _SHARED[1]
+        history = cast(dict[str, EventState], context.history)
+        history.update(advance(None, events, self.now, context.site.root))
+        made = _made_here(events)
+        return [(e.id, m, k) for e, (m, k) in zip(events, made, strict=True)]
+
+    def took(self, made: Iterable[tuple[str, Made, Keyed | None]]) -> None:
+        """Here: what a worker sent back, taken as :func:`_compile_site` takes what its own
+        workers send (its store entries written in one batch)."""
+        entries = []
+        for event_id, parts, keyed in made:
+            if event_id in self.done:  # a second record with the id: the build fails
+                self._clash = True
+                continue
+            self.done.add(event_id)
+            files: dict[str, tuple[str, int]] = {}
+            for name, (own, note) in parts.items():
+                self.artifacts.update_from(own)
+                self.notes[name][event_id] = note
+                files.update((p, _sized(d)) for p, d in own.items())
+            if self.reuse is not None and keyed is not None:
+                state, key, held = keyed
+                kept = {name: note for name, (_, note) in parts.items()}
+                entries.append((event_id, Entry(key, files, kept, state, held)))
+                self.keys[event_id] = key
+        if self.reuse is not None:
+            self.reuse.put(entries)
+
+    def holds_for(
+        self, site: Site, previous: Manifest | None, as_of: date, base: str, reuse: object
+    ) -> bool:
+        """Whether what was made is what this build would make: the events were compiled
+        with no manifest, the very settings of ``site``, its folder, the day and the base,
+        and their entries written to the build's store ``reuse``."""
+        if self._for is None or self._clash or previous is not None or reuse is not self.reuse:
+            return False
+        settings, root, day, made_base = self._for
+        same = settings is site.settings and root == site.root
+        return same and day == as_of and made_base == base
+
+
 def _compile_site(
     site: Site,
     previous: Manifest | None,
@@ -673,6 +790,7 @@ def _compile_site(
     jobs: int | None,
     reuse: EventCache | None,
     previous_out: Path | None,
+    ahead: Ahead | None = None,
 ) -> Artifacts:
     # The history, the keys and what is taken from the last build live as long as the build:
     # made with the collector paused, they join the site it is kept from (with 100,000
@@ -701,20 +819,32 @@ def _compile_site(
             marked = previous is not None and reuse.marked == made_for(base, previous.digest)
             kept = previous.events if previous is not None and marked else None
             keys = _keys(context, steps, order, base, reuse.entries, kept)
-        artifacts = Artifacts()
+        # what the loader's workers compiled, when it is this build's (:class:`Ahead`)
+        ahead_holds = ahead is not None and ahead.holds_for(
+            site, previous, context.as_of, base, reuse
+        )
+        artifacts = ahead.artifacts if ahead is not None and ahead_holds else Artifacts()
         # Into an out/ without a manifest (a first build), the writer takes the staging tree
         # as out/ and has no spare tree to keep; the workers then make one as they stage, for
         # the next build (:func:`eventfeed.write.keep_second`).
-        artifacts.wants_second = (
-            reuse is not None and previous is None and previous_out is not None and spares_kept()
-        )
+        if not ahead_holds:
+            artifacts.wants_second = (
+                reuse is not None
+                and previous is None
+                and previous_out is not None
+                and spares_kept()
+            )
         notes: dict[str, dict[str, object]] = {step.name: {} for step in steps}
+        if ahead is not None and ahead_holds:
+            notes = ahead.notes
         if reuse is not None and previous is not None and previous_out is not None:
             todo = _reused(
                 steps, context, order, keys, reuse, previous, previous_out, artifacts, notes
             )
         else:
             todo = order
+        if ahead is not None and ahead_holds:  # (then there is no previous build)
+            todo = [event for event in todo if event.id not in ahead.done]
     if reuse is not None:  # before the workers are forked, which inherit them
         vtimezone.KNOWN.update(reuse.zones(base))
     two = (os.cpu_count() or 1) >= 2
@@ -758,6 +888,8 @@ def _compile_site(
     # every event's cache key: those worked out before (a taken event's is its entry's), and
     # those of the events compiled (:func:`take`)
     cache_keys = {event_id: keyed[1] for event_id, keyed in keys.items()}
+    if ahead is not None and ahead_holds:
+        cache_keys.update(ahead.keys)
     # The events to compile that the record store kept read the rest of their records many at
     # a time, here, before the workers are forked (each would read one at a time)
     prefetch(event.packed_from for event in todo)
@@ -1318,8 +1450,15 @@ def _writing_lock() -> _Lock | None:
 
 
 def _each_chunk(bounds: tuple[int, int]) -> list[tuple[Made, Keyed | None]]:
-    """A chunk of events, each file written to the staging tree as its own file, or, past
-    :data:`STAGE_BYTES`, to this worker's spill file; with each, its keys when asked for.
+    """A chunk of the events of :data:`_SHARED` (:func:`_made_here`)."""
+    assert _SHARED is not None
+    return _made_here(_SHARED[2][bounds[0] : bounds[1]])
+
+
+def _made_here(chunk: list[Event]) -> list[tuple[Made, Keyed | None]]:
+    """In a forked worker, the per-event steps of the build of :data:`_SHARED` for ``chunk``:
+    each file written to the staging tree as its own file, or, past :data:`STAGE_BYTES`, to
+    this worker's spill file; with each event, its keys when asked for.
 
     The files of a chunk are created while this worker holds the workers' lock: two processes
     creating files in one folder at the same moment contend for it inside the kernel, which
@@ -1330,8 +1469,7 @@ def _each_chunk(bounds: tuple[int, int]) -> list[tuple[Made, Keyed | None]]:
     A path the writer would refuse (:func:`eventfeed.write.check_artifact_path`) is kept in
     memory instead, to be refused there, with the build's error."""
     assert _SHARED is not None
-    steps, context, events, tree, folder, keying, lock, old, second = _SHARED
-    chunk = events[bounds[0] : bounds[1]]
+    steps, context, _, tree, folder, keying, lock, old, second = _SHARED
     made = _each(steps, context, chunk)
     keyed: list[Keyed | None] = [None] * len(chunk)
     if keying is not None:

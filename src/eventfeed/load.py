@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -46,6 +46,9 @@ from .recordstore import (
 )
 from .state import content_digests
 from .workers import chunks_done
+
+if TYPE_CHECKING:  # (the build imports this module)
+    from .build import Ahead, Keyed, Made
 
 M = TypeVar("M", bound=BaseModel)
 #: a record file's path: the loader keeps it as text
@@ -182,6 +185,7 @@ def load(
     store: RecordStore | None = None,
     listed: Listed | None = None,
     digests: bool = False,
+    ahead: Ahead | None = None,
 ) -> Loaded:
     """Read and check everything; ``today`` quiets warnings that only matter for coming events.
 
@@ -191,10 +195,11 @@ def load(
     (:meth:`eventfeed.cache.Fingerprint.listed`), taken instead of looking again. With
     ``digests`` (or a store), each event keeps the digests of its content and schedule that
     a build's history compares (:func:`eventfeed.state.content_digests`), worked out where
-    its record was checked.
+    its record was checked. With ``ahead``, the workers that check the records compile
+    their events too (:class:`eventfeed.build.Ahead`).
     """
     with collector_paused():
-        result = _load(events_dir, today, store, listed, digests or store is not None)
+        result = _load(events_dir, today, store, listed, digests or store is not None, ahead)
     result.problems = [_printable(p) for p in result.problems]
     return result
 
@@ -238,6 +243,7 @@ def _load(
     store: RecordStore | None,
     listed: Listed | None,
     with_digests: bool,
+    ahead: Ahead | None = None,
 ) -> Loaded:
     result = Loaded()
     # before any record's metadata is taken (by the no-change check, when it listed them)
@@ -299,7 +305,9 @@ def _load(
     prefetch(item.found for item in gathered if item.found is not None and _unsettled(item))
     pairs: Iterable[tuple[_Pending, _Settled]]
     if many:
-        pairs = zip(gathered, _settled(gathered, settings, today, store, with_digests), strict=True)
+        ahead_of = (ahead, display_path(root)) if ahead is not None else None
+        settled = _settled(gathered, settings, today, store, with_digests, ahead_of)
+        pairs = zip(gathered, settled, strict=True)
     else:
         pairs = (
             (item, _settle(item, settings, today, store, with_digests, ship=False))
@@ -392,8 +400,9 @@ def load_site(
     today: date | None = None,
     store: RecordStore | None = None,
     listed: Listed | None = None,
+    ahead: Ahead | None = None,
 ) -> Site:
-    loaded = load(events_dir, today=today, store=store, listed=listed, digests=True)
+    loaded = load(events_dir, today=today, store=store, listed=listed, digests=True, ahead=ahead)
     failing = loaded.problems if strict else errors_in(loaded.problems)
     if failing or loaded.settings is None:
         raise ProblemsFound(loaded.problems)
@@ -780,10 +789,12 @@ def _settle(
     digests: bool,
     *,
     ship: bool,
+    events: list[Event] | None = None,
 ) -> _Settled:
     """Read (when not yet read), parse (unless ``store`` had it), check and (with
     ``digests``) digest one record; with ``ship``, a record parsed here is returned packed,
-    as the store keeps it and as a worker sends it (:func:`eventfeed.recordstore.pack`)."""
+    as the store keeps it and as a worker sends it (:func:`eventfeed.recordstore.pack`). The
+    event of a record checked here without an error is added to ``events``, when given."""
     if item.problems is not None:
         return None, [], None, "", ""
     key = item.key
@@ -812,6 +823,8 @@ def _settle(
     if item.kept is not None:
         event.keep_digests(item.kept)
     found = content_digests(event) if digests else None
+    if events is not None and not errors_in(problems):
+        events.append(event)
     return made, problems, found, key, days_held(today, event.last_day)
 
 
@@ -821,33 +834,58 @@ def _settled(
     today: date | None,
     store: RecordStore | None,
     digests: bool,
+    ahead_of: tuple[Ahead, str] | None = None,
 ) -> Iterator[_Settled]:
     """:func:`_settle` of every record, in order, shared out among forked workers when there
-    are two cores (and done here when there are not, or they fail)."""
+    are two cores (and done here when there are not, or they fail). With ``ahead_of`` (and
+    the settings), the workers compile each event they checked without an error, for the
+    build of the events folder it names (:class:`eventfeed.build.Ahead`)."""
     done = 0
     workers = min(os.cpu_count() or 1, 2)
     if workers > 1:
         global _SHARED
-        _SHARED = (pending, settings, today, store, digests)
+        ahead = None
+        if ahead_of is not None and settings is not None:
+            ahead = ahead_of[0]
+            ahead.start(settings, ahead_of[1])
+        _SHARED = (pending, settings, today, store, digests, ahead)
         try:
-            for _, end, part in chunks_done(_settle_chunk, len(pending), workers, least=100):
+            for _, end, (part, made) in chunks_done(
+                _settle_chunk, len(pending), workers, least=100
+            ):
+                if ahead is not None and made is not None:
+                    ahead.took(made)
                 yield from part
                 done = end
         finally:
             _SHARED = None
+            if ahead is not None:
+                ahead.stop()
     for item in pending[done:]:
         yield _settle(item, settings, today, store, digests, ship=False)
 
 
 #: The records a forked worker checks: set before the workers are forked, which inherit it.
-_SHARED: tuple[list[_Pending], Settings | None, date | None, RecordStore | None, bool] | None = None
+_SHARED: (
+    tuple[list[_Pending], Settings | None, date | None, RecordStore | None, bool, Ahead | None]
+    | None
+) = None
 
 
-def _settle_chunk(bounds: tuple[int, int]) -> list[_Settled]:
+def _settle_chunk(
+    bounds: tuple[int, int],
+) -> tuple[list[_Settled], list[tuple[str, Made, Keyed | None]] | None]:
+    """A chunk of the records of :data:`_SHARED`, settled; and, when the build asked for it,
+    their events compiled (:meth:`eventfeed.build.Ahead.compile`)."""
     assert _SHARED is not None
-    pending, settings, today, store, digests = _SHARED
+    pending, settings, today, store, digests, ahead = _SHARED
     part = pending[bounds[0] : bounds[1]]
-    return [_settle(item, settings, today, store, digests, ship=True) for item in part]
+    events: list[Event] | None = [] if ahead is not None else None
+    settled = [
+        _settle(item, settings, today, store, digests, ship=True, events=events) for item in part
+    ]
+    made = ahead.compile(events) if ahead is not None and events else None
+    return settled, made
 
 
 def parse_record(raw: bytes, path: FilePath, shown: str) -> RecordFile | list[Problem]:

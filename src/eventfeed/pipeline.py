@@ -7,14 +7,16 @@ the order of these steps (the target is checked before a manifest in it is trust
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 
-from .build import Artifacts, compile_site
+from .build import Ahead, Artifacts, compile_site
 from .cache import Listed
 from .eventcache import EventCache
 from .load import Site, load_site
+from .paths import MANIFEST
 from .recordstore import RecordStore
 from .state import read_manifest
 from .write import check_target
@@ -41,7 +43,18 @@ def compile_into(
     # A build that writes keeps the records it parsed, so the next one parses only those
     # whose bytes changed; ``--check`` neither uses nor changes that store.
     store = RecordStore.for_events(events_dir) if writing else None
-    site = load_site(events_dir, strict=strict, today=clock.date(), store=store, listed=listed)
+    # A build that writes keeps what each event made, so the next one compiles only the
+    # events that changed; ``--check`` neither uses nor changes that store. Into an out/
+    # without a manifest (a first build), the workers that check the records compile their
+    # events as they go, into that store (:class:`Ahead`); the build goes on with what they
+    # made when out/ still has none once the records are loaded.
+    reuse = ahead = None
+    if writing and _first(out_dir):
+        reuse = EventCache.for_out(out_dir)
+        ahead = Ahead(clock, as_of, reuse)
+    site = load_site(
+        events_dir, strict=strict, today=clock.date(), store=store, listed=listed, ahead=ahead
+    )
     if loaded is not None:
         loaded(site)
     # The loaded site lives as long as the build: the cycle collector is kept from walking it
@@ -53,12 +66,23 @@ def compile_into(
         previous = read_manifest(out_dir)
         if not writing and as_of is None and previous is not None:
             as_of = previous.as_of
-        # A build that writes keeps what each event made, so the next one compiles only the
-        # events that changed; ``--check`` neither uses nor changes that store.
-        reuse = EventCache.for_out(out_dir) if writing else None
+        if writing and reuse is None:
+            reuse = EventCache.for_out(out_dir)
         artifacts = compile_site(
-            site, previous, clock, as_of=as_of, reuse=reuse, previous_out=out_dir.resolve()
+            site,
+            previous,
+            clock,
+            as_of=as_of,
+            reuse=reuse,
+            previous_out=out_dir.resolve(),
+            ahead=ahead,
         )
     finally:
         gc.unfreeze()
     return site, artifacts
+
+
+def _first(out_dir: Path) -> bool:
+    """Whether a build into ``out_dir`` is a first one: no manifest there (nor anything at
+    its name)."""
+    return not os.path.lexists(out_dir / MANIFEST)

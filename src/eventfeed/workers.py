@@ -2,8 +2,8 @@
 
 The loader (parsing records) and the build (compiling events) share their work the same way:
 the work is a list set in a module variable before the workers are forked, so they inherit it
-instead of being sent it; each worker is given a range of that list and sends back one result
-per item. A machine without ``fork``, or a worker that dies (killed, out of memory, a full
+instead of being sent it; each worker is given a range of that list and sends back what it
+made of it. A machine without ``fork``, or a worker that dies (killed, out of memory, a full
 disk), is no failure: the chunks stop there and the caller does the rest itself.
 """
 
@@ -19,15 +19,15 @@ R = TypeVar("R")
 
 
 def chunks_done(
-    work: Callable[[tuple[int, int]], list[R]],
+    work: Callable[[tuple[int, int]], R],
     count: int,
     jobs: int,
     *,
     least: int,
     most: int | None = None,
-) -> Iterator[tuple[int, int, list[R]]]:
+) -> Iterator[tuple[int, int, R]]:
     """``work`` of the items ``0 .. count - 1`` in chunks, by ``jobs`` forked workers; each
-    chunk as ``(start, end, results)``, in order, as soon as it and those before it are done.
+    chunk as ``(start, end, result)``, in order, as soon as it and those before it are done.
 
     ``work`` must be a function of its module (the workers find it by name). The chunks stop
     early, without an error, when the workers cannot run: the caller goes on from the last
