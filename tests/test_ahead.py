@@ -1,13 +1,15 @@
-"""A first build (into an out/ without a manifest) compiles each event in the worker that
-loaded its record (:class:`eventfeed.build.Ahead`). out/ then holds the bytes of a build
-made in one process, the per-event store serves the next build as any first build's does,
-a record with an error (or two records with one id) fails the build as it fails any, and a
-build that finds a manifest after all compiles again what was made ahead."""
+"""A build that compiles every event (a first build, a fresh clone's, ``build --check``)
+compiles each one in the worker that loaded its record (:class:`eventfeed.build.Ahead`).
+out/ then holds the bytes of a build made in one process, the per-event store serves the
+next build as any first build's does, a record with an error (or two records with one id)
+fails the build as it fails any, and a build that finds another manifest than the one the
+workers compiled with compiles again what was made ahead."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -111,11 +113,41 @@ def test_a_first_build_compiles_each_event_where_its_record_was_loaded(
     assert check.exit_code == 0, check.output
 
 
+def test_a_fresh_clone_and_a_check_compile_each_event_where_its_record_was_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where out/ has a manifest but the build has no per-event store (a fresh clone of a
+    site whose out/ is committed), or keeps none (``build --check``), every event is
+    compiled too, each with the state that manifest gives it."""
+    events = generate(tmp_path / "records", RECORDS)
+    _in_one_process(events, tmp_path, "committed")
+    _edit(events)
+    shutil.copytree(tmp_path / "committed", tmp_path / "plain")
+    expected = _in_one_process(events, tmp_path, "plain")  # (a cache of its own)
+    clone = tmp_path / "clone"
+    shutil.copytree(tmp_path / "committed", clone)
+    check = ["build", "--check", "--events", str(events), "--out", str(clone), "--as-of", AS_OF]
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    plain = CliRunner().invoke(main, check)
+    said = _with_workers(monkeypatch)
+    compiled = _compiled_here(monkeypatch)
+    checked = CliRunner().invoke(main, check)
+    assert plain.exit_code == 1  # the edited event's files are stale
+    assert (checked.exit_code, checked.output) == (plain.exit_code, plain.output)
+    result = _build(events, clone, tmp_path / "cache", monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert said == [(True, RECORDS), (True, RECORDS)]
+    assert compiled == []
+    assert snapshot(clone) == expected
+
+
 def test_a_build_that_finds_a_manifest_after_all_compiles_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What was made ahead assumed no earlier build: where one turns up (here, as if out/
-    had been written while the records were loaded), it is not taken."""
+    had been written while the records were loaded), it is not taken. (The same holds for
+    a manifest changed meanwhile: the build takes what was made only with the manifest
+    object the workers had, which is read again only from the same bytes.)"""
     events = generate(tmp_path / "records", RECORDS)
     out, cache = tmp_path / "out", tmp_path / "cache"
     _in_one_process(events, tmp_path, "out")  # (into out/, with its own cache)
@@ -123,7 +155,17 @@ def test_a_build_that_finds_a_manifest_after_all_compiles_again(
     _edit(events)
     said = _with_workers(monkeypatch)
     compiled = _compiled_here(monkeypatch)
-    monkeypatch.setattr(pipeline, "_first", lambda out_dir: True)
+    ahead = pipeline._ahead
+
+    def blind(out_dir: Path, *args: Any) -> build.Ahead | None:
+        made = ahead(out_dir, *args)
+        if out_dir == out:  # (not the build that gives the bytes expected)
+            assert made is not None
+            assert made.previous is not None
+            made.previous = None  # as if out/ had no manifest while the records were loaded
+        return made
+
+    monkeypatch.setattr(pipeline, "_ahead", blind)
     result = _build(events, out, cache, monkeypatch)
     assert result.exit_code == 0, result.output
     assert said == [(False, RECORDS)]

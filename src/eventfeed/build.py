@@ -681,25 +681,40 @@ class _NotLoaded(tuple):  # type: ignore[type-arg]
 
 class Ahead:
     """The per-event steps run by the loader's workers, each event as soon as they have
-    parsed and checked its record, in a build into an out/ without a manifest (a first
-    build). There an event's history is its record's alone (:func:`advance` of no manifest)
-    and the per-event steps read nothing of other events, so the workers need nothing of the
-    rest of the site. The build then neither waits for the whole load before it forks
-    workers again, nor has those unpack each record that the load's workers had just packed
-    to send it here; and what each worker sends back is taken here while the others work
-    (its files, notes and store entries, as :func:`_compile_site` takes them).
+    parsed and checked its record, in a build that compiles every event: a first build (into
+    an out/ without a manifest), one without the per-event store of the last (a fresh
+    clone), ``build --check``. There an event's history is its record's and the state the
+    manifest of out/ (if any) gives it (:func:`advance`), and the per-event steps read
+    nothing of other events, so the workers need nothing of the rest of the site. The build
+    then neither waits for the whole load before it forks workers again, nor has those unpack
+    each record that the load's workers had just packed to send it here; and what each
+    worker sends back is taken here while the others work (its files, notes and store
+    entries, as :func:`_compile_site` takes them).
 
     Made for one build by :func:`eventfeed.pipeline.compile_into`, and given to the loader
     (:func:`eventfeed.load.load_site`) and then to :func:`compile_site`, which goes on with
-    what was made only when the build turns out to be the one it was made for (still no
-    manifest, the same settings, folder, day and store), and compiles the rest itself, as it
-    compiles every event when nothing was made ahead (few records, no workers)."""
+    what was made only when the build turns out to be the one it was made for (the same
+    manifest, settings, folder, day and store), and compiles the rest itself, as it compiles
+    every event when nothing was made ahead (few records, no workers)."""
 
-    def __init__(self, now: datetime, as_of: date | None, reuse: EventCache | None) -> None:
+    def __init__(
+        self,
+        now: datetime,
+        as_of: date | None,
+        reuse: EventCache | None,
+        previous: Manifest | None = None,
+        previous_out: Path | None = None,
+    ) -> None:
         self.now = now
         self.as_of = as_of
         #: the per-event store the entries are written to, as the build would
         self.reuse = reuse
+        #: the manifest of out/ as it was read before the load, and out/ itself
+        self.previous = previous
+        self.previous_out = previous_out
+        #: the files of each event made as they were in that out/ (:class:`AsBefore`),
+        #: taken from there once the build has the event (:func:`_compile_site`)
+        self.as_before: dict[str, dict[str, tuple[str, int]]] = {}
         #: where the workers' files are, for the build to go on with
         self.artifacts = Artifacts()
         #: the events taken, their notes by compiler name, and their cache keys
@@ -722,11 +737,16 @@ class Ahead:
         keyed = self.reuse is not None
         base = _base(context, steps) if keyed else ""
         artifacts = self.artifacts
-        artifacts.wants_second = keyed and spares_kept()  # as for any first build
+        previous, previous_out = self.previous, self.previous_out
+        # (as _compile_site decides both)
+        artifacts.wants_second = (
+            keyed and previous is None and previous_out is not None and spares_kept()
+        )
         tree, folder = artifacts.staging_tree(), artifacts.spill_folder()
         keying: _Keying | None = (base, {}) if keyed else None
         second = artifacts.second_tree()
-        _SHARED = (steps, context, [], tree, folder, keying, _writing_lock(), None, second)
+        old = previous.files if previous is not None and previous_out is not None else None
+        _SHARED = (steps, context, [], tree, folder, keying, _writing_lock(), old, second)
         _STAGED_FOLDERS.clear()
         _STAGED[0] = 0
         _SECOND[0] = True
@@ -743,7 +763,7 @@ class Ahead:
         assert _SHARED is not None
         context = _SHARED[1]
         history = cast(dict[str, EventState], context.history)
-        history.update(advance(None, events, self.now, context.site.root))
+        history.update(advance(self.previous, events, self.now, context.site.root))
         made = _made_here(events)
         return [(e.id, m, k) for e, (m, k) in zip(events, made, strict=True)]
 
@@ -758,9 +778,13 @@ class Ahead:
             self.done.add(event_id)
             files: dict[str, tuple[str, int]] = {}
             for name, (own, note) in parts.items():
+                files.update((p, _sized(d)) for p, d in own.items())
+                if any(isinstance(d, AsBefore) for d in own.values()):
+                    before = self.as_before.setdefault(event_id, {})
+                    before.update((p, _sized(d)) for p, d in own.items() if isinstance(d, AsBefore))
+                    own = {p: d for p, d in own.items() if not isinstance(d, AsBefore)}
                 self.artifacts.update_from(own)
                 self.notes[name][event_id] = note
-                files.update((p, _sized(d)) for p, d in own.items())
             if self.reuse is not None and keyed is not None:
                 state, key, held = keyed
                 kept = {name: note for name, (_, note) in parts.items()}
@@ -771,16 +795,25 @@ class Ahead:
 
     def let_go(self) -> None:
         """Here, once the build has what it needs of what was made ahead (or nothing): with
-        100,000 events, what is kept of them by id is tens of megabytes."""
-        self.done, self.notes, self.keys = set(), {}, {}
+        100,000 events, letting go of what is kept of them by id lowered the build's peak
+        by about 8 MB."""
+        self.done, self.notes, self.keys, self.as_before = set(), {}, {}, {}
 
     def holds_for(
-        self, site: Site, previous: Manifest | None, as_of: date, base: str, reuse: object
+        self,
+        site: Site,
+        previous: Manifest | None,
+        previous_out: Path | None,
+        as_of: date,
+        base: str,
+        reuse: object,
     ) -> bool:
         """Whether what was made is what this build would make: the events were compiled
-        with no manifest, the very settings of ``site``, its folder, the day and the base,
-        and their entries written to the build's store ``reuse``."""
-        if self._for is None or self._clash or previous is not None or reuse is not self.reuse:
+        with its very manifest (or none) and out/, the very settings of ``site``, its folder,
+        the day and the base, and their entries written to its store ``reuse``."""
+        if self._for is None or self._clash or reuse is not self.reuse:
+            return False
+        if previous is not self.previous or previous_out != self.previous_out:
             return False
         settings, root, day, made_base = self._for
         same = settings is site.settings and root == site.root
@@ -826,7 +859,7 @@ def _compile_site(
             keys = _keys(context, steps, order, base, reuse.entries, kept)
         # what the loader's workers compiled, when it is this build's (:class:`Ahead`)
         ahead_holds = ahead is not None and ahead.holds_for(
-            site, previous, context.as_of, base, reuse
+            site, previous, previous_out, context.as_of, base, reuse
         )
         artifacts = ahead.artifacts if ahead is not None and ahead_holds else Artifacts()
         # Into an out/ without a manifest (a first build), the writer takes the staging tree
@@ -841,15 +874,21 @@ def _compile_site(
             )
         notes: dict[str, dict[str, object]] = {step.name: {} for step in steps}
         if ahead is not None and ahead_holds:
+            # every event was compiled ahead, or is compiled now: none is taken from the
+            # store (a build that has entries there to take makes nothing ahead)
             notes = ahead.notes
-        if reuse is not None and previous is not None and previous_out is not None:
+            todo = [event for event in order if event.id not in ahead.done]
+            for event in order if ahead.as_before else ():
+                files = ahead.as_before.get(event.id)
+                if files is not None:
+                    assert previous_out is not None
+                    artifacts.add_reused(files, previous_out, _Remake(steps, context, event))
+        elif reuse is not None and previous is not None and previous_out is not None:
             todo = _reused(
                 steps, context, order, keys, reuse, previous, previous_out, artifacts, notes
             )
         else:
             todo = order
-        if ahead is not None and ahead_holds:  # (then there is no previous build)
-            todo = [event for event in todo if event.id not in ahead.done]
     if reuse is not None:  # before the workers are forked, which inherit them
         vtimezone.KNOWN.update(reuse.zones(base))
     two = (os.cpu_count() or 1) >= 2

@@ -175,9 +175,14 @@ class EventCache:
 
     @classmethod
     def for_out(cls, out_dir: Path) -> EventCache:
+        return cls(cls.file_for(out_dir))
+
+    @staticmethod
+    def file_for(out_dir: Path) -> Path:
+        """Where the store of the builds into ``out_dir`` is."""
         from .cache import cache_file
 
-        return cls(cache_file(out_dir).with_suffix(".events.sqlite"))
+        return cache_file(out_dir).with_suffix(".events.sqlite")
 
     def get(self, event_id: str, key: str) -> Entry | None:
         entry = self.entries.get(event_id)

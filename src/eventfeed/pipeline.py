@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .build import Ahead, Artifacts, compile_site
 from .cache import Listed
+from .errors import EventfeedError
 from .eventcache import EventCache
 from .load import Site, load_site
 from .paths import MANIFEST
@@ -43,15 +44,12 @@ def compile_into(
     # A build that writes keeps the records it parsed, so the next one parses only those
     # whose bytes changed; ``--check`` neither uses nor changes that store.
     store = RecordStore.for_events(events_dir) if writing else None
+    # A build that compiles every event has the workers that check the records compile
+    # their events as they go (:func:`_ahead`).
+    ahead = _ahead(out_dir, clock, as_of, writing)
     # A build that writes keeps what each event made, so the next one compiles only the
-    # events that changed; ``--check`` neither uses nor changes that store. Into an out/
-    # without a manifest (a first build), the workers that check the records compile their
-    # events as they go, into that store (:class:`Ahead`); the build goes on with what they
-    # made when out/ still has none once the records are loaded.
-    reuse = ahead = None
-    if writing and _first(out_dir):
-        reuse = EventCache.for_out(out_dir)
-        ahead = Ahead(clock, as_of, reuse)
+    # events that changed; ``--check`` neither uses nor changes that store.
+    reuse = ahead.reuse if ahead is not None else None
     site = load_site(
         events_dir, strict=strict, today=clock.date(), store=store, listed=listed, ahead=ahead
     )
@@ -63,7 +61,7 @@ def compile_into(
     try:
         if writing:
             check_target(out_dir, events_dir=events_dir)  # before trusting a manifest in it
-        previous = read_manifest(out_dir)
+        previous = read_manifest(out_dir, ahead.previous if ahead is not None else None)
         if not writing and as_of is None and previous is not None:
             as_of = previous.as_of
         if writing and reuse is None:
@@ -82,7 +80,24 @@ def compile_into(
     return site, artifacts
 
 
-def _first(out_dir: Path) -> bool:
-    """Whether a build into ``out_dir`` is a first one: no manifest there (nor anything at
-    its name)."""
-    return not os.path.lexists(out_dir / MANIFEST)
+def _ahead(out_dir: Path, clock: datetime, as_of: date | None, writing: bool) -> Ahead | None:
+    """What a build that compiles every event needs to compile them as its records are
+    loaded (:class:`Ahead`): a first build (no manifest in ``out_dir``), one that writes
+    without the per-event store of the builds into it (a fresh clone of a site whose out/ is
+    committed), ``build --check``. Not a rebuild, which takes most events from that store.
+
+    The manifest of out/ is read here, before the build has checked that out/ is its own to
+    trust it (:func:`eventfeed.write.check_target`): what was made with it is taken only when
+    the build, having checked, reads the very same manifest. None when it cannot be read
+    (the build then says why, where it reads it)."""
+    first = not os.path.lexists(out_dir / MANIFEST)
+    if writing and not first and EventCache.file_for(out_dir).exists():
+        return None
+    try:
+        previous = None if first else read_manifest(out_dir)
+    except EventfeedError:
+        return None
+    if not writing and as_of is None and previous is not None:
+        as_of = previous.as_of  # (as the build takes it)
+    reuse = EventCache.for_out(out_dir) if writing else None
+    return Ahead(clock, as_of, reuse, previous, out_dir.resolve())
