@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,9 +30,9 @@ def test_the_previous_build_is_read_with_the_loaded_site_frozen(
     frozen: list[int] = []
     real = pipeline.read_manifest
 
-    def reading(out: Path) -> object:
+    def reading(out: Path, *known: Any) -> object:
         frozen.append(gc.get_freeze_count())
-        return real(out)
+        return real(out, *known)
 
     monkeypatch.setattr(pipeline, "read_manifest", reading)
     assert gc.get_freeze_count() == 0
