@@ -6,10 +6,12 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
+from eventfeed import build as build_module
 from eventfeed.cli import main
 
 SITE_YAML = """\
@@ -74,6 +76,21 @@ class SiteDir:
 def _own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test keeps its build caches in a folder of its own, never in the user's."""
     monkeypatch.setenv("EVENTFEED_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture
+def compiled(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids of the events the build compiles in this process (not taken from the
+    per-event store, nor compiled by a forked worker)."""
+    seen: list[str] = []
+    real = build_module._each
+
+    def counting(steps: Any, context: Any, todo: list[Any]) -> Any:
+        seen.extend(e.id for e in todo)
+        return real(steps, context, todo)
+
+    monkeypatch.setattr(build_module, "_each", counting)
+    return seen
 
 
 @pytest.fixture

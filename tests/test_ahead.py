@@ -60,19 +60,6 @@ def _with_workers(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, int]]:
     return said
 
 
-def _compiled_here(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The ids of the events compiled in this process (not in a worker)."""
-    compiled: list[str] = []
-    each = build._each
-
-    def counting(steps: Any, context: Any, events: list[Any]) -> Any:
-        compiled.extend(event.id for event in events)
-        return each(steps, context, events)
-
-    monkeypatch.setattr(build, "_each", counting)
-    return compiled
-
-
 def _edit(events: Path) -> None:
     record = next(iter(sorted(events.rglob("event-*.md"))))
     record.write_text(record.read_text(encoding="utf-8") + "\nEdited.\n", encoding="utf-8")
@@ -80,12 +67,12 @@ def _edit(events: Path) -> None:
 
 @pytest.mark.skipif(write._renameat2() is None, reason="the spare needs the atomic exchange")
 def test_a_first_build_compiles_each_event_where_its_record_was_loaded(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compiled: list[str]
 ) -> None:
     events = generate(tmp_path / "records", RECORDS)
     expected = _in_one_process(events, tmp_path, "expected")
     said = _with_workers(monkeypatch)
-    compiled = _compiled_here(monkeypatch)
+    compiled.clear()  # (what the builds above compiled)
     out, cache = tmp_path / "out", tmp_path / "cache"
     result = _build(events, out, cache, monkeypatch)
     assert result.exit_code == 0, result.output
@@ -114,7 +101,7 @@ def test_a_first_build_compiles_each_event_where_its_record_was_loaded(
 
 
 def test_a_fresh_clone_and_a_check_compile_each_event_where_its_record_was_loaded(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compiled: list[str]
 ) -> None:
     """Where out/ has a manifest but the build has no per-event store (a fresh clone of a
     site whose out/ is committed), or keeps none (``build --check``), every event is
@@ -130,7 +117,7 @@ def test_a_fresh_clone_and_a_check_compile_each_event_where_its_record_was_loade
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     plain = CliRunner().invoke(main, check)
     said = _with_workers(monkeypatch)
-    compiled = _compiled_here(monkeypatch)
+    compiled.clear()  # (what the builds above compiled)
     checked = CliRunner().invoke(main, check)
     assert plain.exit_code == 1  # the edited event's files are stale
     assert (checked.exit_code, checked.output) == (plain.exit_code, plain.output)
@@ -142,7 +129,7 @@ def test_a_fresh_clone_and_a_check_compile_each_event_where_its_record_was_loade
 
 
 def test_a_build_that_finds_a_manifest_after_all_compiles_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compiled: list[str]
 ) -> None:
     """What was made ahead assumed no earlier build: where one turns up (here, as if out/
     had been written while the records were loaded), it is not taken. (The same holds for
@@ -154,7 +141,7 @@ def test_a_build_that_finds_a_manifest_after_all_compiles_again(
     _in_one_process(events, tmp_path, "expected")
     _edit(events)
     said = _with_workers(monkeypatch)
-    compiled = _compiled_here(monkeypatch)
+    compiled.clear()  # (what the builds above compiled)
     ahead = pipeline._ahead
 
     def blind(out_dir: Path, *args: Any) -> build.Ahead | None:

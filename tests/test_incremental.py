@@ -196,20 +196,6 @@ def _limited(site: Site) -> Site:
     return Site(settings=changed, events=site.events)
 
 
-@pytest.fixture
-def compiled(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The ids of the events the build compiles (not taken from the per-event store)."""
-    seen: list[str] = []
-    real = build_module._each
-
-    def counting(steps: Any, context: Any, todo: list[Any]) -> Any:
-        seen.extend(e.id for e in todo)
-        return real(steps, context, todo)
-
-    monkeypatch.setattr(build_module, "_each", counting)
-    return seen
-
-
 def test_an_edit_compiles_only_the_edited_event(
     events: Path, tmp_path: Path, build: Build, compiled: list[str]
 ) -> None:
