@@ -420,9 +420,12 @@ class Artifacts(Mapping[str, bytes]):
         self,
         other: Mapping[str, bytes | Spilled | Staged | AsBefore],
         before: tuple[Path, _Remake] | None = None,
-    ) -> None:
+    ) -> dict[str, tuple[str, int]]:
         """Add the files one event's step made; ``before``: the previous out/ and what makes
-        the event's files again, for those made as they were before (:class:`AsBefore`)."""
+        the event's files again, for those made as they were before (:class:`AsBefore`).
+        Without it, those are not added but returned (digest and size by path), for the
+        caller to add once it has what makes them again."""
+        later: dict[str, tuple[str, int]] = {}
         for path in sorted(other):
             value = other[path]
             if isinstance(value, (Spilled, Staged)):
@@ -430,10 +433,13 @@ class Artifacts(Mapping[str, bytes]):
                 if self.second is not None and isinstance(value, Staged):
                     self.in_second.add(path)  # (a worker's, linked there too)
             elif isinstance(value, AsBefore):
-                assert before is not None, "a file as before, without the previous out/"
-                self.add_reused({path: (value.digest, value.size)}, *before)
+                if before is None:
+                    later[path] = (value.digest, value.size)
+                else:
+                    self.add_reused({path: (value.digest, value.size)}, *before)
             else:
                 self.add(path, value)
+        return later
 
     def stage_spilled(self) -> Callable[[], None] | None:
         """Start copying the files spilled so far into the staging tree, at their own paths,
@@ -738,10 +744,7 @@ class Ahead:
         base = _base(context, steps) if keyed else ""
         artifacts = self.artifacts
         previous, previous_out = self.previous, self.previous_out
-        # (as _compile_site decides both)
-        artifacts.wants_second = (
-            keyed and previous is None and previous_out is not None and spares_kept()
-        )
+        artifacts.wants_second = _wants_second(self.reuse, previous, previous_out)
         tree, folder = artifacts.staging_tree(), artifacts.spill_folder()
         keying: _Keying | None = (base, {}) if keyed else None
         second = artifacts.second_tree()
@@ -776,15 +779,10 @@ class Ahead:
                 self._clash = True
                 continue
             self.done.add(event_id)
-            files: dict[str, tuple[str, int]] = {}
-            for name, (own, note) in parts.items():
-                files.update((p, _sized(d)) for p, d in own.items())
-                if any(isinstance(d, AsBefore) for d in own.values()):
-                    before = self.as_before.setdefault(event_id, {})
-                    before.update((p, _sized(d)) for p, d in own.items() if isinstance(d, AsBefore))
-                    own = {p: d for p, d in own.items() if not isinstance(d, AsBefore)}
-                self.artifacts.update_from(own)
-                self.notes[name][event_id] = note
+            # (its files made as before are added once the build has the event)
+            files, later = _placed(event_id, parts, self.artifacts, self.notes, None)
+            if later:
+                self.as_before[event_id] = later
             if self.reuse is not None and keyed is not None:
                 state, key, held = keyed
                 kept = {name: note for name, (_, note) in parts.items()}
@@ -858,28 +856,22 @@ def _compile_site(
             kept = previous.events if previous is not None and marked else None
             keys = _keys(context, steps, order, base, reuse.entries, kept)
         # what the loader's workers compiled, when it is this build's (:class:`Ahead`)
-        ahead_holds = ahead is not None and ahead.holds_for(
+        early = ahead
+        if early is not None and not early.holds_for(
             site, previous, previous_out, context.as_of, base, reuse
-        )
-        artifacts = ahead.artifacts if ahead is not None and ahead_holds else Artifacts()
-        # Into an out/ without a manifest (a first build), the writer takes the staging tree
-        # as out/ and has no spare tree to keep; the workers then make one as they stage, for
-        # the next build (:func:`eventfeed.write.keep_second`).
-        if not ahead_holds:
-            artifacts.wants_second = (
-                reuse is not None
-                and previous is None
-                and previous_out is not None
-                and spares_kept()
-            )
+        ):
+            early = None
+        artifacts = early.artifacts if early is not None else Artifacts()
+        if early is None:  # (else its workers were told, by the same rule)
+            artifacts.wants_second = _wants_second(reuse, previous, previous_out)
         notes: dict[str, dict[str, object]] = {step.name: {} for step in steps}
-        if ahead is not None and ahead_holds:
+        if early is not None:
             # every event was compiled ahead, or is compiled now: none is taken from the
             # store (a build that has entries there to take makes nothing ahead)
-            notes = ahead.notes
-            todo = [event for event in order if event.id not in ahead.done]
-            for event in order if ahead.as_before else ():
-                files = ahead.as_before.get(event.id)
+            notes = early.notes
+            todo = [event for event in order if event.id not in early.done]
+            for event in order if early.as_before else ():
+                files = early.as_before.get(event.id)
                 if files is not None:
                     assert previous_out is not None
                     artifacts.add_reused(files, previous_out, _Remake(steps, context, event))
@@ -910,15 +902,11 @@ def _compile_site(
         entries = []
         with collector_paused(frozen=True):
             for event, (parts, keyed) in made:
-                files: dict[str, tuple[str, int]] = {}
                 # (the previous out/, for the files made as before, and how to make them again)
                 before = (
                     None if previous_out is None else (previous_out, _Remake(steps, context, event))
                 )
-                for name, (own, note) in parts.items():
-                    artifacts.update_from(own, before)
-                    notes[name][event.id] = note
-                    files.update((p, _sized(d)) for p, d in own.items())
+                files, _ = _placed(event.id, parts, artifacts, notes, before)
                 if reuse is not None:
                     kept = {name: note for name, (_, note) in parts.items()}
                     if keyed is None:
@@ -932,8 +920,8 @@ def _compile_site(
     # every event's cache key: those worked out before (a taken event's is its entry's), and
     # those of the events compiled (:func:`take`)
     cache_keys = {event_id: keyed[1] for event_id, keyed in keys.items()}
-    if ahead is not None and ahead_holds:
-        cache_keys.update(ahead.keys)
+    if early is not None:
+        cache_keys.update(early.keys)
     if ahead is not None:
         ahead.let_go()
     # The events to compile that the record store kept read the rest of their records many at
@@ -1062,6 +1050,36 @@ def _whole(
     artifacts.manifest_files = digests
     if reuse is not None:  # every entry is now this build's (:func:`_keys`)
         reuse.mark(made_for(base, artifacts.digest(paths.MANIFEST)))
+
+
+def _wants_second(
+    reuse: EventCache | None, previous: Manifest | None, previous_out: Path | None
+) -> bool:
+    """Whether the workers link what they stage into a second tree (:attr:`Artifacts.
+    wants_second`): into an out/ without a manifest (a first build), the writer takes the
+    staging tree as out/ and has no spare tree to keep; the workers then make one as they
+    stage, for the next build (:func:`eventfeed.write.keep_second`)."""
+    return reuse is not None and previous is None and previous_out is not None and spares_kept()
+
+
+def _placed(
+    event_id: str,
+    parts: Made,
+    artifacts: Artifacts,
+    notes: dict[str, dict[str, object]],
+    before: tuple[Path, _Remake] | None,
+) -> tuple[dict[str, tuple[str, int]], dict[str, tuple[str, int]]]:
+    """What the per-event steps made of one event, compiled by a worker or here: its files
+    into ``artifacts`` (:meth:`Artifacts.update_from`) and its notes into ``notes``. Returns
+    its files' digests and sizes, as its store entry keeps them, and the files made as
+    before that ``before`` was not there to place."""
+    files: dict[str, tuple[str, int]] = {}
+    later: dict[str, tuple[str, int]] = {}
+    for name, (own, note) in parts.items():
+        later.update(artifacts.update_from(own, before))
+        notes[name][event_id] = note
+        files.update((p, _sized(d)) for p, d in own.items())
+    return files, later
 
 
 def _let_go(*contexts: BuildContext) -> None:
