@@ -100,6 +100,30 @@ def test_a_first_build_compiles_each_event_where_its_record_was_loaded(
     assert check.exit_code == 0, check.output
 
 
+def test_a_first_build_compiles_here_what_the_record_store_had(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compiled: list[str]
+) -> None:
+    """A first build whose record store has some of the records (out/ deleted, the cache
+    kept): the workers compile the events of the records they parse, and the build those of
+    the records it took from the store, to the bytes of a build made in one process."""
+    events = generate(tmp_path / "records", RECORDS)
+    said = _with_workers(monkeypatch)
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    assert _build(events, out, cache, monkeypatch).exit_code == 0
+    shutil.rmtree(out)
+    edited = sorted(events.rglob("event-*.md"))[::3]
+    for record in edited:
+        record.write_text(record.read_text(encoding="utf-8") + "\nEdited.\n", encoding="utf-8")
+    compiled.clear()
+    result = _build(events, out, cache, monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert said == [(True, RECORDS), (True, len(edited))]
+    assert sorted(compiled) == sorted(
+        record.stem for record in events.rglob("event-*.md") if record not in edited
+    )
+    assert snapshot(out) == _in_one_process(events, tmp_path, "expected")
+
+
 def test_a_fresh_clone_and_a_check_compile_each_event_where_its_record_was_loaded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compiled: list[str]
 ) -> None:
