@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from eventfeed import write
+
 from .conftest import MINIMAL, Run, SiteDir
 
 
@@ -52,10 +54,16 @@ def test_check_names_stale_files(site: SiteDir, run: Run) -> None:
     assert "  manifest.json (changed)" in result.stderr.splitlines()
 
 
-def test_check_reads_every_file_and_names_each_difference(site: SiteDir, run: Run) -> None:
+@pytest.mark.parametrize("aside", [False, True])
+def test_check_reads_every_file_and_names_each_difference(
+    site: SiteDir, run: Run, monkeypatch: pytest.MonkeyPatch, aside: bool
+) -> None:
     """A file edited by hand to the same size, one removed, one added, and one behind a link
     to nothing: each is named, in path order, and nothing else; a link to a file with the
-    right bytes is as good as the file."""
+    right bytes is as good as the file. With ``aside``, half of the files are read back in a
+    forked process (:func:`eventfeed.write.read_digests`), as with many files."""
+    if aside:
+        monkeypatch.setattr(write, "DIGEST_ASIDE_FILES", 2)
     site.record("one.md", MINIMAL)
     site.record("two.md", MINIMAL.replace("A meeting", "Another meeting"))
     assert run("build").exit_code == 0

@@ -76,14 +76,52 @@ def test_a_file_edited_by_hand_is_repaired_by_the_next_build(
     assert (two.out / name).read_bytes() == original
 
 
+@pytest.mark.parametrize("aside", [False, True])
+@pytest.mark.parametrize("name", ["icon.svg", "events/b.ics"])
 def test_a_file_edited_by_hand_is_repaired_when_nothing_else_changed(
-    two: SiteDir, run: Run
+    two: SiteDir, run: Run, monkeypatch: pytest.MonkeyPatch, aside: bool, name: str
 ) -> None:
+    """Nothing vouches for the files of out/ (no fingerprint): the writer reads each back,
+    half of them in a forked process when they are many (here: always, with ``aside``), and
+    a file edited by hand in either half is written again."""
+    if aside:
+        monkeypatch.setattr(write, "DIGEST_ASIDE_FILES", 2)
     build(run)
-    original = tamper(two.out / "icon.svg")
+    original = tamper(two.out / name)
     shutil.rmtree(os.environ["EVENTFEED_CACHE_DIR"])  # no fingerprint: the writer decides
     build(run)
-    assert (two.out / "icon.svg").read_bytes() == original
+    assert (two.out / name).read_bytes() == original
+
+
+def test_files_read_back_beside_are_read_as_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The digests read in two processes are those read in one, in order, a file that
+    cannot be read included (None); when the forked process cannot read its half, this one
+    does."""
+    paths = []
+    for n in range(9):
+        (tmp_path / f"f{n}").write_bytes(bytes([n]) * n)
+        paths.append(str(tmp_path / f"f{n}"))
+    paths.insert(7, str(tmp_path / "missing"))
+    alone = [write.read_digest(p) for p in paths]
+    assert alone[7] is None
+    assert alone.count(None) == 1
+    monkeypatch.setattr(write, "DIGEST_ASIDE_FILES", 2)
+    started: list[int] = []
+    start = write.Forked.start
+
+    def starting(work: Any) -> Any:
+        made = start(work)
+        started.append(made.pid if made is not None else 0)
+        return made
+
+    monkeypatch.setattr(write.Forked, "start", starting)
+    assert write.read_digests(paths) == alone
+    assert len(started) == 1
+    assert started[0] > 0
+    monkeypatch.setattr(write.Forked, "start", lambda work: None)  # no fork here
+    assert write.read_digests(paths) == alone
 
 
 def test_files_vouched_for_are_linked_unread_and_an_edit_after_is_caught(

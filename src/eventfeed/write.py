@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 from .cache import ROW, OutState, Trusted, cache_dir, written_before
 from .errors import OutputError
+from .forked import Forked
 from .paths import MANIFEST
 
 _SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$|^\.nojekyll$|^_headers$")
@@ -314,6 +315,44 @@ def read_digest(path: str) -> str | None:
         return None
 
 
+#: From this many files to read back on, a forked process reads half of them
+#: (:func:`read_digests`).
+DIGEST_ASIDE_FILES = 1_000
+#: how a digest read aside is sent back: 64 hexadecimal digits, or this for none
+_UNREAD = b"-" * 64
+
+
+def read_digests(paths: list[str]) -> list[str | None]:
+    """:func:`read_digest` of every path, in order. A build reads out/'s files back when
+    nothing vouches for them (a fresh clone's build finding its bytes already there, ``build
+    --check``), once it has made everything: the second core is idle then, and from
+    :data:`DIGEST_ASIDE_FILES` paths on a forked process reads the second half (with 10,000
+    records, 20,000 files: 0.5 s in one process). Where it cannot, this process reads
+    them all. (Threads were slower: each waited for the interpreter lock after every system
+    call on a small file.)"""
+    half = len(paths) // 2
+    rest = None
+    if len(paths) >= DIGEST_ASIDE_FILES:
+        rest = Forked.start(lambda: b"".join(_sent(read_digest(p)) for p in paths[half:]))
+    if rest is None:
+        return [read_digest(p) for p in paths]
+    try:
+        first = [read_digest(p) for p in paths[:half]]
+    except BaseException:
+        rest.stop()
+        raise
+    data = rest.output()
+    if data is None or len(data) != len(_UNREAD) * (len(paths) - half):
+        return [*first, *(read_digest(p) for p in paths[half:])]
+    size = len(_UNREAD)
+    chunks = (data[i : i + size] for i in range(0, len(data), size))
+    return [*first, *(None if c == _UNREAD else c.decode("ascii") for c in chunks)]
+
+
+def _sent(digest: str | None) -> bytes:
+    return _UNREAD if digest is None else digest.encode("ascii")
+
+
 def _unchanged(
     out: Path, artifacts: Mapping[str, bytes], files: Mapping[str, str] | None, trust: _Trust
 ) -> bool:
@@ -329,6 +368,8 @@ def _unchanged(
             parent = posixpath.dirname(parent)
     found = 0
     top = str(out)
+    unread: list[str] = []  # files to read back, and the digest each must have
+    expected: list[str] = []
     for dirpath, dirnames, filenames in os.walk(top):
         rel = os.path.relpath(dirpath, top).replace(os.sep, "/")
         prefix = "" if rel == "." else f"{rel}/"
@@ -349,10 +390,10 @@ def _unchanged(
                 digest = files.get(key) if files is not None else None
                 if digest is None:
                     digest = hashlib.sha256(artifacts[key]).hexdigest()
-                if read_digest(os.path.join(dirpath, name)) != digest:
-                    return False
+                unread.append(os.path.join(dirpath, name))
+                expected.append(digest)
             found += 1
-    return found == len(artifacts)
+    return found == len(artifacts) and read_digests(unread) == expected
 
 
 def _size(artifacts: Mapping[str, bytes], path: str) -> int:
