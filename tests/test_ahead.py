@@ -168,8 +168,8 @@ def test_a_build_that_finds_a_manifest_after_all_compiles_again(
     compiled.clear()  # (what the builds above compiled)
     ahead = pipeline._ahead
 
-    def blind(out_dir: Path, *args: Any) -> build.Ahead | None:
-        made = ahead(out_dir, *args)
+    def blind(events_dir: Path, out_dir: Path, *args: Any) -> build.Ahead | None:
+        made = ahead(events_dir, out_dir, *args)
         if out_dir == out:  # (not the build that gives the bytes expected)
             assert made is not None
             assert made.previous is not None
@@ -210,3 +210,26 @@ def test_a_record_with_an_error_fails_a_first_build_as_it_fails_any(
     assert first.name in result.output
     assert said == []  # the build stopped after the load
     assert not (tmp_path / "out").exists()
+
+
+def test_a_build_into_a_refused_out_compiles_nothing_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An out/ the build will refuse (not empty, not eventfeed's) gets nothing compiled for
+    it: the build fails after the load with the error it always gave, out/ untouched."""
+    events = generate(tmp_path / "records", RECORDS)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("not a build\n", encoding="utf-8")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    plain = _build(events, out, tmp_path / "plain-cache", monkeypatch)
+    started: list[object] = []
+    monkeypatch.setattr(build.Ahead, "start", lambda self, *args: started.append(args))
+    said = _with_workers(monkeypatch)
+    result = _build(events, out, tmp_path / "cache", monkeypatch)
+    assert plain.exit_code == 1
+    assert "was not made by eventfeed" in plain.output
+    assert (result.exit_code, result.output) == (plain.exit_code, plain.output)
+    assert started == []
+    assert said == []
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]

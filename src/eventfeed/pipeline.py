@@ -46,7 +46,7 @@ def compile_into(
     store = RecordStore.for_events(events_dir) if writing else None
     # A build that compiles every event has the workers that check the records compile
     # their events as they go (:func:`_ahead`).
-    ahead = _ahead(out_dir, clock, as_of, writing)
+    ahead = _ahead(events_dir, out_dir, clock, as_of, writing)
     # A build that writes keeps what each event made, so the next one compiles only the
     # events that changed; ``--check`` neither uses nor changes that store.
     reuse = ahead.reuse if ahead is not None else None
@@ -80,20 +80,26 @@ def compile_into(
     return site, artifacts
 
 
-def _ahead(out_dir: Path, clock: datetime, as_of: date | None, writing: bool) -> Ahead | None:
+def _ahead(
+    events_dir: Path, out_dir: Path, clock: datetime, as_of: date | None, writing: bool
+) -> Ahead | None:
     """What a build that compiles every event needs to compile them as its records are
     loaded (:class:`Ahead`): a first build (no manifest in ``out_dir``), one that writes
     without the per-event store of the builds into it (a fresh clone of a site whose out/ is
     committed), ``build --check``. Not a rebuild, which takes most events from that store.
 
     The manifest of out/ is read here, before the build has checked that out/ is its own to
-    trust it (:func:`eventfeed.write.check_target`): what was made with it is taken only when
-    the build, having checked, reads the very same manifest. None when it cannot be read
-    (the build then says why, where it reads it)."""
+    trust it (:func:`eventfeed.write.check_target`, which runs again after the load): what
+    was made with it is taken only when the build, having checked, reads the very same
+    manifest. None when out/ is refused or the manifest cannot be read: nothing is compiled
+    for a build that will fail, and the build says why where it always did, after the
+    records' problems."""
     first = not os.path.lexists(out_dir / MANIFEST)
     if writing and not first and EventCache.file_for(out_dir).exists():
         return None
     try:
+        if writing:
+            check_target(out_dir, events_dir=events_dir)
         previous = None if first else read_manifest(out_dir)
     except EventfeedError:
         return None
