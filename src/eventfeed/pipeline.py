@@ -16,7 +16,7 @@ from .build import Ahead, Artifacts, compile_site
 from .cache import Listed
 from .errors import EventfeedError
 from .eventcache import EventCache
-from .load import Site, load_site
+from .load import Site, collector_paused, load_site
 from .paths import MANIFEST
 from .recordstore import RecordStore
 from .state import read_manifest
@@ -100,7 +100,10 @@ def _ahead(
     try:
         if writing:
             check_target(out_dir, events_dir=events_dir)
-        previous = None if first else read_manifest(out_dir)
+        # (with the collector paused, as the load makes its objects: the history of every
+        # event is kept to the end of the build, and a pass over it would free nothing)
+        with collector_paused():
+            previous = None if first else read_manifest(out_dir)
     except EventfeedError:
         return None
     if not writing and as_of is None and previous is not None:
