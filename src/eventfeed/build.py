@@ -735,7 +735,6 @@ class Ahead:
     def start(self, settings: Settings, root: str) -> None:
         """Here, before the load's workers are forked: the build they compile for, as
         :func:`_each_forked` sets it for its own workers."""
-        global _SHARED
         steps = compilers()
         site = Site(settings=settings, events=cast(tuple[Event, ...], _NotLoaded()), root=root)
         as_of = self.as_of or as_of_for(self.now, settings)
@@ -749,10 +748,7 @@ class Ahead:
         keying: _Keying | None = (base, {}) if keyed else None
         second = artifacts.second_tree()
         old = previous.files if previous is not None and previous_out is not None else None
-        _SHARED = (steps, context, [], tree, folder, keying, _writing_lock(), old, second)
-        _STAGED_FOLDERS.clear()
-        _STAGED[0] = 0
-        _SECOND[0] = True
+        _serve((steps, context, [], tree, folder, keying, _writing_lock(), old, second))
         self.notes = {step.name: {} for step in steps}
         self._for = (settings, root, as_of, base)
 
@@ -1419,20 +1415,18 @@ def _each(steps: list[Compiler], context: BuildContext, events: list[Event]) -> 
 _Keying = tuple[str, Mapping[str, Keyed]]
 
 #: The build a forked worker serves: set before the workers are forked, which inherit it.
-_SHARED: (
-    tuple[
-        list[Compiler],
-        BuildContext,
-        list[Event],
-        str,
-        str,
-        _Keying | None,
-        _Lock | None,
-        Mapping[str, str] | None,
-        str | None,
-    ]
-    | None
-) = None
+_Shared = tuple[
+    list[Compiler],
+    BuildContext,
+    list[Event],
+    str,
+    str,
+    _Keying | None,
+    "_Lock | None",  # (a name for type checking only)
+    Mapping[str, str] | None,
+    str | None,
+]
+_SHARED: _Shared | None = None
 #: How long a worker waits for the other to finish creating its files (:func:`_each_chunk`)
 #: before it creates its own anyway: a chunk's files take well under a second to create, and
 #: a worker that died holding the lock does not stop the other.
@@ -1477,10 +1471,7 @@ def _each_forked(
     global _SHARED
     tree, folder = artifacts.staging_tree(), artifacts.spill_folder()
     second = artifacts.second_tree()
-    _SHARED = (steps, context, events, tree, folder, keying, _writing_lock(), old, second)
-    _STAGED_FOLDERS.clear()
-    _STAGED[0] = 0
-    _SECOND[0] = True
+    _serve((steps, context, events, tree, folder, keying, _writing_lock(), old, second))
     # What the workers inherit (the loaded site, above all) is moved out of the collector's
     # sight: a collection in a worker would otherwise walk every inherited object, and so
     # touch, and copy, nearly every page of the parent's memory. (:func:`compile_site`
@@ -1494,6 +1485,16 @@ def _each_forked(
     finally:
         _SHARED = None
     return done
+
+
+def _serve(shared: _Shared) -> None:
+    """Set the build that forked workers are to serve (:data:`_SHARED`), with a fresh count
+    of what each stages: before they are forked, which inherit it."""
+    global _SHARED
+    _SHARED = shared
+    _STAGED_FOLDERS.clear()
+    _STAGED[0] = 0
+    _SECOND[0] = True
 
 
 #: The folders of staging trees this worker has made (or found), and how many bytes it has
