@@ -33,11 +33,18 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from eventfeed import build, cache, cli, load, pipeline, write
+from eventfeed import build, cache, cli, load, pipeline, quick, write
 
 #: (module or class, attribute, label): the phases of the first process, in build order
 PHASES: list[tuple[Any, str, str]] = [
     (cache.Fingerprint, "of", "no-change check"),
+    # a rebuild after a few edits, made from the last build (eventfeed.quick)
+    (quick, "quick_build", "quick rebuild"),
+    (cache.Fingerprint, "edits", "edits found"),
+    (quick, "_read_manifest", "manifest read"),
+    (quick, "_each", "per-event work (here)"),  # (quick's own names of these three)
+    (quick, "_archives", "archive calendars spliced"),
+    (quick, "write_tree", "write"),
     (pipeline, "load_site", "load"),
     (pipeline, "check_target", "out/ checked"),
     (pipeline, "read_manifest", "manifest read"),

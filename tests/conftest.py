@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from eventfeed import build as build_module
+from eventfeed import quick
 from eventfeed.cli import main
 
 SITE_YAML = """\
@@ -76,6 +77,13 @@ class SiteDir:
 def _own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test keeps its build caches in a folder of its own, never in the user's."""
     monkeypatch.setenv("EVENTFEED_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture
+def full_rebuilds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rebuilds that go the full way, never the quick one (:mod:`eventfeed.quick`): for the
+    tests of what the full rebuild does within (tests/test_quick.py compares the two)."""
+    monkeypatch.setattr(quick, "MAX_EDITED", 0)
 
 
 @pytest.fixture

@@ -65,6 +65,7 @@ def _edit(events: Path) -> None:
     record.write_text(record.read_text(encoding="utf-8") + "\nEdited.\n", encoding="utf-8")
 
 
+@pytest.mark.usefixtures("full_rebuilds")
 @pytest.mark.skipif(write._renameat2() is None, reason="the spare needs the atomic exchange")
 def test_a_first_build_compiles_each_event_where_its_record_was_loaded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compiled: list[str]

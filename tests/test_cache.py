@@ -574,6 +574,7 @@ def test_metadata_taken_beside_falls_back_to_this_process(
     assert gone[0] > 0
 
 
+@pytest.mark.usefixtures("full_rebuilds")
 def test_changed_records_are_built_without_looking_at_out(
     tree: Tree, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -680,6 +681,7 @@ def _cold(tree: Tree) -> dict[str, bytes]:
     return snapshot(other)
 
 
+@pytest.mark.usefixtures("full_rebuilds")
 @pytest.mark.parametrize("aside", [True, False])
 def test_an_edit_rebuild_takes_the_look_before_it_for_the_files_it_leaves(
     tree: Tree, monkeypatch: pytest.MonkeyPatch, aside: bool

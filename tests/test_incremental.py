@@ -467,6 +467,7 @@ def test_the_day_moving_recompiles_only_events_it_changes(
         assert day_build(fresh, day) == incremental
 
 
+@pytest.mark.usefixtures("full_rebuilds")
 def test_an_edit_joins_only_the_calendars_that_hold_the_event(
     events: Path, tmp_path: Path, build: Build, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -526,6 +527,7 @@ def test_an_edit_joins_only_the_calendars_that_hold_the_event(
     assert cold(work / "events", tmp_path / "cold-2", manifest, build) == snapshot(out)
 
 
+@pytest.mark.usefixtures("full_rebuilds")
 def test_an_edit_joins_only_the_calendars_of_its_month_when_the_archive_is_split(
     events: Path, tmp_path: Path, build: Build, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -636,6 +638,7 @@ def test_an_edit_makes_again_only_the_dated_pages_that_list_the_event(
     assert cold(work / "events", tmp_path / "cold-2", manifest, build) == snapshot(out)
 
 
+@pytest.mark.usefixtures("full_rebuilds")
 def test_time_zones_of_the_last_build_are_not_made_again(
     events: Path, tmp_path: Path, build: Build, monkeypatch: pytest.MonkeyPatch
 ) -> None:

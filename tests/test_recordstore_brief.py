@@ -161,6 +161,7 @@ def test_a_rest_lost_is_read_from_the_file_unless_it_changed(site: SiteDir) -> N
         b.body  # noqa: B018
 
 
+@pytest.mark.usefixtures("full_rebuilds")
 def test_a_rebuild_makes_only_the_records_it_compiles_or_shows_in_full(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

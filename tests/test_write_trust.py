@@ -153,6 +153,7 @@ def test_the_fingerprint_vouches_only_for_the_folder_it_saw(two: SiteDir, run: R
     assert cache.written_before(two.out) is None
 
 
+@pytest.mark.usefixtures("full_rebuilds")
 def test_saving_many_files_waits_out_the_margin_instead_of_reading_them(
     two: SiteDir, run: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -174,6 +175,7 @@ def test_saving_many_files_waits_out_the_margin_instead_of_reading_them(
     assert "up to date" in run("build", "--as-of", AS_OF).output
 
 
+@pytest.mark.usefixtures("full_rebuilds")
 def test_a_build_parses_the_manifest_of_out_once(
     two: SiteDir, run: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:

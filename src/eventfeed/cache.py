@@ -67,7 +67,7 @@ import sys
 import time
 import zlib
 import zoneinfo
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from importlib import resources
@@ -344,17 +344,29 @@ class _Chunk:
     def digest(self) -> str:
         """The records' names and bytes, whatever their metadata: the digest of each
         record's bytes (:func:`record_key`) given by the loader, else read here."""
-        digest = hashlib.sha256(self.folder.encode("utf-8", "surrogateescape") + b"\0")
         base = self.base or record_key_base(_code_digest())
-        for path, name in zip(self.paths, self.names, strict=True):
+        keys = []
+        for path in self.paths:
             key = self.keys.get(path)
-            if key is None:
-                data = read_head(path)
-                if len(data) > MAX_FILE_BYTES:
-                    raise _Odd  # the loader refuses it
-                key = record_key(base, data)
-            digest.update(f"{name}\0{key}\0".encode("utf-8", "surrogateescape"))
-        return digest.hexdigest()
+            keys.append(_record_key_of(base, path) if key is None else key)
+        return _chunk_digest(self.folder, self.names, keys)
+
+
+def _record_key_of(base: Any, path: str) -> str:
+    """:func:`record_key` of the record file at ``path``, read here."""
+    data = read_head(path)
+    if len(data) > MAX_FILE_BYTES:
+        raise _Odd  # the loader refuses it
+    return record_key(base, data)
+
+
+def _chunk_digest(folder: str, names: list[str], keys: list[str]) -> str:
+    """A chunk's digest (:meth:`_Chunk.digest`): its folder, and each record's name and the
+    digest of its bytes."""
+    digest = hashlib.sha256(folder.encode("utf-8", "surrogateescape") + b"\0")
+    for name, key in zip(names, keys, strict=True):
+        digest.update(f"{name}\0{key}\0".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
 
 
 def record_key_base(code: str) -> Any:
@@ -601,6 +613,19 @@ class Listed:
     records: list[tuple[str, str, os.stat_result]]
 
 
+@dataclass
+class Edits:
+    """What changed since the build in out/ (:meth:`Fingerprint.edits`)."""
+
+    #: the records edited: name below the events folder, path, the digest of the bytes the
+    #: last build was made of, and of the bytes now
+    records: list[tuple[str, str, str, str]]
+    #: out/, as that build left it (:meth:`Fingerprint.seen` gives it again)
+    out: OutState
+    #: the warnings that build printed
+    warnings: str
+
+
 class Fingerprint:
     """The inputs of one build, digested, and what the cache remembers of the last one."""
 
@@ -633,6 +658,8 @@ class Fingerprint:
         self._seen: OutState | None = None
         #: when the look at the records began, and what it found, until :meth:`listed`
         self._found: tuple[int, list[_Chunk]] | None = None
+        #: the chunks not known by their signature, read here (their places in the list)
+        self._read: list[int] = []
 
     @classmethod
     def of(
@@ -691,6 +718,7 @@ class Fingerprint:
             remembered: dict[str, str] = {}
             contents: list[str | None] = []
             unread: list[tuple[int, _Chunk, str | None]] = []
+            read: list[int] = []
             for chunk in chunks:
                 signature = chunk.signature()
                 settled = not any(_changed_since(chunk.infos, cut))
@@ -701,6 +729,7 @@ class Fingerprint:
                         unread.append((len(contents), chunk, signature if settled else None))
                         contents.append(None)
                         continue
+                    read.append(len(contents))
                     content = chunk.digest()
                 if settled:
                     remembered[signature] = content
@@ -724,6 +753,7 @@ class Fingerprint:
         made._contents = contents
         made._unread = unread
         made._found = (started, chunks)
+        made._read = read
         if not unread:
             made._inputs = _inputs_digest(parts, contents)
         return made
@@ -748,6 +778,71 @@ class Fingerprint:
         for chunk in chunks:
             chunk.infos = []  # taken: a chunk left to read needs only its names and paths
         return Listed(started, records)
+
+    def edits(self, out_dir: Path, kept: Callable[[str], str | None]) -> Edits | None:
+        """What changed since the build in out/, when all that changed is a few records'
+        bytes: each such record, and out/ as that build left it (for :mod:`eventfeed.quick`).
+        ``kept``: the digest of the bytes the record store keeps a record parsed from, by
+        its name below the events folder (:meth:`eventfeed.recordstore.RecordStore.kept`).
+
+        None when anything else differs or cannot be told: the settings, eventfeed, the
+        folder, the days, ``--strict``, a record added, removed or renamed, out/ changed
+        since that build, a record written while this was looked at, no build remembered.
+
+        That only those records changed is known from the digest of the last build's
+        inputs, remade here from this build's with the kept digests of the records in the
+        chunks not known by their signature: the two are equal only when the store keeps,
+        for each of those, the very bytes the last build was made of."""
+        stored = self._stored
+        inputs, key, racy = stored.get("inputs"), stored.get("key"), stored.get("racy")
+        warnings = stored.get("warnings")
+        found = self._found
+        if (
+            found is None
+            or self._unread
+            or not isinstance(inputs, str)
+            or not isinstance(key, str)
+            or not isinstance(racy, dict)
+            or not isinstance(warnings, str)
+        ):
+            return None
+        chunks = found[1]
+        before = list(self._contents)
+        edited: list[tuple[str, str, str, str]] = []
+        try:
+            for index in self._read:
+                chunk = chunks[index]
+                base = chunk.base or record_key_base(_code_digest())
+                now = [_record_key_of(base, path) for path in chunk.paths]
+                if _chunk_digest(chunk.folder, chunk.names, now) != self._contents[index]:
+                    return None  # written again since it was digested
+                old = []
+                for name, path, key_now in zip(chunk.names, chunk.paths, now, strict=True):
+                    name = chunk.folder + name
+                    key_then = kept(name)
+                    if key_then is None:
+                        return None  # a record the store does not keep: added, or renamed
+                    old.append(key_then)
+                    if key_then != key_now:
+                        edited.append((name, path, key_then, key_now))
+                before[index] = _chunk_digest(chunk.folder, chunk.names, old)
+        except (_Odd, OSError):
+            return None
+        if _inputs_digest(self._parts, before) != inputs:
+            return None
+        out = out_dir.resolve()
+        state = self.seen(out_dir)  # (the look beside the records, if there was one)
+        if state is None:
+            state = _out_state(out)
+            if state is None or state.seen is None:
+                return None
+            self._seen = state
+        if hashlib.sha256(f"{inputs}\n{state.signature}".encode()).hexdigest() != key:
+            return None  # out/ is not as that build left it
+        for name, digest in racy.items():
+            if _file_digest(out.joinpath(name)) != digest:
+                return None
+        return Edits(edited, state, warnings)
 
     @property
     def inputs(self) -> str:

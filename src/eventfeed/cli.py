@@ -302,6 +302,22 @@ def _build(
             click.echo(f"{display_path(out_dir)} is up to date (nothing changed)", err=True)
         return
     from .load import display_path
+
+    if fingerprint is not None and not check_only:
+        # a few records edited since the build in out/: made from that build, when it can be
+        from .quick import quick_build
+
+        quick = quick_build(events_dir, out_dir, clock, day_given, fingerprint)
+        if quick is not None:
+            count, written, warned = quick
+            if not quiet:
+                if warned:
+                    click.echo(warned, err=True)
+                click.echo(
+                    f"built {count} event(s) into {display_path(out_dir)} ({written} files)",
+                    err=True,
+                )
+            return
     from .pipeline import compile_into
     from .write import write_tree
 

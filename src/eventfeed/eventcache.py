@@ -184,6 +184,37 @@ class EventCache:
 
         return cache_file(out_dir).with_suffix(".events.sqlite")
 
+    @staticmethod
+    def mark_of(path: Path) -> str | None:
+        """What the store at ``path`` is marked as made for (:meth:`mark`), without reading
+        its entries; None when nothing is."""
+        if not path.exists():
+            return None
+        try:
+            with contextlib.closing(sqlite3.connect(path)) as db:
+                row = db.execute("SELECT value FROM marks WHERE format = ?", (FORMAT,)).fetchone()
+        except (sqlite3.Error, TypeError):
+            return None
+        return str(row[0]) if row is not None else None
+
+    @staticmethod
+    def add(path: Path, entries: list[tuple[str, Entry]], made_for: str) -> None:
+        """Write ``entries`` to the store at ``path`` without reading it, as one row after the
+        others (which the entries it holds of the same events are then older than), and mark
+        it as made for ``made_for``, in one transaction: for a build that compiled only those
+        events, and left every other entry as it was. A store that cannot be written is no
+        failure: the next build compiles those events again."""
+        data = pickle.dumps(entries, pickle.HIGHEST_PROTOCOL)
+        try:
+            with _transaction(
+                path, "entries (row INTEGER PRIMARY KEY, format INTEGER, data BLOB)"
+            ) as db:
+                _unmark(db)
+                db.execute("INSERT INTO entries VALUES (NULL, ?, ?)", (FORMAT, data))
+                db.execute("INSERT INTO marks VALUES (?, ?)", (FORMAT, made_for))
+        except (OSError, sqlite3.Error):
+            return
+
     def get(self, event_id: str, key: str) -> Entry | None:
         entry = self.entries.get(event_id)
         return entry if entry is not None and entry.key == key else None

@@ -241,6 +241,15 @@ class RecordStore:
             return None
         return self._keys.get(source)
 
+    def kept(self, source: str) -> str | None:
+        """The digest of the bytes the record kept for ``source`` was parsed from."""
+        return self._keys.get(source)
+
+    def keep_the_rest(self) -> None:
+        """Keep, at :meth:`save`, the records of the files not asked for in this load (a
+        load that reads only the records edited since the last)."""
+        self._seen.update(self._keys)
+
     def saw(self, source: str, signature: str | None) -> None:
         """Keep ``signature``, taken before the file was read, with the record kept for
         ``source``, which :meth:`get` has just found for the bytes read."""

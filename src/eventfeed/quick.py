@@ -1,0 +1,532 @@
+"""The quick rebuild: a few records edited since the build in out/, and nothing else.
+
+A full rebuild reads every record's state back, takes every unchanged event from the
+per-event store and works every whole step out again (each calendar's members, each
+listing, each feed), to find that nearly all of it is as it was: with 100,000 records, about
+ten seconds for one edited record. This module makes that build from the last one instead,
+when it can show that the result is the same:
+
+* the no-change check's fingerprint shows that nothing but the bytes of a few records
+  changed since the build in out/, and that out/ is as that build left it
+  (:meth:`eventfeed.cache.Fingerprint.edits`); the record store keeps the records that
+  build was made of, and the per-event store is marked as made for out/'s manifest;
+* each edited record, old and new, is checked without a problem (so the warnings are the
+  last build's), and keeps its id and calendar UID;
+* compiled again from the record store, each old record gives the very files out/ holds for
+  it (the code and settings are those of the last build);
+* each event is placed by the whole steps exactly as before: it ended before the look-back
+  window, so it is in no subscription calendar, only in its month's archive; its listing
+  markup and place, collections, kind, region, language, zones, last day, start, and
+  publication are the same; and no feed shows it.
+
+Then the build's files are the last build's, but for the event's own files, the archive
+calendar that holds it (its components replaced, when the sizes leave every split of the
+archive where it was: :func:`_spliced`), and the manifest (its text patched). The writer
+takes the rest from out/ as it does after any rebuild, and the stores and the fingerprint
+are brought up to date as a full build leaves them. Anything else takes the full build,
+which gives the same bytes (``tests/test_quick.py`` compares the two).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import cast
+
+from . import paths
+from .build import (
+    BuildContext,
+    Made,
+    _base,
+    _each,
+    _keyed,
+    _NotLoaded,
+    as_of_for,
+    compilers,
+    in_collection,
+    made_for,
+)
+from .cache import Edits, Fingerprint
+from .errors import EventfeedError, Problem, errors_in
+from .event import Event
+from .eventcache import Entry, EventCache
+from .ical import _END, _dated_header, _head_bytes
+from .load import (
+    SETTINGS_FILE,
+    RecordFile,
+    collector_paused,
+    Site,
+    _load_settings,
+    _read,
+    check_record,
+    display_path,
+    parse_record,
+    shown_path,
+)
+from .model import Settings
+from .recordstore import RecordStore
+from .state import EventState, Manifest, advance, content_digests, file_digest, manifest_head
+from .state import read_manifest as _read_manifest
+from .write import write_tree
+
+#: The most records a quick rebuild takes; 0: never quick.
+MAX_EDITED = 8
+
+
+class Gone(Exception):
+    """out/ no longer holds a file the quick rebuild takes from it: the full build runs."""
+
+
+class Quick(Mapping[str, bytes]):
+    """The files of a quick rebuild, as the writer takes them: the last build's, from out/
+    (known by their digest and size, read only when asked for), but for those made here."""
+
+    def __init__(
+        self,
+        out: Path,
+        digests: Mapping[str, str],
+        sizes: Mapping[str, int],
+        made: dict[str, bytes],
+    ) -> None:
+        self._out = str(out)
+        self._digests = digests
+        self._sizes = sizes
+        self._made = made
+        self._made_digests = {path: file_digest(data) for path, data in made.items()}
+        self._order = sorted(digests.keys() | made.keys())
+
+    def digest(self, path: str) -> str:
+        found = self._made_digests.get(path)
+        return found if found is not None else self._digests[path]
+
+    def size(self, path: str) -> int:
+        data = self._made.get(path)
+        return len(data) if data is not None else self._sizes[path]
+
+    def __getitem__(self, path: str) -> bytes:
+        data = self._made.get(path)
+        if data is not None:
+            return data
+        digest, size = self._digests[path], self._sizes[path]
+        try:
+            with open(os.path.join(self._out, *path.split("/")), "rb") as handle:
+                data = handle.read()
+        except OSError:
+            raise Gone(path) from None
+        if len(data) != size or file_digest(data) != digest:
+            raise Gone(path)
+        return data
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._made or path in self._digests
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._order)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+
+class _Edit:
+    """One record edited: its event as the last build made it, and as this one makes it."""
+
+    def __init__(self, old: Event, new: Event, before: EventState, after: EventState) -> None:
+        self.old, self.new = old, new
+        self.before, self.after = before, after
+        self.old_made: Made = {}
+        self.new_made: Made = {}
+
+
+def quick_build(
+    events_dir: Path,
+    out_dir: Path,
+    clock: datetime,
+    as_of: date | None,
+    fingerprint: Fingerprint,
+) -> tuple[int, int, str] | None:
+    """Build ``out_dir`` from the last build into it, when only a few records changed since
+    and the result can be shown to be the same (the module says when); returns the number
+    of events, of files, and the warnings printed. None when the full build is to run:
+    then nothing was written."""
+    if MAX_EDITED <= 0:
+        return None
+    store = RecordStore.for_events(events_dir)
+    try:
+        edits = fingerprint.edits(out_dir, store.kept)
+        if edits is None or not 0 < len(edits.records) <= MAX_EDITED:
+            return None
+        try:
+            plan = _plan(events_dir, out_dir, clock, as_of, store, edits)
+        except EventfeedError:
+            return None  # (a record the store lost, say: the full build says what it is)
+        if plan is None:
+            return None
+        files, count, entries, made_for_, parsed = plan
+        try:
+            stayed = write_tree(
+                out_dir, files, events_dir=events_dir, files=files.manifest, seen=edits.out
+            )
+        except Gone:
+            return None
+        for name, key, record in parsed:
+            store.put(name, key, record, None)
+        store.keep_the_rest()
+        store.save()
+        EventCache.add(EventCache.file_for(out_dir), entries, made_for_)
+        fingerprint.save(out_dir, edits.warnings, files, stayed)
+        return count, len(files), edits.warnings
+    finally:
+        store.close()
+
+
+class _Files(Quick):
+    #: the digests the manifest names (the writer's ``files``)
+    manifest: Mapping[str, str]
+
+
+_Plan = tuple[_Files, int, list[tuple[str, Entry]], str, list[tuple[str, str, RecordFile]]]
+
+
+def _plan(
+    events_dir: Path,
+    out_dir: Path,
+    clock: datetime,
+    as_of: date | None,
+    store: RecordStore,
+    edits: Edits,
+) -> _Plan | None:
+    """Everything a quick rebuild writes, or None when it cannot be shown to be the build."""
+    problems: list[Problem] = []
+    settings = _load_settings(events_dir / SETTINGS_FILE, problems)
+    if settings is None or errors_in(problems):
+        return None  # (its warnings are the last build's: the settings are the same)
+    root = display_path(events_dir)
+    today = clock.date()
+    day = as_of or as_of_for(clock, settings)
+    try:
+        # (with the collector paused, as the full build reads it: a pass over the history
+        # of every event would free nothing; with 100,000 events, half a second)
+        with collector_paused():
+            previous = _read_manifest(out_dir)
+    except EventfeedError:
+        return None
+    if previous is None or previous.as_of != day:
+        return None
+    steps = compilers()
+    site = Site(settings=settings, events=cast(tuple[Event, ...], _NotLoaded()), root=root)
+    blank = BuildContext(site=site, history={}, as_of=day)
+    base = _base(blank, steps)
+    if EventCache.mark_of(EventCache.file_for(out_dir)) != made_for(base, previous.digest):
+        return None  # the store (and the keys of its entries) is not that build's
+    changes: list[_Edit] = []
+    parsed: list[tuple[str, str, RecordFile]] = []
+    for name, path, key_then, key_now in edits.records:
+        shown = shown_path(root, name)
+        old = store.get(name, key_then, shown, path)
+        try:
+            raw = _read(path)
+        except (OSError, EventfeedError):
+            return None
+        if old is None or store.key(raw) != key_now:
+            return None
+        new = parse_record(raw, path, shown)
+        if isinstance(new, list):
+            return None  # the full build reports it
+        events = []
+        for record in (old, new):
+            found: list[Problem] = []
+            events.append(check_record(record, settings, found, today))
+            if found:
+                return None  # a problem: the warnings would change, or the build fail
+        old_event, new_event = events
+        if old_event.id != new_event.id or old_event.uid != new_event.uid:
+            return None
+        before = previous.events.get(old_event.id)
+        if before is None or content_digests(old_event)[0] != before.content:
+            return None
+        after = advance(previous, [new_event], clock, root)[new_event.id]
+        changes.append(_Edit(old_event, new_event, before, after))
+        parsed.append((name, key_now, new))
+    if len({c.new.id for c in changes}) != len(changes):
+        return None
+    made: dict[str, bytes] = {}
+    for change in changes:
+        for made_of, event, state in (
+            ("old_made", change.old, change.before),
+            ("new_made", change.new, change.after),
+        ):
+            context = BuildContext(site=site, history={event.id: state}, as_of=day)
+            setattr(change, made_of, _each(steps, context, [event])[0])
+        for own, _ in change.old_made.values():
+            for path, data in own.items():
+                if previous.files.get(path) != file_digest(data):
+                    return None  # not what the last build made of it
+        if not _placed_alike(settings, day, change):
+            return None
+        for own, _ in change.new_made.values():
+            made.update(own)
+    if not _in_no_feed(out_dir, previous, changes):
+        return None
+    spliced = _archives(out_dir, previous, settings, blank, changes)
+    if spliced is None:
+        return None
+    made.update(spliced)
+    history = dict(previous.events)
+    history.update((c.new.id, c.after) for c in changes)
+    digests = dict(previous.files)
+    for path, data in made.items():
+        if path not in digests:
+            return None
+        digests[path] = file_digest(data)
+    manifest = Manifest(as_of=day, events=history, files=digests)
+    head = manifest_head(day, history, previous)
+    text = b"".join(manifest.parts(head, None, previous))
+    made[paths.MANIFEST] = text
+    sizes = _sizes(edits, previous.files.keys() - made.keys())
+    if sizes is None:
+        return None
+    kept = {path: digest for path, digest in previous.files.items() if path not in made}
+    files = _Files(out_dir.resolve(), kept, sizes, made)
+    files.manifest = digests
+    entries = []
+    for change in changes:
+        context = BuildContext(site=site, history={change.new.id: change.after}, as_of=day)
+        state_key, key, held = _keyed(context, steps, base, change.new)
+        sized = {
+            p: (file_digest(d), len(d)) for f, _ in change.new_made.values() for p, d in f.items()
+        }
+        notes = {name: note for name, (_, note) in change.new_made.items()}
+        entries.append((change.new.id, Entry(key, sized, notes, state_key, held)))
+    return files, len(history), entries, made_for(base, files.digest(paths.MANIFEST)), parsed
+
+
+def _sizes(edits: Edits, wanted: set[str]) -> dict[str, int] | None:
+    """The size of each file of ``wanted`` as out/ was seen to hold it; None when out/ does
+    not hold one of them."""
+    from .cache import ROW
+
+    seen = edits.out.seen
+    if seen is None:
+        return None
+    _, files, rows = seen
+    sizes = {path: row[1] for path, row in zip(files, ROW.iter_unpack(rows), strict=True)}
+    if not wanted <= sizes.keys():
+        return None
+    return sizes
+
+
+def _memberships(settings: Settings, event: Event) -> frozenset[str]:
+    return frozenset(n for n in settings.collections if in_collection(event, settings, n))
+
+
+def _placed_alike(settings: Settings, day: date, change: _Edit) -> bool:
+    """Whether the whole steps place the edited event as they placed it: what they read of
+    an event (its notes, its membership of collections and facets, its order and
+    publication) is the same, and it ended before the look-back window (so the calendars
+    hold it only in its archive)."""
+    old, new = change.old, change.new
+    before, after = change.before, change.after
+    if (before.published, before.cancelled) != (after.published, after.cancelled):
+        return False
+    if old.sort_key != new.sort_key or old.all_day != new.all_day:
+        return False
+    if old.local_start != new.local_start:
+        return False
+    brief, other = old.brief, new.brief
+    if (brief.kind, brief.region, old.language) != (other.kind, other.region, new.language):
+        return False
+    if _memberships(settings, old) != _memberships(settings, new):
+        return False
+    if change.old_made.keys() != change.new_made.keys():
+        return False
+    for name, (own, note) in change.old_made.items():
+        own_now, note_now = change.new_made[name]
+        if own.keys() != own_now.keys():
+            return False
+        if name != "ical" and note != note_now:  # the listings' markup and place
+            return False
+    old_note = change.old_made["ical"][1]
+    new_note = change.new_made["ical"][1]
+    _, _, zones, last_day = cast(tuple[int, int, tuple[object, ...], date | None], old_note)
+    _, _, zones_now, last_day_now = cast(tuple[int, int, tuple[object, ...], date | None], new_note)
+    if zones != zones_now or last_day != last_day_now or last_day is None:
+        return False
+    cutoff = day - timedelta(days=settings.calendars.lookback_days)
+    return last_day < cutoff
+
+
+def _components(made: Made, event: Event) -> bytes:
+    """The event's components, as the calendars take them from its own file."""
+    own, note = made["ical"]
+    offset, size = cast(tuple[int, int], note)[:2]
+    return own[paths.event_ics(event.id)][offset : offset + size]
+
+
+def _in_no_feed(out_dir: Path, previous: Manifest, changes: list[_Edit]) -> bool:
+    """Whether no feed of the last build names any edited event (by its id, anywhere)."""
+    ids = [c.new.id.encode() for c in changes]
+    for path in previous.files:
+        if not path.startswith("feeds/"):
+            continue
+        try:
+            data = (out_dir / path).read_bytes()
+        except OSError:
+            return False
+        if any(i in data for i in ids):
+            return False
+    return True
+
+
+_MEMBERS = re.compile(rb"\r\nBEGIN:VEVENT\r\n")
+_COMPONENT_END = b"\r\nEND:VEVENT\r\n"
+
+
+def _members_at(data: bytes) -> int:
+    """Where a calendar's events begin (after its own lines and its zones); -1: none."""
+    found = _MEMBERS.search(data)
+    return found.start() + 2 if found is not None else -1
+
+
+def _archives(
+    out_dir: Path,
+    previous: Manifest,
+    settings: Settings,
+    context: BuildContext,
+    changes: list[_Edit],
+) -> dict[str, bytes] | None:
+    """The archive calendars holding the edited events, with their components replaced; None
+    when one of them is not found where it is expected, or when its new size could move an
+    event from one archive calendar to another (:func:`_spliced`)."""
+    made: dict[str, bytes] = {}
+    years: set[int] = set()
+    for change in changes:
+        last_day = cast(tuple[int, int, object, date], change.new_made["ical"][1])[3]
+        if last_day.year in years:
+            return None  # two edits in one year's archive: not worked out here
+        years.add(last_day.year)
+        old = _components(change.old_made, change.old)
+        new = _components(change.new_made, change.new)
+        spliced = _spliced(out_dir, previous, settings, context, last_day, old, new)
+        if spliced is None:
+            return None
+        made[spliced[0]] = spliced[1]
+    return made
+
+
+def _read_out(out_dir: Path, previous: Manifest, path: str) -> bytes | None:
+    """A file of out/, when it holds what the manifest says."""
+    try:
+        data = (out_dir / path).read_bytes()
+    except OSError:
+        return None
+    return data if previous.files.get(path) == file_digest(data) else None
+
+
+def _spliced(
+    out_dir: Path,
+    previous: Manifest,
+    settings: Settings,
+    context: BuildContext,
+    last_day: date,
+    old: bytes,
+    new: bytes,
+) -> tuple[str, bytes] | None:
+    """The archive calendar holding the components ``old`` of an event that ended on
+    ``last_day``, with ``new`` in their place; None when the archive cannot be shown to
+    keep its calendars and their members (``eventfeed.ical._dated``).
+
+    With its zones, start and last day unchanged, the event keeps its place in its year's
+    archive, and every calendar its head and zones; only sizes change, by ``delta``. The
+    archive of a year is one calendar when it fits ``calendars.max_bytes``, else one per
+    month, a month that does not fit in parts, each as many events as fit, in order. So:
+
+    * the calendar holding the event still fits: the larger of its size and the limit is
+      checked (its beginnings grow with each event, an event being larger than the zone
+      line a later one may remove from the head);
+    * a year or month that did not fit still does not: sure when the event grew; when it
+      shrank, its size is bounded from below by its members alone and the shortest head;
+    * a part still ends where it did: the next part's first event did not fit after it,
+      sure when the event grew, bounded from below as above when it shrank; and when the
+      event is the first of its part, it did not fit after the part before, the same way.
+    """
+    delta = len(new) - len(old)
+    limit = settings.calendars.max_bytes
+    year, month = last_day.year, last_day.month
+    whole = paths.archive_calendar(year)
+    by_month = paths.archive_calendar(year, month)
+    if whole in previous.files:
+        layout: list[str] = [whole]
+    elif by_month in previous.files:
+        layout = [by_month]
+    else:
+        layout = []
+        part = 1
+        while paths.archive_calendar(year, month, part) in previous.files:
+            layout.append(paths.archive_calendar(year, month, part))
+            part += 1
+    held: list[bytes] = []
+    at = -1
+    for path in layout:
+        data = _read_out(out_dir, previous, path)
+        if data is None:
+            return None
+        held.append(data)
+        if old in data:
+            if at >= 0 or data.count(old) != 1:
+                return None
+            at = len(held) - 1
+    if at < 0:
+        return None
+    data = held[at]
+    where = data.index(old)
+    spliced = data[:where] + new + data[where + len(old) :]
+    if delta > 0 and len(spliced) > limit:
+        return None
+    if delta < 0:
+
+        def shortest(month: int | None, part: int | None) -> int:
+            header = _dated_header(context, "archive", year, month, part)
+            refresh = settings.calendars.refresh_hours
+            return len(_head_bytes(header, refresh, settings.site_url, None)) + len(_END)
+
+        def members(data: bytes) -> int:
+            return len(data) - _members_at(data) - len(_END)
+
+        if len(layout) > 1 or layout[0] != whole:
+            # the year did not fit: its members alone still do not
+            prefix = f"calendars/archive/{year}-"
+            total = 0
+            for path in previous.files:
+                if path.startswith(prefix):
+                    other = _read_out(out_dir, previous, path)
+                    if other is None or _members_at(other) < 0:
+                        return None
+                    total += members(other)
+            if total + delta + shortest(None, None) <= limit:
+                return None
+        if len(layout) > 1:
+            # the month did not fit, and each part ends where it did
+            total = sum(members(d) for d in held)
+            if total + delta + shortest(month, None) <= limit:
+                return None
+            if any(_members_at(d) < 0 for d in held):
+                return None
+            if at + 1 < len(held):
+                # the first event of the next part did not fit after this one: it has at
+                # least its first component
+                after = held[at + 1]
+                start = _members_at(after)
+                end = after.find(_COMPONENT_END, start)
+                if end < 0:
+                    return None
+                first = end + len(_COMPONENT_END) - start
+                if members(data) + delta + first + shortest(month, at + 1) <= limit:
+                    return None
+            # the event, first of its part, did not fit after the part before
+            first_of_part = at > 0 and _members_at(data) == where
+            if first_of_part and members(held[at - 1]) + len(new) + shortest(month, at) <= limit:
+                return None
+    return layout[at], spliced

@@ -1,0 +1,346 @@
+"""The quick rebuild (:mod:`eventfeed.quick`) writes the bytes the full rebuild writes, or
+leaves the build to it.
+
+One site is built into two folders from the same start: ``out/`` by the build as it is
+(quick where it can be), ``full/`` by the build with the quick path turned off, each with
+its own cache. After every round of edits both are built, and their files compared whole.
+The edits are drawn with a fixed seed from those a secretariat makes (a line added to a
+report, a sentence cut, a new first paragraph, a title, a date, a tag, a region), to one
+record or a few, past or coming, so that some rounds take the quick path and others not;
+the tests check that both kinds happen. A second site has calendars small enough that each
+month of the archive is split in parts, whose ends an edit may move.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from eventfeed import cache, quick
+from eventfeed.cli import main
+
+from .bench_records import generate
+
+RECORDS = 160
+AS_OF = "2023-11-14"
+#: rounds of random edits per site (each builds both folders)
+ROUNDS = 10
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate(tmp_path_factory.mktemp("records"), RECORDS)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+class Pair:
+    """One events folder built into ``out/`` (quick where it can be) and ``full/`` (never
+    quick), with a cache folder each."""
+
+    def __init__(self, root: Path, records: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.root = root
+        self.events = root / "events"
+        shutil.copytree(records, self.events)
+        # (feeds as short as a large site's are for its number of events: a quick build
+        # leaves an event a feed shows to the full one)
+        with (self.events / "site.yaml").open("a") as settings:
+            settings.write("feeds: {max_entries: 8}\n")
+        self.monkeypatch = monkeypatch
+        #: what each quick build returned (None: it left the build to the full one)
+        self.quick: list[object] = []
+        real = quick.quick_build
+
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            made = real(*args, **kwargs)
+            self.quick.append(made)
+            return made
+
+        monkeypatch.setattr(quick, "quick_build", spy)
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+
+    def invoke(self, out: str, *extra: str) -> str:
+        folder = self.root / out
+        self.monkeypatch.setenv("EVENTFEED_CACHE_DIR", str(self.root / f"cache-{out}"))
+        args = ["build", "--events", str(self.events), "--out", str(folder), "--as-of", AS_OF]
+        result = CliRunner().invoke(main, [*args, *extra])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    def start(self) -> None:
+        """The first build, into both folders (the second a copy: the same history)."""
+        self.invoke("out")
+        shutil.copytree(self.root / "out", self.root / "full")
+        self.monkeypatch.setattr(quick, "MAX_EDITED", 0)
+        self.invoke("full")  # its cache made: nothing to change
+        self.monkeypatch.setattr(quick, "MAX_EDITED", 8)
+        assert snapshot(self.root / "out") == snapshot(self.root / "full")
+
+    def build(self) -> bool:
+        """Both folders built; whether ``out/`` took the quick path. Their files must be
+        the same."""
+        before = len(self.quick)
+        output = self.invoke("out")
+        calls = self.quick[before:]
+        taken = bool(calls) and calls[0] is not None
+        self.monkeypatch.setattr(quick, "MAX_EDITED", 0)
+        try:
+            assert self.invoke("full") == output.replace(
+                str(self.root / "out"), str(self.root / "full")
+            )
+        finally:
+            self.monkeypatch.setattr(quick, "MAX_EDITED", 8)
+        assert snapshot(self.root / "out") == snapshot(self.root / "full")
+        return taken
+
+    def record(self, rng: random.Random, *, past: bool | None = None) -> Path:
+        files = sorted(self.events.rglob("event-*.md"))
+        while True:
+            path = rng.choice(files)
+            year = int(re.search(r"^start: (\d{4})", path.read_text(), re.M).group(1))  # type: ignore[union-attr]
+            if past is None or past == (year < 2022):
+                return path
+
+
+def _body_appended(text: str, rng: random.Random) -> str:
+    return text + f"\nAdded after the meeting, note {rng.randrange(10**6)}.\n"
+
+
+def _body_cut(text: str, rng: random.Random) -> str:
+    head, sep, body = text.partition("\n---\n")
+    cut = rng.randrange(10, 60)
+    return head + sep + (body[:-cut] if len(body) > cut + 20 else body) + "\n"
+
+
+def _first_paragraph(text: str, rng: random.Random) -> str:
+    head, sep, body = text.partition("\n---\n")
+    return head + sep + f"Summary {rng.randrange(1000)} of the session.\n\n" + body
+
+
+def _retitled(text: str, rng: random.Random) -> str:
+    return re.sub(
+        r"^title: .*$", f'title: "Session {rng.randrange(1000)}"', text, count=1, flags=re.M
+    )
+
+
+def _moved(text: str, rng: random.Random) -> str:
+    def later(found: re.Match[str]) -> str:
+        day = int(found.group(2))
+        return f"{found.group(1)}{min(day + 1, 28):02d}"
+
+    return re.sub(r"^((?:start|end): \d{4}-\d{2}-)(\d{2})", later, text, flags=re.M)
+
+
+def _tagged(text: str, rng: random.Random) -> str:
+    return re.sub(r"^tags: \[", f"tags: [extra-{rng.randrange(5)}, ", text, count=1, flags=re.M)
+
+
+def _regioned(text: str, rng: random.Random) -> str:
+    region = rng.choice(["global", "africa", "europe", "asia-pacific"])
+    return re.sub(r"^region: .*$", f"region: {region}", text, count=1, flags=re.M)
+
+
+EDITS = [_body_appended, _body_cut, _first_paragraph, _retitled, _moved, _tagged, _regioned]
+#: the edits a quick build may take (the others change how the event is listed or placed)
+BODY = [_body_appended, _body_cut, _first_paragraph]
+
+
+def _rounds(pair: Pair, seed: int) -> list[bool]:
+    rng = random.Random(seed)
+    taken = []
+    for number in range(ROUNDS):
+        # most rounds: body edits of past events (which the quick path is for); the others
+        # anything, anywhere, to one record or a few
+        few = number % 3 == 2
+        for _ in range(rng.randint(2, 3) if few else 1):
+            path = pair.record(rng, past=None if few or number % 4 == 3 else True)
+            edit = rng.choice(EDITS if few or number % 4 == 3 else BODY)
+            path.write_text(edit(path.read_text(), rng))
+        taken.append(pair.build())
+    return taken
+
+
+def test_random_edits_give_the_full_builds_bytes(
+    records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pair = Pair(tmp_path, records, monkeypatch)
+    pair.start()
+    taken = _rounds(pair, 7)
+    assert taken.count(True) >= 4, taken  # the path under test ran
+    assert taken.count(False) >= 2, taken  # and so did the full build, when it had to
+
+
+def test_archive_parts_keep_their_ends(
+    records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Calendars small enough that every month of the archive is in parts: a grown or
+    shrunk event may move where a part ends, which the quick build must then leave to the
+    full one."""
+    pair = Pair(tmp_path, records, monkeypatch)
+    settings = pair.events / "site.yaml"
+    settings.write_text(
+        settings.read_text().replace(
+            "calendars: {lookback_days: 365}",
+            "calendars: {lookback_days: 365, max_bytes: 30000}",
+        )
+    )
+    pair.start()
+    parts = list((tmp_path / "out/calendars/archive").glob("*-part2.ics"))
+    assert parts, "no month of the archive is in parts"
+    taken = _rounds(pair, 11)
+    assert taken.count(True) >= 3, taken
+
+
+def _members(part: Path) -> list[str]:
+    """The ids of the events of an archive calendar, in order (one UID per event but for
+    the overrides of a series, which follow it)."""
+    found: list[str] = []
+    for uid in re.findall(rb"^UID:([^@\r]+)@", part.read_bytes(), flags=re.M):
+        if not found or found[-1] != uid.decode():
+            found.append(uid.decode())
+    return found
+
+
+def _parts_pair(records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pair:
+    pair = Pair(tmp_path, records, monkeypatch)
+    settings = pair.events / "site.yaml"
+    settings.write_text(
+        settings.read_text().replace(
+            "calendars: {lookback_days: 365}",
+            "calendars: {lookback_days: 365, max_bytes: 30000}",
+        )
+    )
+    pair.start()
+    return pair
+
+
+def _record_of(pair: Pair, event_id: str) -> Path:
+    return next(pair.events.rglob(f"{event_id}.md"))
+
+
+def test_an_event_grown_past_its_part(
+    records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last event of a part grows: a little, and it stays (quick); past the limit, and
+    it moves to the next part (the full build)."""
+    pair = _parts_pair(records, tmp_path, monkeypatch)
+    archive = tmp_path / "out/calendars/archive"
+    first = sorted(archive.glob("*-part1.ics"))[0]
+    last = _members(first)[-1]
+    path = _record_of(pair, last)
+    path.write_text(path.read_text() + "\nA short note.\n")
+    assert pair.build()
+    room = 30000 - first.stat().st_size
+    path.write_text(path.read_text() + "\n" + "A longer note. " * (room // 10) + "\n")
+    assert not pair.build()
+    assert last not in _members(first)  # (the bytes compared: moved as the full build moves it)
+
+
+def test_an_event_shrunk_into_the_part_before(
+    records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first event of a part shrinks until it fits after the part before: it moves
+    there (the full build)."""
+    pair = _parts_pair(records, tmp_path, monkeypatch)
+    archive = tmp_path / "out/calendars/archive"
+    # the part with the most room left, before a part whose first event is not a series
+    roomy = sorted(
+        (p for p in archive.glob("*-part1.ics") if p.with_name(p.name[:-5] + "2.ics").exists()),
+        key=lambda p: p.stat().st_size,
+    )[0]
+    second = roomy.with_name(roomy.name[:-5] + "2.ics")
+    moving = _members(second)[0]
+    path = _record_of(pair, moving)
+    head, sep, body = path.read_text().partition("\n---\n")
+    # (its first paragraph kept, which the listings show)
+    path.write_text(head + sep + body.strip().split("\n\n")[0] + "\n")
+    assert not pair.build()
+    # (moved, as the full build moves it: after the part before, or the month whole)
+    assert not second.exists() or moving not in _members(second)
+
+
+def _past(pair: Pair) -> Path:
+    return pair.record(random.Random(3), past=True)
+
+
+def test_a_quick_build_leaves_what_a_full_one_does(
+    records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a quick build, its stores and fingerprint are as a full build leaves them:
+    nothing is left to do, ``--check`` agrees, and the next edit is quick again."""
+    pair = Pair(tmp_path, records, monkeypatch)
+    pair.start()
+    path = _past(pair)
+    path.write_text(path.read_text() + "\nOne more line.\n")
+    assert pair.build()
+    assert "up to date (nothing changed)" in pair.invoke("out")
+    assert "is up to date" in pair.invoke("out", "--check")
+    path.write_text(path.read_text() + "\nAnd another.\n")
+    assert pair.build()
+    monkeypatch.setattr(quick, "MAX_EDITED", 0)
+    shutil.rmtree(tmp_path / "cache-out")  # no store, no fingerprint: everything compiled
+    before = snapshot(tmp_path / "out")
+    pair.invoke("out")
+    assert snapshot(tmp_path / "out") == before
+
+
+@pytest.mark.parametrize("change", ["added", "settings", "hand-edited out/", "warning", "feed"])
+def test_what_the_quick_build_leaves_to_the_full_one(
+    change: str, records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pair = Pair(tmp_path, records, monkeypatch)
+    path = _past(pair)
+    if change == "feed":  # a past event published late, newest in the feeds
+        # (published after every other record, and updated after that)
+        text = re.sub(r"^published: .*$", "published: 2031-01-01", path.read_text(), flags=re.M)
+        path.write_text(re.sub(r"^updated: .*$", "updated: 2031-01-02", text, flags=re.M))
+    pair.start()
+    if change == "feed":
+        assert f"events/{path.stem}.html" in (tmp_path / "out/feeds/atom.xml").read_text()
+    path.write_text(path.read_text() + "\nOne more line.\n")  # quick, on its own
+    if change == "added":
+        (path.parent / "event-new-one.md").write_text(path.read_text())
+    elif change == "settings":
+        settings = pair.events / "site.yaml"
+        settings.write_text(settings.read_text().replace("Benchmark events", "Bench events"))
+    elif change == "hand-edited out/":
+        page = tmp_path / "out/index.html"
+        page.write_bytes(page.read_bytes() + b"<!-- by hand -->")
+    elif change == "warning":  # the edit itself brings a warning
+        text = re.sub(r"^(online|location):.*\n(  .*\n)*", "", path.read_text(), flags=re.M)
+        path.write_text(text)
+    assert not pair.build()
+
+
+def test_out_changed_while_the_quick_build_runs(
+    records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file the quick build takes from out/ is gone when the writer wants it: the full
+    build runs, and makes it again."""
+    pair = Pair(tmp_path, records, monkeypatch)
+    pair.start()
+    path = _past(pair)
+    path.write_text(path.read_text() + "\nOne more line.\n")
+    real = cache.Fingerprint.edits
+    gone = tmp_path / "out/404.html"
+
+    def edits(self: cache.Fingerprint, *args: Any) -> Any:
+        found = real(self, *args)
+        gone.unlink()
+        return found
+
+    monkeypatch.setattr(cache.Fingerprint, "edits", edits)
+    assert not pair.build()  # (the files compared: 404.html made again)
+    assert not gone.exists() or gone.read_bytes() == (tmp_path / "full/404.html").read_bytes()
