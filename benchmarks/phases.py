@@ -41,6 +41,7 @@ PHASES: list[tuple[Any, str, str]] = [
     # a rebuild after a few edits, made from the last build (eventfeed.quick)
     (quick, "quick_build", "quick rebuild"),
     (cache.Fingerprint, "edits", "edits found"),
+    (cache.Fingerprint, "left", "out/ found as left"),
     (quick, "_read_manifest", "manifest read"),
     (quick, "_each", "per-event work (here)"),  # (quick's own names of these three)
     (quick, "_archives", "archive calendars spliced"),

@@ -36,6 +36,7 @@ EDIT = [
     "no-change check",
     "quick rebuild",  # (eventfeed.quick: the benchmark edits a past event's report)
     "edits found",
+    "out/ found as left",
     "manifest read",
     "per-event work (here)",
     "archive calendars spliced",

@@ -333,14 +333,14 @@ def test_out_changed_while_the_quick_build_runs(
     pair.start()
     path = _past(pair)
     path.write_text(path.read_text() + "\nOne more line.\n")
-    real = cache.Fingerprint.edits
+    real = cache.Fingerprint.left
     gone = tmp_path / "out/404.html"
 
-    def edits(self: cache.Fingerprint, *args: Any) -> Any:
-        found = real(self, *args)
-        gone.unlink()
+    def left(self: cache.Fingerprint, *args: Any) -> Any:
+        found = real(self, *args)  # out/ as the last build left it
+        gone.unlink()  # and then not
         return found
 
-    monkeypatch.setattr(cache.Fingerprint, "edits", edits)
+    monkeypatch.setattr(cache.Fingerprint, "left", left)
     assert not pair.build()  # (the files compared: 404.html made again)
     assert not gone.exists() or gone.read_bytes() == (tmp_path / "full/404.html").read_bytes()

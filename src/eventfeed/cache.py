@@ -615,13 +615,11 @@ class Listed:
 
 @dataclass
 class Edits:
-    """What changed since the build in out/ (:meth:`Fingerprint.edits`)."""
+    """What changed since the last build remembered (:meth:`Fingerprint.edits`)."""
 
     #: the records edited: name below the events folder, path, the digest of the bytes the
     #: last build was made of, and of the bytes now
     records: list[tuple[str, str, str, str]]
-    #: out/, as that build left it (:meth:`Fingerprint.seen` gives it again)
-    out: OutState
     #: the warnings that build printed
     warnings: str
 
@@ -779,30 +777,27 @@ class Fingerprint:
             chunk.infos = []  # taken: a chunk left to read needs only its names and paths
         return Listed(started, records)
 
-    def edits(self, out_dir: Path, kept: Callable[[str], str | None]) -> Edits | None:
-        """What changed since the build in out/, when all that changed is a few records'
-        bytes: each such record, and out/ as that build left it (for :mod:`eventfeed.quick`).
-        ``kept``: the digest of the bytes the record store keeps a record parsed from, by
-        its name below the events folder (:meth:`eventfeed.recordstore.RecordStore.kept`).
+    def edits(self, kept: Callable[[str], str | None]) -> Edits | None:
+        """What changed since the last build remembered, when all that changed is a few
+        records' bytes: each such record (for :mod:`eventfeed.quick`, which then asks
+        whether out/ is as that build left it: :meth:`left`). ``kept``: the digest of the
+        bytes the record store keeps a record parsed from, by its name below the events
+        folder (:meth:`eventfeed.recordstore.RecordStore.kept`).
 
         None when anything else differs or cannot be told: the settings, eventfeed, the
-        folder, the days, ``--strict``, a record added, removed or renamed, out/ changed
-        since that build, a record written while this was looked at, no build remembered.
+        folder, the days, ``--strict``, a record added, removed or renamed, a record
+        written while this was looked at, no build remembered.
 
         That only those records changed is known from the digest of the last build's
         inputs, remade here from this build's with the kept digests of the records in the
         chunks not known by their signature: the two are equal only when the store keeps,
         for each of those, the very bytes the last build was made of."""
-        stored = self._stored
-        inputs, key, racy = stored.get("inputs"), stored.get("key"), stored.get("racy")
-        warnings = stored.get("warnings")
+        inputs, warnings = self._stored.get("inputs"), self._stored.get("warnings")
         found = self._found
         if (
             found is None
             or self._unread
             or not isinstance(inputs, str)
-            or not isinstance(key, str)
-            or not isinstance(racy, dict)
             or not isinstance(warnings, str)
         ):
             return None
@@ -830,19 +825,29 @@ class Fingerprint:
             return None
         if _inputs_digest(self._parts, before) != inputs:
             return None
+        return Edits(edited, warnings)
+
+    def left(self, out_dir: Path) -> OutState | None:
+        """out/ as it is now, when it is as the last build remembered left it (its metadata,
+        and the bytes of the files then too fresh for it); else None. (Waits for the look
+        beside the records, when there is one.)"""
+        stored = self._stored
+        inputs, key, racy = stored.get("inputs"), stored.get("key"), stored.get("racy")
+        if not isinstance(inputs, str) or not isinstance(key, str) or not isinstance(racy, dict):
+            return None
         out = out_dir.resolve()
-        state = self.seen(out_dir)  # (the look beside the records, if there was one)
+        state = self.seen(out_dir)
         if state is None:
             state = _out_state(out)
             if state is None or state.seen is None:
                 return None
             self._seen = state
         if hashlib.sha256(f"{inputs}\n{state.signature}".encode()).hexdigest() != key:
-            return None  # out/ is not as that build left it
+            return None
         for name, digest in racy.items():
             if _file_digest(out.joinpath(name)) != digest:
                 return None
-        return Edits(edited, state, warnings)
+        return state
 
     @property
     def inputs(self) -> str:

@@ -49,7 +49,7 @@ from .build import (
     in_collection,
     made_for,
 )
-from .cache import Edits, Fingerprint
+from .cache import Edits, Fingerprint, OutState
 from .errors import EventfeedError, Problem, errors_in
 from .event import Event
 from .eventcache import Entry, EventCache
@@ -57,11 +57,11 @@ from .ical import _END, _dated_header, _head_bytes
 from .load import (
     SETTINGS_FILE,
     RecordFile,
-    collector_paused,
     Site,
     _load_settings,
     _read,
     check_record,
+    collector_paused,
     display_path,
     parse_record,
     shown_path,
@@ -70,6 +70,7 @@ from .model import Settings
 from .recordstore import RecordStore
 from .state import EventState, Manifest, advance, content_digests, file_digest, manifest_head
 from .state import read_manifest as _read_manifest
+from .vevent import series_last_day
 from .write import write_tree
 
 #: The most records a quick rebuild takes; 0: never quick.
@@ -155,19 +156,19 @@ def quick_build(
         return None
     store = RecordStore.for_events(events_dir)
     try:
-        edits = fingerprint.edits(out_dir, store.kept)
+        edits = fingerprint.edits(store.kept)
         if edits is None or not 0 < len(edits.records) <= MAX_EDITED:
             return None
         try:
-            plan = _plan(events_dir, out_dir, clock, as_of, store, edits)
+            plan = _plan(events_dir, out_dir, clock, as_of, store, edits, fingerprint)
         except EventfeedError:
             return None  # (a record the store lost, say: the full build says what it is)
         if plan is None:
             return None
-        files, count, entries, made_for_, parsed = plan
+        files, count, entries, made_for_, parsed, seen = plan
         try:
             stayed = write_tree(
-                out_dir, files, events_dir=events_dir, files=files.manifest, seen=edits.out
+                out_dir, files, events_dir=events_dir, files=files.manifest, seen=seen
             )
         except Gone:
             return None
@@ -187,7 +188,9 @@ class _Files(Quick):
     manifest: Mapping[str, str]
 
 
-_Plan = tuple[_Files, int, list[tuple[str, Entry]], str, list[tuple[str, str, RecordFile]]]
+_Plan = tuple[
+    _Files, int, list[tuple[str, Entry]], str, list[tuple[str, str, RecordFile]], OutState
+]
 
 
 def _plan(
@@ -197,6 +200,7 @@ def _plan(
     as_of: date | None,
     store: RecordStore,
     edits: Edits,
+    fingerprint: Fingerprint,
 ) -> _Plan | None:
     """Everything a quick rebuild writes, or None when it cannot be shown to be the build."""
     problems: list[Problem] = []
@@ -206,6 +210,38 @@ def _plan(
     root = display_path(events_dir)
     today = clock.date()
     day = as_of or as_of_for(clock, settings)
+    cutoff = day - timedelta(days=settings.calendars.lookback_days)
+    # The records first: most edits that the quick build leaves to the full one are of
+    # events still in the calendars, found here before the manifest is read.
+    found: list[tuple[Event, Event, RecordFile, str]] = []
+    for name, path, key_then, key_now in edits.records:
+        shown = shown_path(root, name)
+        old = store.get(name, key_then, shown, path)
+        try:
+            raw = _read(path)
+        except (OSError, EventfeedError):
+            return None
+        if old is None or store.key(raw) != key_now:
+            return None
+        new = parse_record(raw, path, shown)
+        if isinstance(new, list):
+            return None  # the full build reports it
+        events = []
+        for record in (old, new):
+            problems = []
+            events.append(check_record(record, settings, problems, today))
+            if problems:
+                return None  # a problem: the warnings would change, or the build fail
+            last = series_last_day(events[-1])
+            if last is None or last >= cutoff:
+                return None  # (in the calendars of coming events)
+        old_event, new_event = events
+        if old_event.id != new_event.id or old_event.uid != new_event.uid:
+            return None
+        found.append((old_event, new_event, new, name))
+    seen = fingerprint.left(out_dir)
+    if seen is None:
+        return None  # out/ is not as that build left it
     try:
         # (with the collector paused, as the full build reads it: a pass over the history
         # of every event would free nothing; with 100,000 events, half a second)
@@ -223,33 +259,13 @@ def _plan(
         return None  # the store (and the keys of its entries) is not that build's
     changes: list[_Edit] = []
     parsed: list[tuple[str, str, RecordFile]] = []
-    for name, path, key_then, key_now in edits.records:
-        shown = shown_path(root, name)
-        old = store.get(name, key_then, shown, path)
-        try:
-            raw = _read(path)
-        except (OSError, EventfeedError):
-            return None
-        if old is None or store.key(raw) != key_now:
-            return None
-        new = parse_record(raw, path, shown)
-        if isinstance(new, list):
-            return None  # the full build reports it
-        events = []
-        for record in (old, new):
-            found: list[Problem] = []
-            events.append(check_record(record, settings, found, today))
-            if found:
-                return None  # a problem: the warnings would change, or the build fail
-        old_event, new_event = events
-        if old_event.id != new_event.id or old_event.uid != new_event.uid:
-            return None
+    for (old_event, new_event, new, name), edited in zip(found, edits.records, strict=True):
         before = previous.events.get(old_event.id)
         if before is None or content_digests(old_event)[0] != before.content:
             return None
         after = advance(previous, [new_event], clock, root)[new_event.id]
         changes.append(_Edit(old_event, new_event, before, after))
-        parsed.append((name, key_now, new))
+        parsed.append((name, edited[3], new))
     if len({c.new.id for c in changes}) != len(changes):
         return None
     made: dict[str, bytes] = {}
@@ -285,7 +301,7 @@ def _plan(
     head = manifest_head(day, history, previous)
     text = b"".join(manifest.parts(head, None, previous))
     made[paths.MANIFEST] = text
-    sizes = _sizes(edits, previous.files.keys() - made.keys())
+    sizes = _sizes(seen, previous.files.keys() - made.keys())
     if sizes is None:
         return None
     kept = {path: digest for path, digest in previous.files.items() if path not in made}
@@ -300,18 +316,18 @@ def _plan(
         }
         notes = {name: note for name, (_, note) in change.new_made.items()}
         entries.append((change.new.id, Entry(key, sized, notes, state_key, held)))
-    return files, len(history), entries, made_for(base, files.digest(paths.MANIFEST)), parsed
+    made_for_manifest = made_for(base, files.digest(paths.MANIFEST))
+    return files, len(history), entries, made_for_manifest, parsed, seen
 
 
-def _sizes(edits: Edits, wanted: set[str]) -> dict[str, int] | None:
+def _sizes(out: OutState, wanted: set[str]) -> dict[str, int] | None:
     """The size of each file of ``wanted`` as out/ was seen to hold it; None when out/ does
     not hold one of them."""
     from .cache import ROW
 
-    seen = edits.out.seen
-    if seen is None:
+    if out.seen is None:
         return None
-    _, files, rows = seen
+    _, files, rows = out.seen
     sizes = {path: row[1] for path, row in zip(files, ROW.iter_unpack(rows), strict=True)}
     if not wanted <= sizes.keys():
         return None
