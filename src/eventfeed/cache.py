@@ -658,6 +658,8 @@ class Fingerprint:
         self._found: tuple[int, list[_Chunk]] | None = None
         #: the chunks not known by their signature, read here (their places in the list)
         self._read: list[int] = []
+        #: eventfeed's code (:func:`_code_digest`), which the chunks are digested with
+        self._code = ""
 
     @classmethod
     def of(
@@ -704,6 +706,13 @@ class Fingerprint:
         started = _now()
         code = _code_digest()
         base = record_key_base(code)
+        if stored.get("code") != code:
+            # The chunks remembered were digested with another eventfeed's digests of the
+            # records' bytes (:func:`record_key_base`): none is taken as known, and the
+            # loader's digests complete the inputs, as when no build is remembered. (Else a
+            # chunk read later is digested anew, and the inputs of the build remembered
+            # cannot be made again from the records it was made of: :meth:`edits`.)
+            known, later = {}, True
         try:
             if not events_dir.is_dir():
                 return None
@@ -752,6 +761,7 @@ class Fingerprint:
         made._unread = unread
         made._found = (started, chunks)
         made._read = read
+        made._code = code
         if not unread:
             made._inputs = _inputs_digest(parts, contents)
         return made
@@ -1066,6 +1076,7 @@ class Fingerprint:
             "racy": racy,
             "zone": [self.settings, self._zone],
             "chunks": self._chunks,
+            "code": self._code,
             "written": self._written or self._stored.get("written"),
         }
         try:
