@@ -337,6 +337,8 @@ class _Chunk:
         self.keys: Mapping[str, str] = {}
         #: what a record's digest starts from (:func:`record_key_base`), when known
         self.base: Any = None
+        #: the digest of each record's bytes that :meth:`digest` was made of, in order
+        self.digests: list[str] = []
 
     def signature(self) -> str:
         return _signature(self.folder, self.names, self.infos)
@@ -349,6 +351,7 @@ class _Chunk:
         for path in self.paths:
             key = self.keys.get(path)
             keys.append(_record_key_of(base, path) if key is None else key)
+        self.digests = keys
         return _chunk_digest(self.folder, self.names, keys)
 
 
@@ -817,11 +820,10 @@ class Fingerprint:
         try:
             for index in self._read:
                 chunk = chunks[index]
-                base = chunk.base or record_key_base(_code_digest())
-                now = [_record_key_of(base, path) for path in chunk.paths]
-                if _chunk_digest(chunk.folder, chunk.names, now) != self._contents[index]:
-                    return None  # written again since it was digested
                 old = []
+                # (each record's bytes as they were digested: one written since is found
+                # changed by the quick build, which reads it)
+                now = chunk.digests
                 for name, path, key_now in zip(chunk.names, chunk.paths, now, strict=True):
                     name = chunk.folder + name
                     key_then = kept(name)
@@ -831,7 +833,7 @@ class Fingerprint:
                     if key_then != key_now:
                         edited.append((name, path, key_then, key_now))
                 before[index] = _chunk_digest(chunk.folder, chunk.names, old)
-        except (_Odd, OSError):
+        except ValueError:  # (a chunk not digested: its digests are not all there)
             return None
         if _inputs_digest(self._parts, before) != inputs:
             return None

@@ -91,7 +91,10 @@ class Quick(Mapping[str, bytes]):
         digests: Mapping[str, str],
         sizes: Mapping[str, int],
         made: dict[str, bytes],
+        manifest_files: Mapping[str, str],
     ) -> None:
+        #: the digests the manifest among these files names (the writer's ``files``)
+        self.manifest_files = manifest_files
         self._out = str(out)
         self._digests = digests
         self._sizes = sizes
@@ -168,7 +171,7 @@ def quick_build(
         files, count, entries, made_for_, parsed, seen = plan
         try:
             stayed = write_tree(
-                out_dir, files, events_dir=events_dir, files=files.manifest, seen=seen
+                out_dir, files, events_dir=events_dir, files=files.manifest_files, seen=seen
             )
         except Gone:
             return None
@@ -183,14 +186,7 @@ def quick_build(
         store.close()
 
 
-class _Files(Quick):
-    #: the digests the manifest names (the writer's ``files``)
-    manifest: Mapping[str, str]
-
-
-_Plan = tuple[
-    _Files, int, list[tuple[str, Entry]], str, list[tuple[str, str, RecordFile]], OutState
-]
+_Plan = tuple[Quick, int, list[tuple[str, Entry]], str, list[tuple[str, str, RecordFile]], OutState]
 
 
 def _plan(
@@ -305,14 +301,13 @@ def _plan(
     if sizes is None:
         return None
     kept = {path: digest for path, digest in previous.files.items() if path not in made}
-    files = _Files(out_dir.resolve(), kept, sizes, made)
-    files.manifest = digests
+    files = Quick(out_dir.resolve(), kept, sizes, made, digests)
     entries = []
     for change in changes:
         context = BuildContext(site=site, history={change.new.id: change.after}, as_of=day)
         state_key, key, held = _keyed(context, steps, base, change.new)
         sized = {
-            p: (file_digest(d), len(d)) for f, _ in change.new_made.values() for p, d in f.items()
+            p: (files.digest(p), len(d)) for f, _ in change.new_made.values() for p, d in f.items()
         }
         notes = {name: note for name, (_, note) in change.new_made.items()}
         entries.append((change.new.id, Entry(key, sized, notes, state_key, held)))
