@@ -13,6 +13,7 @@ month of the archive is split in parts, whose ends an edit may move.
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import shutil
@@ -29,8 +30,10 @@ from .bench_records import generate
 
 RECORDS = 160
 AS_OF = "2023-11-14"
-#: rounds of random edits per site (each builds both folders)
-ROUNDS = 10
+#: rounds of random edits per site (each builds both folders), and the seed they start from:
+#: more, and other seeds, by choice (``EVENTFEED_QUICK_ROUNDS=200 EVENTFEED_QUICK_SEED=5``)
+ROUNDS = int(os.environ.get("EVENTFEED_QUICK_ROUNDS", "10"))
+SEED = int(os.environ.get("EVENTFEED_QUICK_SEED", "0"))
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +180,7 @@ def test_random_edits_give_the_full_builds_bytes(
 ) -> None:
     pair = Pair(tmp_path, records, monkeypatch)
     pair.start()
-    taken = _rounds(pair, 7)
+    taken = _rounds(pair, 7 + SEED)
     assert taken.count(True) >= 4, taken  # the path under test ran
     assert taken.count(False) >= 2, taken  # and so did the full build, when it had to
 
@@ -191,7 +194,7 @@ def test_archive_parts_keep_their_ends(
     pair = _parts_pair(records, tmp_path, monkeypatch)
     parts = list((tmp_path / "out/calendars/archive").glob("*-part2.ics"))
     assert parts, "no month of the archive is in parts"
-    taken = _rounds(pair, 11)
+    taken = _rounds(pair, 11 + SEED)
     assert taken.count(True) >= 3, taken
 
 
@@ -205,13 +208,15 @@ def _members(part: Path) -> list[str]:
     return found
 
 
-def _parts_pair(records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pair:
+def _parts_pair(
+    records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int = 30000
+) -> Pair:
     pair = Pair(tmp_path, records, monkeypatch)
     settings = pair.events / "site.yaml"
     settings.write_text(
         settings.read_text().replace(
             "calendars: {lookback_days: 365}",
-            "calendars: {lookback_days: 365, max_bytes: 30000}",
+            f"calendars: {{lookback_days: 365, max_bytes: {limit}}}",
         )
     )
     pair.start()
@@ -261,6 +266,60 @@ def test_an_event_shrunk_into_the_part_before(
     assert not pair.build()
     # (moved, as the full build moves it: after the part before, or the month whole)
     assert not second.exists() or moving not in _members(second)
+
+
+def test_several_events_of_one_month(
+    records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events of one month of the archive edited at once, in one part and the next: each
+    part keeps its events while the sizes allow it (quick); when the first event of the
+    next part shrinks so that it fits after a part that shrank too, it moves (the full
+    build)."""
+    pair = _parts_pair(records, tmp_path, monkeypatch)
+    archive = tmp_path / "out/calendars/archive"
+    first = sorted(archive.glob("*-part1.ics"))[0]
+    second = first.with_name(first.name[:-5] + "2.ics")
+    ids = [*_members(first), *_members(second)]
+    boundary = len(_members(first))
+    edited = [_record_of(pair, ids[boundary - 1]), _record_of(pair, ids[boundary])]
+    if boundary > 1:
+        edited.append(_record_of(pair, ids[0]))
+    for path in edited:
+        path.write_text(path.read_text() + "\nNoted after the meeting.\n")
+    assert pair.build()
+    for path in edited:  # (their first paragraphs kept, which the listings show)
+        head, sep, body = path.read_text().partition("\n---\n")
+        path.write_text(head + sep + body.strip().split("\n\n")[0] + "\n")
+    assert not pair.build()
+    # (moved, as the full build moves them: after the part before, or the month whole)
+    assert not first.exists() or _members(first) != ids[:boundary]
+
+
+def test_an_event_shrunk_into_the_part_before_in_a_long_month(
+    records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As above, in a month of three parts or more, which still does not fit whole: the
+    part boundary itself must be checked."""
+    pair = _parts_pair(records, tmp_path, monkeypatch, limit=12000)
+    archive = tmp_path / "out/calendars/archive"
+    candidates = []
+    for third in archive.glob("*-part3.ics"):
+        if int(third.name[:4]) >= 2022:
+            continue  # (an event of the look-back window: in the subscription calendars)
+        for number in (2, 3):
+            part = third.with_name(third.name[:-5] + f"{number}.ics")
+            before = part.with_name(part.name[:-5] + f"{number - 1}.ics")
+            path = _record_of(pair, _members(part)[0])
+            if re.search(r"^(online|location):", path.read_text(), flags=re.M):  # no warning
+                candidates.append((before.stat().st_size, before, part))
+    assert candidates, "no month of the archive in three parts"
+    _, before, part = min(candidates)  # the part before with the most room
+    moving = _members(part)[0]
+    path = _record_of(pair, moving)
+    head, sep, body = path.read_text().partition("\n---\n")
+    path.write_text(head + sep + body.strip().split("\n\n")[0] + "\n")
+    assert not pair.build()
+    assert moving in _members(before)  # (moved, as the full build moves it)
 
 
 def _past(pair: Pair) -> Path:

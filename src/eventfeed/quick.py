@@ -29,6 +29,7 @@ which gives the same bytes (``tests/test_quick.py`` compares the two).
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -409,21 +410,20 @@ def _archives(
     changes: list[_Edit],
 ) -> dict[str, bytes] | None:
     """The archive calendars holding the edited events, with their components replaced; None
-    when one of them is not found where it is expected, or when its new size could move an
+    when one of them is not found where it is expected, or when the new sizes could move an
     event from one archive calendar to another (:func:`_spliced`)."""
-    made: dict[str, bytes] = {}
-    years: set[int] = set()
+    by_year: dict[int, list[tuple[int, bytes, bytes]]] = {}
     for change in changes:
         last_day = cast(tuple[int, int, object, date], change.new_made["ical"][1])[3]
-        if last_day.year in years:
-            return None  # two edits in one year's archive: not worked out here
-        years.add(last_day.year)
         old = _components(change.old_made, change.old)
         new = _components(change.new_made, change.new)
-        spliced = _spliced(out_dir, previous, settings, context, last_day, old, new)
+        by_year.setdefault(last_day.year, []).append((last_day.month, old, new))
+    made: dict[str, bytes] = {}
+    for year, edits in sorted(by_year.items()):
+        spliced = _spliced(out_dir, previous, settings, context, year, edits)
         if spliced is None:
             return None
-        made[spliced[0]] = spliced[1]
+        made.update(spliced)
     return made
 
 
@@ -441,103 +441,114 @@ def _spliced(
     previous: Manifest,
     settings: Settings,
     context: BuildContext,
-    last_day: date,
-    old: bytes,
-    new: bytes,
-) -> tuple[str, bytes] | None:
-    """The archive calendar holding the components ``old`` of an event that ended on
-    ``last_day``, with ``new`` in their place; None when the archive cannot be shown to
-    keep its calendars and their members (``eventfeed.ical._dated``).
+    year: int,
+    edits: list[tuple[int, bytes, bytes]],
+) -> dict[str, bytes] | None:
+    """The archive calendars of ``year`` that hold the components ``old`` of the events
+    edited (each ended in the month given), with ``new`` in their place; None when the
+    archive cannot be shown to keep its calendars and their members
+    (``eventfeed.ical._dated``).
 
-    With its zones, start and last day unchanged, the event keeps its place in its year's
-    archive, and every calendar its head and zones; only sizes change, by ``delta``. The
-    archive of a year is one calendar when it fits ``calendars.max_bytes``, else one per
-    month, a month that does not fit in parts, each as many events as fit, in order. So:
+    With their zones, starts and last days unchanged, the events keep their places in the
+    archive, and every calendar its head and zones; only sizes change. The archive of a year
+    is one calendar when it fits ``calendars.max_bytes``, else one per month, a month that
+    does not fit in parts, each as many events as fit, in order. So:
 
-    * the calendar holding the event still fits: the larger of its size and the limit is
-      checked (its beginnings grow with each event, an event being larger than the zone
-      line a later one may remove from the head);
-    * a year or month that did not fit still does not: sure when the event grew; when it
-      shrank, its size is bounded from below by its members alone and the shortest head;
-    * a part still ends where it did: the next part's first event did not fit after it,
-      sure when the event grew, bounded from below as above when it shrank; and when the
-      event is the first of its part, it did not fit after the part before, the same way.
+    * each calendar that grew still fits (its beginnings grow with each event, an event
+      being larger than the zone line a later one may remove from the head: the whole is the
+      largest);
+    * a year or month that did not fit still does not: sure when it grew; when it shrank,
+      its size is bounded from below by its members alone and the shortest head;
+    * a part still ends where it did, the first event of the next part not fitting after
+      it: sure when the two together grew; when they shrank, bounded from below as above,
+      by at least the first component of that event when it was not edited.
     """
-    delta = len(new) - len(old)
     limit = settings.calendars.max_bytes
-    year, month = last_day.year, last_day.month
+    refresh = settings.calendars.refresh_hours
+
+    def shortest(month: int | None, part: int | None) -> int:
+        header = _dated_header(context, "archive", year, month, part)
+        return len(_head_bytes(header, refresh, settings.site_url, None)) + len(_END)
+
+    def members(data: bytes) -> int:
+        return len(data) - _members_at(data) - len(_END)
+
+    # the calendars of each month edited (all the year's: None)
     whole = paths.archive_calendar(year)
-    by_month = paths.archive_calendar(year, month)
+    layouts: dict[int | None, list[str]] = {}
     if whole in previous.files:
-        layout: list[str] = [whole]
-    elif by_month in previous.files:
-        layout = [by_month]
+        layouts[None] = [whole]
     else:
-        layout = []
-        part = 1
-        while paths.archive_calendar(year, month, part) in previous.files:
-            layout.append(paths.archive_calendar(year, month, part))
-            part += 1
-    held: list[bytes] = []
-    at = -1
-    for path in layout:
-        data = _read_out(out_dir, previous, path)
-        if data is None:
+        for number in sorted({month for month, _, _ in edits}):
+            layout = [paths.archive_calendar(year, number)]
+            if layout[0] not in previous.files:
+                layout = []
+                while paths.archive_calendar(year, number, len(layout) + 1) in previous.files:
+                    layout.append(paths.archive_calendar(year, number, len(layout) + 1))
+            layouts[number] = layout
+    held: dict[str, bytes] = {}
+    for layout in layouts.values():
+        for path in layout:
+            data = _read_out(out_dir, previous, path)
+            if data is None or _members_at(data) < 0:
+                return None
+            held[path] = data
+    # where each event's components are
+    places: dict[str, list[tuple[int, bytes, bytes]]] = {}
+    for month, old, new in edits:
+        found = [p for p in layouts.get(None) or layouts[month] if old in held[p]]
+        if len(found) != 1 or held[found[0]].count(old) != 1:
             return None
-        held.append(data)
-        if old in data:
-            if at >= 0 or data.count(old) != 1:
-                return None
-            at = len(held) - 1
-    if at < 0:
-        return None
-    data = held[at]
-    where = data.index(old)
-    spliced = data[:where] + new + data[where + len(old) :]
-    if delta > 0 and len(spliced) > limit:
-        return None
-    if delta < 0:
-
-        def shortest(month: int | None, part: int | None) -> int:
-            header = _dated_header(context, "archive", year, month, part)
-            refresh = settings.calendars.refresh_hours
-            return len(_head_bytes(header, refresh, settings.site_url, None)) + len(_END)
-
-        def members(data: bytes) -> int:
-            return len(data) - _members_at(data) - len(_END)
-
-        if len(layout) > 1 or layout[0] != whole:
-            # the year did not fit: its members alone still do not
-            prefix = f"calendars/archive/{year}-"
-            total = 0
-            for path in previous.files:
-                if path.startswith(prefix):
-                    other = _read_out(out_dir, previous, path)
-                    if other is None or _members_at(other) < 0:
-                        return None
-                    total += members(other)
-            if total + delta + shortest(None, None) <= limit:
-                return None
-        if len(layout) > 1:
-            # the month did not fit, and each part ends where it did
-            total = sum(members(d) for d in held)
-            if total + delta + shortest(month, None) <= limit:
-                return None
-            if any(_members_at(d) < 0 for d in held):
-                return None
-            if at + 1 < len(held):
-                # the first event of the next part did not fit after this one: it has at
-                # least its first component
-                after = held[at + 1]
-                start = _members_at(after)
+        places.setdefault(found[0], []).append((held[found[0]].index(old), old, new))
+    spliced: dict[str, bytes] = {}
+    deltas: dict[str, int] = {}
+    for path, placed in places.items():
+        data, at, pieces = held[path], 0, []
+        for where, old, new in sorted(placed):
+            pieces += [data[at:where], new]
+            at = where + len(old)
+        pieces.append(data[at:])
+        spliced[path] = b"".join(pieces)
+        deltas[path] = len(spliced[path]) - len(data)
+        if deltas[path] > 0 and len(spliced[path]) > limit:
+            return None
+    shrunk = sum(deltas.values())
+    if None not in layouts and shrunk < 0:
+        # the year did not fit: its members alone still do not
+        total = 0
+        for path in previous.files:
+            if path.startswith(f"calendars/archive/{year}-"):
+                other = held.get(path) or _read_out(out_dir, previous, path)
+                if other is None or _members_at(other) < 0:
+                    return None
+                total += members(other)
+        if total + shrunk + shortest(None, None) <= limit:
+            return None
+    for key, layout in layouts.items():
+        if key is None or len(layout) < 2:
+            continue
+        month = key
+        grown = sum(deltas.get(path, 0) for path in layout)
+        if (
+            grown < 0
+            and sum(members(held[p]) for p in layout) + grown + shortest(month, None) <= limit
+        ):
+            return None  # (the month did not fit)
+        for number, (path, following) in enumerate(itertools.pairwise(layout), start=1):
+            after = held[following]
+            start = _members_at(after)
+            first = [(old, new) for where, old, new in places.get(following, ()) if where == start]
+            together = deltas.get(path, 0) + sum(len(new) - len(old) for old, new in first)
+            if together >= 0:
+                continue  # (nothing of the two changed, or they grew)
+            if first:
+                first_size = len(first[0][1])
+            else:  # at least its first component
                 end = after.find(_COMPONENT_END, start)
                 if end < 0:
                     return None
-                first = end + len(_COMPONENT_END) - start
-                if members(data) + delta + first + shortest(month, at + 1) <= limit:
-                    return None
-            # the event, first of its part, did not fit after the part before
-            first_of_part = at > 0 and _members_at(data) == where
-            if first_of_part and members(held[at - 1]) + len(new) + shortest(month, at) <= limit:
+                first_size = end + len(_COMPONENT_END) - start
+            own = members(held[path]) + deltas.get(path, 0)
+            if own + first_size + shortest(month, number) <= limit:
                 return None
-    return layout[at], spliced
+    return spliced
