@@ -597,7 +597,13 @@ class Compiler:
 
 
 def compilers() -> list[Compiler]:
-    """Every compiler, in a fixed order. Imported here to keep the import graph one-way."""
+    """Every compiler, in a fixed order. Imported here to keep the import graph one-way.
+
+    The quick rebuild (:mod:`eventfeed.quick`) takes a past event's edit as placed alike
+    when what the whole steps read of it is the same: its notes, its collections, kind,
+    region and language, its order, start, all-day, zones, last day and publication
+    (:func:`eventfeed.quick._placed_alike`). A whole step that reads more of an event says
+    so there too (``tests/test_quick.py`` compares the two builds)."""
     from . import feeds, ical, pages
 
     return [

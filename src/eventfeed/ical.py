@@ -514,7 +514,11 @@ def _dated(
     with its members: the whole year when it fits ``calendars.max_bytes``; else one calendar
     per month, and a month that does not fit either in parts, each holding as many of the
     month's events, in order, as fit (one at least, however large: a year or a month of one
-    event is not split). Every event of ``members`` is in exactly one of them."""
+    event is not split). Every event of ``members`` is in exactly one of them.
+
+    The quick rebuild counts on these rules to keep an archive's calendars when an event's
+    size changes (:func:`eventfeed.quick._spliced`): a change here is a change there
+    (``tests/test_quick.py`` compares the two builds)."""
     limit = context.settings.calendars.max_bytes
     whole = _dated_header(context, kind, year, None, None)
     if _whole(context, whole, members, limit):
