@@ -40,6 +40,7 @@ from typing import cast
 from . import paths
 from .build import (
     BuildContext,
+    Compiler,
     Made,
     _base,
     _each,
@@ -267,12 +268,8 @@ def _plan(
         return None
     made: dict[str, bytes] = {}
     for change in changes:
-        for made_of, event, state in (
-            ("old_made", change.old, change.before),
-            ("new_made", change.new, change.after),
-        ):
-            context = BuildContext(site=site, history={event.id: state}, as_of=day)
-            setattr(change, made_of, _each(steps, context, [event])[0])
+        change.old_made = _compiled(steps, site, day, change.old, change.before)
+        change.new_made = _compiled(steps, site, day, change.new, change.after)
         for own, _ in change.old_made.values():
             for path, data in own.items():
                 if previous.files.get(path) != file_digest(data):
@@ -314,6 +311,15 @@ def _plan(
         entries.append((change.new.id, Entry(key, sized, notes, state_key, held)))
     made_for_manifest = made_for(base, files.digest(paths.MANIFEST))
     return files, len(history), entries, made_for_manifest, parsed, seen
+
+
+def _compiled(
+    steps: list[Compiler], site: Site, day: date, event: Event, state: EventState
+) -> Made:
+    """The per-event steps of ``event`` with the history ``state``, as a build of ``site``
+    on ``day`` makes them (they read nothing of the other events)."""
+    context = BuildContext(site=site, history={event.id: state}, as_of=day)
+    return _each(steps, context, [event])[0]
 
 
 def _sizes(out: OutState, wanted: set[str]) -> dict[str, int] | None:
