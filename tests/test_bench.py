@@ -85,7 +85,10 @@ def test_the_benchmark_times_every_phase_of_a_build(tmp_path: Path) -> None:
         work, available, share, least = (float(busy.group(i)) for i in (1, 2, 3, 4))
         assert work > 0
         assert 0 < least <= work
-        assert abs(share - 100 * work / available) <= 1
+        # (the share is of the unrounded figures: each printed one is off by up to 0.005,
+        # which a short build, such as a quick rebuild of 1,000 records, feels)
+        slack = 100 * 0.005 * (1 / available + work / available**2)
+        assert abs(share - 100 * work / available) <= 1 + slack
     for process in ("load worker", "of which compiled", "whole step beside", "whole step: ical"):
         assert len(re.findall(rf"^ +{re.escape(process)} +pid \d+", cold, re.M)) >= 1, process
     # a first build compiles in the load's two workers (eventfeed.build.Ahead); a build after
