@@ -125,11 +125,13 @@ class BuildContext:
             found = self._memo["memberships"] = {}
         names = found.get(event.id)
         if names is None:
-            settings = self.settings
-            names = found[event.id] = frozenset(
-                name for name in settings.collections if in_collection(event, settings, name)
-            )
+            names = found[event.id] = memberships_of(event, self.settings)
         return names
+
+
+def memberships_of(event: Event, settings: Settings) -> frozenset[str]:
+    """The names of the collections of ``settings`` that ``event`` belongs to."""
+    return frozenset(name for name in settings.collections if in_collection(event, settings, name))
 
 
 def in_collection(event: Event, settings: Settings, name: str) -> bool:

@@ -313,10 +313,7 @@ def _build(
             if not quiet:
                 if warned:
                     click.echo(warned, err=True)
-                click.echo(
-                    f"built {count} event(s) into {display_path(out_dir)} ({written} files)",
-                    err=True,
-                )
+                _built(count, out_dir, written)
             return
     from .pipeline import compile_into
     from .write import write_tree
@@ -373,10 +370,13 @@ def _build(
     if fingerprint is not None:
         fingerprint.save(out_dir, warned, artifacts, stayed)
     if not quiet:
-        click.echo(
-            f"built {count} event(s) into {display_path(out_dir)} ({len(artifacts)} files)",
-            err=True,
-        )
+        _built(count, out_dir, len(artifacts))
+
+
+def _built(count: int, out_dir: Path, files: int) -> None:
+    from .load import display_path
+
+    click.echo(f"built {count} event(s) into {display_path(out_dir)} ({files} files)", err=True)
 
 
 def _differences(out_dir: Path, artifacts: Artifacts) -> list[str]:

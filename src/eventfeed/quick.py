@@ -7,9 +7,10 @@ ten seconds for one edited record. This module makes that build from the last on
 when it can show that the result is the same:
 
 * the no-change check's fingerprint shows that nothing but the bytes of a few records
-  changed since the build in out/, and that out/ is as that build left it
-  (:meth:`eventfeed.cache.Fingerprint.edits`); the record store keeps the records that
-  build was made of, and the per-event store is marked as made for out/'s manifest;
+  changed since the build in out/ (:meth:`eventfeed.cache.Fingerprint.edits`), and that
+  out/ is as that build left it (:meth:`~eventfeed.cache.Fingerprint.left`); the record
+  store keeps the records that build was made of, and the per-event store is marked as
+  made for out/'s manifest;
 * each edited record, old and new, is checked without a problem (so the warnings are the
   last build's), and keeps its id and calendar UID;
 * compiled again from the record store, each old record gives the very files out/ holds for
@@ -19,9 +20,9 @@ when it can show that the result is the same:
   markup and place, collections, kind, region, language, zones, last day, start, and
   publication are the same; and no feed shows it.
 
-Then the build's files are the last build's, but for the event's own files, the archive
-calendar that holds it (its components replaced, when the sizes leave every split of the
-archive where it was: :func:`_spliced`), and the manifest (its text patched). The writer
+Then the build's files are the last build's, but for each event's own files, the archive
+calendars that hold them (their components replaced, when the sizes leave every split of
+the archive where it was: :func:`_spliced`), and the manifest (its text patched). The writer
 takes the rest from out/ as it does after any rebuild, and the stores and the fingerprint
 are brought up to date as a full build leaves them. Anything else takes the full build,
 which gives the same bytes (``tests/test_quick.py`` compares the two).
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -46,10 +46,11 @@ from .build import (
     _each,
     _keyed,
     _NotLoaded,
+    _previous,
     as_of_for,
     compilers,
-    in_collection,
     made_for,
+    memberships_of,
 )
 from .cache import Edits, Fingerprint, OutState
 from .errors import EventfeedError, Problem, errors_in
@@ -116,13 +117,9 @@ class Quick(Mapping[str, bytes]):
         data = self._made.get(path)
         if data is not None:
             return data
-        digest, size = self._digests[path], self._sizes[path]
-        try:
-            with open(os.path.join(self._out, *path.split("/")), "rb") as handle:
-                data = handle.read()
-        except OSError:
-            raise Gone(path) from None
-        if len(data) != size or file_digest(data) != digest:
+        source = os.path.join(self._out, *path.split("/"))
+        data = _previous(source, self._sizes[path], self._digests[path])
+        if data is None:
             raise Gone(path)
         return data
 
@@ -336,10 +333,6 @@ def _sizes(out: OutState, wanted: set[str]) -> dict[str, int] | None:
     return sizes
 
 
-def _memberships(settings: Settings, event: Event) -> frozenset[str]:
-    return frozenset(n for n in settings.collections if in_collection(event, settings, n))
-
-
 def _placed_alike(settings: Settings, day: date, change: _Edit) -> bool:
     """Whether the whole steps place the edited event as they placed it: what they read of
     an event (its notes, its membership of collections and facets, its order and
@@ -356,7 +349,7 @@ def _placed_alike(settings: Settings, day: date, change: _Edit) -> bool:
     brief, other = old.brief, new.brief
     if (brief.kind, brief.region, old.language) != (other.kind, other.region, new.language):
         return False
-    if _memberships(settings, old) != _memberships(settings, new):
+    if memberships_of(old, settings) != memberships_of(new, settings):
         return False
     if change.old_made.keys() != change.new_made.keys():
         return False
@@ -398,14 +391,14 @@ def _in_no_feed(out_dir: Path, previous: Manifest, changes: list[_Edit]) -> bool
     return True
 
 
-_MEMBERS = re.compile(rb"\r\nBEGIN:VEVENT\r\n")
+_MEMBERS = b"\r\nBEGIN:VEVENT\r\n"
 _COMPONENT_END = b"\r\nEND:VEVENT\r\n"
 
 
 def _members_at(data: bytes) -> int:
     """Where a calendar's events begin (after its own lines and its zones); -1: none."""
-    found = _MEMBERS.search(data)
-    return found.start() + 2 if found is not None else -1
+    found = data.find(_MEMBERS)
+    return found + 2 if found >= 0 else -1
 
 
 def _archives(
