@@ -341,6 +341,23 @@ def test_what_a_worker_sends_back_of_each_file_reads_back_equal(tmp_path: Path) 
         back[0].size = 5  # type: ignore[misc]
 
 
+def test_a_piece_of_a_staged_file_is_read_alone_and_equals_the_slice(tmp_path: Path) -> None:
+    """The calendars take each event's components from its staged file (offset and size):
+    the piece read is the slice of the whole file, for a staged file and for bytes held; a
+    piece past the end is the (short) slice, as of bytes."""
+    artifacts = Artifacts(tmp_path / "build")
+    artifacts.staging = str(tmp_path / "tree")
+    data = b"BEGIN:VCALENDAR\r\nthe components\r\nEND:VCALENDAR\r\n"
+    staged = build._stage(artifacts.staging, "events/a.ics", data, _digest(data))
+    assert isinstance(staged, Staged)
+    artifacts.update_from({"events/a.ics": staged, "events/b.ics": data})
+    for path in ("events/a.ics", "events/b.ics"):
+        whole = artifacts[path]
+        assert whole == data
+        for offset, size in ((0, len(data)), (17, 16), (len(data) - 3, 3), (40, 100)):
+            assert artifacts.piece(path, offset, size) == whole[offset : offset + size]
+
+
 def test_a_file_made_again_while_writing_reads_the_staged_files_where_they_went(
     tmp_path: Path, out: Path
 ) -> None:

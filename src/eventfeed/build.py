@@ -504,6 +504,21 @@ class Artifacts(Mapping[str, bytes]):
                 return handle.read()
         return value.data()
 
+    def piece(self, path: str, offset: int, size: int) -> bytes:
+        """``self[path][offset : offset + size]``, reading only those bytes of a file a
+        worker staged: the calendars join every event's components from its own file
+        (10,000 events: opening each as a buffered file cost a tenth of their whole step)."""
+        value = self._files[path]
+        if isinstance(value, Staged) and 0 <= offset and offset + size <= value.size:
+            fd = os.open(self._in_staging(path), os.O_RDONLY)
+            try:
+                found = os.pread(fd, size, offset)
+            finally:
+                os.close(fd)
+            if len(found) == size:
+                return found
+        return self[path][offset : offset + size]
+
     def __contains__(self, path: object) -> bool:  # without reading the file
         return path in self._files
 

@@ -62,7 +62,7 @@ from icalendar import Calendar
 from icalendar.prop import vDuration, vText
 
 from . import paths
-from .build import BuildContext, EventPart, Lazy
+from .build import Artifacts, BuildContext, EventPart, Lazy
 from .errors import EventfeedError
 from .event import Event
 from .serialise import component_bytes
@@ -147,6 +147,8 @@ class _Part:
 
     @property
     def data(self) -> bytes:
+        if isinstance(self.files, Artifacts):
+            return self.files.piece(self.path, self.offset, self.size)
         return self.files[self.path][self.offset : self.offset + self.size]
 
     @classmethod
