@@ -509,7 +509,7 @@ class Artifacts(Mapping[str, bytes]):
         worker staged: the calendars join every event's components from its own file
         (10,000 events: opening each as a buffered file cost a tenth of their whole step)."""
         value = self._files[path]
-        if isinstance(value, Staged) and 0 <= offset and offset + size <= value.size:
+        if isinstance(value, Staged) and offset >= 0 and offset + size <= value.size:
             fd = os.open(self._in_staging(path), os.O_RDONLY)
             try:
                 found = os.pread(fd, size, offset)
