@@ -241,14 +241,14 @@ def test_entries_are_written_a_batch_at_a_time(
     site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     batches: list[int] = []
-    real = EventCache.put
+    real = EventCache._put
 
     def counting(self: EventCache, entries: Any) -> None:
         entries = list(entries)
         batches.append(len(entries))
         real(self, entries)
 
-    monkeypatch.setattr(EventCache, "put", counting)
+    monkeypatch.setattr(EventCache, "_put", counting)
     monkeypatch.setattr(build_module, "BATCH", 50)
     files, path = _built(site, tmp_path, "one", jobs=1)
     assert batches == [50, 50, 20]
@@ -259,6 +259,39 @@ def test_entries_are_written_a_batch_at_a_time(
             p: (hashlib.sha256(files[p]).hexdigest(), len(files[p])) for p in found.files
         }
         assert sorted(found.files) == [f"events/{event_id}.html", f"events/{event_id}.ics"]
+
+
+def test_entries_put_to_be_written_later_are_held_up_to_a_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch put ``later`` is held (nothing of it in the file) until a batch is written,
+    the held entries pass the bound, or the store keeps only some events or is marked; then
+    every batch held is written, in the order put, as the rows :meth:`put` writes."""
+    monkeypatch.setattr(eventcache, "LATER_ENTRIES", 3)
+    path = tmp_path / "store.events.sqlite"
+    store = EventCache(path)
+
+    def made(n: int) -> Entry:
+        return entry(f"key{n}")
+
+    store.put([("e1", made(1)), ("e2", made(2))], later=True)
+    store.put([("e3", made(3))], later=True)
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        stored(path)
+    store.put([("e4", made(4))], later=True)  # four held: past the bound
+    assert stored(path) == {f"e{n}": made(n) for n in (1, 2, 3, 4)}
+    store.put([("e5", made(5))], later=True)
+    assert "e5" not in stored(path)
+    store.put([("e1", made(6))])  # written at once, after what is held
+    assert stored(path) == {"e1": made(6), **{f"e{n}": made(n) for n in (2, 3, 4, 5)}}
+    store.put([("e2", made(7))], later=True)
+    store.keep_only({"e1", "e2", "e3"})
+    assert stored(path) == {"e1": made(6), "e2": made(7), "e3": made(3)}
+    store.put([("e3", made(8))], later=True)
+    store.mark("made for")
+    again = EventCache(path)
+    assert again.marked == "made for"
+    assert again.entries == {"e1": made(6), "e2": made(7), "e3": made(8)}
 
 
 def test_a_worker_that_dies_leaves_the_rest_to_the_build(
@@ -277,8 +310,8 @@ def test_a_worker_that_dies_leaves_the_rest_to_the_build(
     put = EventCache.put
     here: list[str] = []
 
-    def taking(cache: EventCache, entries: Any) -> None:
-        put(cache, entries)
+    def taking(cache: EventCache, entries: Any, *, later: bool = False) -> None:
+        put(cache, entries, later=later)
         if os.getpid() == parent:
             taken.touch()
 

@@ -26,6 +26,7 @@ from eventfeed import ical, pages
 from eventfeed import state as state_module
 from eventfeed.build import compile_site
 from eventfeed.cli import main
+from eventfeed.eventcache import EventCache
 from eventfeed.ical import CalendarTooLarge
 from eventfeed.load import Site, load_site
 from eventfeed.state import advance
@@ -351,19 +352,28 @@ def test_state_keys_are_taken_from_a_store_marked_for_the_manifest_in_out(
     build(work / "events", fresh)
     assert snapshot(fresh) == snapshot(out)
 
-    # A build that wrote entries and failed before the end leaves the store unmarked.
+    # A build that wrote entries and failed before the end (here as it marks the store,
+    # once the entries held while the workers ran are written) leaves the store unmarked.
     build(work / "events", out)
-    real_whole = build_module._whole
+    written: list[int] = []
+    real_put, real_mark = EventCache._put, EventCache.mark
+
+    def putting(cache: EventCache, entries: Any) -> None:
+        written.append(len(entries))
+        real_put(cache, entries)
 
     def failing(*args: Any) -> None:
         raise OSError("the disk went away")
 
-    monkeypatch.setattr(build_module, "_whole", failing)
+    monkeypatch.setattr(EventCache, "_put", putting)
+    monkeypatch.setattr(EventCache, "mark", failing)
     text = other.read_text(encoding="utf-8")
     other.write_text(text + "\nAnd another.\n", "utf-8")
     args = ["build", "--events", str(work / "events"), "--out", str(out), "--as-of", AS_OF]
     assert CliRunner().invoke(main, args).exit_code != 0
-    monkeypatch.setattr(build_module, "_whole", real_whole)
+    assert sum(written) > 0
+    monkeypatch.setattr(EventCache, "_put", real_put)
+    monkeypatch.setattr(EventCache, "mark", real_mark)
     other.write_text(text, "utf-8")  # put back: its history is the manifest's again
     third = records[9]
     third.write_text(third.read_text(encoding="utf-8") + "\nOne more line.\n", "utf-8")

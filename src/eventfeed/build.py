@@ -808,7 +808,7 @@ class Ahead:
                 entries.append((event_id, Entry(key, files, kept, state, held)))
                 self.keys[event_id] = key
         if self.reuse is not None:
-            self.reuse.put(entries)
+            self.reuse.put(entries, later=True)  # written by :func:`_whole`
 
     def let_go(self) -> None:
         """Here, once the build has what it needs of what was made ahead (or nothing): with
@@ -934,7 +934,7 @@ def _compile_site(
                     entries.append((event.id, Entry(key, files, kept, state, held)))
                     cache_keys[event.id] = key
         if reuse is not None:
-            reuse.put(entries)
+            reuse.put(entries, later=True)  # written by :func:`_whole`
 
     # every event's cache key: those worked out before (a taken event's is its entry's), and
     # those of the events compiled (:func:`take`)
@@ -958,8 +958,8 @@ def _compile_site(
     # The copy takes the second core (with 100,000 events, cold, it is what the build waits
     # for last): the whole steps then leave it to the copy.
     aside = aside and staged is None
-    if reuse is not None:
-        reuse.keep_only({event.id for event in order})  # the events of this site
+    ids = {event.id for event in order}  # the events of this site, whose entries the store keeps
+    keep = functools.partial(reuse.keep_only, ids) if reuse is not None else None
     # The whole steps make what the site's files are joined from, kept to the end, and next
     # to no garbage the collector alone could free (a few hundred objects at 10,000 events):
     # its passes over them freed nothing (with 100,000 events, about 1.5 s of a cold build).
@@ -978,6 +978,7 @@ def _compile_site(
                 aside,
                 previous if marked else None,
                 cache_keys if reuse is not None else None,
+                keep,
             )
     finally:
         if staged is not None:
@@ -998,11 +999,15 @@ def _whole(
     aside: bool,
     ours: Manifest | None = None,
     cache_keys: Mapping[str, str] | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> None:
     """Every whole step, then the manifest, into ``artifacts``; with ``aside``, the first
     one in a forked process (:class:`_Aside`), when it can be. ``ours``: the previous
     manifest, when this code wrote it (the manifest's text is then made from its own);
-    ``cache_keys``: each event's cache key, when the build keeps the per-event store."""
+    ``cache_keys``: each event's cache key, when the build keeps the per-event store;
+    ``meanwhile``: what the build does while it would wait for the step beside (or after
+    the steps, without one): the per-event store's entries written, which were put while
+    the workers kept both cores busy (:meth:`EventCache.put`)."""
     keyed = context
     context = dataclasses.replace(context, notes=notes, files=artifacts, keys=cache_keys or {})
     # What was worked out for the keys (the order of the events) holds for the same site and
@@ -1037,6 +1042,8 @@ def _whole(
         head = manifest_head(context.as_of, history, ours)
         early: dict[str, str] | None = None
         listed = None
+        if meanwhile is not None:
+            meanwhile()
         if beside is not None:
             _let_go(context, keyed)  # first: what they held is freed before the lines are made
             early = {path: artifacts.digest(path) for path in artifacts}
