@@ -154,3 +154,86 @@ def test_the_calendars_stay_here_while_spilled_files_are_copied(
     assert all(copied.staged(p) for p in copied if p.startswith("events/"))
     assert finished == []
     assert [p for p in alone if copied[p] != alone[p]] == []
+
+
+@pytest.fixture
+def converted(monkeypatch: pytest.MonkeyPatch) -> list[bytes | None]:
+    """What each process converting calendar.json's events gave back (None: it failed, or
+    was not started once calendar.json was to be made), from any number of events on."""
+    from eventfeed import ical
+
+    taken: list[bytes | None] = []
+    real = ical._Converted.take
+
+    def spying(self: ical._Converted) -> bytes | None:
+        made = real(self)
+        taken.append(made)
+        return made
+
+    monkeypatch.setattr(ical, "CONVERTED_BESIDE", 1)
+    monkeypatch.setattr(ical._Converted, "take", spying)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    return taken
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_calendar_json_converted_beside_is_the_bytes_converted_here(
+    events: Path, converted: list[bytes | None], monkeypatch: pytest.MonkeyPatch, jobs: int
+) -> None:
+    """calendar.json's events are converted in a forked process while the other calendars
+    are made (in the first process, or in the one beside): the same bytes as converted
+    where calendar.json is joined, which is what happens when that process fails."""
+    from eventfeed import ical
+
+    site = load_site(events, today=NOW.date())
+    day = date.fromisoformat(AS_OF)
+    beside = compile_site(site, None, NOW, as_of=day, jobs=jobs)
+    if jobs == 1:  # (in a process beside, what it took is not seen here)
+        assert len(converted) == 1
+        assert converted[0]
+    monkeypatch.setattr(ical, "CONVERTED_BESIDE", 10**9)
+    here = compile_site(site, None, NOW, as_of=day, jobs=jobs)
+    monkeypatch.setattr(ical, "_members_jcal", _dying)  # the process fails
+    failed = compile_site(site, None, NOW, as_of=day, jobs=jobs)
+    if jobs == 1:
+        assert converted[1:] == [None, None]
+    assert json_events(here["calendar.json"])  # (events to convert)
+    for made in (beside, failed):
+        assert list(made) == list(here)
+        assert [p for p in here if made[p] != here[p]] == []
+
+
+def json_events(data: bytes) -> list[object]:
+    import json
+
+    return [c for c in json.loads(data)[2] if c[0] == "vevent"]
+
+
+def test_calendar_json_taken_from_the_last_build_is_not_converted(
+    events: Path, tmp_path: Path, converted: list[bytes | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When calendar.json is the last build's (the same events, taken from out/), nothing
+    is converted, beside or here."""
+    from eventfeed import ical
+
+    begun: list[int] = []
+    real = ical._Converted.begin
+
+    def counting(self: ical._Converted) -> None:
+        begun.append(len(self.members))
+        real(self)
+
+    monkeypatch.setenv("EVENTFEED_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    out = tmp_path / "out"
+    args = ["build", "--events", str(events), "--out", str(out), "--as-of", AS_OF]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert converted
+    assert converted[0]
+    converted.clear()
+    monkeypatch.setattr(ical._Converted, "begin", counting)
+    _, artifacts = compile_into(events, out, NOW, as_of=date.fromisoformat(AS_OF))
+    assert isinstance(artifacts._files["calendar.json"], _Known)
+    assert converted == []
+    assert begun == []

@@ -493,9 +493,9 @@ def test_an_edit_joins_only_the_calendars_that_hold_the_event(
         joined.append(header.path if header is not None else "")
         return real(context, header, members)
 
-    def counting_jcal(context: Any, header: Any, members: Any) -> Iterator[bytes]:
+    def counting_jcal(context: Any, header: Any, members: Any, *more: Any) -> Iterator[bytes]:
         joined.append("calendar.json")
-        return real_jcal(context, header, members)
+        return real_jcal(context, header, members, *more)
 
     real_jcal = ical._jcal
     monkeypatch.setattr(ical, "_calendar_parts", counting)

@@ -552,10 +552,14 @@ class Lazy(Mapping[str, bytes]):
     A file may be made as the parts it is the join of (:meth:`add_parts`): the build then
     writes a large one to disk a part at a time (:meth:`Artifacts.add_parts`), never joined
     in memory (an archive calendar or the home page of 100,000 events: about 100 MB each).
+
+    A file may have work to begin beside (``begin``), once the build knows it makes the file
+    and before it makes the step's other files; the file is then made after them.
     """
 
     def __init__(self) -> None:
         self._makers: dict[str, tuple[Callable[[], Iterable[bytes]], Callable[[], str | None]]] = {}
+        self._begin: dict[str, Callable[[], None]] = {}
 
     def add(
         self, path: str, make: Callable[[], bytes], key: Callable[[], str | None] = lambda: None
@@ -567,13 +571,26 @@ class Lazy(Mapping[str, bytes]):
         path: str,
         make: Callable[[], Iterable[bytes]],
         key: Callable[[], str | None] = lambda: None,
+        *,
+        begin: Callable[[], None] | None = None,
     ) -> None:
         if path in self._makers:
             raise DuplicatePath(path)
         self._makers[path] = (make, key)
+        if begin is not None:
+            self._begin[path] = begin
 
     def key(self, path: str) -> str | None:
         return self._makers[path][1]()
+
+    def begin(self, path: str) -> bool:
+        """Begin the work beside of the file at ``path``, if it has some (then the caller
+        makes it after the others): whether it has."""
+        begin = self._begin.get(path)
+        if begin is None:
+            return False
+        begin()
+        return True
 
     def parts(self, path: str) -> Iterable[bytes]:
         """The file as the parts it is joined from, made now."""
@@ -1140,14 +1157,12 @@ def _whole_step(
     if not isinstance(made_whole, Lazy):
         artifacts.update_from(made_whole)
         return
+    begun: list[tuple[str, str | None]] = []  # made last, their work begun beside
     for path in sorted(made_whole):
-        if reuse is None:
-            artifacts.add_parts(path, functools.partial(made_whole.parts, path))
-            continue
-        key = made_whole.key(path)
+        key = made_whole.key(path) if reuse is not None else None
         if key is not None:
             key = event_key(base, [step.name, path, key])
-        known = reuse.output(path, key) if key is not None else None
+        known = reuse.output(path, key) if reuse is not None and key is not None else None
         if (
             known is not None
             and previous is not None
@@ -1157,8 +1172,15 @@ def _whole_step(
             again = functools.partial(made_whole.__getitem__, path)
             source = _in(previous_out, path)
             artifacts.add_known(path, _Known(known[0], known[1], source, again))
+        elif made_whole.begin(path):
+            begun.append((path, key))
+            continue
         else:
             artifacts.add_parts(path, functools.partial(made_whole.parts, path))
+        if key is not None:
+            outputs[path] = (key, artifacts.digest(path), artifacts.size(path))
+    for path, key in begun:
+        artifacts.add_parts(path, functools.partial(made_whole.parts, path))
         if key is not None:
             outputs[path] = (key, artifacts.digest(path), artifacts.size(path))
 
