@@ -85,3 +85,42 @@ def test_raw_html_always_goes_through_the_sanitiser(body: str) -> None:
     raw = markdown._parser().html(body)
     base = "https://example.org/"
     assert markdown._clean(raw, base, body) == _sanitised(raw, base)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_text_of_plain_html_is_the_text_of_the_parsers_events(seed: int) -> None:
+    """The calendars' text of a body whose HTML is plain paragraphs and headings is taken
+    from that HTML (markdown._text_plain): the text the parser's events give."""
+    pick = random.Random(seed)
+    taken = 0
+    for _ in range(1500):
+        body = "".join(pick.choice(FRAGMENTS) for _ in range(pick.randint(1, 12)))
+        parser = markdown._parser()
+        raw = parser.html(body)
+        for base in ("https://example.org/site/", "https://example.org/"):
+            text = markdown._text_plain(raw, base) if markdown._plain(raw, body) else None
+            if text is not None:
+                taken += 1
+                assert text == markdown._text_of(parser.events(body), base), body
+    assert taken > 200  # (plain paragraphs and headings: about one body in nine)
+
+
+def test_the_text_of_plain_html_examples() -> None:
+    body = (
+        '## A "heading" & more\n\nA *soft*\nbreak, `code &>`, [a link](/a?b=1&c=2), '
+        "[https://x.org/](https://x.org/) and [bad](javascript:alert(1)).\n\nLast."
+    )
+    raw = markdown._parser().html(body)
+    assert markdown._plain(raw, body)
+    expected = (
+        'A "heading" & more\n\nA soft break, code &>, a link (https://example.org/a?b=1&c=2),'
+        " https://x.org/ and bad.\n\nLast.\n"
+    )
+    assert markdown._text_plain(raw, "https://example.org/site/") == expected
+    with markdown.memoised():
+        assert markdown.to_text(body, "https://example.org/site/") == expected
+    assert markdown.to_text(body, "https://example.org/site/") == expected  # (the events')
+    for other in ("- a list", "> a quote", "[l](https://x.org/%41)", "a  \nb"):
+        raw = markdown._parser().html(other)
+        if markdown._plain(raw, other):
+            assert markdown._text_plain(raw, "https://example.org/") is None, other

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from functools import cache
+from functools import cache, partial
 from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
@@ -196,10 +196,12 @@ def _both(body: str, base_url: str) -> tuple[str, str]:
     found = memo.get(key)
     if found is None:
         parser = _parser()
-        found = memo[key] = (
-            _clean(parser.html(body), base_url, body),
-            _text_of(parser.events(body), base_url),
-        )
+        raw = parser.html(body)
+        plain = _plain(raw, body)
+        text = _text_plain(raw, base_url) if plain else None
+        if text is None:
+            text = _text_of(parser.events(body), base_url)
+        found = memo[key] = (_clean(raw, base_url, body, plain), text)
     return found
 
 
@@ -217,7 +219,7 @@ def to_text(body: str, base_url: str) -> str:
     return _both(body, base_url)[1]
 
 
-def _clean(raw: str, base_url: str, body: str) -> str:
+def _clean(raw: str, base_url: str, body: str, plain: bool | None = None) -> str:
     """Sanitise HTML rendered from ``body``; relative links become absolute, unsafe ones are
     dropped.
 
@@ -225,11 +227,20 @@ def _clean(raw: str, base_url: str, body: str) -> str:
     parser, balanced and in order; such HTML, when it is plain (:func:`_is_plain`), is
     cleaned without the sanitiser. Raw HTML always goes through it: an unclosed ``<a>`` or
     ``<em>`` there, closed by the sanitiser, would otherwise run on into the rest of the page.
+    ``plain``: :func:`_plain` of the two, when the caller has it.
     """
-    cleaned = _clean_plain(raw, base_url) if "<" not in body and _is_plain(raw) else None
+    if plain is None:
+        plain = _plain(raw, body)
+    cleaned = _clean_plain(raw, base_url) if plain else None
     if cleaned is None:
         cleaned = _cleaner(base_url).clean(raw)
     return cleaned.strip() + "\n" if cleaned.strip() else ""
+
+
+def _plain(raw: str, body: str) -> bool:
+    """Whether the HTML ``raw`` the parser wrote of ``body`` is all the parser's own (no
+    ``<`` in the body) and plain (:func:`_is_plain`)."""
+    return "<" not in body and _is_plain(raw)
 
 
 #: The tags of HTML the sanitiser would only rewrite, not change (:func:`_is_plain`), but
@@ -308,6 +319,64 @@ def _cleaner(base_url: str) -> nh3.Cleaner:
         attribute_filter=rewrite,
         link_rel="noopener noreferrer",
         strip_comments=True,
+    )
+
+
+#: the end of a paragraph or heading (but ``h1``: not plain), as the parser writes it
+_BLOCK_END = re.compile(r"</(?:p|h[2-6])>\n")
+#: tags that leave only their text: emphasis, code spans, the start of a block
+_DROPPED = re.compile(r"</?(?:strong|em|code)>|<(?:p|h[2-6])>")
+#: a link of plain HTML once those are dropped from its label, as the body wrote it (no %)
+_TEXT_LINK = re.compile(r'<a href="([^"%]*)">([^<]*)</a>')
+
+
+def _text_plain(raw: str, base_url: str) -> str | None:
+    """:func:`_text_of` of a body whose HTML the parser wrote (``raw``) is its own and plain
+    (:func:`_plain`), worked out from that HTML when it is only paragraphs and headings
+    with emphasis, code spans and links, each link as the body wrote it (no ``%`` in it: the
+    parser escaped nothing in it but ``&``): a line of text for each block and a blank line
+    after it, a soft line break read as a space. None for any other (lists, quotes): the
+    parser's events give the text.
+
+    Taking the text from the events cost more than rendering and cleaning the HTML (the
+    parser makes a Python dictionary of each); this takes it with whole-string operations,
+    as :func:`_clean_plain` cleans."""
+    if "<ul>" in raw or "<ol>" in raw or "<blockquote>" in raw:
+        return None
+    text = _DROPPED.sub("", _BLOCK_END.sub("\x00", raw)).replace("\n", " ")
+    if "<a" in text:
+        text = _TEXT_LINK.sub(partial(_link_text, base_url), text)
+    if "<" in text or not text.endswith("\x00"):
+        return None  # a link with % in it
+    text = "\n\n".join(_unescaped(text).split("\x00"))
+    return text.strip() + "\n" if text.strip() else ""
+
+
+def _link_text(base_url: str, found: re.Match[str]) -> str:
+    """A link's label as the text reads it (:func:`_labelled`), escaped as the text around."""
+    link, allowed = _resolved(found[1].replace("&amp;", "&"), base_url)
+    label = _labelled(_unescaped(found[2]), link, allowed)
+    return (
+        label.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    )
+
+
+def _labelled(label: str, url: str, allowed: bool) -> str:
+    """A link's label as the text reads it: ``label (URL)``, unless the label is the URL,
+    or the link's scheme is not allowed (the sanitiser drops the link: the label stays)."""
+    if not allowed:
+        return label
+    shown = url.removeprefix("mailto:")
+    return label if label.strip() in (url, shown) else f"{label} ({shown})"
+
+
+def _unescaped(text: str) -> str:
+    """Text of plain HTML as the parser had it: the four entities it writes (and only
+    those: :func:`_is_plain`) read back."""
+    if "&" not in text:
+        return text
+    return (
+        text.replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     )
 
 
@@ -423,11 +492,7 @@ class _Line:
             return
         url, allowed, start = self.links.pop()
         label = "".join(self.parts[start:])
-        if not allowed:
-            return  # the sanitiser drops such a link from the HTML: the text keeps the label
-        if is_image:  # the alt text, then where the picture is
+        if allowed and is_image:  # the alt text, then where the picture is
             self.parts[start:] = [f"{label} ({url})" if label else url]
-            return
-        shown = url.removeprefix("mailto:")
-        if label.strip() not in (url, shown):
-            self.parts.append(f" ({shown})")
+        else:
+            self.parts[start:] = [_labelled(label, url, allowed)]
