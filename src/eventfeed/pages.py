@@ -648,8 +648,11 @@ def _json_parts(value: Any, level: int, out: list[str]) -> None:
         for key, item in sorted(value.items()):
             if not isinstance(key, str):
                 raise _NotPlainJson
-            out += (separator, encode_basestring(key), ": ")
-            _json_parts(item, level + 1, out)
+            if type(item) is str:  # most values: written here, not by a call
+                out += (separator, encode_basestring(key), ": ", encode_basestring(item))
+            else:
+                out += (separator, encode_basestring(key), ": ")
+                _json_parts(item, level + 1, out)
             separator = "," + inner
         out.append("\n" + " " * level + "}")
     elif isinstance(value, (list, tuple)):
@@ -659,8 +662,11 @@ def _json_parts(value: Any, level: int, out: list[str]) -> None:
         inner = "\n" + " " * (level + 1)
         separator = "[" + inner
         for item in value:
-            out.append(separator)
-            _json_parts(item, level + 1, out)
+            if type(item) is str:
+                out += (separator, encode_basestring(item))
+            else:
+                out.append(separator)
+                _json_parts(item, level + 1, out)
             separator = "," + inner
         out.append("\n" + " " * level + "]")
     else:
