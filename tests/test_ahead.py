@@ -142,6 +142,16 @@ def test_a_fresh_clone_and_a_check_compile_each_event_where_its_record_was_loade
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     plain = CliRunner().invoke(main, check)
     said = _with_workers(monkeypatch)
+    # the history of the events, worked out here as they were loaded, not again after
+    here: list[int] = []
+    parent, advance = os.getpid(), build.advance
+
+    def advancing(*args: Any) -> Any:
+        if os.getpid() == parent:
+            here.append(len(args[1]))
+        return advance(*args)
+
+    monkeypatch.setattr(build, "advance", advancing)
     compiled.clear()  # (what the builds above compiled)
     checked = CliRunner().invoke(main, check)
     assert plain.exit_code == 1  # the edited event's files are stale
@@ -150,6 +160,7 @@ def test_a_fresh_clone_and_a_check_compile_each_event_where_its_record_was_loade
     assert result.exit_code == 0, result.output
     assert said == [(True, RECORDS), (True, RECORDS)]
     assert compiled == []
+    assert here == []
     assert snapshot(clone) == expected
 
 

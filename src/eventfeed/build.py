@@ -38,7 +38,16 @@ from .forked import Forked
 from .load import Site, collector_paused
 from .model import Settings
 from .recordstore import prefetch
-from .state import EventState, Manifest, advance, file_digest, files_listed, manifest_head
+from .state import (
+    EventState,
+    Manifest,
+    advance,
+    advanced,
+    file_digest,
+    files_listed,
+    history_clock,
+    manifest_head,
+)
 from .workers import chunks_done
 from .write import check_artifact_path, copy_spilled, spares_kept, write_file
 
@@ -771,6 +780,10 @@ class Ahead:
         self._for: tuple[Settings, str, date, str] | None = None
         #: whether two records had one id (the build fails on that)
         self._clash = False
+        #: each event's history, worked out here as the loader keeps it (:meth:`loaded`),
+        #: with what it is worked out from once the workers are forked
+        self.history: dict[str, EventState] = {}
+        self._history_of: tuple[Mapping[str, EventState], datetime, str] | None = None
 
     def start(self, settings: Settings, root: str) -> None:
         """Here, before the load's workers are forked: the build they compile for, as
@@ -791,6 +804,34 @@ class Ahead:
         _serve((steps, context, [], tree, folder, keying, _writing_lock(), old, second))
         self.notes = {step.name: {} for step in steps}
         self._for = (settings, root, as_of, base)
+        states = previous.events if previous is not None else {}
+        self._history_of = (states, history_clock(self.now), root)
+
+    def loaded(self, event: Event) -> None:
+        """Here, as the loader keeps an event: its history (:func:`advanced`), worked out
+        while the workers run, instead of after the load on one core (with 100,000 events,
+        0.9 s of a cold build)."""
+        made = self._history_of
+        if made is not None:
+            old, clock, root = made
+            self.history[event.id] = advanced(old, event, clock, root)
+
+    def history_for(
+        self, site: Site, previous: Manifest | None, now: datetime
+    ) -> dict[str, EventState] | None:
+        """The history of every event of ``site`` (:func:`advance`) as worked out while it
+        was loaded, in the site's order; None when it was not worked out for this very site,
+        previous manifest and clock."""
+        made = self._history_of
+        if made is None or previous is not self.previous or now != self.now:
+            return None
+        history = self.history
+        if made[2] != site.root or len(history) != len(site.events):
+            return None
+        try:
+            return {event.id: history[event.id] for event in site.events}
+        except KeyError:
+            return None
 
     def stop(self) -> None:
         """Here, once the load's workers are done."""
@@ -832,6 +873,7 @@ class Ahead:
         100,000 events, letting go of what is kept of them by id lowered the build's peak
         by about 8 MB."""
         self.done, self.notes, self.keys, self.as_before = set(), {}, {}, {}
+        self.history = {}
 
     def holds_for(
         self,
@@ -870,7 +912,9 @@ def _compile_site(
     with collector_paused(frozen=True):
         ordering = _order_aside(site.events)
         try:
-            history = advance(previous, site.events, now, site.root)
+            history = ahead.history_for(site, previous, now) if ahead is not None else None
+            if history is None:
+                history = advance(previous, site.events, now, site.root)
         except BaseException:
             if ordering is not None:
                 ordering.stop()

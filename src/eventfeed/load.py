@@ -387,6 +387,8 @@ def _load(
         by_id[event.id] = event
         by_uid[uid_key] = event
         id_lines[event.source] = id_line
+        if ahead is not None:
+            ahead.loaded(event)
     if store is not None:
         store.save()
     result.events = sorted(by_id.values(), key=lambda e: e.id)

@@ -502,22 +502,30 @@ def advance(
 ) -> dict[str, EventState]:
     """The history of every event after this build. Pure: ``now`` is a parameter. ``root``:
     the events folder as the events' sources show it (:attr:`eventfeed.load.Site.root`)."""
-    now = now.astimezone(UTC).replace(microsecond=0)
+    now = history_clock(now)
     old = previous.events if previous else {}
-    result: dict[str, EventState] = {}
-    for event in events:
-        content, schedule = content_digests(event)
-        prev = old.get(event.id)
-        source = below(root, event.source)
-        if prev is not None and prev.content == content:  # the most, at a rebuild
-            state = prev if prev.source == source else _replace(prev, source=source)
-        else:
-            state = _changed(event, prev, content, schedule, now, source)
-        sequence = event.brief.sequence
-        if sequence is not None and sequence != state.sequence:
-            state = _replace(state, sequence=sequence)
-        result[event.id] = state
-    return result
+    return {event.id: advanced(old, event, now, root) for event in events}
+
+
+def history_clock(now: datetime) -> datetime:
+    """The build's clock as the history keeps it (:func:`advanced` takes it so)."""
+    return now.astimezone(UTC).replace(microsecond=0)
+
+
+def advanced(old: Mapping[str, EventState], event: Event, now: datetime, root: str) -> EventState:
+    """The history of one event after this build (:func:`advance`), from the last build's
+    (``old``, by event id); ``now`` as :func:`history_clock` gives it."""
+    content, schedule = content_digests(event)
+    prev = old.get(event.id)
+    source = below(root, event.source)
+    if prev is not None and prev.content == content:  # the most, at a rebuild
+        state = prev if prev.source == source else _replace(prev, source=source)
+    else:
+        state = _changed(event, prev, content, schedule, now, source)
+    sequence = event.brief.sequence
+    if sequence is not None and sequence != state.sequence:
+        state = _replace(state, sequence=sequence)
+    return state
 
 
 def _changed(
