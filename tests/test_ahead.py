@@ -152,6 +152,9 @@ def test_a_fresh_clone_and_a_check_compile_each_event_where_its_record_was_loade
         return advance(*args)
 
     monkeypatch.setattr(build, "advance", advancing)
+    ordered: list[int] = []  # (nor their order worked out beside: their sort keys are kept)
+    order_aside = build._order_aside
+    monkeypatch.setattr(build, "_order_aside", lambda e: ordered.append(len(e)) or order_aside(e))
     compiled.clear()  # (what the builds above compiled)
     checked = CliRunner().invoke(main, check)
     assert plain.exit_code == 1  # the edited event's files are stale
@@ -161,6 +164,7 @@ def test_a_fresh_clone_and_a_check_compile_each_event_where_its_record_was_loade
     assert said == [(True, RECORDS), (True, RECORDS)]
     assert compiled == []
     assert here == []
+    assert ordered == []
     assert snapshot(clone) == expected
 
 

@@ -818,13 +818,14 @@ class Ahead:
         self._history_of = (states, history_clock(self.now), root)
 
     def loaded(self, event: Event) -> None:
-        """Here, as the loader keeps an event: its history (:func:`advanced`), worked out
-        while the workers run, instead of after the load on one core (with 100,000 events,
-        0.9 s of a cold build)."""
+        """Here, as the loader keeps an event: its history (:func:`advanced`) and its sort
+        key, worked out while the workers run, instead of after the load on one core (with
+        100,000 events, 0.9 s of a cold build, and the order then worked out beside)."""
         made = self._history_of
         if made is not None:
             old, clock, root = made
             self.history[event.id] = advanced(old, event, clock, root)
+            event.sort_key  # noqa: B018 -- kept by the event, for the order after the load
 
     def history_for(
         self, site: Site, previous: Manifest | None, now: datetime
@@ -920,9 +921,11 @@ def _compile_site(
     # made with the collector paused, they join the site it is kept from (with 100,000
     # events, its passes over them cost a rebuild half a second).
     with collector_paused(frozen=True):
-        ordering = _order_aside(site.events)
+        # (what the load worked out, in a build that compiled ahead: then the events' order
+        # is worked out here, from the sort keys worked out with it, :meth:`Ahead.loaded`)
+        history = ahead.history_for(site, previous, now) if ahead is not None else None
+        ordering = _order_aside(site.events) if history is None else None
         try:
-            history = ahead.history_for(site, previous, now) if ahead is not None else None
             if history is None:
                 history = advance(previous, site.events, now, site.root)
         except BaseException:
