@@ -355,10 +355,7 @@ def _text_plain(raw: str, base_url: str) -> str | None:
 def _link_text(base_url: str, found: re.Match[str]) -> str:
     """A link's label as the text reads it (:func:`_labelled`), escaped as the text around."""
     link, allowed = _resolved(found[1].replace("&amp;", "&"), base_url)
-    label = _labelled(_unescaped(found[2]), link, allowed)
-    return (
-        label.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-    )
+    return _escaped(_labelled(_unescaped(found[2]), link, allowed))
 
 
 def _labelled(label: str, url: str, allowed: bool) -> str:
@@ -377,6 +374,13 @@ def _unescaped(text: str) -> str:
         return text
     return (
         text.replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    )
+
+
+def _escaped(text: str) -> str:
+    """``text`` written with those four entities, as :func:`_unescaped` reads them back."""
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
     )
 
 
