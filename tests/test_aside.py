@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -237,3 +238,38 @@ def test_calendar_json_taken_from_the_last_build_is_not_converted(
     assert isinstance(artifacts._files["calendar.json"], _Known)
     assert converted == []
     assert begun == []
+
+
+def test_calendar_json_converted_beside_and_never_taken_is_stopped(
+    events: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A conversion begun for calendar.json that the step never takes (it failed before
+    joining calendar.json) does not outlive the step: its process is stopped and reaped."""
+    from eventfeed import ical
+
+    monkeypatch.setattr(ical, "CONVERTED_BESIDE", 1)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    site = load_site(events, today=NOW.date())
+    started: list[int] = []
+    real = ical.Forked.start
+
+    def starting(work: Any) -> Any:
+        forked = real(work)
+        if forked is not None:
+            started.append(forked.pid)
+        return forked
+
+    real_parts = ical._calendar_parts
+
+    def failing(context: Any, header: Any, members: Any) -> Any:
+        if header is not None and header.path.startswith("calendars/"):  # (after calendar.json)
+            raise CalendarTooLarge("made up, after calendar.json's conversion began")
+        return real_parts(context, header, members)
+
+    monkeypatch.setattr(ical.Forked, "start", starting)
+    monkeypatch.setattr(ical, "_calendar_parts", failing)
+    with pytest.raises(CalendarTooLarge):
+        compile_site(site, None, NOW, as_of=date.fromisoformat(AS_OF), jobs=1)
+    assert len(started) == 1
+    with pytest.raises(ChildProcessError):  # (reaped: no such child any more)
+        os.waitpid(started[0], os.WNOHANG)

@@ -248,6 +248,13 @@ class _Converted:
         forked, self._forked = self._forked, None
         return forked.output() if forked is not None else None
 
+    def __del__(self) -> None:
+        # Not taken (the step failed before calendar.json was made): the process, which
+        # would wait to hand over what it made, is stopped.
+        forked, self._forked = self._forked, None
+        if forked is not None:
+            forked.stop()
+
 
 def _add(out: Lazy, context: BuildContext, header: Header, members: list[_Part]) -> None:
     """A calendar, joined when the build takes it, under :func:`_members_key` (so an unchanged
