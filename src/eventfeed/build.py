@@ -1032,8 +1032,8 @@ def _compile_site(
     # The copy takes the second core (with 100,000 events, cold, it is what the build waits
     # for last): the whole steps then leave it to the copy.
     aside = aside and staged is None
-    ids = {event.id for event in order}  # the events of this site, whose entries the store keeps
-    keep = functools.partial(reuse.keep_only, ids) if reuse is not None else None
+    # (the store keeps the entries of this site's events)
+    keep = functools.partial(reuse.keep_only, {e.id for e in order}) if reuse is not None else None
     # The whole steps make what the site's files are joined from, kept to the end, and next
     # to no garbage the collector alone could free (a few hundred objects at 10,000 events):
     # its passes over them freed nothing (with 100,000 events, about 1.5 s of a cold build).
@@ -1214,11 +1214,14 @@ def _whole_step(
     if not isinstance(made_whole, Lazy):
         artifacts.update_from(made_whole)
         return
-    begun: list[tuple[str, str | None]] = []  # made last, their work begun beside
+    made: list[str] = []
+    begun: list[str] = []  # made last, their work begun beside
+    keys: list[tuple[str, str]] = []
     for path in sorted(made_whole):
         key = made_whole.key(path) if reuse is not None else None
         if key is not None:
             key = event_key(base, [step.name, path, key])
+            keys.append((path, key))
         known = reuse.output(path, key) if reuse is not None and key is not None else None
         if (
             known is not None
@@ -1229,17 +1232,13 @@ def _whole_step(
             again = functools.partial(made_whole.__getitem__, path)
             source = _in(previous_out, path)
             artifacts.add_known(path, _Known(known[0], known[1], source, again))
-        elif made_whole.begin(path):
-            begun.append((path, key))
-            continue
         else:
-            artifacts.add_parts(path, functools.partial(made_whole.parts, path))
-        if key is not None:
-            outputs[path] = (key, artifacts.digest(path), artifacts.size(path))
-    for path, key in begun:
+            (begun if made_whole.begin(path) else made).append(path)
+    for path in [*made, *begun]:
         artifacts.add_parts(path, functools.partial(made_whole.parts, path))
-        if key is not None:
-            outputs[path] = (key, artifacts.digest(path), artifacts.size(path))
+    outputs.update(
+        (path, (key, artifacts.digest(path), artifacts.size(path))) for path, key in keys
+    )
 
 
 class _Aside:
