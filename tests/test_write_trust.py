@@ -153,10 +153,28 @@ def test_the_fingerprint_vouches_only_for_the_folder_it_saw(two: SiteDir, run: R
     assert cache.written_before(two.out) is None
 
 
+def naps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The waits of the fingerprint's module, recorded (and waited)."""
+    seen: list[float] = []
+    real = time.sleep
+
+    def sleep(seconds: float) -> None:
+        seen.append(seconds)
+        real(seconds)
+
+    monkeypatch.setattr(cache.time, "sleep", sleep)
+    return seen
+
+
 @pytest.mark.usefixtures("full_rebuilds")
-def test_saving_many_files_waits_out_the_margin_instead_of_reading_them(
-    two: SiteDir, run: Run, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("clock", ["file system", "none"])
+def test_saving_many_files_reads_none_of_them_back(
+    two: SiteDir, run: Run, monkeypatch: pytest.MonkeyPatch, clock: str
 ) -> None:
+    """With many files on a file system with fine times, the save measures them against the
+    file system's own clock, once it has moved past the writer's last change, and waits for
+    nothing; where that clock cannot be read, it waits out the racy margin. Either way, no
+    file the build has just written is read back, and the next build finds nothing changed."""
     digests: list[Path] = []
     original = cache._file_digest
 
@@ -169,10 +187,64 @@ def test_saving_many_files_waits_out_the_margin_instead_of_reading_them(
     assert len(digests) > 10  # a few files, just written: each is read back
     digests.clear()
     monkeypatch.setattr(cache, "WAIT_FILES", 0)
+    if clock == "none":
+        monkeypatch.setattr(cache, "_file_clock", lambda out: None)
+    waited = naps(monkeypatch)
     edit_wording(two, 1)
     build(run)
     assert digests == []
+    margin = cache.FINE_RACY_NS / 1e9
+    assert waited == ([margin] if clock == "none" else [])
+    assert sorted(p.name for p in two.out.parent.iterdir() if p.name.startswith(".out")) == []
     assert "up to date" in run("build", "--as-of", AS_OF).output
+
+
+@pytest.mark.usefixtures("full_rebuilds")
+def test_a_file_edited_at_once_after_a_build_is_caught(
+    two: SiteDir, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Measured against the file system's clock, a file the save vouches for shows an edit
+    made right after the build (no tick waited) in its change time."""
+    monkeypatch.setattr(cache, "WAIT_FILES", 0)
+    build(run)
+    original = tamper(two.out / "events" / "b.ics")
+    seen = reads(monkeypatch)
+    edit_wording(two, 1)
+    build(run)
+    assert seen == ["b.ics"]
+    assert (two.out / "events" / "b.ics").read_bytes() == original
+
+
+def test_the_file_clock_is_past_the_last_change_beside_out(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    for n in range(50):
+        (out / f"{n}.txt").write_bytes(b"x")
+    clock = cache._file_clock(out)
+    assert clock is not None
+    assert clock > max(max(p.stat().st_ctime_ns, p.stat().st_mtime_ns) for p in out.iterdir())
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # its folders are gone
+    # a folder on another file system than out/ (out/ a mount point) is not its clock
+    assert cache._folder_time(tmp_path, "out", os.lstat(out).st_dev + 1) is None
+
+
+def test_a_coarse_file_clock_is_waited_for_and_one_that_stays_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first folder may share its tick with the writer's last change: the clock is the
+    first later one. A clock that does not move within the margin is not read at all."""
+    out = tmp_path / "out"
+    out.mkdir()
+    ticks = iter([7, 7, 7, 9])
+    monkeypatch.setattr(cache, "_folder_time", lambda parent, name, device: next(ticks))
+    waited = naps(monkeypatch)
+    assert cache._file_clock(out) == 9
+    assert waited == [cache.CLOCK_POLL_NS / 1e9] * 2
+    monkeypatch.setattr(cache, "_folder_time", lambda parent, name, device: 7)
+    monkeypatch.setattr(cache, "FINE_RACY_NS", 20 * cache.CLOCK_POLL_NS)
+    assert cache._file_clock(out) is None
+    monkeypatch.setattr(cache, "_folder_time", lambda parent, name, device: None)
+    assert cache._file_clock(out) is None
 
 
 @pytest.mark.usefixtures("full_rebuilds")

@@ -64,6 +64,7 @@ import pickle
 import stat
 import struct
 import sys
+import tempfile
 import time
 import zlib
 import zoneinfo
@@ -100,6 +101,8 @@ RACY_NS = 3_000_000_000
 #: The same for out/ when its files have sub-second times (the kernel's clock ticks in a few
 #: milliseconds at most); this keeps small the number of files re-read after a build.
 FINE_RACY_NS = 100_000_000
+#: How often the file system's clock is read while waiting for it to move (a millisecond)
+CLOCK_POLL_NS = 1_000_000
 #: a chunk of records ends after a name whose CRC-32 has these bits clear (about 64 records)
 CHUNK_MASK = 0x3F
 #: from this many files on, saving waits out :data:`FINE_RACY_NS` rather than read back the
@@ -520,10 +523,12 @@ class OutState:
         self.later = later or {}
 
 
-def _out_state(out: Path, *, aside: bool = False) -> OutState | None:
+def _out_state(out: Path, *, aside: bool = False, clock: int | None = None) -> OutState | None:
     """Every entry of out/ with its type, size, times and inode; None if anything is odd
     (a link, a device, a folder that cannot be read). ``aside``: the second core is idle,
-    and may take half of the metadata (:func:`_metadata`)."""
+    and may take half of the metadata (:func:`_metadata`). ``clock``: the file system's own
+    moment (:func:`_file_clock`), from which on a file is racy where its times are fine; by
+    default, the racy margin before the system clock's."""
     started = _now()
     try:
         top = os.lstat(out)
@@ -547,7 +552,8 @@ def _out_state(out: Path, *, aside: bool = False) -> OutState | None:
     if not all(stat.S_ISREG(mode) for mode, *_ in found):
         return None
     fine = any(modified % 1_000_000_000 for _, _, modified, *_ in found)
-    cut = started - (FINE_RACY_NS if fine else RACY_NS)
+    margin = FINE_RACY_NS if fine else RACY_NS
+    cut = clock if fine and clock is not None else started - margin
     racy = [
         f
         for f, (_, _, modified, changed, *_) in zip(files, found, strict=True)
@@ -974,20 +980,26 @@ class Fingerprint:
 
         Otherwise every file is looked at. The writer has just written or linked every file,
         and removing the previous tree changed the change time of every file linked from it:
-        taken at once, nearly all of out/ would be racy and read back. With many files on a
-        file system with fine times, the margin is waited out first (a tenth of a second), so
-        that only a file changed after the writer ended is read."""
+        measured against the system's clock less the racy margin, nearly all of out/ would be
+        racy and read back. With many files on a file system with fine times, they are
+        measured against the file system's own clock instead, once it has moved past the
+        writer's last change (:func:`_file_clock`: at once where its times are fine, a tick
+        where they are coarser), so that only a file changed after that is read; where that
+        clock cannot be read, the margin is waited out (a tenth of a second)."""
         out = out_dir.resolve()
         state = self._merged(out, written, stayed) if stayed is not None else None
         if state is None:
+            clock = None
             if len(written) > WAIT_FILES and _fine_times(out / MANIFEST):
-                time.sleep(FINE_RACY_NS / 1e9)
+                clock = _file_clock(out)
+                if clock is None:
+                    time.sleep(FINE_RACY_NS / 1e9)
             # The metadata of every file of out/ is made with the collector paused: it could
             # start a collection that walks all the build still holds and frees nothing.
             from .load import collector_paused  # (loaded by the build by now)
 
             with collector_paused():
-                state = _out_state(out, aside=True)
+                state = _out_state(out, aside=True, clock=clock)
         racy: dict[str, str] = {}
         for name in state.racy if state is not None else ():
             expected = _expected_digest(written, name)
@@ -1035,9 +1047,14 @@ class Fingerprint:
         if made != set(folders):
             return None
         fine = _fine_times(out / MANIFEST)
-        if fine:  # waited out, so that what the writer wrote is not racy (as :meth:`save`)
-            time.sleep(FINE_RACY_NS / 1e9)
-        cut = _now() - (FINE_RACY_NS if fine else RACY_NS)
+        # measured so that what the writer wrote is not racy (as :meth:`save`)
+        clock = _file_clock(out) if fine else None
+        if clock is not None:
+            cut = clock
+        else:
+            if fine:
+                time.sleep(FINE_RACY_NS / 1e9)
+            cut = _now() - (FINE_RACY_NS if fine else RACY_NS)
         root = str(out)
         try:
             top = os.lstat(out)
@@ -1122,6 +1139,49 @@ def _fine_times(path: Path) -> bool:
         return os.lstat(path).st_mtime_ns % 1_000_000_000 != 0
     except OSError:
         return False
+
+
+def _file_clock(out: Path) -> int | None:
+    """The clock of the file system out/ is on, once it has moved past every change made
+    there so far: the change time (in nanoseconds) of a folder made for the purpose beside
+    out/, when a second one made after it has a later one. A file whose times are older than
+    this moment shows any later change in its change time, whatever the steps of the file
+    system's times, and whatever its clock says against the system's (a network file system
+    takes its server's). None when the folder cannot be made there, is on another file
+    system than out/, or the clock has not moved within the racy margin (a file system
+    whose times are coarser than that)."""
+    parent = out.parent
+    try:
+        device = os.lstat(out).st_dev
+        first = _folder_time(parent, out.name, device)
+        if first is None:
+            return None
+        waited = time.monotonic() + FINE_RACY_NS / 1e9
+        while True:
+            # the first folder may share its tick with the writer's last change; a later
+            # one does not
+            later = _folder_time(parent, out.name, device)
+            if later is None:
+                return None
+            if later > first:
+                return later
+            if time.monotonic() > waited:
+                return None
+            time.sleep(CLOCK_POLL_NS / 1e9)
+    except OSError:
+        return None
+
+
+def _folder_time(parent: Path, name: str, device: int) -> int | None:
+    """The change time of a new empty folder in ``parent`` (removed at once; one left by a
+    build that was killed is removed by the next, as the writer's temporaries are); None on
+    another device than ``device``."""
+    made = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent)
+    try:
+        info = os.lstat(made)
+    finally:
+        os.rmdir(made)
+    return info.st_ctime_ns if info.st_dev == device else None
 
 
 #: What vouches for the files of out/ by their metadata (:func:`written_before`): a moment,
