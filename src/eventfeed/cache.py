@@ -43,7 +43,10 @@ writer swaps in a new folder at each build, so its inode changes too). A file ch
 or removed there by hand, in place or by replacing it, changes the signature. Files written
 within the racy margin of the moment the signature was taken (:data:`FINE_RACY_NS` where the
 file system keeps sub-second times, else :data:`RACY_NS`) are compared with the build's bytes
-when it is saved, and read again by every lookup until one finds them old enough.
+when it is saved, and read again by every lookup until one finds them old enough. A save
+where the times are fine takes the file system's own clock for that moment instead
+(:func:`_file_clock`), once it has moved past the writer's last change: then only a file
+changed after the writer is racy, and nothing is waited for.
 
 Folders are listed with ``os.scandir`` and each file costs one ``lstat``; nothing here imports
 the parser, the compilers or their libraries, so that a no-change build stays short. With many
