@@ -285,6 +285,8 @@ def test_a_racy_edit_is_read_again(
     """Metadata that does not move at all (a file system with coarse timestamps): a record
     changed within the racy window of the scan that saw it is still read again."""
     monkeypatch.setattr(cache, "RACY_NS", 3_000_000_000)
+    # the system's clock is frozen: out/ is measured against it too, not its file system's
+    monkeypatch.setattr(cache, "_file_clock", lambda out: None)
     frozen = 1_600_000_000_000_000_000
     monkeypatch.setattr(cache, "_now", lambda: frozen + 1_000_000_000)  # a second later
     freeze(monkeypatch, frozen, records=True)  # out/ keeps its real metadata
@@ -351,13 +353,36 @@ def test_a_racy_file_in_out_is_read_again(
     assert UP_TO_DATE not in tree.build().stderr
 
 
-def test_a_racy_file_changed_before_the_save_is_not_remembered(tree: Tree) -> None:
+@pytest.mark.parametrize("measured", ["file system", "margin"])
+def test_a_racy_file_changed_before_the_save_is_not_remembered(
+    tree: Tree, monkeypatch: pytest.MonkeyPatch, measured: str
+) -> None:
+    """A file of out/ changed by someone else after the moment the save measures against is
+    compared with the build's bytes, and the save then remembers nothing: where the file
+    system's clock is read, after that clock (while the save looks); else within the racy
+    margin before the save (after the writer)."""
     tree.build()
     clock = datetime(2022, 12, 10, tzinfo=UTC)
     fingerprint = Fingerprint.of(tree.events, tree.out, clock, None, strict=False)
     assert fingerprint is not None
     written = snapshot(tree.out)
-    (tree.out / "index.html").write_bytes(b"<p>someone else's</p>")
+
+    def meddle() -> None:
+        (tree.out / "index.html").write_bytes(b"<p>someone else's</p>")
+
+    if measured == "file system":
+        real = cache._file_clock
+
+        def clock_then_meddle(out: Path) -> int | None:
+            moment = real(out)
+            assert moment is not None
+            meddle()
+            return moment
+
+        monkeypatch.setattr(cache, "_file_clock", clock_then_meddle)
+    else:
+        monkeypatch.setattr(cache, "_file_clock", lambda out: None)
+        meddle()
     fingerprint.save(tree.out, "", written)
     assert not fingerprint.path.exists()
     assert UP_TO_DATE not in tree.build().stderr

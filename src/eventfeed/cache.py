@@ -984,19 +984,19 @@ class Fingerprint:
         Otherwise every file is looked at. The writer has just written or linked every file,
         and removing the previous tree changed the change time of every file linked from it:
         measured against the system's clock less the racy margin, nearly all of out/ would be
-        racy and read back. With many files on a file system with fine times, they are
-        measured against the file system's own clock instead, once it has moved past the
-        writer's last change (:func:`_file_clock`: at once where its times are fine, a tick
-        where they are coarser), so that only a file changed after that is read; where that
-        clock cannot be read, the margin is waited out (a tenth of a second)."""
+        racy and read back. On a file system with fine times, they are measured against its
+        own clock instead, once it has moved past the writer's last change
+        (:func:`_file_clock`: at once where its times are fine, a tick where they are
+        coarser), so that only a file changed after that is read. Where that clock cannot be
+        read, a build of many files waits out the margin (a tenth of a second); one of a few
+        reads them back."""
         out = out_dir.resolve()
         state = self._merged(out, written, stayed) if stayed is not None else None
         if state is None:
-            clock = None
-            if len(written) > WAIT_FILES and _fine_times(out / MANIFEST):
-                clock = _file_clock(out)
-                if clock is None:
-                    time.sleep(FINE_RACY_NS / 1e9)
+            fine = _fine_times(out / MANIFEST)
+            clock = _file_clock(out) if fine else None
+            if clock is None and fine and len(written) > WAIT_FILES:
+                time.sleep(FINE_RACY_NS / 1e9)
             # The metadata of every file of out/ is made with the collector paused: it could
             # start a collection that walks all the build still holds and frees nothing.
             from .load import collector_paused  # (loaded by the build by now)
