@@ -204,6 +204,38 @@ def test_the_save_reads_back_none_of_the_files_just_written(
 
 
 @pytest.mark.usefixtures("full_rebuilds")
+def test_a_save_from_the_look_before_the_build_waits_for_nothing(
+    two: SiteDir, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild whose out/ was looked at beside the records saves from that look, measuring
+    only the files it wrote against the file system's clock: no wait there either."""
+    monkeypatch.setattr(cache, "SCAN_ASIDE_CHUNKS", 0)
+    # files written a moment ago count as old to the look (as in a build that takes
+    # seconds); a margin waited out would still show, as a wait of nothing
+    monkeypatch.setattr(cache, "FINE_RACY_NS", 0)
+    for n in range(20):  # an edit of one changes fewer than half of the files
+        two.record(f"c{n}.md", MINIMAL.replace("A meeting", f"Meeting {n}"))
+    merged: list[bool] = []
+    real = cache.Fingerprint._merged
+
+    def spy(self: cache.Fingerprint, *args: Any) -> Any:
+        state = real(self, *args)
+        merged.append(state is not None)
+        return state
+
+    monkeypatch.setattr(cache.Fingerprint, "_merged", spy)
+    build(run)
+    edit_wording(two, 1)
+    build(run)
+    waited = naps(monkeypatch)
+    edit_wording(two, 2)
+    build(run)
+    assert merged[-1] is True
+    assert waited == []
+    assert "up to date" in run("build", "--as-of", AS_OF).output
+
+
+@pytest.mark.usefixtures("full_rebuilds")
 def test_a_file_edited_at_once_after_a_build_is_caught(
     two: SiteDir, run: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
