@@ -108,8 +108,8 @@ FINE_RACY_NS = 100_000_000
 CLOCK_POLL_NS = 1_000_000
 #: a chunk of records ends after a name whose CRC-32 has these bits clear (about 64 records)
 CHUNK_MASK = 0x3F
-#: from this many files on, saving waits out :data:`FINE_RACY_NS` rather than read back the
-#: files the build has just written
+#: from this many files on, a save that cannot read the file system's clock (:func:`_file_clock`)
+#: waits out :data:`FINE_RACY_NS` rather than read back the files the build has just written
 WAIT_FILES = 256
 
 #: The most files a build may write for its save to take what was seen of out/ before it
@@ -993,10 +993,7 @@ class Fingerprint:
         out = out_dir.resolve()
         state = self._merged(out, written, stayed) if stayed is not None else None
         if state is None:
-            fine = _fine_times(out / MANIFEST)
-            clock = _file_clock(out) if fine else None
-            if clock is None and fine and len(written) > WAIT_FILES:
-                time.sleep(FINE_RACY_NS / 1e9)
+            clock = _clock_or_wait(out, wait=len(written) > WAIT_FILES)
             # The metadata of every file of out/ is made with the collector paused: it could
             # start a collection that walks all the build still holds and frees nothing.
             from .load import collector_paused  # (loaded by the build by now)
@@ -1049,15 +1046,12 @@ class Fingerprint:
                 folder = folder.rpartition("/")[0]
         if made != set(folders):
             return None
-        fine = _fine_times(out / MANIFEST)
         # measured so that what the writer wrote is not racy (as :meth:`save`)
-        clock = _file_clock(out) if fine else None
+        clock = _clock_or_wait(out, wait=True)
         if clock is not None:
             cut = clock
         else:
-            if fine:
-                time.sleep(FINE_RACY_NS / 1e9)
-            cut = _now() - (FINE_RACY_NS if fine else RACY_NS)
+            cut = _now() - (FINE_RACY_NS if _fine_times(out / MANIFEST) else RACY_NS)
         root = str(out)
         try:
             top = os.lstat(out)
@@ -1142,6 +1136,19 @@ def _fine_times(path: Path) -> bool:
         return os.lstat(path).st_mtime_ns % 1_000_000_000 != 0
     except OSError:
         return False
+
+
+def _clock_or_wait(out: Path, *, wait: bool) -> int | None:
+    """The moment the files the writer has just left in out/ are measured against: the
+    clock of its file system (:func:`_file_clock`) where its times are fine and that clock
+    can be read; else None, once the racy margin is waited out where the times are fine and
+    ``wait`` says so (measured then against the system's clock less the margin)."""
+    if not _fine_times(out / MANIFEST):
+        return None
+    clock = _file_clock(out)
+    if clock is None and wait:
+        time.sleep(FINE_RACY_NS / 1e9)
+    return clock
 
 
 def _file_clock(out: Path) -> int | None:
