@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from .bench_records import BENCH, generate
 
@@ -124,9 +125,14 @@ def test_every_timing_of_a_run_is_made_and_printed(tmp_path: Path) -> None:
     assert all(float(c) > 0 for c in cpu)
     assert "identical to a cold build from the same manifest: True" in done.stdout
     # what creating a file costs on that file system, before the timings and after them
-    costs = re.findall(r"^  (.+), creating a file here costs (\d+) us$", done.stdout, re.M)
-    assert [when for when, _ in costs] == ["before the timings", "after them"]
-    assert all(int(cost) > 0 for _, cost in costs)
+    costs = re.findall(
+        r"^  (.+), creating a file here(?: \((\w+)\))? costs (\d+) us$", done.stdout, re.M
+    )
+    assert [when for when, _, _ in costs] == ["before the timings", "after them"]
+    assert all(int(cost) > 0 for _, _, cost in costs)
+    # and on which file system, as the system's own table of mounts names it
+    kinds = {kind for _, kind, _ in costs}
+    assert kinds == {_mounted_type(tmp_path)}
     # the builds' folders and the probes' are removed
     assert sorted(p.name for p in tmp_path.iterdir()) == ["events"]
 
@@ -144,6 +150,15 @@ def test_a_run_can_stop_after_a_named_timing(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["events"]
 
 
+def _mounted_type(path: Path) -> str:
+    """The type of the file system ``path`` is on, as coreutils' ``df`` reads it (a reader
+    of the mount table other than the benchmark's own)."""
+    done = subprocess.run(
+        ["df", "--output=fstype", str(path)], capture_output=True, text=True, check=True
+    )
+    return done.stdout.split()[-1]
+
+
 def _bench(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The benchmark run at 1,000 records on the records generated in ``folder``; it must
     succeed."""
@@ -159,14 +174,33 @@ def _bench(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def test_the_cpu_time_of_a_command_counts_the_processes_it_waited_for() -> None:
-    """The CPU seconds printed for a build are those of its workers too: a command that
-    waits for a child burning a quarter of a second of CPU is charged for it."""
+def _bench_module() -> Any:
     spec = importlib.util.spec_from_file_location("eventfeed_bench", BENCH)
     assert spec is not None
     assert spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_the_file_system_named_is_the_one_mounted_there(tmp_path: Path) -> None:
+    """The benchmark names the file system of its folder as ``df`` does, for a folder on
+    disk and one on the shared-memory file system (a mount point and a folder inside)."""
+    bench = _bench_module()
+    inside = Path("/dev/shm") / f"eventfeed-bench-{os.getpid()}"
+    inside.mkdir()
+    try:
+        for path in (tmp_path, Path("/dev/shm"), inside):
+            assert bench.file_system(path) == _mounted_type(path)
+    finally:
+        inside.rmdir()
+    assert bench.file_system(Path("/dev/shm")) != bench.file_system(Path("/proc")) == "proc"
+
+
+def test_the_cpu_time_of_a_command_counts_the_processes_it_waited_for() -> None:
+    """The CPU seconds printed for a build are those of its workers too: a command that
+    waits for a child burning a quarter of a second of CPU is charged for it."""
+    bench = _bench_module()
     burn = (
         "import os, time\n"
         "pid = os.fork()\n"
