@@ -50,6 +50,7 @@ import argparse
 import contextlib
 import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -343,6 +344,16 @@ def creation_cost(root: Path) -> float:
     return statistics.median(samples)
 
 
+#: a character the mount table writes as a backslash and three octal digits
+_OCTAL = re.compile(r"\\([0-7]{3})")
+
+
+def mount_point(field: str) -> str:
+    """A mount point as the mount table writes it, read back: its spaces, tabs, newlines and
+    backslashes are written in octal, any other character as it is."""
+    return _OCTAL.sub(lambda found: chr(int(found.group(1), 8)), field)
+
+
 def file_system(path: Path) -> str | None:
     """The type of the file system ``path`` is on (``ext4``, ``tmpfs``...), from the mount
     table of this process (Linux); None where there is none. A cold build writes every file
@@ -358,8 +369,7 @@ def file_system(path: Path) -> str | None:
         fields = line.split(" ")
         if "-" not in fields:
             continue
-        # the mount point, with its spaces and such written in octal
-        point = fields[4].encode().decode("unicode_escape")
+        point = mount_point(fields[4])
         kind = fields[fields.index("-") + 1]
         inside = where == point or where.startswith(point.rstrip("/") + "/")
         if inside and (found is None or len(point) >= found[0]):

@@ -195,6 +195,8 @@ def test_the_file_system_named_is_the_one_mounted_there(tmp_path: Path) -> None:
     finally:
         inside.rmdir()
     assert bench.file_system(Path("/dev/shm")) != bench.file_system(Path("/proc")) == "proc"
+    # a mount point's escapes read back, a character beyond ASCII left as it is
+    assert bench.mount_point("/mnt/my\\040disk/caf\u00e9\\134x") == "/mnt/my disk/caf\u00e9\\x"
 
 
 def test_the_cpu_time_of_a_command_counts_the_processes_it_waited_for() -> None:
