@@ -17,6 +17,7 @@ import os
 import random
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,8 @@ class Pair:
         self.monkeypatch = monkeypatch
         #: what each quick build returned (None: it left the build to the full one)
         self.quick: list[object] = []
+        #: what the last build into ``out/`` printed
+        self.output = ""
         real = quick.quick_build
 
         def spy(*args: Any, **kwargs: Any) -> Any:
@@ -95,7 +98,7 @@ class Pair:
         """Both folders built; whether ``out/`` took the quick path. Their files must be
         the same."""
         before = len(self.quick)
-        output = self.invoke("out")
+        output = self.output = self.invoke("out")
         calls = self.quick[before:]
         taken = bool(calls) and calls[0] is not None
         self.monkeypatch.setattr(quick, "MAX_EDITED", 0)
@@ -108,12 +111,17 @@ class Pair:
         assert snapshot(self.root / "out") == snapshot(self.root / "full")
         return taken
 
-    def record(self, rng: random.Random, *, past: bool | None = None) -> Path:
+    def record(self, rng: random.Random, *, past: bool | None = None, coming: bool = False) -> Path:
+        """A record drawn with ``rng``: of a past event (ended before the look-back window)
+        or not, or of a coming one (starting after the day of the builds)."""
         files = sorted(self.events.rglob("event-*.md"))
         while True:
             path = rng.choice(files)
             year = int(re.search(r"^start: (\d{4})", path.read_text(), re.M).group(1))  # type: ignore[union-attr]
-            if past is None or past == (year < 2022):
+            if coming:
+                if year >= 2024:
+                    return path
+            elif past is None or past == (year < 2022):
                 return path
 
 
@@ -209,8 +217,13 @@ def _members(part: Path) -> list[str]:
 
 
 def _parts_pair(
-    records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int = 30000
+    records: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    limit: int = 30000,
+    prepare: Callable[[Pair], object] = lambda pair: None,
 ) -> Pair:
+    """A pair whose calendars hold at most ``limit`` bytes, started after ``prepare``."""
     pair = Pair(tmp_path, records, monkeypatch)
     settings = pair.events / "site.yaml"
     settings.write_text(
@@ -219,6 +232,7 @@ def _parts_pair(
             f"calendars: {{lookback_days: 365, max_bytes: {limit}}}",
         )
     )
+    prepare(pair)
     pair.start()
     return pair
 
@@ -375,6 +389,34 @@ def test_what_the_quick_build_leaves_to_the_full_one(
     assert not pair.build()
 
 
+def _placeless(path: Path) -> None:
+    """The record without its place or link (a warning while the event is to come)."""
+    path.write_text(re.sub(r"^(online|location):.*\n(  .*\n)*", "", path.read_text(), flags=re.M))
+
+
+def test_an_edit_that_keeps_the_records_warning(
+    records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A coming event of the later calendars with a warning (no place given) is edited in
+    its body: the same warning, so the quick build prints the last build's warnings, as the
+    full build does. Given a place, it has none: the full build."""
+    name = _soonest_coming(records, 60).relative_to(records)
+    pair = _parts_pair(
+        records, tmp_path, monkeypatch, prepare=lambda pair: _placeless(pair.events / name)
+    )
+    path = pair.events / name
+    assert f"UID:{path.stem}@" not in (tmp_path / "out/calendar.ics").read_text()
+    path.write_text(path.read_text() + "\nOne more line.\n")
+    assert pair.build()  # (the printed text compared with the full build's)
+    assert f"{path.name}:" in pair.output
+    assert "warning: start: event has neither a location nor an online link" in pair.output
+    path.write_text(
+        path.read_text().replace("\nstart:", "\nonline:\n  url: https://meet.example.org/x\nstart:")
+    )
+    assert not pair.build()
+    assert f"{path.name}:" not in pair.output
+
+
 def test_out_changed_while_the_quick_build_runs(
     records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -414,3 +456,126 @@ def test_the_first_edit_after_an_upgrade_is_quick(
     path = _past(pair)
     path.write_text(path.read_text() + "\nOne more line.\n")
     assert pair.build()
+
+
+# --- coming events in the later calendars ---------------------------------------------------
+
+
+def _coming_rounds(pair: Pair, seed: int) -> list[bool]:
+    """Rounds of edits of coming events: mostly to their bodies, one record or a few; every
+    fourth anything."""
+    rng = random.Random(seed)
+    taken = []
+    for number in range(ROUNDS):
+        few = number % 3 == 2
+        for _ in range(rng.randint(2, 3) if few else 1):
+            path = pair.record(rng, coming=True)
+            edit = rng.choice(EDITS if number % 4 == 3 else BODY)
+            path.write_text(edit(path.read_text(), rng))
+        taken.append(pair.build())
+    return taken
+
+
+@pytest.mark.parametrize("limit", [30000, 12000])
+def test_coming_edits_in_the_later_calendars(
+    limit: int, records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Calendars small enough that calendar.ics has no room for most coming events: the
+    later calendars hold them, whole months (30 kB) or in parts (12 kB). An edit of one of
+    them is quick when it leaves every calendar's members where they were."""
+    pair = _parts_pair(records, tmp_path, monkeypatch, limit)
+    assert list((tmp_path / "out/calendars/later").glob("2025-*.ics"))
+    taken = _coming_rounds(pair, 13 + SEED + limit)
+    assert taken.count(True) >= 3, taken
+
+
+def _first_later(pair: Pair) -> tuple[Path, Path]:
+    """The first later calendar, and the record of its first event: the first of the coming
+    events that calendar.ics has no room for."""
+    later = pair.root / "out/calendars/later"
+    first = min(later.glob("*.ics"))
+    return first, _record_of(pair, _members(first)[0])
+
+
+def _first_paragraph_only(path: Path) -> None:
+    head, sep, body = path.read_text().partition("\n---\n")
+    path.write_text(head + sep + body.strip().split("\n\n")[0] + "\n")
+
+
+def _soonest_coming(events: Path, nth: int) -> Path:
+    """The record of the ``nth`` coming event by its start as written (0: the soonest)."""
+    starts = []
+    for path in events.rglob("event-*.md"):
+        start = re.search(r"^start: (\S+)", path.read_text(), flags=re.M)
+        assert start is not None
+        if start.group(1) >= AS_OF:
+            starts.append((start.group(1), path.name, path))
+    return sorted(starts)[nth][2]
+
+
+def test_the_first_later_event_grown(
+    records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first coming event calendar.ics has no room for grows: it stays where it is
+    (quick). When it shrinks, it may fit: the full build decides."""
+    pair = _parts_pair(records, tmp_path, monkeypatch)
+    _, path = _first_later(pair)
+    path.write_text(path.read_text() + "\nNoted after the meeting.\n")
+    assert pair.build()
+    _first_paragraph_only(path)
+    assert not pair.build()
+
+
+def test_the_first_later_event_shrunk_into_calendar_ics(
+    records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first coming event calendar.ics has no room for, larger than a calendar may be,
+    shrinks: the full build moves it into calendar.ics, where there is room for it now."""
+    pair = Pair(tmp_path, records, monkeypatch)
+    settings = pair.events / "site.yaml"
+    settings.write_text(
+        settings.read_text().replace(
+            "calendars: {lookback_days: 365}", "calendars: {lookback_days: 365, max_bytes: 30000}"
+        )
+    )
+    path = _soonest_coming(pair.events, 1)
+    path.write_text(path.read_text() + "\n" + "A long report of the session. " * 1200 + "\n")
+    pair.start()
+    assert _first_later(pair)[1] == path
+    _first_paragraph_only(path)
+    assert not pair.build()
+    main = (tmp_path / "out/calendar.ics").read_text()
+    assert f"UID:{path.stem}@" in main  # (moved, as the full build moves it)
+
+
+def test_a_later_event_shrunk(
+    records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A coming event of a later calendar months after the first shrinks: calendar.ics
+    still ends where it did (quick)."""
+    pair = _parts_pair(records, tmp_path, monkeypatch)
+    first, _ = _first_later(pair)
+    later = sorted((tmp_path / "out/calendars/later").glob("*.ics"))
+    # (a year after the first later calendar)
+    chosen = next(p for p in later if p.name[:4] > first.name[:4] and len(_members(p)) > 1)
+    path = _record_of(pair, _members(chosen)[-1])
+    _first_paragraph_only(path)
+    assert pair.build()
+
+
+def test_an_edit_in_calendar_ics_is_left_to_the_full_build_at_once(
+    records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A coming event that calendar.ics holds is edited: the full build, found so before the
+    quick one reads the manifest."""
+    pair = _parts_pair(records, tmp_path, monkeypatch)
+    main = tmp_path / "out/calendar.ics"
+    held = [_record_of(pair, event_id) for event_id in _members(main)]
+    # (one whose edit brings no warning: the quick build would go on to read the manifest)
+    path = next(p for p in held if re.search(r"^(online|location):", p.read_text(), flags=re.M))
+    read: list[object] = []
+    real = quick._read_manifest
+    monkeypatch.setattr(quick, "_read_manifest", lambda *a: read.append(a) or real(*a))
+    path.write_text(path.read_text() + "\nNoted after the meeting.\n")
+    assert not pair.build()
+    assert not read

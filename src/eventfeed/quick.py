@@ -11,18 +11,23 @@ when it can show that the result is the same:
   out/ is as that build left it (:meth:`~eventfeed.cache.Fingerprint.left`); the record
   store keeps the records that build was made of, and the per-event store is marked as
   made for out/'s manifest;
-* each edited record, old and new, is checked without a problem (so the warnings are the
-  last build's), and keeps its id and calendar UID;
+* each edited record, old and new, is checked with no error and the same warnings (so the
+  warnings are the last build's), and keeps its id and calendar UID;
 * compiled again from the record store, each old record gives the very files out/ holds for
   it (the code and settings are those of the last build);
-* each event is placed by the whole steps exactly as before: it ended before the look-back
-  window, so it is in no subscription calendar, only in its month's archive; its listing
+* each event is placed by the whole steps exactly as before: the calendars hold it in one
+  dated calendar and nowhere else, because it ended before the look-back window (its
+  month's archive) or because it is to come and calendar.ics has no room for it (the later
+  calendar of the month it starts in; :func:`_filed`, :func:`_still_later`); its listing
   markup and place, collections, kind, region, language, zones, last day, start, and
   publication are the same; and no feed shows it.
 
-Then the build's files are the last build's, but for each event's own files, the archive
+Then the build's files are the last build's, but for each event's own files, the dated
 calendars that hold them (their components replaced, when the sizes leave every split of
-the archive where it was: :func:`_spliced`), and the manifest (its text patched). The writer
+those calendars where it was: :func:`_spliced`), and the manifest (its text patched). The
+edits this leaves to the full build are those of events in calendar.ics (the soonest to
+come, and those that ended lately), which calendar.json and the other subscription
+calendars show too, and whose sizes decide where calendar.ics ends. The writer
 takes the rest from out/ as it does after any rebuild, and the stores and the fingerprint
 are brought up to date as a full build leaves them. Anything else takes the full build,
 which gives the same bytes (``tests/test_quick.py`` compares the two).
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -56,7 +62,7 @@ from .cache import Edits, Fingerprint, OutState
 from .errors import EventfeedError, Problem, errors_in
 from .event import Event
 from .eventcache import Entry, EventCache
-from .ical import _END, _dated_header, _head_bytes
+from .ical import _ARCHIVE, _END, _LATER, _dated_header, _head_bytes
 from .load import (
     SETTINGS_FILE,
     RecordFile,
@@ -141,6 +147,8 @@ class _Edit:
         self.before, self.after = before, after
         self.old_made: Made = {}
         self.new_made: Made = {}
+        #: the dated calendars that hold it (:func:`_filed`), once shown to be placed alike
+        self.filed: str | None = None
 
 
 def quick_build(
@@ -221,19 +229,21 @@ def _plan(
         new = parse_record(raw, path, shown)
         if isinstance(new, list):
             return None  # the full build reports it
-        events = []
+        events, reported = [], []
         for record in (old, new):
             problems = []
             events.append(check_record(record, settings, problems, today))
-            if problems:
-                return None  # a problem: the warnings would change, or the build fail
-            last = series_last_day(events[-1])
-            if last is None or last >= cutoff:
-                return None  # (in the calendars of coming events)
+            reported.append(problems)
+            if _filed(series_last_day(events[-1]), cutoff, day) is None:
+                return None  # (ended within the look-back window: in calendar.ics)
+        if reported[1] != reported[0] or errors_in(reported[1]):
+            return None  # the warnings would change (the last build's are printed), or it fails
         old_event, new_event = events
         if old_event.id != new_event.id or old_event.uid != new_event.uid:
             return None
         found.append((old_event, new_event, new, name))
+    if _in_main_calendar(out_dir, [old for old, _, _, _ in found]):
+        return None
     seen = fingerprint.left(out_dir)
     if seen is None:
         return None  # out/ is not as that build left it
@@ -271,13 +281,14 @@ def _plan(
             for path, data in own.items():
                 if previous.files.get(path) != file_digest(data):
                     return None  # not what the last build made of it
-        if not _placed_alike(settings, day, change):
+        change.filed = _placed_alike(settings, day, change)
+        if change.filed is None:
             return None
         for own, _ in change.new_made.values():
             made.update(own)
     if not _in_no_feed(out_dir, previous, changes):
         return None
-    spliced = _archives(out_dir, previous, settings, blank, changes)
+    spliced = _dated_calendars(out_dir, previous, settings, blank, changes)
     if spliced is None:
         return None
     made.update(spliced)
@@ -333,40 +344,71 @@ def _sizes(out: OutState, wanted: set[str]) -> dict[str, int] | None:
     return sizes
 
 
-def _placed_alike(settings: Settings, day: date, change: _Edit) -> bool:
-    """Whether the whole steps place the edited event as they placed it: what they read of
-    an event (its notes, its membership of collections and facets, its order and
-    publication) is the same, and it ended before the look-back window (so the calendars
-    hold it only in its archive)."""
+def _placed_alike(settings: Settings, day: date, change: _Edit) -> str | None:
+    """Which dated calendars hold the edited event (:func:`_filed`), when the whole steps
+    place it as they placed it: what they read of an event (its notes, its membership of
+    collections and facets, its order and publication) is the same, and it is in the
+    archive or may be in the later calendars; None otherwise."""
     old, new = change.old, change.new
     before, after = change.before, change.after
     if (before.published, before.cancelled) != (after.published, after.cancelled):
-        return False
+        return None
     if old.sort_key != new.sort_key or old.all_day != new.all_day:
-        return False
+        return None
     if old.local_start != new.local_start:
-        return False
+        return None
     brief, other = old.brief, new.brief
     if (brief.kind, brief.region, old.language) != (other.kind, other.region, new.language):
-        return False
+        return None
     if memberships_of(old, settings) != memberships_of(new, settings):
-        return False
+        return None
     if change.old_made.keys() != change.new_made.keys():
-        return False
+        return None
     for name, (own, note) in change.old_made.items():
         own_now, note_now = change.new_made[name]
         if own.keys() != own_now.keys():
-            return False
+            return None
         if name != "ical" and note != note_now:  # the listings' markup and place
-            return False
+            return None
     old_note = change.old_made["ical"][1]
     new_note = change.new_made["ical"][1]
     _, _, zones, last_day = cast(tuple[int, int, tuple[object, ...], date | None], old_note)
     _, _, zones_now, last_day_now = cast(tuple[int, int, tuple[object, ...], date | None], new_note)
-    if zones != zones_now or last_day != last_day_now or last_day is None:
+    if zones != zones_now or last_day != last_day_now:
+        return None
+    return _filed(last_day, day - timedelta(days=settings.calendars.lookback_days), day)
+
+
+def _filed(last_day: date | None, cutoff: date, day: date) -> str | None:
+    """Where the calendars may hold an event that ends on ``last_day`` (None: a series
+    without end) as a member of dated calendars only (:func:`eventfeed.ical._dated`):
+
+    * ``"archive"``: it ended before the look-back window (``cutoff``): the archive calendar
+      of its last month holds it, and no subscription calendar;
+    * ``"later"``: it is to come on ``day``: when calendar.ics has no room for it, a later
+      calendar of the month it starts in holds it, and nothing else (calendar.json shows
+      what calendar.ics holds, and the other subscription calendars their share of it);
+      else calendar.ics does, which :func:`_spliced` finds;
+    * None: it ended within the window; calendar.ics holds it, or the archive when it had
+      no room.
+    """
+    if last_day is not None and last_day < cutoff:
+        return _ARCHIVE
+    if last_day is None or last_day >= day:
+        return _LATER
+    return None
+
+
+def _in_main_calendar(out_dir: Path, events: list[Event]) -> bool:
+    """Whether calendar.ics in out/ seems to hold any of ``events`` (by a line with its UID,
+    unfolded): such an edit takes the full build, found so before the manifest is read. A
+    quick look, not a proof: the calendars an edit is spliced into are read again."""
+    lines = [b"\r\nUID:" + event.uid.encode() + b"\r\n" for event in events]
+    try:
+        data = (out_dir / paths.CALENDAR).read_bytes()
+    except OSError:
         return False
-    cutoff = day - timedelta(days=settings.calendars.lookback_days)
-    return last_day < cutoff
+    return any(line in data for line in lines)
 
 
 def _components(made: Made, event: Event) -> bytes:
@@ -401,29 +443,68 @@ def _members_at(data: bytes) -> int:
     return found + 2 if found >= 0 else -1
 
 
-def _archives(
+def _dated_calendars(
     out_dir: Path,
     previous: Manifest,
     settings: Settings,
     context: BuildContext,
     changes: list[_Edit],
 ) -> dict[str, bytes] | None:
-    """The archive calendars holding the edited events, with their components replaced; None
-    when one of them is not found where it is expected, or when the new sizes could move an
-    event from one archive calendar to another (:func:`_spliced`)."""
-    by_year: dict[int, list[tuple[int, bytes, bytes]]] = {}
+    """The dated calendars holding the edited events (the archive's, the later ones'), with
+    their components replaced; None when one of them is not found where it is expected, or
+    when the new sizes could move an event from one calendar to another (:func:`_spliced`,
+    :func:`_still_later`)."""
+    by_year: dict[tuple[str, int], list[tuple[int, bytes, bytes]]] = {}
     for change in changes:
-        last_day = cast(tuple[int, int, object, date], change.new_made["ical"][1])[3]
+        assert change.filed is not None
         old = _components(change.old_made, change.old)
         new = _components(change.new_made, change.new)
-        by_year.setdefault(last_day.year, []).append((last_day.month, old, new))
+        if change.filed == _ARCHIVE:
+            on = cast(tuple[int, int, object, date], change.new_made["ical"][1])[3]
+        else:
+            if len(new) < len(old) and not _still_later(previous, change.new):
+                return None
+            on = change.new.local_start  # (a date, or a date-time: its year and month)
+        by_year.setdefault((change.filed, on.year), []).append((on.month, old, new))
     made: dict[str, bytes] = {}
-    for year, edits in sorted(by_year.items()):
-        spliced = _spliced(out_dir, previous, settings, context, year, edits)
+    for (kind, year), edits in sorted(by_year.items()):
+        spliced = _spliced(out_dir, previous, settings, context, kind, year, edits)
         if spliced is None:
             return None
         made.update(spliced)
     return made
+
+
+#: a later calendar's name: its year, month and part (:func:`eventfeed.paths.later_calendar`)
+_LATER_NAME = re.compile(r"calendars/later/(\d{4})(?:-(\d{2}))?(?:-part(\d+))?\.ics")
+
+
+def _still_later(previous: Manifest, event: Event) -> bool:
+    """Whether calendar.ics would still have no room for a coming ``event`` of the later
+    calendars once its components shrank: sure when it is not the first of them in order.
+
+    calendar.ics holds the longest beginning of the coming events, in order, for which
+    every subscription calendar fits (:func:`eventfeed.ical._fit`). Whether a beginning fits
+    depends on its events alone, and a longer one never fits where a shorter one does not:
+    so the beginning kept stays the same when any event after the first it left out
+    changes size (its zones and calendars the same), and when that first one grows. The
+    order is by the start in UTC; the later calendars file an event by the month of its
+    local start, which is within 14 hours of it. An event that starts two days after the
+    period of the first later calendar ends starts after each event that calendar holds,
+    and is not the first."""
+    periods = []
+    for path in previous.files:
+        found = _LATER_NAME.fullmatch(path)
+        if found is not None:
+            year, month = int(found.group(1)), found.group(2)
+            periods.append((year, int(month) if month else 0))
+    if not periods:
+        return False
+    year, month = min(periods)
+    ends = date(year + 1, 1, 1) if month in (0, 12) else date(year, month + 1, 1)
+    start = event.local_start
+    day = start.date() if isinstance(start, datetime) else start
+    return day >= ends + timedelta(days=2)
 
 
 def _read_out(out_dir: Path, previous: Manifest, path: str) -> bytes | None:
@@ -440,18 +521,20 @@ def _spliced(
     previous: Manifest,
     settings: Settings,
     context: BuildContext,
+    kind: str,
     year: int,
     edits: list[tuple[int, bytes, bytes]],
 ) -> dict[str, bytes] | None:
-    """The archive calendars of ``year`` that hold the components ``old`` of the events
-    edited (each ended in the month given), with ``new`` in their place; None when the
-    archive cannot be shown to keep its calendars and their members
+    """The dated calendars of ``kind`` (the archive, the later calendars) and ``year`` that
+    hold the components ``old`` of the events edited (each filed in the month given: the
+    archive by the last day, the later calendars by the start), with ``new`` in their
+    place; None when they cannot be shown to keep their calendars and their members
     (``eventfeed.ical._dated``).
 
-    With their zones, starts and last days unchanged, the events keep their places in the
-    archive, and every calendar its head and zones; only sizes change. The archive of a year
-    is one calendar when it fits ``calendars.max_bytes``, else one per month, a month that
-    does not fit in parts, each as many events as fit, in order. So:
+    With their zones, starts and last days unchanged, the events keep their places among
+    these calendars, and every calendar its head and zones; only sizes change. A year of
+    them is one calendar when it fits ``calendars.max_bytes``, else one per month, a month
+    that does not fit in parts, each as many events as fit, in order. So:
 
     * each calendar that grew still fits (its beginnings grow with each event, an event
       being larger than the zone line a later one may remove from the head: the whole is the
@@ -466,24 +549,25 @@ def _spliced(
     refresh = settings.calendars.refresh_hours
 
     def shortest(month: int | None, part: int | None) -> int:
-        header = _dated_header(context, "archive", year, month, part)
+        header = _dated_header(context, kind, year, month, part)
         return len(_head_bytes(header, refresh, settings.site_url, None)) + len(_END)
 
     def members(data: bytes) -> int:
         return len(data) - _members_at(data) - len(_END)
 
     # the calendars of each month edited (all the year's: None)
-    whole = paths.archive_calendar(year)
+    named = paths.archive_calendar if kind == _ARCHIVE else paths.later_calendar
+    whole = named(year)
     layouts: dict[int | None, list[str]] = {}
     if whole in previous.files:
         layouts[None] = [whole]
     else:
         for number in sorted({month for month, _, _ in edits}):
-            layout = [paths.archive_calendar(year, number)]
+            layout = [named(year, number)]
             if layout[0] not in previous.files:
                 layout = []
-                while paths.archive_calendar(year, number, len(layout) + 1) in previous.files:
-                    layout.append(paths.archive_calendar(year, number, len(layout) + 1))
+                while named(year, number, len(layout) + 1) in previous.files:
+                    layout.append(named(year, number, len(layout) + 1))
             layouts[number] = layout
     held: dict[str, bytes] = {}
     for layout in layouts.values():
@@ -516,7 +600,7 @@ def _spliced(
         # the year did not fit: its members alone still do not
         total = 0
         for path in previous.files:
-            if path.startswith(f"calendars/archive/{year}-"):
+            if path.startswith(whole[: -len(".ics")] + "-"):
                 other = held.get(path) or _read_out(out_dir, previous, path)
                 if other is None or _members_at(other) < 0:
                     return None
