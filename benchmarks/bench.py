@@ -15,6 +15,11 @@ For each N it measures, in child processes so peak memory is the child's own:
   build: the writer links every file into a new tree);
 * nextedit -- the rebuild after that, which puts the record back: an edit as every later one
   is made, into the tree the rebuild before replaced, which already holds the unchanged files;
+* comingedit -- a rebuild after editing the wording of a coming event, the first a year after
+  the day of the builds (from 10,000 records on, calendar.ics has no room for it: a later
+  calendar holds it), then put back by a rebuild not timed;
+* soonedit -- the same for the soonest coming event, which calendar.ics holds (the full
+  rebuild: calendar.json and the other subscription calendars show it too);
 * nextday  -- a rebuild with nothing changed on the next day (the first build of each day:
   events that ended are past now, and the clock is not the one the records were checked on);
 * check    -- ``build --check`` of that out/, up to date (what CI runs on every push to the
@@ -224,6 +229,10 @@ FLOOR = textwrap.dedent("""
 """)
 
 
+#: the day every build is made as of (``--as-of``), and a year after it
+AS_OF, A_YEAR_ON = "2023-11-14", "2024-11-14"
+
+
 def stages(events: Path, out: Path, env: dict[str, str], profile: Path | None) -> list[Path]:
     """Print where a cold build, a one-edit rebuild after it, the first rebuild of the next
     day and a rebuild after a change of the site's title spend their time, phase by phase
@@ -235,7 +244,7 @@ def stages(events: Path, out: Path, env: dict[str, str], profile: Path | None) -
         shutil.rmtree(folder, ignore_errors=True)
     env = dict(env, EVENTFEED_CACHE_DIR=str(cache))
     script = str(Path(__file__).with_name("phases.py"))
-    build = ["build", "--events", str(events), "--out", str(out), "-q", "--as-of", "2023-11-14"]
+    build = ["build", "--events", str(events), "--out", str(out), "-q", "--as-of", AS_OF]
     edited = next(iter(sorted(events.rglob("event-*.md"))))
     original = edited.read_text(encoding="utf-8")
     settings = events / "site.yaml"
@@ -393,7 +402,7 @@ def print_creation_cost(root: Path, when: str) -> None:
 
 #: What a run times, in order: each rebuild follows the ones before it.
 SCENARIOS = (
-    *("floor", "cold", "nochange", "oneedit", "nextedit", "nextday"),
+    *("floor", "cold", "nochange", "oneedit", "nextedit", "comingedit", "soonedit", "nextday"),
     *("check", "diff", "clone", "settings", "checkout", "checkout_settings"),
 )
 
@@ -467,11 +476,15 @@ def run_size(
         made += [out, cache]
         env["EVENTFEED_CACHE_DIR"] = str(cache)
         build = [*eventfeed(), "build", "--events", str(events), "--out", str(out), "-q"]
-        build += ["--as-of", "2023-11-14"]
+        build += ["--as-of", AS_OF]
         results["cold"].append(timed(build, env))
         if until != "cold":
             made += _rebuilds(results, until, run, events, out, build, env)
     identical = check_identical(events, out, edited, original, build, env)
+    coming = _coming(events)[0]
+    coming_identical = check_identical(
+        events, out, coming, coming.read_text(encoding="utf-8"), build, env
+    )
     print_creation_cost(root, "after them")
     for folder in made:
         shutil.rmtree(folder, ignore_errors=True)
@@ -491,6 +504,10 @@ def run_size(
             flush=True,
         )
     print(f"  one-edit rebuild identical to a cold build from the same manifest: {identical}")
+    print(
+        "  coming-edit rebuild identical to a cold build from the same manifest: "
+        f"{coming_identical}"
+    )
     return rows
 
 
@@ -498,6 +515,22 @@ def _edited(events: Path) -> tuple[Path, str]:
     """The record the rebuilds edit, and its text."""
     edited = next(iter(sorted(events.rglob("event-*.md"))))
     return edited, edited.read_text(encoding="utf-8")
+
+
+_START = re.compile(r"^start: (\S+)$", re.M)
+
+
+def _coming(events: Path) -> tuple[Path, Path]:
+    """Two records of coming events: the first to start a year after the day of the builds,
+    and the soonest (by their starts as written, then their names)."""
+    starts = []
+    for path in events.rglob("event-*.md"):
+        found = _START.search(path.read_text(encoding="utf-8"))
+        if found is not None and found.group(1) >= AS_OF:
+            starts.append((found.group(1), path.name, path))
+    starts.sort()
+    later = next(path for start, _, path in starts if start >= A_YEAR_ON)
+    return later, starts[0][2]
 
 
 def _rebuilds(
@@ -530,6 +563,16 @@ def _rebuilds(
         edited.write_text(original, encoding="utf-8")  # back, for the next run
     if not then("nextedit", build, env):
         return made
+    for name, record in zip(("comingedit", "soonedit"), _coming(events), strict=True):
+        text = record.read_text(encoding="utf-8")
+        record.write_text(text + f"\nEdited in run {run}.\n", encoding="utf-8")
+        try:
+            wanted = then(name, build, env)
+        finally:
+            record.write_text(text, encoding="utf-8")  # back, and built so (not timed)
+        timed(build, env)
+        if not wanted:
+            return made
     day_build, day_env = next_day(build, env)
     if not then("nextday", day_build, day_env):
         return made
@@ -626,6 +669,7 @@ def check_identical(
         1 for p in out.rglob("*") if p.is_file()
     )
     shutil.rmtree(cold, ignore_errors=True)
+    timed(build, env)  # (out/ as before the edit, for what follows)
     return same
 
 

@@ -44,7 +44,7 @@ PHASES: list[tuple[Any, str, str]] = [
     (cache.Fingerprint, "left", "out/ found as left"),
     (quick, "_read_manifest", "manifest read"),
     (quick, "_each", "per-event work (here)"),  # (quick's own names of these three)
-    (quick, "_archives", "archive calendars spliced"),
+    (quick, "_dated_calendars", "dated calendars spliced"),
     (quick, "write_tree", "write"),
     (pipeline, "load_site", "load"),
     (pipeline, "check_target", "out/ checked"),

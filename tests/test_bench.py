@@ -40,7 +40,7 @@ EDIT = [
     "out/ found as left",
     "manifest read",
     "per-event work (here)",
-    "archive calendars spliced",
+    "dated calendars spliced",
     "write",
     "fingerprint saved",
 ]
@@ -107,7 +107,7 @@ def test_the_benchmark_times_every_phase_of_a_build(tmp_path: Path) -> None:
 
 #: the timings of a run, in the order the benchmark prints them
 RUNS = [
-    *("floor", "cold", "nochange", "oneedit", "nextedit", "nextday"),
+    *("floor", "cold", "nochange", "oneedit", "nextedit", "comingedit", "soonedit", "nextday"),
     *("check", "diff", "clone", "settings", "checkout", "checkout_settings"),
 ]
 
@@ -123,7 +123,10 @@ def test_every_timing_of_a_run_is_made_and_printed(tmp_path: Path) -> None:
     cpu = re.findall(r"^  \w+ +median .*\)  cpu +(\d+\.\d\d) s  peak", done.stdout, re.M)
     assert len(cpu) == len(RUNS)
     assert all(float(c) > 0 for c in cpu)
-    assert "identical to a cold build from the same manifest: True" in done.stdout
+    assert "one-edit rebuild identical to a cold build from the same manifest: True" in done.stdout
+    assert "coming-edit rebuild identical to a cold build from the same manifest: True" in (
+        done.stdout
+    )
     # what creating a file costs on that file system, before the timings and after them
     costs = re.findall(
         r"^  (.+), creating a file here(?: \((\w+)\))? costs (\d+) us$", done.stdout, re.M
