@@ -563,19 +563,123 @@ def test_a_later_event_shrunk(
     assert pair.build()
 
 
-def test_an_edit_in_calendar_ics_is_left_to_the_full_build_at_once(
+# --- events calendar.ics holds ---------------------------------------------------------------
+
+
+def _held(pair: Pair, calendar: str = "calendar.ics") -> list[Path]:
+    """The records of the events a calendar of out/ holds, in its order."""
+    return [_record_of(pair, event_id) for event_id in _members(pair.root / "out" / calendar)]
+
+
+def _dated_none(records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pair:
+    """A pair whose look-back window takes in every event: calendar.ics holds them all, and
+    there is neither archive nor later calendar."""
+    pair = Pair(tmp_path, records, monkeypatch)
+    settings = pair.events / "site.yaml"
+    settings.write_text(
+        settings.read_text().replace(
+            "calendars: {lookback_days: 365}", "calendars: {lookback_days: 3650}"
+        )
+    )
+    pair.start()
+    assert not (tmp_path / "out/calendars/archive").exists()
+    assert not (tmp_path / "out/calendars/later").exists()
+    return pair
+
+
+def test_events_of_calendar_ics_grown_and_shrunk_when_it_holds_all(
     records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A coming event that calendar.ics holds is edited: the full build, found so before the
-    quick one reads the manifest."""
+    """calendar.ics holds every event: one grows, or shrinks, and every calendar that holds
+    it (calendar.ics, its kind's, region's and language's, calendar.json) has its
+    components replaced (quick, the files compared with the full build's); one event or
+    a few at once."""
+    pair = _dated_none(records, tmp_path, monkeypatch)
+    held = _held(pair)
+    past, coming = held[10], held[-10]  # (one that ended, one to come)
+    for path in (past, coming):
+        path.write_text(path.read_text() + "\nNoted after the meeting.\n")
+        assert pair.build()
+        _first_paragraph_only(path)
+        assert pair.build()
+    for path in held[20:23]:
+        path.write_text(path.read_text() + "\nNoted after the meeting.\n")
+    assert pair.build()
+    assert "Noted after the meeting." in (tmp_path / "out/calendar.json").read_text()
+
+
+def test_an_event_of_calendar_ics_grown_past_the_limit(
+    records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """calendar.ics holds as many of the coming events as fit: one of them grows a little
+    (quick), then past the limit: the full build, which leaves the last one out."""
     pair = _parts_pair(records, tmp_path, monkeypatch)
     main = tmp_path / "out/calendar.ics"
-    held = [_record_of(pair, event_id) for event_id in _members(main)]
-    # (one whose edit brings no warning: the quick build would go on to read the manifest)
-    path = next(p for p in held if re.search(r"^(online|location):", p.read_text(), flags=re.M))
-    read: list[object] = []
-    real = quick._read_manifest
-    monkeypatch.setattr(quick, "_read_manifest", lambda *a: read.append(a) or real(*a))
-    path.write_text(path.read_text() + "\nNoted after the meeting.\n")
+    held = _held(pair)
+    last = held[-1].stem
+    held[0].write_text(held[0].read_text() + "\nNoted after the meeting.\n")
+    assert pair.build()
+    room = 30000 - main.stat().st_size
+    held[0].write_text(held[0].read_text() + "\n" + "A longer note. " * (room // 10) + "\n")
     assert not pair.build()
-    assert not read
+    assert f"UID:{last}@" not in main.read_text()  # (moved out, as the full build moves it)
+
+
+def test_an_event_of_calendar_ics_shrunk_when_others_were_left_out(
+    records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The soonest coming event, large, leaves calendar.ics room for few others; shrunk, it
+    leaves room for more: the full build, which moves them in."""
+
+    def large(pair: Pair) -> None:
+        path = _soonest_coming(pair.events, 0)
+        path.write_text(path.read_text() + "\n" + "A long report of the session. " * 300 + "\n")
+
+    pair = _parts_pair(records, tmp_path, monkeypatch, prepare=large)
+    path = _soonest_coming(pair.events, 0)
+    held = _held(pair)
+    assert held[0] == path
+    path.write_text(path.read_text() + "\nNoted after the meeting.\n")
+    assert pair.build()  # (grown: quick)
+    _first_paragraph_only(path)
+    assert not pair.build()
+    assert len(_held(pair)) > len(held)  # (moved in, as the full build moves them)
+
+
+def test_an_event_of_calendar_ics_and_of_a_collection(
+    records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event that a collection's calendar holds as well as calendar.ics (and its
+    region's, its kind's, its language's): each has its components replaced."""
+    pair = Pair(tmp_path, records, monkeypatch)
+    pair.start()
+    held = _held(pair, "calendars/africa.ics")
+    feed = (tmp_path / "out/feeds/atom.xml").read_text()
+    path = next(p for p in held if f"/{p.stem}.html" not in feed)  # (no feed names it)
+    path.write_text(path.read_text() + "\nNoted after the meeting.\n")
+    assert pair.build()
+    for calendar in ("calendar.ics", "calendars/africa.ics", "calendars/region/africa.ics"):
+        unfolded = (tmp_path / "out" / calendar).read_text().replace("\n ", "")
+        assert "Noted after the meeting." in unfolded
+
+
+@pytest.mark.parametrize("limit", [None, 30000, 12000])
+def test_random_edits_of_events_in_calendar_ics(
+    limit: int | None, records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rounds of edits of events that calendar.ics holds (it holds all: None; or as many of
+    the coming ones as fit), one record or a few, mostly to their bodies, each round's
+    files compared with the full build's."""
+    if limit is None:
+        pair = _dated_none(records, tmp_path, monkeypatch)
+    else:
+        pair = _parts_pair(records, tmp_path, monkeypatch, limit)
+    rng = random.Random(17 + SEED + (limit or 0))
+    taken = []
+    for number in range(ROUNDS):
+        held = _held(pair)
+        for path in rng.sample(held, min(len(held), rng.randint(2, 3) if number % 3 == 2 else 1)):
+            edit = rng.choice(EDITS if number % 4 == 3 else BODY)
+            path.write_text(edit(path.read_text(), rng))
+        taken.append(pair.build())
+    assert taken.count(True) >= 2, taken

@@ -15,19 +15,20 @@ when it can show that the result is the same:
   warnings are the last build's), and keeps its id and calendar UID;
 * compiled again from the record store, each old record gives the very files out/ holds for
   it (the code and settings are those of the last build);
-* each event is placed by the whole steps exactly as before: the calendars hold it in one
-  dated calendar and nowhere else, because it ended before the look-back window (its
-  month's archive) or because it is to come and calendar.ics has no room for it (the later
-  calendar of the month it starts in; :func:`_filed`, :func:`_still_later`); its listing
-  markup and place, collections, kind, region, language, zones, last day, start, and
-  publication are the same; and no feed shows it.
+* each event is placed by the whole steps exactly as before (its listing markup and place,
+  collections, kind, region, language, zones, last day, start, and publication are the
+  same; no feed shows it), and the calendars that hold it keep their members:
 
-Then the build's files are the last build's, but for each event's own files, the dated
-calendars that hold them (their components replaced, when the sizes leave every split of
-those calendars where it was: :func:`_spliced`), and the manifest (its text patched). The
-edits this leaves to the full build are those of events in calendar.ics (the soonest to
-come, and those that ended lately), which calendar.json and the other subscription
-calendars show too, and whose sizes decide where calendar.ics ends. The writer
+  * an event that ended before the look-back window is in its month's archive only, and an
+    event to come that calendar.ics has no room for in the later calendar of the month it
+    starts in only (:func:`_filed`); each keeps its splits (:func:`_spliced`), and
+    calendar.ics still ends where it did (:func:`_still_later`);
+  * an event calendar.ics holds is also in calendar.json and in its share of the other
+    subscription calendars; each of those still fits, and when one shrinks, calendar.ics
+    held every event it may hold (:func:`_current_calendars`).
+
+Then the build's files are the last build's, but for each event's own files, the calendars
+that hold them (their components replaced) and the manifest (its text patched). The writer
 takes the rest from out/ as it does after any rebuild, and the stores and the fingerprint
 are brought up to date as a full build leaves them. Anything else takes the full build,
 which gives the same bytes (``tests/test_quick.py`` compares the two).
@@ -62,7 +63,7 @@ from .cache import Edits, Fingerprint, OutState
 from .errors import EventfeedError, Problem, errors_in
 from .event import Event
 from .eventcache import Entry, EventCache
-from .ical import _ARCHIVE, _END, _LATER, _dated_header, _head_bytes
+from .ical import _ARCHIVE, _END, _LATER, _dated_header, _groups, _head_bytes
 from .load import (
     SETTINGS_FILE,
     RecordFile,
@@ -79,7 +80,7 @@ from .model import Settings
 from .recordstore import RecordStore
 from .state import EventState, Manifest, advance, content_digests, file_digest, manifest_head
 from .state import read_manifest as _read_manifest
-from .vevent import series_last_day
+from .vevent import compile_event
 from .write import write_tree
 
 #: The most records a quick rebuild takes; 0: never quick.
@@ -214,8 +215,8 @@ def _plan(
     today = clock.date()
     day = as_of or as_of_for(clock, settings)
     cutoff = day - timedelta(days=settings.calendars.lookback_days)
-    # The records first: most edits that the quick build leaves to the full one are of
-    # events still in the calendars, found here before the manifest is read.
+    # The records first: an edit that the quick build leaves to the full one is most often
+    # found here, before the manifest is read.
     found: list[tuple[Event, Event, RecordFile, str]] = []
     for name, path, key_then, key_now in edits.records:
         shown = shown_path(root, name)
@@ -234,16 +235,12 @@ def _plan(
             problems = []
             events.append(check_record(record, settings, problems, today))
             reported.append(problems)
-            if _filed(series_last_day(events[-1]), cutoff, day) is None:
-                return None  # (ended within the look-back window: in calendar.ics)
         if reported[1] != reported[0] or errors_in(reported[1]):
             return None  # the warnings would change (the last build's are printed), or it fails
         old_event, new_event = events
         if old_event.id != new_event.id or old_event.uid != new_event.uid:
             return None
         found.append((old_event, new_event, new, name))
-    if _in_main_calendar(out_dir, [old for old, _, _, _ in found]):
-        return None
     seen = fingerprint.left(out_dir)
     if seen is None:
         return None  # out/ is not as that build left it
@@ -256,6 +253,7 @@ def _plan(
         return None
     if previous is None or previous.as_of != day:
         return None
+    main = _read_out(out_dir, previous, paths.CALENDAR) or b""
     steps = compilers()
     site = Site(settings=settings, events=cast(tuple[Event, ...], _NotLoaded()), root=root)
     blank = BuildContext(site=site, history={}, as_of=day)
@@ -284,6 +282,10 @@ def _plan(
         change.filed = _placed_alike(settings, day, change)
         if change.filed is None:
             return None
+        if _named(main, change.old):
+            change.filed = _MAIN
+        elif change.filed == _WINDOW:
+            return None  # (calendar.ics had no room for it: the archive holds it)
         for own, _ in change.new_made.values():
             made.update(own)
     if not _in_no_feed(out_dir, previous, changes):
@@ -292,6 +294,10 @@ def _plan(
     if spliced is None:
         return None
     made.update(spliced)
+    current = _current_calendars(out_dir, previous, settings, blank, changes, cutoff)
+    if current is None:
+        return None
+    made.update(current)
     history = dict(previous.events)
     history.update((c.new.id, c.after) for c in changes)
     digests = dict(previous.files)
@@ -345,10 +351,9 @@ def _sizes(out: OutState, wanted: set[str]) -> dict[str, int] | None:
 
 
 def _placed_alike(settings: Settings, day: date, change: _Edit) -> str | None:
-    """Which dated calendars hold the edited event (:func:`_filed`), when the whole steps
+    """Where the calendars may hold the edited event (:func:`_filed`), when the whole steps
     place it as they placed it: what they read of an event (its notes, its membership of
-    collections and facets, its order and publication) is the same, and it is in the
-    archive or may be in the later calendars; None otherwise."""
+    collections and facets, its order and publication) is the same; None otherwise."""
     old, new = change.old, change.new
     before, after = change.before, change.after
     if (before.published, before.cancelled) != (after.published, after.cancelled):
@@ -379,36 +384,29 @@ def _placed_alike(settings: Settings, day: date, change: _Edit) -> str | None:
     return _filed(last_day, day - timedelta(days=settings.calendars.lookback_days), day)
 
 
-def _filed(last_day: date | None, cutoff: date, day: date) -> str | None:
-    """Where the calendars may hold an event that ends on ``last_day`` (None: a series
-    without end) as a member of dated calendars only (:func:`eventfeed.ical._dated`):
+#: Where the calendars hold an edited event (:func:`_filed`): only in the archive calendar of
+#: the month it ended in; in calendar.ics, or else only in the later calendar of the month it
+#: starts in (it is to come); in calendar.ics, or else in the archive (it ended within the
+#: look-back window); in calendar.ics (found there), and so in calendar.json and its share of
+#: the other subscription calendars.
+_WINDOW, _MAIN = "window", "main"
 
-    * ``"archive"``: it ended before the look-back window (``cutoff``): the archive calendar
-      of its last month holds it, and no subscription calendar;
-    * ``"later"``: it is to come on ``day``: when calendar.ics has no room for it, a later
-      calendar of the month it starts in holds it, and nothing else (calendar.json shows
-      what calendar.ics holds, and the other subscription calendars their share of it);
-      else calendar.ics does, which :func:`_spliced` finds;
-    * None: it ended within the window; calendar.ics holds it, or the archive when it had
-      no room.
-    """
+
+def _filed(last_day: date | None, cutoff: date, day: date) -> str:
+    """Where the calendars may hold an event that ends on ``last_day`` (None: a series
+    without end), on ``day``, with the look-back window from ``cutoff``: :data:`_ARCHIVE`,
+    :data:`_LATER` or :data:`_WINDOW`."""
     if last_day is not None and last_day < cutoff:
         return _ARCHIVE
     if last_day is None or last_day >= day:
         return _LATER
-    return None
+    return _WINDOW
 
 
-def _in_main_calendar(out_dir: Path, events: list[Event]) -> bool:
-    """Whether calendar.ics in out/ seems to hold any of ``events`` (by a line with its UID,
-    unfolded): such an edit takes the full build, found so before the manifest is read. A
-    quick look, not a proof: the calendars an edit is spliced into are read again."""
-    lines = [b"\r\nUID:" + event.uid.encode() + b"\r\n" for event in events]
-    try:
-        data = (out_dir / paths.CALENDAR).read_bytes()
-    except OSError:
-        return False
-    return any(line in data for line in lines)
+def _named(calendar: bytes, event: Event) -> bool:
+    """Whether ``calendar`` has a line with the UID of ``event`` (unfolded). A look, not a
+    proof: the calendars an edit is spliced into are searched for its components."""
+    return b"\r\nUID:" + event.uid.encode() + b"\r\n" in calendar
 
 
 def _components(made: Made, event: Event) -> bytes:
@@ -456,16 +454,19 @@ def _dated_calendars(
     :func:`_still_later`)."""
     by_year: dict[tuple[str, int], list[tuple[int, bytes, bytes]]] = {}
     for change in changes:
-        assert change.filed is not None
+        filed = change.filed
+        if filed == _MAIN:
+            continue  # (:func:`_current_calendars`)
+        assert filed is not None  # (archived, or in a later calendar)
         old = _components(change.old_made, change.old)
         new = _components(change.new_made, change.new)
-        if change.filed == _ARCHIVE:
+        if filed == _ARCHIVE:
             on = cast(tuple[int, int, object, date], change.new_made["ical"][1])[3]
         else:
             if len(new) < len(old) and not _still_later(previous, change.new):
                 return None
             on = change.new.local_start  # (a date, or a date-time: its year and month)
-        by_year.setdefault((change.filed, on.year), []).append((on.month, old, new))
+        by_year.setdefault((filed, on.year), []).append((on.month, old, new))
     made: dict[str, bytes] = {}
     for (kind, year), edits in sorted(by_year.items()):
         spliced = _spliced(out_dir, previous, settings, context, kind, year, edits)
@@ -505,6 +506,113 @@ def _still_later(previous: Manifest, event: Event) -> bool:
     start = event.local_start
     day = start.date() if isinstance(start, datetime) else start
     return day >= ends + timedelta(days=2)
+
+
+def _current_calendars(
+    out_dir: Path,
+    previous: Manifest,
+    settings: Settings,
+    context: BuildContext,
+    changes: list[_Edit],
+    cutoff: date,
+) -> dict[str, bytes] | None:
+    """calendar.ics, the other subscription calendars and calendar.json, with the components
+    of the edited events calendar.ics holds replaced; None when one of them is not found
+    there once, or when the new sizes could change which events calendar.ics holds.
+
+    calendar.ics holds every event to come and every one that ended within the look-back
+    window when every subscription calendar fits so; else the longest run of them for which
+    every one fits, in an order (those to come first, soonest first, then the others, those
+    that ended last first: :func:`eventfeed.ical._fit`). Whether a run fits depends on its
+    events alone, and a longer one never fits where a shorter one does not. So with its
+    zones and calendars the same, an event of the run may grow while every calendar that
+    holds it still fits (the run still fits, and a longer one still does not), and may
+    shrink when calendar.ics held all (the whole fits); when some were left out (the later
+    calendars, or the archive of a month of the window, hold some) a shrink is left to the
+    full build."""
+    if not any(change.filed == _MAIN for change in changes):
+        return {}
+    limit = settings.calendars.max_bytes
+    edits: dict[str, list[tuple[bytes, bytes]]] = {}
+    for change in changes:
+        if change.filed != _MAIN:
+            continue
+        old = _components(change.old_made, change.old)
+        new = _components(change.new_made, change.new)
+        for path in _subscribed(context, change.new):
+            edits.setdefault(path, []).append((old, new))
+        jcal = [compile_event(e, s).jcal.encode() for e, s in _both(change)]
+        edits.setdefault(paths.JCAL, []).append((jcal[0], jcal[1]))
+    made: dict[str, bytes] = {}
+    shrunk = False
+    for path, pairs in edits.items():
+        data = _read_out(out_dir, previous, path)
+        if data is None:
+            return None
+        spliced = _replaced(data, pairs)
+        if spliced is None:
+            return None
+        if path != paths.JCAL:  # (calendar.json is never split)
+            if len(spliced) > len(data) and len(spliced) > limit:
+                return None
+            shrunk = shrunk or len(spliced) < len(data)
+        made[path] = spliced
+    if shrunk and _some_left_out(previous, cutoff):
+        return None
+    return made
+
+
+def _both(change: _Edit) -> list[tuple[Event, EventState]]:
+    return [(change.old, change.before), (change.new, change.after)]
+
+
+def _subscribed(context: BuildContext, event: Event) -> list[str]:
+    """The subscription calendars that hold ``event`` when calendar.ics does."""
+    found = [paths.CALENDAR]
+    for kind, value in _groups(context, event):
+        is_collection = kind == "collection"
+        found.append(
+            paths.collection_calendar(value) if is_collection else paths.facet_calendar(kind, value)
+        )
+    return found
+
+
+def _replaced(data: bytes, pairs: list[tuple[bytes, bytes]]) -> bytes | None:
+    """``data`` with each ``old`` of ``pairs`` replaced by its ``new``; None unless each is
+    found there exactly once."""
+    places = []
+    for old, new in pairs:
+        if data.count(old) != 1:
+            return None
+        places.append((data.index(old), old, new))
+    pieces, at = [], 0
+    for where, old, new in sorted(places):
+        if where < at:
+            return None  # (two overlap)
+        pieces += [data[at:where], new]
+        at = where + len(old)
+    pieces.append(data[at:])
+    return b"".join(pieces)
+
+
+#: a dated calendar's name: the archive or later, its year, month and part
+_DATED_NAME = re.compile(r"calendars/(archive|later)/(\d{4})(?:-(\d{2}))?(?:-part\d+)?\.ics")
+
+
+def _some_left_out(previous: Manifest, cutoff: date) -> bool:
+    """Whether calendar.ics may have had no room for some event to come or ended within the
+    look-back window from ``cutoff``: a later calendar, or an archive calendar of a month
+    such an event may have ended in, is among the last build's files."""
+    for path in previous.files:
+        found = _DATED_NAME.fullmatch(path)
+        if found is None:
+            continue
+        kind, year, month = found.group(1), int(found.group(2)), found.group(3)
+        if kind == _LATER:
+            return True
+        if (year, int(month) if month else 12) >= (cutoff.year, cutoff.month):
+            return True
+    return False
 
 
 def _read_out(out_dir: Path, previous: Manifest, path: str) -> bytes | None:
