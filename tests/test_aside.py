@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from eventfeed import build as build_module
+from eventfeed import ical
 from eventfeed.build import Staged, _Known, compile_site
 from eventfeed.cli import main
 from eventfeed.ical import CalendarTooLarge
@@ -134,12 +135,17 @@ def test_a_calendar_taken_aside_from_the_last_build_is_made_again_when_out_chang
     calendars = sorted(p for p in expected if p.startswith("calendars/"))
     taken = [p for p in calendars if isinstance(artifacts._files[p], _Known)]
     assert taken == calendars  # every calendar taken from the last build, by the process
-    # Changed under the build: the writer gets the calendars' bytes made again here.
+    # Changed under the build: the writer gets the calendars' bytes made again here, from
+    # one run of the step (each event's components made once).
     one, other = calendars[0], calendars[-1]
     (out / one).write_bytes(bytes(b ^ 1 for b in expected[one]))
     (out / other).unlink()
+    compiled: list[object] = []
+    real = ical._compiled
+    monkeypatch.setattr(ical, "_compiled", lambda *args: compiled.append(args) or real(*args))
     write_tree(out, artifacts, events_dir=events, files=artifacts.manifest_files)
     assert snapshot(out) == expected
+    assert len(compiled) == RECORDS
 
 
 def test_the_calendars_stay_here_while_spilled_files_are_copied(

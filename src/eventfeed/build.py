@@ -1353,8 +1353,10 @@ def _aside_files(
 
 
 def _whole_file(step: Compiler, context: BuildContext, path: str) -> bytes:
-    """One file of a whole step, made again."""
-    return step.whole(context)[path]
+    """One file of a whole step, made again: the step is run once in this process, however
+    many of its files are asked for (each calendar of a previous out/ that lost them all,
+    at 100,000 events, ran the calendars' step again: hours)."""
+    return context.shared("whole step: " + step.name, step.whole)[path]
 
 
 def _reused(
