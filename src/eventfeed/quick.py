@@ -148,7 +148,8 @@ class _Edit:
         self.before, self.after = before, after
         self.old_made: Made = {}
         self.new_made: Made = {}
-        #: the dated calendars that hold it (:func:`_filed`), once shown to be placed alike
+        #: where the calendars hold it (:data:`_MAIN` or :func:`_filed`), once it is shown to
+        #: be placed alike
         self.filed: str | None = None
 
 
@@ -215,8 +216,8 @@ def _plan(
     today = clock.date()
     day = as_of or as_of_for(clock, settings)
     cutoff = day - timedelta(days=settings.calendars.lookback_days)
-    # The records first: an edit that the quick build leaves to the full one is most often
-    # found here, before the manifest is read.
+    # The records first: most edits that the quick build leaves to the full one are found
+    # here, before the manifest is read (at 100,000 records, a second).
     found: list[tuple[Event, Event, RecordFile, str]] = []
     for name, path, key_then, key_now in edits.records:
         shown = shown_path(root, name)
@@ -240,6 +241,8 @@ def _plan(
         old_event, new_event = events
         if old_event.id != new_event.id or old_event.uid != new_event.uid:
             return None
+        if not _alike(settings, old_event, new_event):
+            return None  # (listed or placed elsewhere: the full build)
         found.append((old_event, new_event, new, name))
     seen = fingerprint.left(out_dir)
     if seen is None:
@@ -354,18 +357,10 @@ def _placed_alike(settings: Settings, day: date, change: _Edit) -> str | None:
     """Where the calendars may hold the edited event (:func:`_filed`), when the whole steps
     place it as they placed it: what they read of an event (its notes, its membership of
     collections and facets, its order and publication) is the same; None otherwise."""
-    old, new = change.old, change.new
     before, after = change.before, change.after
     if (before.published, before.cancelled) != (after.published, after.cancelled):
         return None
-    if old.sort_key != new.sort_key or old.all_day != new.all_day:
-        return None
-    if old.local_start != new.local_start:
-        return None
-    brief, other = old.brief, new.brief
-    if (brief.kind, brief.region, old.language) != (other.kind, other.region, new.language):
-        return None
-    if memberships_of(old, settings) != memberships_of(new, settings):
+    if not _alike(settings, change.old, change.new):
         return None
     if change.old_made.keys() != change.new_made.keys():
         return None
@@ -384,11 +379,29 @@ def _placed_alike(settings: Settings, day: date, change: _Edit) -> str | None:
     return _filed(last_day, day - timedelta(days=settings.calendars.lookback_days), day)
 
 
-#: Where the calendars hold an edited event (:func:`_filed`): only in the archive calendar of
-#: the month it ended in; in calendar.ics, or else only in the later calendar of the month it
-#: starts in (it is to come); in calendar.ics, or else in the archive (it ended within the
-#: look-back window); in calendar.ics (found there), and so in calendar.json and its share of
-#: the other subscription calendars.
+def _alike(settings: Settings, old: Event, new: Event) -> bool:
+    """Whether an edited record says the same of what the whole steps read of its event, as
+    far as the record alone says it (before its history is known and it is compiled): its
+    order, start, all-day, title, cancellation, publication date, kind, region, language
+    and collections."""
+    if old.sort_key != new.sort_key or old.all_day != new.all_day:
+        return False
+    if old.local_start != new.local_start or old.record.title != new.record.title:
+        return False
+    brief, other = old.brief, new.brief
+    if (old.cancelled, brief.published) != (new.cancelled, other.published):
+        return False
+    if (brief.kind, brief.region, old.language) != (other.kind, other.region, new.language):
+        return False
+    return memberships_of(old, settings) == memberships_of(new, settings)
+
+
+#: Where the calendars hold an edited event, beside ``_ARCHIVE`` (ended before the look-back
+#: window: only in the archive calendar of the month it ended in) and ``_LATER`` (to come: in
+#: calendar.ics, or else only in the later calendar of the month it starts in): ``_WINDOW``,
+#: ended within the window (in calendar.ics, or else in the archive), and ``_MAIN``, found in
+#: calendar.ics (so also in calendar.json and in its share of the other subscription
+#: calendars).
 _WINDOW, _MAIN = "window", "main"
 
 
@@ -476,8 +489,19 @@ def _dated_calendars(
     return made
 
 
-#: a later calendar's name: its year, month and part (:func:`eventfeed.paths.later_calendar`)
-_LATER_NAME = re.compile(r"calendars/later/(\d{4})(?:-(\d{2}))?(?:-part(\d+))?\.ics")
+#: a dated calendar's name: the archive or later, its year and month
+#: (:func:`eventfeed.paths.archive_calendar`, :func:`~eventfeed.paths.later_calendar`)
+_DATED_NAME = re.compile(r"calendars/(archive|later)/(\d{4})(?:-(\d{2}))?(?:-part\d+)?\.ics")
+
+
+def _dated_files(previous: Manifest) -> Iterator[tuple[str, int, int]]:
+    """The kind, year and month (0: the whole year) of each dated calendar of the last
+    build."""
+    for path in previous.files:
+        found = _DATED_NAME.fullmatch(path)
+        if found is not None:
+            month = found.group(3)
+            yield found.group(1), int(found.group(2)), int(month) if month else 0
 
 
 def _still_later(previous: Manifest, event: Event) -> bool:
@@ -493,12 +517,7 @@ def _still_later(previous: Manifest, event: Event) -> bool:
     local start, which is within 14 hours of it. An event that starts two days after the
     period of the first later calendar ends starts after each event that calendar holds,
     and is not the first."""
-    periods = []
-    for path in previous.files:
-        found = _LATER_NAME.fullmatch(path)
-        if found is not None:
-            year, month = int(found.group(1)), found.group(2)
-            periods.append((year, int(month) if month else 0))
+    periods = [(year, month) for kind, year, month in _dated_files(previous) if kind == _LATER]
     if not periods:
         return False
     year, month = min(periods)
@@ -595,24 +614,14 @@ def _replaced(data: bytes, pairs: list[tuple[bytes, bytes]]) -> bytes | None:
     return b"".join(pieces)
 
 
-#: a dated calendar's name: the archive or later, its year, month and part
-_DATED_NAME = re.compile(r"calendars/(archive|later)/(\d{4})(?:-(\d{2}))?(?:-part\d+)?\.ics")
-
-
 def _some_left_out(previous: Manifest, cutoff: date) -> bool:
     """Whether calendar.ics may have had no room for some event to come or ended within the
     look-back window from ``cutoff``: a later calendar, or an archive calendar of a month
     such an event may have ended in, is among the last build's files."""
-    for path in previous.files:
-        found = _DATED_NAME.fullmatch(path)
-        if found is None:
-            continue
-        kind, year, month = found.group(1), int(found.group(2)), found.group(3)
-        if kind == _LATER:
-            return True
-        if (year, int(month) if month else 12) >= (cutoff.year, cutoff.month):
-            return True
-    return False
+    return any(
+        kind == _LATER or (year, month or 12) >= (cutoff.year, cutoff.month)
+        for kind, year, month in _dated_files(previous)
+    )
 
 
 def _read_out(out_dir: Path, previous: Manifest, path: str) -> bytes | None:
