@@ -297,7 +297,7 @@ def _plan(
     if spliced is None:
         return None
     made.update(spliced)
-    current = _current_calendars(out_dir, previous, settings, blank, changes, cutoff)
+    current = _current_calendars(out_dir, previous, settings, blank, changes, cutoff, main)
     if current is None:
         return None
     made.update(current)
@@ -356,12 +356,12 @@ def _sizes(out: OutState, wanted: set[str]) -> dict[str, int] | None:
 def _placed_alike(settings: Settings, day: date, change: _Edit) -> str | None:
     """Where the calendars may hold the edited event (:func:`_filed`), when the whole steps
     place it as they placed it: what they read of an event (its notes, its membership of
-    collections and facets, its order and publication) is the same; None otherwise."""
+    collections and facets, its order and publication) is the same, its records shown
+    alike already (:func:`_alike`); None otherwise."""
     before, after = change.before, change.after
     if (before.published, before.cancelled) != (after.published, after.cancelled):
         return None
-    if not _alike(settings, change.old, change.new):
-        return None
+    # (what the records alone say of it: :func:`_alike`, looked at before the manifest)
     if change.old_made.keys() != change.new_made.keys():
         return None
     for name, (own, note) in change.old_made.items():
@@ -534,10 +534,12 @@ def _current_calendars(
     context: BuildContext,
     changes: list[_Edit],
     cutoff: date,
+    main: bytes,
 ) -> dict[str, bytes] | None:
-    """calendar.ics, the other subscription calendars and calendar.json, with the components
-    of the edited events calendar.ics holds replaced; None when one of them is not found
-    there once, or when the new sizes could change which events calendar.ics holds.
+    """calendar.ics (``main``: as out/ holds it), the other subscription calendars and
+    calendar.json, with the components of the edited events calendar.ics holds replaced;
+    None when one of them is not found there once, or when the new sizes could change which
+    events calendar.ics holds.
 
     calendar.ics holds every event to come and every one that ended within the look-back
     window when every subscription calendar fits so; else the longest run of them for which
@@ -565,7 +567,7 @@ def _current_calendars(
     made: dict[str, bytes] = {}
     shrunk = False
     for path, pairs in edits.items():
-        data = _read_out(out_dir, previous, path)
+        data = main if path == paths.CALENDAR else _read_out(out_dir, previous, path)
         if data is None:
             return None
         spliced = _replaced(data, pairs)
