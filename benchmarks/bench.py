@@ -464,6 +464,7 @@ def run_size(
     timed_here = SCENARIOS[: SCENARIOS.index(until) + 1]
     results: dict[str, list[Timing]] = {k: [] for k in timed_here}
     edited, original = _edited(events)
+    coming = _coming(events)
     for run in range(runs):
         results["floor"].append(timed([sys.executable, "-c", FLOOR, str(events)], env))
         out, cache = (
@@ -479,11 +480,11 @@ def run_size(
         build += ["--as-of", AS_OF]
         results["cold"].append(timed(build, env))
         if until != "cold":
-            made += _rebuilds(results, until, run, events, out, build, env)
+            made += _rebuilds(results, until, run, events, out, build, env, coming)
     identical = check_identical(events, out, edited, original, build, env)
     also = [
         (name, check_identical(events, out, record, record.read_text(encoding="utf-8"), build, env))
-        for name, record in zip(("coming-edit", "soonest-edit"), _coming(events), strict=True)
+        for name, record in zip(("coming-edit", "soonest-edit"), coming, strict=True)
     ]
     print_creation_cost(root, "after them")
     for folder in made:
@@ -539,10 +540,12 @@ def _rebuilds(
     out: Path,
     build: list[str],
     env: dict[str, str],
+    coming: tuple[Path, Path],
 ) -> list[Path]:
     """Time the rebuilds that follow a cold build into ``out``, in order, up to ``until``
     (each one's files as the last one left them; the records and settings as they were
-    after); return the folders made for them, to remove after the timings."""
+    after; ``coming``: the records of the coming events edited, :func:`_coming`); return
+    the folders made for them, to remove after the timings."""
     made: list[Path] = []
 
     def then(name: str, command: list[str], with_env: dict[str, str]) -> bool:
@@ -561,7 +564,7 @@ def _rebuilds(
         edited.write_text(original, encoding="utf-8")  # back, for the next run
     if not then("nextedit", build, env):
         return made
-    for name, record in zip(("comingedit", "soonedit"), _coming(events), strict=True):
+    for name, record in zip(("comingedit", "soonedit"), coming, strict=True):
         text = record.read_text(encoding="utf-8")
         record.write_text(text + f"\nEdited in run {run}.\n", encoding="utf-8")
         try:
