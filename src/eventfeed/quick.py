@@ -562,8 +562,11 @@ def _current_calendars(
         new = _components(change.new_made, change.new)
         for path in _subscribed(context, change.new):
             edits.setdefault(path, []).append((old, new))
-        jcal = [compile_event(e, s).jcal.encode() for e, s in _both(change)]
-        edits.setdefault(paths.JCAL, []).append((jcal[0], jcal[1]))
+        olds, news = (
+            compile_event(event, state).jcal.encode()
+            for event, state in ((change.old, change.before), (change.new, change.after))
+        )
+        edits.setdefault(paths.JCAL, []).append((olds, news))
     made: dict[str, bytes] = {}
     shrunk = False
     for path, pairs in edits.items():
@@ -581,10 +584,6 @@ def _current_calendars(
     if shrunk and _some_left_out(previous, cutoff):
         return None
     return made
-
-
-def _both(change: _Edit) -> list[tuple[Event, EventState]]:
-    return [(change.old, change.before), (change.new, change.after)]
 
 
 def _subscribed(context: BuildContext, event: Event) -> list[str]:
