@@ -605,10 +605,16 @@ def _replaced(data: bytes, pairs: list[tuple[bytes, bytes]]) -> bytes | None:
         if data.count(old) != 1:
             return None
         places.append((data.index(old), old, new))
+    places.sort()
+    if any(where < at + len(old) for (at, old, _), (where, _, _) in itertools.pairwise(places)):
+        return None  # (two overlap)
+    return _put(data, places)
+
+
+def _put(data: bytes, places: list[tuple[int, bytes, bytes]]) -> bytes:
+    """``data`` with each ``old`` found at ``where`` (the places apart) replaced by ``new``."""
     pieces, at = [], 0
     for where, old, new in sorted(places):
-        if where < at:
-            return None  # (two overlap)
         pieces += [data[at:where], new]
         at = where + len(old)
     pieces.append(data[at:])
@@ -704,12 +710,8 @@ def _spliced(
     spliced: dict[str, bytes] = {}
     deltas: dict[str, int] = {}
     for path, placed in places.items():
-        data, at, pieces = held[path], 0, []
-        for where, old, new in sorted(placed):
-            pieces += [data[at:where], new]
-            at = where + len(old)
-        pieces.append(data[at:])
-        spliced[path] = b"".join(pieces)
+        data = held[path]
+        spliced[path] = _put(data, placed)
         deltas[path] = len(spliced[path]) - len(data)
         if deltas[path] > 0 and len(spliced[path]) > limit:
             return None
