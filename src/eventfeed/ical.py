@@ -728,11 +728,16 @@ def _tzids(c: _Part) -> list[str]:
 
 
 def _zone_ranges(members: Sequence[_Part | Compiled]) -> list[tuple[str, int, int]]:
+    return merged_zones(z for c in members for z in c.zones)
+
+
+def merged_zones(zones: Iterable[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """Zones as a calendar's VTIMEZONEs cover them: each TZID once, by name, with the
+    widest range of years it is named for."""
     ranges: dict[str, tuple[int, int]] = {}
-    for c in members:
-        for tzid, first, last in c.zones:
-            low, high = ranges.get(tzid, (first, last))
-            ranges[tzid] = (min(low, first), max(high, last))
+    for tzid, first, last in zones:
+        low, high = ranges.get(tzid, (first, last))
+        ranges[tzid] = (min(low, first), max(high, last))
     return [(tzid, *ranges[tzid]) for tzid in sorted(ranges)]
 
 

@@ -63,7 +63,7 @@ from .cache import Edits, Fingerprint, OutState
 from .errors import EventfeedError, Problem, errors_in
 from .event import Event
 from .eventcache import Entry, EventCache
-from .ical import _ARCHIVE, _END, _LATER, _dated_header, _groups, _head_bytes
+from .ical import _ARCHIVE, _END, _LATER, _dated_header, _groups, _head_bytes, merged_zones
 from .load import (
     SETTINGS_FILE,
     RecordFile,
@@ -81,6 +81,7 @@ from .recordstore import RecordStore
 from .state import EventState, Manifest, advance, content_digests, file_digest, manifest_head
 from .state import read_manifest as _read_manifest
 from .vevent import compile_event
+from .vtimezone import vtimezone_bytes
 from .write import write_tree
 
 #: The most records a quick rebuild takes; 0: never quick.
@@ -293,7 +294,8 @@ def _plan(
             made.update(own)
     if not _in_no_feed(out_dir, previous, changes):
         return None
-    spliced = _dated_calendars(out_dir, previous, settings, blank, changes)
+    zones = _Zones(out_dir, previous, settings)
+    spliced = _dated_calendars(out_dir, previous, settings, blank, changes, zones)
     if spliced is None:
         return None
     made.update(spliced)
@@ -454,12 +456,98 @@ def _members_at(data: bytes) -> int:
     return found + 2 if found >= 0 else -1
 
 
+class _Zones:
+    """The zones of the last build's events (each TZID with the first and last year it is
+    named for), found from the components a calendar of out/ holds: what the calendars'
+    VTIMEZONEs are made for, which a size compared with ``calendars.max_bytes`` may turn on.
+
+    The per-event store's note of each event has them; the store is read when first asked
+    (with 100,000 events, about 0.75 s), at most once. An event is known by the UID of its
+    components (the event's id at the site's domain), and its components in the calendar
+    must be the very bytes of its own file in out/ where the note says they are; else the
+    answer is None."""
+
+    def __init__(self, out_dir: Path, previous: Manifest, settings: Settings) -> None:
+        self._out_dir = out_dir
+        self._previous = previous
+        self._suffix = "@" + settings.domain
+        self._store: EventCache | None = None
+
+    def _note(self, uid: str) -> tuple[str, int, int, tuple[tuple[str, int, int], ...]] | None:
+        """The event of ``uid``: its own file, where its components are in it, their size,
+        and their zones."""
+        if not uid.endswith(self._suffix):
+            return None
+        event_id = uid[: -len(self._suffix)]
+        if self._store is None:
+            self._store = EventCache.for_out(self._out_dir)
+        entry = self._store.entries.get(event_id)
+        path = paths.event_ics(event_id)
+        if entry is None or path not in self._previous.files:
+            return None
+        if entry.files.get(path, ("", 0))[0] != self._previous.files[path]:
+            return None  # (the store's entry is not of the file out/ holds)
+        note = entry.notes.get("ical")
+        if not isinstance(note, tuple) or len(note) != 4:
+            return None
+        offset, size, zones, _ = note
+        return path, offset, size, zones
+
+    def first(self, data: bytes, start: int) -> tuple[int, tuple[tuple[str, int, int], ...]] | None:
+        """The size of the components of the event whose components begin at ``start`` in
+        ``data``, and its zones."""
+        uid = _uid_at(data, start)
+        note = None if uid is None else self._note(uid)
+        if note is None:
+            return None
+        path, offset, size, zones = note
+        try:
+            with (self._out_dir / path).open("rb") as own:
+                own.seek(offset)
+                if own.read(size) != data[start : start + size]:
+                    return None
+        except OSError:
+            return None
+        return size, zones
+
+    def of(self, data: bytes, start: int, end: int) -> list[tuple[str, int, int]] | None:
+        """The zones of the events whose components are ``data[start:end]``."""
+        found: list[tuple[str, int, int]] = []
+        while start < end:
+            known = self.first(data, start)
+            if known is None:
+                return None
+            size, zones = known
+            found.extend(zones)
+            start += size
+        return found if start == end else None
+
+
+def _uid_at(data: bytes, start: int) -> str | None:
+    """The UID of the component that begins at ``start`` in ``data``, unfolded."""
+    if not data.startswith(_MEMBERS[2:], start):
+        return None
+    end = data.find(_COMPONENT_END, start)
+    at = data.find(b"\r\nUID:", start, end) if end >= 0 else -1
+    if at < 0:
+        return None
+    at += len(b"\r\nUID:")
+    line = data.find(b"\r\n", at)
+    while data.startswith((b"\r\n ", b"\r\n\t"), line):
+        line = data.find(b"\r\n", line + 3)
+    try:
+        return re.sub(rb"\r\n[ \t]", b"", data[at:line]).decode()
+    except UnicodeDecodeError:
+        return None
+
+
 def _dated_calendars(
     out_dir: Path,
     previous: Manifest,
     settings: Settings,
     context: BuildContext,
     changes: list[_Edit],
+    zones: _Zones,
 ) -> dict[str, bytes] | None:
     """The dated calendars holding the edited events (the archive's, the later ones'), with
     their components replaced; None when one of them is not found where it is expected, or
@@ -482,7 +570,7 @@ def _dated_calendars(
         by_year.setdefault((filed, on.year), []).append((on.month, old, new))
     made: dict[str, bytes] = {}
     for (kind, year), edits in sorted(by_year.items()):
-        spliced = _spliced(out_dir, previous, settings, context, kind, year, edits)
+        spliced = _spliced(out_dir, previous, settings, context, kind, year, edits, zones)
         if spliced is None:
             return None
         made.update(spliced)
@@ -648,6 +736,7 @@ def _spliced(
     kind: str,
     year: int,
     edits: list[tuple[int, bytes, bytes]],
+    zones: _Zones,
 ) -> dict[str, bytes] | None:
     """The dated calendars of ``kind`` (the archive, the later calendars) and ``year`` that
     hold the components ``old`` of the events edited (each filed in the month given: the
@@ -664,10 +753,12 @@ def _spliced(
       being larger than the zone line a later one may remove from the head: the whole is the
       largest);
     * a year or month that did not fit still does not: sure when it grew; when it shrank,
-      its size is bounded from below by its members alone and the shortest head;
+      its size is bounded from below by its members and the shortest head (the head's
+      zone line is all it leaves out), their VTIMEZONEs counted when the rest fits
+      (:class:`_Zones`);
     * a part still ends where it did, the first event of the next part not fitting after
-      it: sure when the two together grew; when they shrank, bounded from below as above,
-      by at least the first component of that event when it was not edited.
+      it: sure when the two together grew; when they shrank, bounded from below as above
+      (the part's members, the next part's first event, their VTIMEZONEs).
     """
     limit = settings.calendars.max_bytes
     refresh = settings.calendars.refresh_hours
@@ -678,6 +769,17 @@ def _spliced(
 
     def members(data: bytes) -> int:
         return len(data) - _members_at(data) - len(_END)
+
+    def covered(*calendars: bytes, also: tuple[tuple[str, int, int], ...] = ()) -> int | None:
+        """The size of the VTIMEZONEs of one calendar of the members of ``calendars`` and
+        an event of the zones ``also``."""
+        found = list(also)
+        for data in calendars:
+            zoned = zones.of(data, _members_at(data), len(data) - len(_END))
+            if zoned is None:
+                return None
+            found.extend(zoned)
+        return sum(len(vtimezone_bytes(*r)) for r in merged_zones(found))
 
     # the calendars of each month edited (all the year's: None)
     named = paths.archive_calendar if kind == _ARCHIVE else paths.later_calendar
@@ -718,25 +820,28 @@ def _spliced(
     shrunk = sum(deltas.values())
     if None not in layouts and shrunk < 0:
         # the year did not fit: its members alone still do not
-        total = 0
+        total, year_files = 0, []
         for path in previous.files:
             if path.startswith(whole[: -len(".ics")] + "-"):
                 other = held.get(path) or _read_out(out_dir, previous, path)
                 if other is None or _members_at(other) < 0:
                     return None
                 total += members(other)
+                year_files.append(other)
         if total + shrunk + shortest(None, None) <= limit:
-            return None
+            size = covered(*year_files)
+            if size is None or total + shrunk + shortest(None, None) + size <= limit:
+                return None
     for key, layout in layouts.items():
         if key is None or len(layout) < 2:
             continue
         month = key
         grown = sum(deltas.get(path, 0) for path in layout)
-        if (
-            grown < 0
-            and sum(members(held[p]) for p in layout) + grown + shortest(month, None) <= limit
-        ):
-            return None  # (the month did not fit)
+        bound = sum(members(held[p]) for p in layout) + grown + shortest(month, None)
+        if grown < 0 and bound <= limit:  # (the month did not fit)
+            size = covered(*(held[p] for p in layout))
+            if size is None or bound + size <= limit:
+                return None
         for number, (path, following) in enumerate(itertools.pairwise(layout), start=1):
             after = held[following]
             start = _members_at(after)
@@ -752,6 +857,15 @@ def _spliced(
                     return None
                 first_size = end + len(_COMPONENT_END) - start
             own = members(held[path]) + deltas.get(path, 0)
-            if own + first_size + shortest(month, number) <= limit:
+            if own + first_size + shortest(month, number) > limit:
+                continue  # (sure without the VTIMEZONEs)
+            # (the VTIMEZONEs, and the next part's first event whole)
+            following_first = zones.first(after, start)
+            if following_first is None:
+                return None
+            if not first:
+                first_size = following_first[0]
+            size = covered(held[path], also=following_first[1])
+            if size is None or own + first_size + size + shortest(month, number) <= limit:
                 return None
     return spliced
