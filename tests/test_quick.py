@@ -13,6 +13,7 @@ month of the archive is split in parts, whose ends an edit may move.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import re
@@ -353,17 +354,18 @@ ZONES = [
 ]
 
 
-def _zoned(pair: Pair) -> None:
-    """Records of short events in many zones, those of 2019 but series all in October: its
-    parts of 10 kB hold about ten, whose VTIMEZONEs are more than an event."""
+def _zoned(pair: Pair, lead: int = 200) -> None:
+    """Records of short events (their first paragraph cut to ``lead`` characters) in many
+    zones, those of 2019 but series all in October: its parts of 10 kB hold about ten,
+    whose VTIMEZONEs are more than an event."""
     for number, path in enumerate(sorted(pair.events.rglob("event-*.md"))):
         head, sep, body = path.read_text().partition("\n---\n")
         zone = ZONES[number % len(ZONES)]
         head = re.sub(r"^timezone: .*$", f"timezone: {zone}", head, flags=re.M)
         if "rrule:" not in head:
             head = re.sub(r"^((?:start|end): 2019-)\d\d", r"\g<1>10", head, flags=re.M)
-        lead = body.strip().split("\n\n")[0][:200]
-        path.write_text(head + sep + lead + "\n\nNotes of the session, kept for the record.\n")
+        first = body.strip().split("\n\n")[0][:lead]
+        path.write_text(head + sep + first + "\n\nNotes of the session, kept for the record.\n")
 
 
 def test_an_event_shrunk_in_a_full_part(
@@ -581,17 +583,44 @@ def _soonest_coming(events: Path, nth: int) -> Path:
     return sorted(starts)[nth][2]
 
 
-def test_the_first_later_event_grown(
+def test_the_first_later_event_grown_and_shrunk(
     records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first coming event calendar.ics has no room for grows: it stays where it is
-    (quick). When it shrinks, it may fit: the full build decides."""
+    (quick). It shrinks back: calendar.ics with it after its events would still be too
+    large, its VTIMEZONEs counted (quick)."""
     pair = _parts_pair(records, tmp_path, monkeypatch)
-    _, path = _first_later(pair)
-    path.write_text(path.read_text() + "\nNoted after the meeting.\n")
+    first, path = _first_later(pair)
+    text = path.read_text()
+    path.write_text(text + "\nNoted after the meeting.\n")
     assert pair.build()
-    _first_paragraph_only(path)
-    assert not pair.build()
+    path.write_text(text)
+    assert pair.build()
+    assert _members(first)[0] == path.stem
+
+
+@pytest.mark.parametrize("zoned", [False, True])
+def test_an_event_of_calendar_ics_shrunk_a_little_when_others_were_left_out(
+    zoned: bool, records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events calendar.ics holds grow a little and shrink back, and the first coming event
+    it left out still does not fit after its events (quick; where the shrink lets it fit,
+    the full build: :func:`test_an_event_of_calendar_ics_shrunk_when_others_were_left_out`).
+    With very short events in many zones (``zoned``), that turns on their VTIMEZONEs."""
+    if zoned:
+        prepare = functools.partial(_zoned, lead=40)
+        pair = _parts_pair(records, tmp_path, monkeypatch, limit=10000, prepare=prepare)
+    else:
+        pair = _parts_pair(records, tmp_path, monkeypatch)
+    held = _held(pair)
+    taken = []
+    for path in held[:3]:
+        path.write_text(path.read_text() + "\nNoted after the meeting.\n")
+        assert pair.build()  # (grown, and calendar.ics still fits)
+        path.write_text(path.read_text().replace("\nNoted after the meeting.\n", ""))
+        taken.append(pair.build())
+    assert taken == [True] * 3
+    assert _held(pair) == held
 
 
 def test_the_first_later_event_shrunk_into_calendar_ics(

@@ -22,10 +22,11 @@ when it can show that the result is the same:
   * an event that ended before the look-back window is in its month's archive only, and an
     event to come that calendar.ics has no room for in the later calendar of the month it
     starts in only (:func:`_filed`); each keeps its splits (:func:`_spliced`), and
-    calendar.ics still ends where it did (:func:`_still_later`);
+    calendar.ics still ends where it did (:class:`_Room`);
   * an event calendar.ics holds is also in calendar.json and in its share of the other
     subscription calendars; each of those still fits, and when one shrinks, calendar.ics
-    held every event it may hold (:func:`_current_calendars`).
+    held every event it may hold, or still has no room for the first it left out
+    (:func:`_current_calendars`).
 
 Then the build's files are the last build's, but for each event's own files, the calendars
 that hold them (their components replaced) and the manifest (its text patched). The writer
@@ -63,7 +64,16 @@ from .cache import Edits, Fingerprint, OutState
 from .errors import EventfeedError, Problem, errors_in
 from .event import Event
 from .eventcache import Entry, EventCache
-from .ical import _ARCHIVE, _END, _LATER, _dated_header, _groups, _head_bytes, merged_zones
+from .ical import (
+    _ARCHIVE,
+    _END,
+    _LATER,
+    _dated_header,
+    _groups,
+    _head_bytes,
+    _main_header,
+    merged_zones,
+)
 from .load import (
     SETTINGS_FILE,
     RecordFile,
@@ -295,11 +305,12 @@ def _plan(
     if not _in_no_feed(out_dir, previous, changes):
         return None
     zones = _Zones(out_dir, previous, settings)
-    spliced = _dated_calendars(out_dir, previous, settings, blank, changes, zones)
+    room = _Room(out_dir, previous, settings, blank, main, zones)
+    spliced = _dated_calendars(out_dir, previous, settings, blank, changes, zones, room)
     if spliced is None:
         return None
     made.update(spliced)
-    current = _current_calendars(out_dir, previous, settings, blank, changes, cutoff, main)
+    current = _current_calendars(out_dir, previous, settings, blank, changes, cutoff, main, room)
     if current is None:
         return None
     made.update(current)
@@ -491,7 +502,7 @@ class _Zones:
         if not isinstance(note, tuple) or len(note) != 4:
             return None
         offset, size, zones, _ = note
-        return path, offset, size, zones
+        return (path, offset, size, zones) if size > 0 else None
 
     def first(self, data: bytes, start: int) -> tuple[int, tuple[tuple[str, int, int], ...]] | None:
         """The size of the components of the event whose components begin at ``start`` in
@@ -510,17 +521,24 @@ class _Zones:
             return None
         return size, zones
 
-    def of(self, data: bytes, start: int, end: int) -> list[tuple[str, int, int]] | None:
-        """The zones of the events whose components are ``data[start:end]``."""
-        found: list[tuple[str, int, int]] = []
-        while start < end:
-            known = self.first(data, start)
-            if known is None:
+    def covered(self, *calendars: bytes, also: tuple[tuple[str, int, int], ...] = ()) -> int | None:
+        """The size of the VTIMEZONEs of a calendar of the events of ``calendars`` (each a
+        calendar of out/ as it is there) and an event of the zones ``also``."""
+        found = list(also)
+        for data in calendars:
+            start, end = _members_at(data), len(data) - len(_END)
+            if start < 0:
                 return None
-            size, zones = known
-            found.extend(zones)
-            start += size
-        return found if start == end else None
+            while start < end:
+                known = self.first(data, start)
+                if known is None:
+                    return None
+                size, zones = known
+                found.extend(zones)
+                start += size
+            if start != end:
+                return None
+        return sum(len(vtimezone_bytes(*r)) for r in merged_zones(found))
 
 
 def _uid_at(data: bytes, start: int) -> str | None:
@@ -548,11 +566,12 @@ def _dated_calendars(
     context: BuildContext,
     changes: list[_Edit],
     zones: _Zones,
+    room: _Room,
 ) -> dict[str, bytes] | None:
     """The dated calendars holding the edited events (the archive's, the later ones'), with
     their components replaced; None when one of them is not found where it is expected, or
     when the new sizes could move an event from one calendar to another (:func:`_spliced`,
-    :func:`_still_later`)."""
+    :class:`_Room`)."""
     by_year: dict[tuple[str, int], list[tuple[int, bytes, bytes]]] = {}
     for change in changes:
         filed = change.filed
@@ -564,8 +583,14 @@ def _dated_calendars(
         if filed == _ARCHIVE:
             on = cast(tuple[int, int, object, date], change.new_made["ical"][1])[3]
         else:
-            if len(new) < len(old) and not _still_later(previous, change.new):
-                return None
+            if len(new) < len(old) and not room.after_first(change.new):
+                # (the first one left out, unless it cannot be told: with calendar.ics as
+                # it was, it must still find no room there)
+                found = room.first()
+                if found is None or found[0] != change.new.uid:
+                    return None
+                if any(c.filed == _MAIN for c in changes) or not room.none(room.main, len(new)):
+                    return None
             on = change.new.local_start  # (a date, or a date-time: its year and month)
         by_year.setdefault((filed, on.year), []).append((on.month, old, new))
     made: dict[str, bytes] = {}
@@ -577,42 +602,137 @@ def _dated_calendars(
     return made
 
 
-#: a dated calendar's name: the archive or later, its year and month
+#: a dated calendar's name: the archive or later, its year, month and part
 #: (:func:`eventfeed.paths.archive_calendar`, :func:`~eventfeed.paths.later_calendar`)
-_DATED_NAME = re.compile(r"calendars/(archive|later)/(\d{4})(?:-(\d{2}))?(?:-part\d+)?\.ics")
+_DATED_NAME = re.compile(r"calendars/(archive|later)/(\d{4})(?:-(\d{2}))?(?:-part(\d+))?\.ics")
 
 
-def _dated_files(previous: Manifest) -> Iterator[tuple[str, int, int]]:
-    """The kind, year and month (0: the whole year) of each dated calendar of the last
-    build."""
+def _dated_files(previous: Manifest) -> Iterator[tuple[str, int, int, int, str]]:
+    """The kind, year, month (0: the whole year) and part (0: the whole month) of each
+    dated calendar of the last build, and its path."""
     for path in previous.files:
         found = _DATED_NAME.fullmatch(path)
         if found is not None:
-            month = found.group(3)
-            yield found.group(1), int(found.group(2)), int(month) if month else 0
+            month, part = found.group(3), found.group(4)
+            kind, year = found.group(1), int(found.group(2))
+            yield kind, year, int(month) if month else 0, int(part) if part else 0, path
 
 
-def _still_later(previous: Manifest, event: Event) -> bool:
-    """Whether calendar.ics would still have no room for a coming ``event`` of the later
-    calendars once its components shrank: sure when it is not the first of them in order.
+class _Room:
+    """Whether calendar.ics, with the edits, still has no room for the first coming event it
+    left out, when the later calendars hold some (:func:`eventfeed.ical._fit`).
 
-    calendar.ics holds the longest beginning of the coming events, in order, for which
-    every subscription calendar fits (:func:`eventfeed.ical._fit`). Whether a beginning fits
-    depends on its events alone, and a longer one never fits where a shorter one does not:
-    so the beginning kept stays the same when any event after the first it left out
-    changes size (its zones and calendars the same), and when that first one grows. The
-    order is by the start in UTC; the later calendars file an event by the month of its
-    local start, which is within 14 hours of it. An event that starts two days after the
-    period of the first later calendar ends starts after each event that calendar holds,
-    and is not the first."""
-    periods = [(year, month) for kind, year, month in _dated_files(previous) if kind == _LATER]
-    if not periods:
-        return False
-    year, month = min(periods)
-    ends = date(year + 1, 1, 1) if month in (0, 12) else date(year, month + 1, 1)
-    start = event.local_start
-    day = start.date() if isinstance(start, datetime) else start
-    return day >= ends + timedelta(days=2)
+    calendar.ics then holds the longest beginning of the coming events, in order (by the
+    start in UTC), for which every subscription calendar fits. Whether a beginning fits
+    depends on its events alone, and a longer one never fits where a shorter one does not.
+    So the beginning kept stays the same when any event after the first one left out
+    changes size (its zones and calendars the same), when that first one grows, and when
+    the events kept grow while every calendar still fits (:func:`_current_calendars`
+    checks that). When the first one left out, or one kept, shrinks, the beginning stays
+    if calendar.ics would still be too large with that first one after its events: bounded
+    from below by their components, their VTIMEZONEs (:class:`_Zones`) and the shortest
+    head (the head's zone line is all it leaves out).
+
+    The first one left out is the first event of the earliest later calendar: the later
+    calendars file an event by the year and month of its local start, which is within 14
+    hours of its start in UTC, so an event that starts locally three days before the end
+    of the earliest calendar's period starts before each event of the later periods (and
+    an event that starts two days after it ends, after each event of that calendar)."""
+
+    def __init__(
+        self,
+        out_dir: Path,
+        previous: Manifest,
+        settings: Settings,
+        context: BuildContext,
+        main: bytes,
+        zones: _Zones,
+    ) -> None:
+        self._out_dir, self._previous, self._settings = out_dir, previous, settings
+        self._context, self.main, self._zones = context, main, zones
+        self._ends: date | None = None
+        self._path = ""
+        periods = [
+            (year, month, part, path)
+            for kind, year, month, part, path in _dated_files(previous)
+            if kind == _LATER
+        ]
+        if periods:
+            year, month, _, self._path = min(periods)
+            self._ends = date(year + 1, 1, 1) if month in (0, 12) else date(year, month + 1, 1)
+        self._found: tuple[str, int, tuple[tuple[str, int, int], ...]] | None = None
+        self._looked = False
+
+    @property
+    def left_out(self) -> bool:
+        """Whether the later calendars hold an event."""
+        return self._ends is not None
+
+    def first(self) -> tuple[str, int, tuple[tuple[str, int, int], ...]] | None:
+        """The first coming event calendar.ics left out: its UID, the size of its
+        components and their zones; None when it cannot be told."""
+        if self._looked:
+            return self._found
+        self._looked = True
+        data = _read_out(self._out_dir, self._previous, self._path) if self._path else None
+        if data is None or self._ends is None:
+            return None
+        start = _members_at(data)
+        uid = _uid_at(data, start) if start >= 0 else None
+        day = _start_day(data, start) if uid is not None else None
+        known = self._zones.first(data, start) if day is not None else None
+        if known is None or day is None or day > self._ends - timedelta(days=3):
+            return None
+        self._found = (cast(str, uid), *known)
+        return self._found
+
+    def after_first(self, event: Event) -> bool:
+        """Whether ``event``, of the later calendars, is not the first of them in order."""
+        if self._ends is None:
+            return False
+        start = event.local_start
+        day = start.date() if isinstance(start, datetime) else start
+        if day >= self._ends + timedelta(days=2):
+            return True
+        found = self.first()
+        return found is not None and found[0] != event.uid
+
+    def none(self, main: bytes, first_size: int | None = None) -> bool:
+        """Whether calendar.ics as ``main`` has surely no room for the first event left out,
+        of ``first_size`` bytes (its own: None)."""
+        found = self.first()
+        if found is None or _members_at(main) < 0:
+            return False
+        _, size, zones = found
+        members = len(main) - _members_at(main) - len(_END)
+        # (calendar.ics as out/ holds it: its events' components are their files')
+        covered = self._zones.covered(self.main, also=zones)
+        if covered is None:
+            return False
+        settings = self._settings
+        head = _head_bytes(
+            _main_header(self._context),
+            settings.calendars.refresh_hours,
+            settings.site_url,
+            None,
+        )
+        total = len(head) + members + (size if first_size is None else first_size) + covered
+        return total + len(_END) > settings.calendars.max_bytes
+
+
+def _start_day(data: bytes, start: int) -> date | None:
+    """The day of DTSTART (as written: local, or in UTC) of the component at ``start``."""
+    end = data.find(_COMPONENT_END, start)
+    found = _DTSTART.search(data, start, end) if end >= 0 else None
+    if found is None:
+        return None
+    try:
+        return date(int(found[1]), int(found[2]), int(found[3]))
+    except ValueError:
+        return None
+
+
+_DTSTART = re.compile(rb"\r\nDTSTART[^:\r\n]*:(\d{4})(\d\d)(\d\d)")
 
 
 def _current_calendars(
@@ -623,6 +743,7 @@ def _current_calendars(
     changes: list[_Edit],
     cutoff: date,
     main: bytes,
+    room: _Room,
 ) -> dict[str, bytes] | None:
     """calendar.ics (``main``: as out/ holds it), the other subscription calendars and
     calendar.json, with the components of the edited events calendar.ics holds replaced;
@@ -636,9 +757,10 @@ def _current_calendars(
     events alone, and a longer one never fits where a shorter one does not. So with its
     zones and calendars the same, an event of the run may grow while every calendar that
     holds it still fits (the run still fits, and a longer one still does not), and may
-    shrink when calendar.ics held all (the whole fits); when some were left out (the later
-    calendars, or the archive of a month of the window, hold some) a shrink is left to the
-    full build."""
+    shrink when calendar.ics held all (the whole fits), or when the later calendars hold
+    some and calendar.ics still has no room for the first of them (:class:`_Room`); when
+    the archive of a month of the window may hold some, a shrink is left to the full
+    build."""
     if not any(change.filed == _MAIN for change in changes):
         return {}
     limit = settings.calendars.max_bytes
@@ -670,7 +792,11 @@ def _current_calendars(
             shrunk = shrunk or len(spliced) < len(data)
         made[path] = spliced
     if shrunk and _some_left_out(previous, cutoff):
-        return None
+        found = room.first() if room.left_out else None
+        if found is None or found[0] in {change.new.uid for change in changes}:
+            return None  # (the window's events left out, or the first one edited too)
+        if not room.none(made[paths.CALENDAR]):
+            return None
     return made
 
 
@@ -715,7 +841,7 @@ def _some_left_out(previous: Manifest, cutoff: date) -> bool:
     such an event may have ended in, is among the last build's files."""
     return any(
         kind == _LATER or (year, month or 12) >= (cutoff.year, cutoff.month)
-        for kind, year, month in _dated_files(previous)
+        for kind, year, month, _, _ in _dated_files(previous)
     )
 
 
@@ -770,17 +896,6 @@ def _spliced(
     def members(data: bytes) -> int:
         return len(data) - _members_at(data) - len(_END)
 
-    def covered(*calendars: bytes, also: tuple[tuple[str, int, int], ...] = ()) -> int | None:
-        """The size of the VTIMEZONEs of one calendar of the members of ``calendars`` and
-        an event of the zones ``also``."""
-        found = list(also)
-        for data in calendars:
-            zoned = zones.of(data, _members_at(data), len(data) - len(_END))
-            if zoned is None:
-                return None
-            found.extend(zoned)
-        return sum(len(vtimezone_bytes(*r)) for r in merged_zones(found))
-
     # the calendars of each month edited (all the year's: None)
     named = paths.archive_calendar if kind == _ARCHIVE else paths.later_calendar
     whole = named(year)
@@ -829,7 +944,7 @@ def _spliced(
                 total += members(other)
                 year_files.append(other)
         if total + shrunk + shortest(None, None) <= limit:
-            size = covered(*year_files)
+            size = zones.covered(*year_files)
             if size is None or total + shrunk + shortest(None, None) + size <= limit:
                 return None
     for key, layout in layouts.items():
@@ -839,7 +954,7 @@ def _spliced(
         grown = sum(deltas.get(path, 0) for path in layout)
         bound = sum(members(held[p]) for p in layout) + grown + shortest(month, None)
         if grown < 0 and bound <= limit:  # (the month did not fit)
-            size = covered(*(held[p] for p in layout))
+            size = zones.covered(*(held[p] for p in layout))
             if size is None or bound + size <= limit:
                 return None
         for number, (path, following) in enumerate(itertools.pairwise(layout), start=1):
@@ -865,7 +980,7 @@ def _spliced(
                 return None
             if not first:
                 first_size = following_first[0]
-            size = covered(held[path], also=following_first[1])
+            size = zones.covered(held[path], also=following_first[1])
             if size is None or own + first_size + size + shortest(month, number) <= limit:
                 return None
     return spliced
