@@ -43,8 +43,9 @@ and prints the median wall time, the peak resident memory, records per second an
 the floor. With ``--stages`` it also times a cold build, a one-edit rebuild, a next-day and a
 settings rebuild phase by phase and process by process (``phases.py``), and with
 ``--profile FILE`` writes the cProfile of that cold build's first process. It also
-checks that the one-edit rebuild gives the same bytes as a cold build of the
-edited records from the same previous manifest. Not part of the test suite: timings are figures
+checks that each edit's rebuild (the one-edit, coming-edit and soonest-edit scenarios'), and
+the rebuild that puts the edit back, gives the same bytes as a cold build of the same records
+from the same previous manifest. Not part of the test suite: timings are figures
 to read, never assertions. eventfeed's modules are compiled to bytecode before the timings, as
 an installed package has them.
 """
@@ -504,9 +505,9 @@ def run_size(
             f"  peak {peak:7.0f} MB  {n / wall:9.0f} records/s  {wall / floor:5.1f}x floor",
             flush=True,
         )
-    print(f"  one-edit rebuild identical to a cold build from the same manifest: {identical}")
-    for name, same in also:
-        print(f"  {name} rebuild identical to a cold build from the same manifest: {same}")
+    for name, (same, back) in [("one-edit", identical), *also]:
+        for done_as, result in (("rebuild", same), ("put back, rebuild", back)):
+            print(f"  {name} {done_as} identical to a cold build from the same manifest: {result}")
     return rows
 
 
@@ -651,17 +652,27 @@ def retitled(settings: str) -> str:
 
 def check_identical(
     events: Path, out: Path, edited: Path, original: str, build: list[str], env: dict[str, str]
-) -> bool:
-    """Edit, rebuild incrementally; separately copy the pre-edit manifest and build cold."""
+) -> tuple[bool, bool]:
+    """Edit, rebuild incrementally, put the edit back and rebuild again; beside each rebuild,
+    copy the manifest it starts from into a folder of its own and build cold there. Whether
+    the edit's rebuild, and the put-back's, are each identical to their cold build."""
+    edited.write_text(original + "\nEdited for the identity check.\n", encoding="utf-8")
+    edit = _identical(out, build, env)
+    edited.write_text(original, encoding="utf-8")
+    back = _identical(out, build, env)  # (out/ as before the edit, for what follows)
+    return edit, back
+
+
+def _identical(out: Path, build: list[str], env: dict[str, str]) -> bool:
+    """Rebuild ``out`` (the records changed since its build), and build cold from its
+    manifest in a folder of its own: whether the two are the same, file for file."""
     cold = out.parent / "out-cold"
     shutil.rmtree(cold, ignore_errors=True)
     cold.mkdir()
     shutil.copy(out / "manifest.json", cold / "manifest.json")
-    edited.write_text(original + "\nEdited for the identity check.\n", encoding="utf-8")
     timed(build, env)
     cold_build = [*build[: build.index("--out") + 1], str(cold), *build[build.index("--out") + 2 :]]
     timed(cold_build, env)
-    edited.write_text(original, encoding="utf-8")
     same = all(
         (cold / p.relative_to(out)).read_bytes() == p.read_bytes()
         for p in out.rglob("*")
@@ -670,7 +681,6 @@ def check_identical(
         1 for p in out.rglob("*") if p.is_file()
     )
     shutil.rmtree(cold, ignore_errors=True)
-    timed(build, env)  # (out/ as before the edit, for what follows)
     return same
 
 
