@@ -19,6 +19,7 @@ import random
 import re
 import shutil
 from collections.abc import Callable
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,12 @@ import pytest
 from click.testing import CliRunner
 
 from eventfeed import cache, quick
+from eventfeed.build import BuildContext
 from eventfeed.cli import main
+from eventfeed.errors import Problem
+from eventfeed.eventcache import EventCache
+from eventfeed.load import Site, _load_settings
+from eventfeed.state import read_manifest
 
 from .bench_records import generate
 
@@ -572,15 +578,17 @@ def _first_paragraph_only(path: Path) -> None:
     path.write_text(head + sep + body.strip().split("\n\n")[0] + "\n")
 
 
+def _start(path: Path) -> str:
+    """The start of a record's event, as written."""
+    start = re.search(r"^start: (\S+)", path.read_text(), flags=re.M)
+    assert start is not None
+    return start.group(1)
+
+
 def _soonest_coming(events: Path, nth: int) -> Path:
     """The record of the ``nth`` coming event by its start as written (0: the soonest)."""
-    starts = []
-    for path in events.rglob("event-*.md"):
-        start = re.search(r"^start: (\S+)", path.read_text(), flags=re.M)
-        assert start is not None
-        if start.group(1) >= AS_OF:
-            starts.append((start.group(1), path.name, path))
-    return sorted(starts)[nth][2]
+    coming = [p for p in events.rglob("event-*.md") if _start(p) >= AS_OF]
+    return sorted(coming, key=lambda p: (_start(p), p.name))[nth]
 
 
 def test_the_first_later_event_grown_and_shrunk(
@@ -741,6 +749,95 @@ def test_an_event_of_calendar_ics_shrunk_when_others_were_left_out(
     _first_paragraph_only(path)
     assert not pair.build()
     assert len(_held(pair)) > len(held)  # (moved in, as the full build moves them)
+
+
+#: the window of :func:`_window_pair`, in days
+WINDOW = 3650
+
+
+def _window_pair(records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pair:
+    """A pair with a look-back window of ten years and three events to come: calendar.ics
+    holds those and as many of the window's events as fit, those that ended last; the
+    archive holds the rest."""
+    pair = Pair(tmp_path, records, monkeypatch)
+    settings = pair.events / "site.yaml"
+    settings.write_text(
+        settings.read_text().replace(
+            "calendars: {lookback_days: 365}",
+            f"calendars: {{lookback_days: {WINDOW}, max_bytes: 150000}}",
+        )
+    )
+    coming = [p for p in pair.events.rglob("event-*.md") if _start(p) >= AS_OF]
+    for path in sorted(coming, key=lambda p: (_start(p), p.name))[3:]:
+        path.unlink()
+    pair.start()
+    assert not (tmp_path / "out/calendars/later").exists()
+    assert (tmp_path / "out/calendars/archive").exists()
+    return pair
+
+
+def test_events_of_calendar_ics_shrunk_when_the_archive_holds_events_of_the_window(
+    records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events of calendar.ics grow a little and shrink back (quick: the event of the
+    archive that ended last still does not fit after them). The last of them grows by 30
+    kB (the full build, which moves some out) and shrinks back (the full build, which moves
+    them in)."""
+    pair = _window_pair(records, tmp_path, monkeypatch)
+    held = _held(pair)
+    feeds = "".join(p.read_text() for p in (tmp_path / "out/feeds").rglob("*.*"))
+    unfed = [p for p in held if p.stem not in feeds]  # (no feed names them)
+    taken = []
+    for path in unfed[:3]:
+        path.write_text(path.read_text() + "\nNoted after the meeting.\n")
+        assert pair.build()  # (grown, and calendar.ics still fits)
+        path.write_text(path.read_text().replace("\nNoted after the meeting.\n", ""))
+        taken.append(pair.build())
+    assert taken == [True] * 3, unfed
+    assert _held(pair) == held
+    # (the last: those that ended first move out)
+    text = unfed[-1].read_text()
+    unfed[-1].write_text(text + "\n" + "A long report of the session. " * 1000 + "\n")
+    assert not pair.build()
+    assert unfed[-1] in _held(pair)
+    assert len(_held(pair)) < len(held)
+    unfed[-1].write_text(text)
+    assert not pair.build()
+    assert _held(pair) == held  # (moved back in)
+
+
+def test_the_first_event_calendar_ics_left_out_of_the_window(
+    records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event the quick build takes as the first one calendar.ics left out, of those
+    the archive holds: of the events the per-event store knows, not in calendar.ics, that
+    ended within the window and before the day of the build, the one that ended last (then
+    by id)."""
+    pair = _window_pair(records, tmp_path, monkeypatch)
+    out = tmp_path / "out"
+    monkeypatch.setenv("EVENTFEED_CACHE_DIR", str(tmp_path / "cache-out"))
+    day = date.fromisoformat(AS_OF)
+    cutoff = day - timedelta(days=WINDOW)
+    held = set(_members(out / "calendar.ics"))
+    ended = []
+    for event_id, entry in EventCache.for_out(out).entries.items():
+        last_day = entry.notes["ical"][3]  # type: ignore[index]
+        if event_id not in held and last_day is not None and cutoff <= last_day < day:
+            ended.append((last_day, event_id))
+    assert len(ended) > 10
+    problems: list[Problem] = []
+    settings = _load_settings(pair.events / "site.yaml", problems)
+    assert settings is not None
+    assert not problems
+    previous = read_manifest(out)
+    assert previous is not None
+    site = Site(settings=settings, events=(), root=str(pair.events))
+    context = BuildContext(site=site, history={}, as_of=day)
+    main = (out / "calendar.ics").read_bytes()
+    zones = quick._Zones(out, previous, settings)
+    first = quick._Room(out, previous, settings, context, main, zones, cutoff).first()
+    assert first is not None
+    assert first.id == max(ended)[1]
 
 
 def test_an_event_of_calendar_ics_and_of_a_collection(

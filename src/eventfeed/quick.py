@@ -40,10 +40,10 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Container, Iterator, Mapping
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import cast
+from typing import NamedTuple, cast
 
 from . import paths
 from .build import (
@@ -305,7 +305,7 @@ def _plan(
     if not _in_no_feed(out_dir, previous, changes):
         return None
     zones = _Zones(out_dir, previous, settings)
-    room = _Room(out_dir, previous, settings, blank, main, zones)
+    room = _Room(out_dir, previous, settings, blank, main, zones, cutoff)
     spliced = _dated_calendars(out_dir, previous, settings, blank, changes, zones, room)
     if spliced is None:
         return None
@@ -467,6 +467,17 @@ def _members_at(data: bytes) -> int:
     return found + 2 if found >= 0 else -1
 
 
+class _Member(NamedTuple):
+    """An event of a calendar of out/, as the per-event store's note of it says."""
+
+    uid: str
+    id: str
+    #: the size of its components
+    size: int
+    zones: tuple[tuple[str, int, int], ...]
+    last_day: date | None
+
+
 class _Zones:
     """The zones of the last build's events (each TZID with the first and last year it is
     named for), found from the components a calendar of out/ holds: what the calendars'
@@ -484,9 +495,9 @@ class _Zones:
         self._suffix = "@" + settings.domain
         self._store: EventCache | None = None
 
-    def _note(self, uid: str) -> tuple[str, int, int, tuple[tuple[str, int, int], ...]] | None:
-        """The event of ``uid``: its own file, where its components are in it, their size,
-        and their zones."""
+    def _note(self, uid: str) -> tuple[str, int, _Member] | None:
+        """The event of ``uid``: its own file, where its components are in it, and what the
+        note says of it."""
         if not uid.endswith(self._suffix):
             return None
         event_id = uid[: -len(self._suffix)]
@@ -501,17 +512,19 @@ class _Zones:
         note = entry.notes.get("ical")
         if not isinstance(note, tuple) or len(note) != 4:
             return None
-        offset, size, zones, _ = note
-        return (path, offset, size, zones) if size > 0 else None
+        offset, size, zones, last_day = note
+        if size <= 0:
+            return None
+        return path, offset, _Member(uid, event_id, size, zones, last_day)
 
-    def first(self, data: bytes, start: int) -> tuple[int, tuple[tuple[str, int, int], ...]] | None:
-        """The size of the components of the event whose components begin at ``start`` in
-        ``data``, and its zones."""
+    def first(self, data: bytes, start: int) -> _Member | None:
+        """The event whose components begin at ``start`` in ``data``."""
         uid = _uid_at(data, start)
         note = None if uid is None else self._note(uid)
         if note is None:
             return None
-        path, offset, size, zones = note
+        path, offset, member = note
+        size = member.size
         try:
             with (self._out_dir / path).open("rb") as own:
                 own.seek(offset)
@@ -519,25 +532,33 @@ class _Zones:
                     return None
         except OSError:
             return None
-        return size, zones
+        return member
+
+    def members(self, data: bytes) -> Iterator[_Member | None]:
+        """The events of a calendar of out/, in order; None for one not known (then no
+        more)."""
+        start, end = _members_at(data), len(data) - len(_END)
+        if start < 0:
+            yield None
+            return
+        while start < end:
+            member = self.first(data, start)
+            yield member
+            if member is None:
+                return
+            start += member.size
+        if start != end:
+            yield None
 
     def covered(self, *calendars: bytes, also: tuple[tuple[str, int, int], ...] = ()) -> int | None:
         """The size of the VTIMEZONEs of a calendar of the events of ``calendars`` (each a
         calendar of out/ as it is there) and an event of the zones ``also``."""
         found = list(also)
         for data in calendars:
-            start, end = _members_at(data), len(data) - len(_END)
-            if start < 0:
-                return None
-            while start < end:
-                known = self.first(data, start)
-                if known is None:
+            for member in self.members(data):
+                if member is None:
                     return None
-                size, zones = known
-                found.extend(zones)
-                start += size
-            if start != end:
-                return None
+                found.extend(member.zones)
         return sum(len(vtimezone_bytes(*r)) for r in merged_zones(found))
 
 
@@ -587,7 +608,7 @@ def _dated_calendars(
                 # (the first one left out, unless it cannot be told: with calendar.ics as
                 # it was, it must still find no room there)
                 found = room.first()
-                if found is None or found[0] != change.new.uid:
+                if found is None or found.uid != change.new.uid:
                     return None
                 if any(c.filed == _MAIN for c in changes) or not room.none(room.main, len(new)):
                     return None
@@ -619,25 +640,30 @@ def _dated_files(previous: Manifest) -> Iterator[tuple[str, int, int, int, str]]
 
 
 class _Room:
-    """Whether calendar.ics, with the edits, still has no room for the first coming event it
-    left out, when the later calendars hold some (:func:`eventfeed.ical._fit`).
+    """Whether calendar.ics, with the edits, still holds the events it held: when it left
+    some out, that it still has no room for the first of them (:func:`eventfeed.ical._fit`).
 
-    calendar.ics then holds the longest beginning of the coming events, in order (by the
-    start in UTC), for which every subscription calendar fits. Whether a beginning fits
-    depends on its events alone, and a longer one never fits where a shorter one does not.
-    So the beginning kept stays the same when any event after the first one left out
-    changes size (its zones and calendars the same), when that first one grows, and when
-    the events kept grow while every calendar still fits (:func:`_current_calendars`
-    checks that). When the first one left out, or one kept, shrinks, the beginning stays
-    if calendar.ics would still be too large with that first one after its events: bounded
-    from below by their components, their VTIMEZONEs (:class:`_Zones`) and the shortest
-    head (the head's zone line is all it leaves out).
+    calendar.ics holds every event to come and every one that ended within the look-back
+    window when every subscription calendar fits so; else the longest beginning, for which
+    every one fits, of one sequence: the events to come in order (by the start in UTC),
+    then those of the window, those that ended last first. Whether a beginning fits depends
+    on its events alone, and a longer one never fits where a shorter one does not. So the
+    beginning kept stays the same when any event after the first one left out changes size
+    (its zones and calendars the same), when that first one grows, and when the events kept
+    grow while every calendar still fits (:func:`_current_calendars` checks that). When the
+    first one left out, or one kept, shrinks, the beginning stays if calendar.ics would
+    still be too large with that first one after its events: bounded from below by their
+    components, their VTIMEZONEs (:class:`_Zones`) and the shortest head (the head's zone
+    line is all it leaves out).
 
-    The first one left out is the first event of the earliest later calendar: the later
-    calendars file an event by the year and month of its local start, which is within 14
-    hours of its start in UTC, so an event that starts locally three days before the end
-    of the earliest calendar's period starts before each event of the later periods (and
-    an event that starts two days after it ends, after each event of that calendar)."""
+    Which is the first one left out: when the later calendars hold events to come, the
+    first event of the earliest of them. They file an event by the year and month of its
+    local start, which is within 14 hours of its start in UTC, so an event that starts
+    locally three days before the end of that calendar's period starts before each event
+    of the later periods (and an event that starts two days after it ends, after each event
+    of that calendar). Else, of the events of the window the archive holds (those of its
+    calendars of the window's months that ended on its first day or after), the one that
+    ended last (by its last day, then its id); none: calendar.ics held every event."""
 
     def __init__(
         self,
@@ -647,44 +673,65 @@ class _Room:
         context: BuildContext,
         main: bytes,
         zones: _Zones,
+        cutoff: date,
     ) -> None:
         self._out_dir, self._previous, self._settings = out_dir, previous, settings
         self._context, self.main, self._zones = context, main, zones
+        self._cutoff = cutoff
         self._ends: date | None = None
         self._path = ""
-        periods = [
-            (year, month, part, path)
-            for kind, year, month, part, path in _dated_files(previous)
-            if kind == _LATER
-        ]
-        if periods:
-            year, month, _, self._path = min(periods)
+        #: the window's archive calendars, when no later calendar holds an event
+        self._window: list[str] = []
+        later = []
+        for kind, year, month, part, path in _dated_files(previous):
+            if kind == _LATER:
+                later.append((year, month, part, path))
+            elif (year, month or 12) >= (cutoff.year, cutoff.month):
+                self._window.append(path)
+        if later:
+            year, month, _, self._path = min(later)
             self._ends = date(year + 1, 1, 1) if month in (0, 12) else date(year, month + 1, 1)
-        self._found: tuple[str, int, tuple[tuple[str, int, int], ...]] | None = None
+            self._window = []
+        self._window.sort()
+        self._found: _Member | None = None
         self._looked = False
+        #: whether the archive was seen to hold no event of the window (:meth:`_last_ended`)
+        self._none_left = False
 
-    @property
-    def left_out(self) -> bool:
-        """Whether the later calendars hold an event."""
-        return self._ends is not None
-
-    def first(self) -> tuple[str, int, tuple[tuple[str, int, int], ...]] | None:
-        """The first coming event calendar.ics left out: its UID, the size of its
-        components and their zones; None when it cannot be told."""
-        if self._looked:
-            return self._found
-        self._looked = True
-        data = _read_out(self._out_dir, self._previous, self._path) if self._path else None
-        if data is None or self._ends is None:
-            return None
-        start = _members_at(data)
-        uid = _uid_at(data, start) if start >= 0 else None
-        day = _start_day(data, start) if uid is not None else None
-        known = self._zones.first(data, start) if day is not None else None
-        if known is None or day is None or day > self._ends - timedelta(days=3):
-            return None
-        self._found = (cast(str, uid), *known)
+    def first(self) -> _Member | None:
+        """The first event calendar.ics left out; None when it cannot be told, or when the
+        archive holds no event of the window (:meth:`holds`)."""
+        if not self._looked:
+            self._looked = True
+            self._found = self._first_later() if self._ends is not None else self._last_ended()
         return self._found
+
+    def _first_later(self) -> _Member | None:
+        data = _read_out(self._out_dir, self._previous, self._path)
+        start = _members_at(data) if data is not None else -1
+        if data is None or start < 0 or self._ends is None:
+            return None
+        day = _start_day(data, start)
+        if day is None or day > self._ends - timedelta(days=3):
+            return None
+        return self._zones.first(data, start)
+
+    def _last_ended(self) -> _Member | None:
+        found: _Member | None = None
+        for path in self._window:
+            data = _read_out(self._out_dir, self._previous, path)
+            if data is None:
+                return None
+            for member in self._zones.members(data):
+                if member is None:
+                    return None
+                ended = member.last_day
+                if ended is None or ended < self._cutoff:
+                    continue
+                if found is None or (ended, member.id) > (found.last_day, found.id):
+                    found = member
+        self._none_left = found is None
+        return found
 
     def after_first(self, event: Event) -> bool:
         """Whether ``event``, of the later calendars, is not the first of them in order."""
@@ -695,7 +742,18 @@ class _Room:
         if day >= self._ends + timedelta(days=2):
             return True
         found = self.first()
-        return found is not None and found[0] != event.uid
+        return found is not None and found.uid != event.uid
+
+    def holds(self, main: bytes, edited: Container[str]) -> bool:
+        """Whether calendar.ics as ``main`` (its events shrunk, none of them moved) still
+        leaves out what it left out, none of the events of ``edited`` (UIDs) being the
+        first one left out."""
+        if self._ends is None and not self._window:
+            return True  # (it left none out)
+        found = self.first()
+        if found is None:
+            return self._none_left
+        return found.uid not in edited and self.none(main)
 
     def none(self, main: bytes, first_size: int | None = None) -> bool:
         """Whether calendar.ics as ``main`` has surely no room for the first event left out,
@@ -703,10 +761,9 @@ class _Room:
         found = self.first()
         if found is None or _members_at(main) < 0:
             return False
-        _, size, zones = found
         members = len(main) - _members_at(main) - len(_END)
         # (calendar.ics as out/ holds it: its events' components are their files')
-        covered = self._zones.covered(self.main, also=zones)
+        covered = self._zones.covered(self.main, also=found.zones)
         if covered is None:
             return False
         settings = self._settings
@@ -716,7 +773,8 @@ class _Room:
             settings.site_url,
             None,
         )
-        total = len(head) + members + (size if first_size is None else first_size) + covered
+        size = found.size if first_size is None else first_size
+        total = len(head) + members + size + covered
         return total + len(_END) > settings.calendars.max_bytes
 
 
@@ -757,10 +815,8 @@ def _current_calendars(
     events alone, and a longer one never fits where a shorter one does not. So with its
     zones and calendars the same, an event of the run may grow while every calendar that
     holds it still fits (the run still fits, and a longer one still does not), and may
-    shrink when calendar.ics held all (the whole fits), or when the later calendars hold
-    some and calendar.ics still has no room for the first of them (:class:`_Room`); when
-    the archive of a month of the window may hold some, a shrink is left to the full
-    build."""
+    shrink when calendar.ics held all (the whole fits), or when it still has no room for
+    the first event it left out (:class:`_Room`)."""
     if not any(change.filed == _MAIN for change in changes):
         return {}
     limit = settings.calendars.max_bytes
@@ -791,12 +847,8 @@ def _current_calendars(
                 return None
             shrunk = shrunk or len(spliced) < len(data)
         made[path] = spliced
-    if shrunk and _some_left_out(previous, cutoff):
-        found = room.first() if room.left_out else None
-        if found is None or found[0] in {change.new.uid for change in changes}:
-            return None  # (the window's events left out, or the first one edited too)
-        if not room.none(made[paths.CALENDAR]):
-            return None
+    if shrunk and not room.holds(made[paths.CALENDAR], {change.new.uid for change in changes}):
+        return None
     return made
 
 
@@ -833,16 +885,6 @@ def _put(data: bytes, places: list[tuple[int, bytes, bytes]]) -> bytes:
         at = where + len(old)
     pieces.append(data[at:])
     return b"".join(pieces)
-
-
-def _some_left_out(previous: Manifest, cutoff: date) -> bool:
-    """Whether calendar.ics may have had no room for some event to come or ended within the
-    look-back window from ``cutoff``: a later calendar, or an archive calendar of a month
-    such an event may have ended in, is among the last build's files."""
-    return any(
-        kind == _LATER or (year, month or 12) >= (cutoff.year, cutoff.month)
-        for kind, year, month, _, _ in _dated_files(previous)
-    )
 
 
 def _read_out(out_dir: Path, previous: Manifest, path: str) -> bytes | None:
@@ -979,8 +1021,8 @@ def _spliced(
             if following_first is None:
                 return None
             if not first:
-                first_size = following_first[0]
-            size = zones.covered(held[path], also=following_first[1])
+                first_size = following_first.size
+            size = zones.covered(held[path], also=following_first.zones)
             if size is None or own + first_size + size + shortest(month, number) <= limit:
                 return None
     return spliced
