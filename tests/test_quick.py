@@ -229,14 +229,16 @@ def _parts_pair(
     monkeypatch: pytest.MonkeyPatch,
     limit: int = 30000,
     prepare: Callable[[Pair], object] = lambda pair: None,
+    lookback: int = 365,
 ) -> Pair:
-    """A pair whose calendars hold at most ``limit`` bytes, started after ``prepare``."""
+    """A pair whose calendars hold at most ``limit`` bytes, with a look-back window of
+    ``lookback`` days, started after ``prepare``."""
     pair = Pair(tmp_path, records, monkeypatch)
     settings = pair.events / "site.yaml"
     settings.write_text(
         settings.read_text().replace(
             "calendars: {lookback_days: 365}",
-            f"calendars: {{lookback_days: 365, max_bytes: {limit}}}",
+            f"calendars: {{lookback_days: {lookback}, max_bytes: {limit}}}",
         )
     )
     prepare(pair)
@@ -621,14 +623,21 @@ def test_an_event_of_calendar_ics_shrunk_a_little_when_others_were_left_out(
     else:
         pair = _parts_pair(records, tmp_path, monkeypatch)
     held = _held(pair)
-    taken = []
-    for path in held[:3]:
-        path.write_text(path.read_text() + "\nNoted after the meeting.\n")
-        assert pair.build()  # (grown, and calendar.ics still fits)
-        path.write_text(path.read_text().replace("\nNoted after the meeting.\n", ""))
-        taken.append(pair.build())
-    assert taken == [True] * 3
+    assert _grown_and_put_back(pair, held[:3]) == [True] * 3
     assert _held(pair) == held
+
+
+def _grown_and_put_back(pair: Pair, records: list[Path]) -> list[bool]:
+    """Each record in turn has a line added (built: quick, calendar.ics still fitting) and
+    taken away again (built): whether each rebuild that took it away was quick."""
+    taken = []
+    for path in records:
+        text = path.read_text()
+        path.write_text(text + "\nNoted after the meeting.\n")
+        assert pair.build()
+        path.write_text(text)
+        taken.append(pair.build())
+    return taken
 
 
 def test_the_first_later_event_shrunk_into_calendar_ics(
@@ -759,18 +768,13 @@ def _window_pair(records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     """A pair with a look-back window of ten years and three events to come: calendar.ics
     holds those and as many of the window's events as fit, those that ended last; the
     archive holds the rest."""
-    pair = Pair(tmp_path, records, monkeypatch)
-    settings = pair.events / "site.yaml"
-    settings.write_text(
-        settings.read_text().replace(
-            "calendars: {lookback_days: 365}",
-            f"calendars: {{lookback_days: {WINDOW}, max_bytes: 150000}}",
-        )
-    )
-    coming = [p for p in pair.events.rglob("event-*.md") if _start(p) >= AS_OF]
-    for path in sorted(coming, key=lambda p: (_start(p), p.name))[3:]:
-        path.unlink()
-    pair.start()
+
+    def three_to_come(pair: Pair) -> None:
+        coming = [p for p in pair.events.rglob("event-*.md") if _start(p) >= AS_OF]
+        for path in sorted(coming, key=lambda p: (_start(p), p.name))[3:]:
+            path.unlink()
+
+    pair = _parts_pair(records, tmp_path, monkeypatch, 150000, three_to_come, WINDOW)
     assert not (tmp_path / "out/calendars/later").exists()
     assert (tmp_path / "out/calendars/archive").exists()
     return pair
@@ -787,13 +791,7 @@ def test_events_of_calendar_ics_shrunk_when_the_archive_holds_events_of_the_wind
     held = _held(pair)
     feeds = "".join(p.read_text() for p in (tmp_path / "out/feeds").rglob("*.*"))
     unfed = [p for p in held if p.stem not in feeds]  # (no feed names them)
-    taken = []
-    for path in unfed[:3]:
-        path.write_text(path.read_text() + "\nNoted after the meeting.\n")
-        assert pair.build()  # (grown, and calendar.ics still fits)
-        path.write_text(path.read_text().replace("\nNoted after the meeting.\n", ""))
-        taken.append(pair.build())
-    assert taken == [True] * 3, unfed
+    assert _grown_and_put_back(pair, unfed[:3]) == [True] * 3, unfed
     assert _held(pair) == held
     # (the last: those that ended first move out)
     text = unfed[-1].read_text()
