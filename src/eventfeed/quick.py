@@ -310,7 +310,7 @@ def _plan(
     if spliced is None:
         return None
     made.update(spliced)
-    current = _current_calendars(out_dir, previous, settings, blank, changes, cutoff, main, room)
+    current = _current_calendars(out_dir, previous, settings, blank, changes, main, room)
     if current is None:
         return None
     made.update(current)
@@ -604,13 +604,9 @@ def _dated_calendars(
         if filed == _ARCHIVE:
             on = cast(tuple[int, int, object, date], change.new_made["ical"][1])[3]
         else:
-            if len(new) < len(old) and not room.after_first(change.new):
-                # (the first one left out, unless it cannot be told: with calendar.ics as
-                # it was, it must still find no room there)
-                found = room.first()
-                if found is None or found.uid != change.new.uid:
-                    return None
-                if any(c.filed == _MAIN for c in changes) or not room.none(room.main, len(new)):
+            if len(new) < len(old):
+                edited = any(c.filed == _MAIN for c in changes)  # (calendar.ics too)
+                if not room.still_later(change.new, len(new), None if edited else room.main):
                     return None
             on = change.new.local_start  # (a date, or a date-time: its year and month)
         by_year.setdefault((filed, on.year), []).append((on.month, old, new))
@@ -733,8 +729,10 @@ class _Room:
         self._none_left = found is None
         return found
 
-    def after_first(self, event: Event) -> bool:
-        """Whether ``event``, of the later calendars, is not the first of them in order."""
+    def still_later(self, event: Event, size: int, main: bytes | None) -> bool:
+        """Whether calendar.ics still has no room for ``event`` of the later calendars, its
+        components shrunk to ``size`` bytes: sure when it is not the first of them in order;
+        else when calendar.ics as ``main`` (None: not known) is too large with it after."""
         if self._ends is None:
             return False
         start = event.local_start
@@ -742,7 +740,11 @@ class _Room:
         if day >= self._ends + timedelta(days=2):
             return True
         found = self.first()
-        return found is not None and found.uid != event.uid
+        if found is None:
+            return False
+        if found.uid != event.uid:
+            return True
+        return main is not None and self.none(main, size)
 
     def holds(self, main: bytes, edited: Container[str]) -> bool:
         """Whether calendar.ics as ``main`` (its events shrunk, none of them moved) still
@@ -799,7 +801,6 @@ def _current_calendars(
     settings: Settings,
     context: BuildContext,
     changes: list[_Edit],
-    cutoff: date,
     main: bytes,
     room: _Room,
 ) -> dict[str, bytes] | None:
@@ -976,7 +977,7 @@ def _spliced(
             return None
     shrunk = sum(deltas.values())
     if None not in layouts and shrunk < 0:
-        # the year did not fit: its members alone still do not
+        # the year did not fit: its members (and their VTIMEZONEs) still do not
         total, year_files = 0, []
         for path in previous.files:
             if path.startswith(whole[: -len(".ics")] + "-"):
