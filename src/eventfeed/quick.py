@@ -68,6 +68,7 @@ from .ical import (
     _ARCHIVE,
     _END,
     _LATER,
+    Header,
     _dated_header,
     _groups,
     _head_bytes,
@@ -763,21 +764,25 @@ class _Room:
         found = self.first()
         if found is None or _members_at(main) < 0:
             return False
-        members = len(main) - _members_at(main) - len(_END)
         # (calendar.ics as out/ holds it: its events' components are their files')
         covered = self._zones.covered(self.main, also=found.zones)
         if covered is None:
             return False
-        settings = self._settings
-        head = _head_bytes(
-            _main_header(self._context),
-            settings.calendars.refresh_hours,
-            settings.site_url,
-            None,
-        )
         size = found.size if first_size is None else first_size
-        total = len(head) + members + size + covered
-        return total + len(_END) > settings.calendars.max_bytes
+        total = _shortest(self._settings, _main_header(self._context)) + _members(main)
+        return total + size + covered > self._settings.calendars.max_bytes
+
+
+def _shortest(settings: Settings, header: Header) -> int:
+    """The size of a calendar under ``header`` without events and VTIMEZONEs, its head the
+    shortest it may be (no zone line)."""
+    refresh = settings.calendars.refresh_hours
+    return len(_head_bytes(header, refresh, settings.site_url, None)) + len(_END)
+
+
+def _members(data: bytes) -> int:
+    """The size of the events' components of a calendar (:func:`_members_at`)."""
+    return len(data) - _members_at(data) - len(_END)
 
 
 def _start_day(data: bytes, start: int) -> date | None:
@@ -930,14 +935,9 @@ def _spliced(
       (the part's members, the next part's first event, their VTIMEZONEs).
     """
     limit = settings.calendars.max_bytes
-    refresh = settings.calendars.refresh_hours
 
     def shortest(month: int | None, part: int | None) -> int:
-        header = _dated_header(context, kind, year, month, part)
-        return len(_head_bytes(header, refresh, settings.site_url, None)) + len(_END)
-
-    def members(data: bytes) -> int:
-        return len(data) - _members_at(data) - len(_END)
+        return _shortest(settings, _dated_header(context, kind, year, month, part))
 
     # the calendars of each month edited (all the year's: None)
     named = paths.archive_calendar if kind == _ARCHIVE else paths.later_calendar
@@ -984,7 +984,7 @@ def _spliced(
                 other = held.get(path) or _read_out(out_dir, previous, path)
                 if other is None or _members_at(other) < 0:
                     return None
-                total += members(other)
+                total += _members(other)
                 year_files.append(other)
         if total + shrunk + shortest(None, None) <= limit:
             size = zones.covered(*year_files)
@@ -995,7 +995,7 @@ def _spliced(
             continue
         month = key
         grown = sum(deltas.get(path, 0) for path in layout)
-        bound = sum(members(held[p]) for p in layout) + grown + shortest(month, None)
+        bound = sum(_members(held[p]) for p in layout) + grown + shortest(month, None)
         if grown < 0 and bound <= limit:  # (the month did not fit)
             size = zones.covered(*(held[p] for p in layout))
             if size is None or bound + size <= limit:
@@ -1014,7 +1014,7 @@ def _spliced(
                 if end < 0:
                     return None
                 first_size = end + len(_COMPONENT_END) - start
-            own = members(held[path]) + deltas.get(path, 0)
+            own = _members(held[path]) + deltas.get(path, 0)
             if own + first_size + shortest(month, number) > limit:
                 continue  # (sure without the VTIMEZONEs)
             # (the VTIMEZONEs, and the next part's first event whole)
